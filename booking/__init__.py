@@ -1,0 +1,1 @@
+"""The slot engine: venues, sessions, slots, holds, bookings. Knows no channel."""

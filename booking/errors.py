@@ -1,0 +1,43 @@
+"""Domain errors carry their HTTP meaning and their message in Japanese and English."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+
+@cache
+def catalogue() -> dict[str, dict[str, Any]]:
+    """The message catalogue (booking/messages.toml), read once per process."""
+    text = files("booking").joinpath("messages.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+class BookingError(Exception):
+    """A rule of the engine said no; ``code`` names it for machines, the catalogue for people."""
+
+    def __init__(self, code: str, *, field: str | None = None, **params: Any) -> None:
+        if code not in catalogue():
+            raise KeyError(f"no message for error code {code!r}")
+        super().__init__(code)
+        self.code = code
+        self.field = field
+        self.params = params
+
+    @property
+    def status(self) -> int:
+        return int(catalogue()[self.code]["status"])
+
+    def message(self, language: str) -> str:
+        return str(catalogue()[self.code][language]).format(**self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": {"ja": self.message("ja"), "en": self.message("en")},
+        }
+        if self.field:
+            body["field"] = self.field
+        return body

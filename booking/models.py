@@ -1,0 +1,251 @@
+"""Tables of the slot engine: venues, services, sessions, slots, holds, bookings, the outbox."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from booking.base import Base, UTCDateTime
+
+
+class Venue(Base):
+    """A place residents visit: the main office, a branch office or a pop-up venue."""
+
+    __tablename__ = "venue"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # main | branch | popup
+    address_ja: Mapped[str] = mapped_column(String(300))
+    address_en: Mapped[str] = mapped_column(String(300))
+    # Bookings for a day close at this local time on the last bookable day before it; None = midnight.
+    cutoff_time: Mapped[time | None] = mapped_column(Time, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (CheckConstraint("kind IN ('main', 'branch', 'popup')", name="kind"),)
+
+
+class Service(Base):
+    """An appointment type: card pickup, application help, PIN reset, certificate renewal."""
+
+    __tablename__ = "service"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    requires_notice_number: Mapped[bool] = mapped_column(Boolean, default=False)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class VenueService(Base):
+    """Which services a venue offers."""
+
+    __tablename__ = "venue_service"
+
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"), primary_key=True)
+
+
+class WeeklyTemplate(Base):
+    """Regular opening of one service line at a venue on one weekday."""
+
+    __tablename__ = "weekly_template"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    weekday: Mapped[int] = mapped_column(Integer)  # 0 = Monday
+    opens: Mapped[time] = mapped_column(Time)
+    closes: Mapped[time] = mapped_column(Time)
+    slot_minutes: Mapped[int] = mapped_column(Integer)
+    seats: Mapped[int] = mapped_column(Integer)
+    # Comma-separated weeks of the month (e.g. "2,4" for 2nd and 4th Sundays); None = every week.
+    weeks_of_month: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("venue_id", "service_id", "weekday", "opens"),
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("slot_minutes > 0 AND seats >= 0", name="positive"),
+    )
+
+
+class Closure(Base):
+    """An ad-hoc closed day, for one venue or (venue_id NULL) for all."""
+
+    __tablename__ = "closure"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str | None] = mapped_column(ForeignKey("venue.id"), nullable=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Session(Base):
+    """A service line at a venue open on one date for some hours."""
+
+    __tablename__ = "session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    day: Mapped[date] = mapped_column(Date)
+    opens: Mapped[time] = mapped_column(Time)
+    closes: Mapped[time] = mapped_column(Time)
+    kind: Mapped[str] = mapped_column(String(20))  # regular | holiday | popup | extra
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
+    closed_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("venue_id", "service_id", "day", "opens"),
+        Index("ix_session_day", "day"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+
+
+class Slot(Base):
+    """A time window in a session with a capacity in seats.
+
+    ``booked`` and ``held`` change only through conditional UPDATEs in booking.service; the CHECK
+    is the last line of defence against overbooking.
+    """
+
+    __tablename__ = "slot"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("session.id"))
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    capacity: Mapped[int] = mapped_column(Integer)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+    held: Mapped[int] = mapped_column(Integer, default=0)
+    # Mirrors the session's status so the seat UPDATE can refuse a closed slot without a join.
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        CheckConstraint(
+            "booked >= 0 AND held >= 0 AND booked + held <= capacity", name="seats_within_capacity"
+        ),
+        Index("ix_slot_service_start", "service_id", "starts_at"),
+        Index("ix_slot_venue_service_start", "venue_id", "service_id", "starts_at"),
+        Index("ix_slot_session", "session_id"),
+    )
+
+
+class Hold(Base):
+    """Seats kept for a caller or web visitor while they confirm; expires by itself.
+
+    kind ``offer`` is kept for a person; kind ``release_delay`` keeps a cancelled booking's seats
+    off sale for a while (discourages slot trading).
+    """
+
+    __tablename__ = "hold"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # unguessable token
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
+    seats: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(10))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_hold_slot_expires", "slot_id", "expires_at"),
+        Index("ix_hold_expires", "expires_at"),
+        CheckConstraint("seats > 0", name="seats_positive"),
+    )
+
+
+class Booking(Base):
+    """A reservation. Personal fields are encrypted; ``*_hmac`` columns allow exact lookups."""
+
+    __tablename__ = "booking"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    party_size: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(10))  # ivr | web | agent
+    status: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(5))
+    name_kana_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    phone_line_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    birth_date_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bumped on every move or cancel, so a job about an older version knows it is stale.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("party_size >= 1", name="party_positive"),
+        CheckConstraint(
+            "status IN ('booked', 'cancelled', 'checked_in', 'completed', 'no_show')",
+            name="status",
+        ),
+        CheckConstraint("channel IN ('ivr', 'web', 'agent')", name="channel"),
+        Index("ix_booking_slot", "slot_id"),
+    )
+
+
+class BookingMember(Base):
+    """One person of a household booking, with their notice number where the service needs one."""
+
+    __tablename__ = "booking_member"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    notice_number_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notice_number_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    braille: Mapped[bool] = mapped_column(Boolean, default=False)
+    e_certificate: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (UniqueConstraint("booking_id", "position"),)
+
+
+class IdempotencyKey(Base):
+    """A client's retry key: the same key and request give the same booking, never a second."""
+
+    __tablename__ = "idempotency_key"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hmac: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BookingEvent(Base):
+    """Outbox: what other packages must react to, written in the booking's own transaction."""
+
+    __tablename__ = "booking_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # booked | moved | cancelled | status
+    booking_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_booking_event_pending", "dispatched_at", "id"),)

@@ -1,0 +1,148 @@
+"""Residents' personal fields: validation, encryption at rest, lookup hashes, the My Number guard."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+
+import phonenumbers
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from stdnum.jp import in_ as my_number
+
+from booking.errors import BookingError
+
+
+@dataclass(frozen=True)
+class Vault:
+    """Encrypts personal fields (newest key first, older keys still decrypt) and hashes lookups."""
+
+    fernet: MultiFernet
+    lookup_key: bytes
+
+    @classmethod
+    def from_keys(cls, data_keys: list[str], lookup_key: str) -> Vault:
+        if not data_keys or not lookup_key:
+            raise ValueError("a data key and a lookup key are needed")
+        return cls(MultiFernet([Fernet(k.encode()) for k in data_keys]), lookup_key.encode())
+
+    def encrypt(self, value: str) -> str:
+        return self.fernet.encrypt(value.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self.fernet.decrypt(token.encode()).decode()
+        except InvalidToken as exc:  # wrong key set: say so rather than return garbage
+            raise RuntimeError(
+                "personal field cannot be decrypted with the configured keys"
+            ) from exc
+
+    def digest(self, value: str) -> str:
+        return hmac.new(self.lookup_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def same(self, value: str, digest: str | None) -> bool:
+        return digest is not None and hmac.compare_digest(self.digest(value), digest)
+
+
+# --- The My Number guard ------------------------------------------------------------------
+
+# Digit groups joined by single spaces or hyphens, as people write "1234 5678 9018".
+_DIGIT_RUN = re.compile(r"\d+(?:[ \-]\d+)*")
+
+
+def contains_my_number(text: str) -> bool:
+    """True if the text holds a 12-digit number that passes the My Number check-digit rule."""
+    normalised = unicodedata.normalize("NFKC", text).replace("\u2212", "-").replace("\u30fc", "-")
+    for run in _DIGIT_RUN.findall(normalised):
+        digits = re.sub(r"\D", "", run)
+        if len(digits) == 12 and my_number.is_valid(digits):
+            return True
+    return False
+
+
+def refuse_my_number(field: str, text: str) -> None:
+    """Refuse any field that would hold an individual number: it must never be stored."""
+    if contains_my_number(text):
+        raise BookingError("my_number_refused", field=field)
+
+
+# --- Phone numbers ------------------------------------------------------------------------
+
+_LINE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed_line",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+}
+
+
+@dataclass(frozen=True)
+class Phone:
+    e164: str
+    line_type: str
+
+
+def parse_phone(raw: str, field: str = "phone") -> Phone:
+    """Parse a Japanese (or +-prefixed international) number into E.164 with its line type."""
+    text = unicodedata.normalize("NFKC", raw).strip()
+    if not text.startswith("+"):
+        refuse_my_number(field, text)
+    try:
+        number = phonenumbers.parse(text, "JP")
+    except phonenumbers.NumberParseException as exc:
+        raise BookingError("invalid_phone", field=field) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise BookingError("invalid_phone", field=field)
+    line_type = _LINE_TYPES.get(phonenumbers.number_type(number), "unknown")
+    return Phone(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), line_type)
+
+
+def mask_phone(e164: str) -> str:
+    """Show only the last four digits, as agents and residents see it on screen."""
+    return "*" * max(len(e164) - 4, 0) + e164[-4:]
+
+
+# --- Names in kana ------------------------------------------------------------------------
+
+_KANA_NAME = re.compile(r"^[\u30a0-\u30ffA-Za-z\u3000 ・\-'.]+$")
+
+
+def normalise_name_kana(raw: str, field: str = "name_kana") -> str:
+    """Katakana (hiragana and half-width kana converted); Latin letters for names registered so."""
+    refuse_my_number(field, raw)
+    text = unicodedata.normalize("NFKC", raw).strip()
+    # Hiragana to katakana: the blocks are 0x60 apart.
+    text = "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
+    text = re.sub(r"[\s\u3000]+", " ", text)
+    if not text or len(text) > 60 or not _KANA_NAME.match(text):
+        raise BookingError("invalid_name_kana", field=field)
+    return text
+
+
+# --- Notice numbers (交付通知書番号) --------------------------------------------------------
+
+_NOTICE = re.compile(r"^([0-9A-Z]{3})-?([0-9]{6})$")
+
+
+def normalise_notice_number(raw: str, field: str = "notice_number") -> str:
+    """Three letters or digits, a hyphen, six digits; full-width and lower case accepted."""
+    refuse_my_number(field, raw)
+    text = unicodedata.normalize("NFKC", raw).strip().upper().replace(" ", "")
+    text = text.replace("\u2212", "-").replace("\u30fc", "-")
+    match = _NOTICE.match(text)
+    if not match:
+        raise BookingError("invalid_notice_number", field=field)
+    return f"{match.group(1)}-{match.group(2)}"
+
+
+def check_birth_date(value: date, today: date, field: str = "birth_date") -> date:
+    if value > today or value.year < 1900:
+        raise BookingError("invalid_birth_date", field=field)
+    return value

@@ -1,0 +1,192 @@
+"""The public JSON shapes of /api/v1 (a contract: the IVR, console, web pages and others use it)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+from booking.context import TOKYO
+from booking.personal import mask_phone
+from booking.service import BookingView, HoldView, SlotView
+
+ShortText = Annotated[str, Field(max_length=100)]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _tokyo(value: datetime) -> str:
+    return value.astimezone(TOKYO).isoformat()
+
+
+class ServiceOut(_Out):
+    id: str
+    name_ja: str
+    name_en: str
+    duration_minutes: int
+    requires_notice_number: bool
+
+
+class VenueOut(_Out):
+    id: str
+    name_ja: str
+    name_en: str
+    kind: Literal["main", "branch", "popup"]
+    address_ja: str
+    address_en: str
+    services: list[str] = []
+
+
+class SlotOut(BaseModel):
+    id: int
+    venue: str
+    service: str
+    start: datetime
+    end: datetime
+    remaining: int
+
+    @field_serializer("start", "end")
+    def _local(self, value: datetime) -> str:
+        return _tokyo(value)
+
+    @classmethod
+    def of(cls, slot: SlotView) -> SlotOut:
+        return cls(
+            id=slot.id,
+            venue=slot.venue_id,
+            service=slot.service_id,
+            start=slot.starts_at,
+            end=slot.ends_at,
+            remaining=slot.remaining,
+        )
+
+
+class HoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slot_id: int
+    party_size: int = 1
+
+
+class HoldOut(BaseModel):
+    id: str
+    slot_id: int
+    seats: int
+    expires_at: datetime
+
+    @field_serializer("expires_at")
+    def _local(self, value: datetime) -> str:
+        return _tokyo(value)
+
+    @classmethod
+    def of(cls, hold: HoldView) -> HoldOut:
+        return cls(id=hold.id, slot_id=hold.slot_id, seats=hold.seats, expires_at=hold.expires_at)
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notice_number: ShortText | None = Field(
+        default=None, description="交付通知書番号: 3 letters or digits, a hyphen, 6 digits"
+    )
+    braille: bool = False
+    e_certificate: bool = True
+
+
+class BookingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slot_id: int | None = None
+    hold_id: Annotated[str, Field(max_length=64)] | None = None
+    party_size: int = 1
+    name_kana: ShortText
+    phone: Annotated[str, Field(max_length=30)]
+    birth_date: date
+    members: list[MemberIn] = Field(default_factory=list, max_length=20)
+    language: Literal["ja", "en"] = "ja"
+
+
+class SecondFactorIn(BaseModel):
+    """The phone number or the birth date given when booking (in the body, never in the URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[str, Field(max_length=30)] | None = None
+    birth_date: date | None = None
+
+
+class RescheduleIn(SecondFactorIn):
+    slot_id: int | None = None
+    hold_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+class MemberOut(BaseModel):
+    position: int
+    notice_number: str | None
+    braille: bool
+    e_certificate: bool
+
+
+def _mask_notice(number: str | None) -> str | None:
+    return None if number is None else number[:4] + "***" + number[-3:]
+
+
+class BookingOut(BaseModel):
+    code: str
+    status: str
+    channel: str
+    service: str
+    venue: str
+    slot_id: int
+    start: datetime
+    end: datetime
+    party_size: int
+    name_kana: str | None
+    phone: str | None = Field(description="masked: only the last four digits")
+    language: str
+    members: list[MemberOut]
+    created_at: datetime
+
+    @field_serializer("start", "end", "created_at")
+    def _local(self, value: datetime) -> str:
+        return _tokyo(value)
+
+    @classmethod
+    def of(cls, booking: BookingView) -> BookingOut:
+        return cls(
+            code=booking.code,
+            status=booking.status,
+            channel=booking.channel,
+            service=booking.service_id,
+            venue=booking.venue_id,
+            slot_id=booking.slot_id,
+            start=booking.starts_at,
+            end=booking.ends_at,
+            party_size=booking.party_size,
+            name_kana=booking.name_kana,
+            phone=mask_phone(booking.phone) if booking.phone else None,
+            language=booking.language,
+            members=[
+                MemberOut(
+                    position=m.position,
+                    notice_number=_mask_notice(m.notice_number),
+                    braille=m.braille,
+                    e_certificate=m.e_certificate,
+                )
+                for m in booking.members
+            ],
+            created_at=booking.created_at,
+        )
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: dict[str, str]
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,1018 @@
+"""The slot engine's rules. The only code that changes seats or a booking's status.
+
+Seats change in single conditional UPDATEs (``booked + held + n <= capacity``) with a CHECK behind
+them; no Python lock and no count-then-insert, so every channel and every process can call this.
+Lock order, where one transaction touches several rows: the booking row first, then slot rows in
+ascending id order. That keeps racing moves and cancels free of deadlocks.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from booking import codes
+from booking.base import UTCDateTime
+from booking.context import TOKYO, BookingContext, context
+from booking.errors import BookingError
+from booking.models import (
+    Booking,
+    BookingEvent,
+    BookingMember,
+    Hold,
+    IdempotencyKey,
+    Service,
+    Slot,
+    Venue,
+    VenueService,
+)
+from booking.personal import (
+    check_birth_date,
+    normalise_name_kana,
+    normalise_notice_number,
+    parse_phone,
+    refuse_my_number,
+)
+
+LANGUAGES = ("ja", "en")
+CHANNELS = ("ivr", "web", "agent")
+MAX_RANGE_DAYS = 62
+
+# --- Views handed to the channels ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: int
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    remaining: int
+
+
+@dataclass(frozen=True)
+class HoldView:
+    id: str
+    slot_id: int
+    seats: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberView:
+    position: int
+    notice_number: str | None
+    braille: bool
+    e_certificate: bool
+
+
+@dataclass(frozen=True)
+class BookingView:
+    id: int
+    code: str
+    status: str
+    channel: str
+    slot_id: int
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    party_size: int
+    language: str
+    name_kana: str | None
+    phone: str | None
+    phone_line_type: str | None
+    birth_date: date | None
+    version: int
+    created_at: datetime
+    members: list[MemberView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    notice_number: str | None = None
+    braille: bool = False
+    e_certificate: bool = True
+
+
+@dataclass(frozen=True)
+class ResidentInput:
+    """What a resident gives when booking, before validation."""
+
+    name_kana: str
+    phone: str
+    birth_date: date
+    language: str = "ja"
+    members: list[MemberInput] = field(default_factory=list)
+
+
+# --- Catalogue ----------------------------------------------------------------------------
+
+
+def list_services(db: DbSession) -> list[Service]:
+    """Every appointment type, in display order."""
+    return list(db.execute(select(Service).order_by(Service.sort_order, Service.id)).scalars())
+
+
+def list_venues(db: DbSession, *, service_id: str | None = None) -> list[Venue]:
+    """Active venues in display order, optionally only those offering a service."""
+    query = select(Venue).where(Venue.active.is_(True)).order_by(Venue.sort_order, Venue.id)
+    if service_id is not None:
+        query = query.join(VenueService, VenueService.venue_id == Venue.id).where(
+            VenueService.service_id == service_id
+        )
+    return list(db.execute(query).scalars())
+
+
+def venue_services(db: DbSession) -> dict[str, list[str]]:
+    """Which services each venue offers."""
+    offered: dict[str, list[str]] = {}
+    for venue_id, service_id in db.execute(select(VenueService.venue_id, VenueService.service_id)):
+        offered.setdefault(venue_id, []).append(service_id)
+    return offered
+
+
+def _service(db: DbSession, service_id: str) -> Service:
+    service = db.get(Service, service_id)
+    if service is None:
+        raise BookingError("unknown_service", field="service")
+    return service
+
+
+# --- The booking window -------------------------------------------------------------------
+
+
+def first_bookable_day(ctx: BookingContext, cutoff: time | None) -> date:
+    """The earliest day a new booking may be for at a venue with this daily cut-off."""
+    now_local = ctx.now().astimezone(TOKYO)
+    first = now_local.date() + timedelta(days=ctx.rules.min_days_ahead)
+    if cutoff is not None and now_local.time() >= cutoff:
+        first += timedelta(days=1)
+    return first
+
+
+def last_bookable_day(ctx: BookingContext) -> date:
+    return ctx.today() + timedelta(days=ctx.rules.max_days_ahead)
+
+
+def _check_window(ctx: BookingContext, starts_at: datetime, cutoff: time | None) -> None:
+    first = first_bookable_day(ctx, cutoff)
+    last = last_bookable_day(ctx)
+    day = starts_at.astimezone(TOKYO).date()
+    if day < first or day > last or starts_at <= ctx.now():
+        raise BookingError(
+            "outside_booking_window", field="slot", first=first.isoformat(), last=last.isoformat()
+        )
+
+
+def _check_party(ctx: BookingContext, party: int) -> None:
+    if not 1 <= party <= ctx.rules.max_party_size:
+        raise BookingError("invalid_party_size", field="party_size", max=ctx.rules.max_party_size)
+
+
+# --- Availability -------------------------------------------------------------------------
+
+
+def availability(
+    db: DbSession,
+    *,
+    service_id: str,
+    venue_id: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    party: int = 1,
+    limit: int = 100,
+) -> list[SlotView]:
+    """Open slots with at least ``party`` seats free, earliest first; across venues if none given."""
+    ctx = context(db)
+    _service(db, service_id)
+    _check_party(ctx, party)
+    venues = list_venues(db, service_id=service_id)
+    if venue_id is not None:
+        venues = [v for v in venues if v.id == venue_id]
+        if not venues:
+            if db.get(Venue, venue_id) is None:
+                raise BookingError("unknown_venue", field="venue")
+            raise BookingError("service_not_offered", field="venue")
+    start = start or ctx.today()
+    end = end or last_bookable_day(ctx)
+    if end < start or (end - start).days > MAX_RANGE_DAYS:
+        raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
+    end = min(end, last_bookable_day(ctx))
+    now = ctx.now()
+    # Venues share a first bookable day unless their cut-off differs: one range per group.
+    by_first: dict[date, list[str]] = {}
+    for venue in venues:
+        by_first.setdefault(max(start, first_bookable_day(ctx, venue.cutoff_time)), []).append(
+            venue.id
+        )
+    if not by_first or end < min(by_first):
+        return []
+    active_holds = (
+        select(Hold.slot_id, func.sum(Hold.seats).label("seats"))
+        .where(Hold.expires_at > now)
+        .group_by(Hold.slot_id)
+        .subquery()
+    )
+    remaining = Slot.capacity - Slot.booked - func.coalesce(active_holds.c.seats, 0)
+    window_end = datetime.combine(end + timedelta(days=1), time(), tzinfo=TOKYO)
+    query = (
+        select(Slot, remaining.label("remaining"))
+        .outerjoin(active_holds, active_holds.c.slot_id == Slot.id)
+        .where(
+            Slot.service_id == service_id,
+            Slot.is_open.is_(True),
+            Slot.starts_at > now,
+            Slot.starts_at < window_end,
+            remaining >= party,
+            or_(
+                *(
+                    and_(
+                        Slot.venue_id.in_(ids),
+                        Slot.starts_at >= datetime.combine(first, time(), tzinfo=TOKYO),
+                    )
+                    for first, ids in by_first.items()
+                )
+            ),
+        )
+        .order_by(Slot.starts_at, Slot.venue_id)
+        .limit(limit)
+    )
+    return [
+        SlotView(s.id, s.venue_id, s.service_id, s.starts_at, s.ends_at, int(free))
+        for s, free in db.execute(query).tuples()
+    ]
+
+
+# --- Seats: the conditional updates -------------------------------------------------------
+
+_CLAIM_HOLD = (
+    update(Slot)
+    .where(
+        Slot.id == bindparam("slot_id"),
+        Slot.is_open.is_(True),
+        Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
+    )
+    .values(held=Slot.held + bindparam("seats"))
+)
+_CLAIM_BOOKED = (
+    update(Slot)
+    .where(
+        Slot.id == bindparam("slot_id"),
+        Slot.is_open.is_(True),
+        Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
+    )
+    .values(booked=Slot.booked + bindparam("seats"))
+)
+_HELD_TO_BOOKED = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"))
+    .values(held=Slot.held - bindparam("seats"), booked=Slot.booked + bindparam("seats"))
+)
+_RELEASE_HELD = (
+    update(Slot).where(Slot.id == bindparam("slot_id")).values(held=Slot.held - bindparam("seats"))
+)
+_RELEASE_BOOKED = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"))
+    .values(booked=Slot.booked - bindparam("seats"))
+)
+_BOOKED_TO_HELD = (
+    update(Slot)
+    .where(Slot.id == bindparam("slot_id"))
+    .values(booked=Slot.booked - bindparam("seats"), held=Slot.held + bindparam("seats"))
+)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount)
+
+
+def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
+    """Give the seats of lapsed holds back to sale; returns how many seats came back."""
+    now = context(db).now()
+    query = delete(Hold).where(Hold.expires_at <= now).returning(Hold.slot_id, Hold.seats)
+    if slot_id is not None:
+        query = query.where(Hold.slot_id == slot_id)
+    per_slot: dict[int, int] = {}
+    for sid, seats in db.execute(query).tuples():
+        per_slot[sid] = per_slot.get(sid, 0) + seats
+    for sid in sorted(per_slot):  # ascending slot id: the lock order
+        db.execute(_RELEASE_HELD, {"slot_id": sid, "seats": per_slot[sid]})
+    return sum(per_slot.values())
+
+
+def _slot_for_sale(db: DbSession, slot_id: int) -> tuple[Slot, Venue]:
+    row = db.execute(
+        select(Slot, Venue).join(Venue, Venue.id == Slot.venue_id).where(Slot.id == slot_id)
+    ).first()
+    if row is None:
+        raise BookingError("slot_not_found", field="slot_id")
+    slot, venue = row
+    if not slot.is_open:
+        raise BookingError("slot_closed", field="slot_id")
+    _check_window(context(db), slot.starts_at, venue.cutoff_time)
+    return slot, venue
+
+
+def _why_not_claimed(db: DbSession, slot_id: int) -> BookingError:
+    is_open = db.execute(select(Slot.is_open).where(Slot.id == slot_id)).scalar_one()
+    return BookingError("slot_full" if is_open else "slot_closed", field="slot_id")
+
+
+def _claim(db: DbSession, statement: Any, slot_id: int, seats: int) -> None:
+    """Run a conditional seat claim; on failure, reclaim lapsed holds once and try again."""
+    for attempt in range(2):
+        if _rowcount(db.execute(statement, {"slot_id": slot_id, "seats": seats})) == 1:
+            return
+        if attempt == 0 and reclaim_expired_holds(db, slot_id=slot_id) == 0:
+            break
+    raise _why_not_claimed(db, slot_id)
+
+
+# --- Holds --------------------------------------------------------------------------------
+
+
+def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> HoldView:
+    """Keep seats for someone deciding; they lapse after the configured minutes by themselves."""
+    ctx = context(db)
+    _check_party(ctx, seats)
+    _slot_for_sale(db, slot_id)
+    _claim(db, _CLAIM_HOLD, slot_id, seats)
+    hold = Hold(
+        id=secrets.token_hex(16),
+        slot_id=slot_id,
+        seats=seats,
+        kind="offer",
+        channel=channel,
+        expires_at=ctx.now() + timedelta(minutes=ctx.rules.hold_minutes),
+        created_at=ctx.now(),
+    )
+    db.add(hold)
+    db.flush()
+    return HoldView(hold.id, slot_id, seats, hold.expires_at)
+
+
+def release_hold(db: DbSession, *, hold_id: str) -> None:
+    """Give a hold's seats back at once (the caller chose another time, or hung up)."""
+    row = db.execute(
+        delete(Hold)
+        .where(Hold.id == hold_id, Hold.kind == "offer")
+        .returning(Hold.slot_id, Hold.seats)
+    ).first()
+    if row is None:
+        raise BookingError("hold_not_found", field="hold_id")
+    db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
+
+
+def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
+    """Turn a hold into booked seats; returns its slot. Cannot fail for lack of seats."""
+    row = db.execute(
+        delete(Hold)
+        .where(Hold.id == hold_id, Hold.kind == "offer")
+        .returning(Hold.slot_id, Hold.seats, Hold.expires_at)
+    ).first()
+    if row is None:
+        raise BookingError("hold_not_found", field="hold_id")
+    if row.seats == seats and row.expires_at > context(db).now():
+        db.execute(_HELD_TO_BOOKED, {"slot_id": row.slot_id, "seats": seats})
+        return int(row.slot_id)
+    # A lapsed hold, or a different party size: give it back and book like anyone else.
+    db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
+    try:
+        _claim(db, _CLAIM_BOOKED, row.slot_id, seats)
+    except BookingError as exc:
+        if exc.code == "slot_full" and row.expires_at <= context(db).now():
+            raise BookingError("hold_expired", field="hold_id") from exc
+        raise
+    return int(row.slot_id)
+
+
+def _hold_slot(db: DbSession, hold_id: str) -> int:
+    slot_id = db.execute(
+        select(Hold.slot_id).where(Hold.id == hold_id, Hold.kind == "offer")
+    ).scalar_one_or_none()
+    if slot_id is None:
+        raise BookingError("hold_not_found", field="hold_id")
+    return slot_id
+
+
+# --- Booking ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """A resident's validated input, encrypted for storage."""
+
+    name_kana_enc: str
+    phone_enc: str
+    phone_hmac: str
+    phone_line_type: str
+    birth_date_enc: str
+    language: str
+    members: list[tuple[int, str | None, str | None, bool, bool]]
+    fingerprint: str  # keyed hash of the whole request, for idempotency
+
+
+def _seal(
+    db: DbSession, service: Service, party: int, resident: ResidentInput, extra: dict[str, Any]
+) -> _Sealed:
+    ctx = context(db)
+    vault = ctx.vault
+    name = normalise_name_kana(resident.name_kana)
+    phone = parse_phone(resident.phone)
+    birth = check_birth_date(resident.birth_date, ctx.today())
+    if resident.language not in LANGUAGES:
+        raise BookingError("invalid_language", field="language")
+    members: list[tuple[int, str | None, str | None, bool, bool]] = []
+    if service.requires_notice_number and len(resident.members) != party:
+        raise BookingError("members_mismatch", field="members", party=party)
+    if len(resident.members) > party:
+        raise BookingError("members_mismatch", field="members", party=party)
+    seen: set[str] = set()
+    for i, member in enumerate(resident.members):
+        notice = None
+        if member.notice_number:
+            notice = normalise_notice_number(member.notice_number, f"members[{i}].notice_number")
+            if notice in seen:
+                raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
+            seen.add(notice)
+        elif service.requires_notice_number:
+            raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
+        members.append(
+            (
+                i,
+                vault.encrypt(notice) if notice else None,
+                vault.digest(notice) if notice else None,
+                member.braille,
+                member.e_certificate,
+            )
+        )
+    canonical = json.dumps(
+        {
+            "party": party,
+            "name": name,
+            "phone": phone.e164,
+            "birth": birth.isoformat(),
+            "language": resident.language,
+            "members": [[m[2], m[3], m[4]] for m in members],
+            **extra,
+        },
+        sort_keys=True,
+    )
+    return _Sealed(
+        name_kana_enc=vault.encrypt(name),
+        phone_enc=vault.encrypt(phone.e164),
+        phone_hmac=vault.digest(phone.e164),
+        phone_line_type=phone.line_type,
+        birth_date_enc=vault.encrypt(birth.isoformat()),
+        language=resident.language,
+        members=members,
+        fingerprint=vault.digest(canonical),
+    )
+
+
+# PostgreSQL: claim the seats and write the booking, its members and its outbox event in one
+# statement, so the hot slot's row lock is held for one round trip and the commit.
+_BOOK_PG = text(
+    """
+WITH claimed AS (
+    UPDATE slot SET booked = booked + :party
+    WHERE id = :slot_id AND is_open AND booked + held + :party <= capacity
+    RETURNING id, venue_id, service_id
+), made AS (
+    INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
+        language, name_kana_enc, phone_enc, phone_hmac, phone_line_type, birth_date_enc,
+        version, created_at, updated_at)
+    SELECT :code, id, venue_id, service_id, :party, :channel, 'booked', :language,
+        :name_kana_enc, :phone_enc, :phone_hmac, :phone_line_type, :birth_date_enc, 1, :now, :now
+    FROM claimed
+    ON CONFLICT (code) DO NOTHING
+    RETURNING id
+), members AS (
+    INSERT INTO booking_member (booking_id, position, notice_number_enc, notice_number_hmac,
+        braille, e_certificate)
+    SELECT made.id, m.position, m.enc, m.digest, m.braille, m.ecert
+    FROM made CROSS JOIN unnest(CAST(:m_pos AS integer[]), CAST(:m_enc AS text[]),
+        CAST(:m_hmac AS text[]), CAST(:m_braille AS boolean[]), CAST(:m_ecert AS boolean[]))
+        AS m(position, enc, digest, braille, ecert)
+), event AS (
+    INSERT INTO booking_event (booking_id, kind, booking_version, created_at)
+    SELECT id, 'booked', 1, :now FROM made
+), keyed AS (
+    INSERT INTO idempotency_key (key, request_hmac, booking_id, created_at)
+    SELECT :idem_key, :idem_hmac, id, :now FROM made WHERE CAST(:idem_key AS text) IS NOT NULL
+)
+SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT id FROM made) AS booking_id
+"""
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("idem_key", type_=String()),
+    bindparam("idem_hmac", type_=String()),
+    bindparam("party", type_=Integer()),
+)
+_UNDO_CLAIM = _RELEASE_BOOKED
+
+
+def _insert_booking_rows(
+    db: DbSession,
+    *,
+    code: str,
+    slot: Slot,
+    party: int,
+    channel: str,
+    sealed: _Sealed,
+    idempotency_key: str | None,
+) -> int:
+    """Portable path (SQLite): the rows after the seats were claimed, one statement each."""
+    now = context(db).now()
+    booking_id = db.execute(
+        insert(Booking)
+        .values(
+            code=code,
+            slot_id=slot.id,
+            venue_id=slot.venue_id,
+            service_id=slot.service_id,
+            party_size=party,
+            channel=channel,
+            status="booked",
+            language=sealed.language,
+            name_kana_enc=sealed.name_kana_enc,
+            phone_enc=sealed.phone_enc,
+            phone_hmac=sealed.phone_hmac,
+            phone_line_type=sealed.phone_line_type,
+            birth_date_enc=sealed.birth_date_enc,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Booking.id)
+    ).scalar_one()
+    if sealed.members:
+        db.execute(
+            insert(BookingMember),
+            [
+                {
+                    "booking_id": booking_id,
+                    "position": pos,
+                    "notice_number_enc": enc,
+                    "notice_number_hmac": digest,
+                    "braille": braille,
+                    "e_certificate": ecert,
+                }
+                for pos, enc, digest, braille, ecert in sealed.members
+            ],
+        )
+    _record_event(db, booking_id, "booked", 1)
+    if idempotency_key is not None:
+        db.add(
+            IdempotencyKey(
+                key=idempotency_key,
+                request_hmac=sealed.fingerprint,
+                booking_id=booking_id,
+                created_at=now,
+            )
+        )
+        db.flush()
+    return int(booking_id)
+
+
+def _record_event(db: DbSession, booking_id: int, kind: str, version: int) -> None:
+    db.execute(
+        insert(BookingEvent).values(
+            booking_id=booking_id, kind=kind, booking_version=version, created_at=context(db).now()
+        )
+    )
+
+
+def _book_pg(
+    db: DbSession,
+    *,
+    slot: Slot,
+    party: int,
+    channel: str,
+    sealed: _Sealed,
+    idempotency_key: str | None,
+) -> int | None:
+    """One-statement booking on PostgreSQL; None when the seats were not there."""
+    members = sealed.members
+    params = {
+        "slot_id": slot.id,
+        "party": party,
+        "channel": channel,
+        "language": sealed.language,
+        "name_kana_enc": sealed.name_kana_enc,
+        "phone_enc": sealed.phone_enc,
+        "phone_hmac": sealed.phone_hmac,
+        "phone_line_type": sealed.phone_line_type,
+        "birth_date_enc": sealed.birth_date_enc,
+        "now": context(db).now(),
+        "m_pos": [m[0] for m in members],
+        "m_enc": [m[1] for m in members],
+        "m_hmac": [m[2] for m in members],
+        "m_braille": [m[3] for m in members],
+        "m_ecert": [m[4] for m in members],
+        "idem_key": idempotency_key,
+        "idem_hmac": sealed.fingerprint,
+    }
+    for _ in range(2):  # a second pass only after reclaiming lapsed holds
+        for _ in range(5):  # a code already in use: undo the claim and draw another
+            row = db.execute(_BOOK_PG, {**params, "code": codes.new_code()}).one()
+            if row.booking_id is not None:
+                return int(row.booking_id)
+            if row.claimed == 0:
+                break
+            db.execute(_UNDO_CLAIM, {"slot_id": slot.id, "seats": party})
+        else:
+            raise RuntimeError("could not draw a free booking code in 5 tries")
+        if reclaim_expired_holds(db, slot_id=slot.id) == 0:
+            return None
+    return None
+
+
+def _free_code(db: DbSession) -> str:
+    while True:
+        code = codes.new_code()
+        if db.execute(select(Booking.id).where(Booking.code == code)).first() is None:
+            return code
+
+
+def book(
+    db: DbSession,
+    *,
+    slot_id: int | None = None,
+    hold_id: str | None = None,
+    party: int,
+    resident: ResidentInput,
+    channel: str,
+    idempotency_key: str | None = None,
+) -> BookingView:
+    """Book ``party`` seats for a household, directly or from a hold; never past capacity.
+
+    The same idempotency key with the same request returns the first booking; with another
+    request it is refused.
+    """
+    ctx = context(db)
+    if (slot_id is None) == (hold_id is None):
+        raise BookingError("both_slot_and_hold", field="slot_id")
+    if channel not in CHANNELS:
+        raise BookingError("invalid_request", field="channel")
+    _check_party(ctx, party)
+    if idempotency_key is not None:
+        refuse_my_number("Idempotency-Key", idempotency_key)
+    target_slot_id = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
+    slot, _venue = (
+        _slot_for_sale(db, target_slot_id) if hold_id is None else _slot_row(db, target_slot_id)
+    )
+    service = _service(db, slot.service_id)
+    sealed = _seal(
+        db, service, party, resident, {"slot": slot_id, "hold": hold_id, "channel": channel}
+    )
+    if idempotency_key is not None:
+        earlier = _replay(db, idempotency_key, sealed.fingerprint)
+        if earlier is not None:
+            return earlier
+    if hold_id is not None:
+        _take_hold(db, hold_id, party)
+        booking_id = _insert_booking_rows(
+            db,
+            code=_free_code(db),
+            slot=slot,
+            party=party,
+            channel=channel,
+            sealed=sealed,
+            idempotency_key=idempotency_key,
+        )
+    elif db.get_bind().dialect.name == "postgresql":
+        try:
+            # A savepoint only when a retry key could collide with a concurrent twin request.
+            if idempotency_key is not None:
+                with db.begin_nested():
+                    found = _book_pg(
+                        db,
+                        slot=slot,
+                        party=party,
+                        channel=channel,
+                        sealed=sealed,
+                        idempotency_key=idempotency_key,
+                    )
+            else:
+                found = _book_pg(
+                    db, slot=slot, party=party, channel=channel, sealed=sealed, idempotency_key=None
+                )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # The twin request committed first with the same key: answer with its booking.
+            earlier = _replay(db, idempotency_key, sealed.fingerprint)
+            if earlier is None:
+                raise
+            return earlier
+        if found is None:
+            raise _why_not_claimed(db, slot.id)
+        booking_id = found
+    else:
+        _claim(db, _CLAIM_BOOKED, slot.id, party)
+        booking_id = _insert_booking_rows(
+            db,
+            code=_free_code(db),
+            slot=slot,
+            party=party,
+            channel=channel,
+            sealed=sealed,
+            idempotency_key=idempotency_key,
+        )
+    return _view(db, booking_id)
+
+
+def _slot_row(db: DbSession, slot_id: int) -> tuple[Slot, Venue]:
+    row = db.execute(
+        select(Slot, Venue).join(Venue, Venue.id == Slot.venue_id).where(Slot.id == slot_id)
+    ).first()
+    if row is None:
+        raise BookingError("slot_not_found", field="slot_id")
+    return row[0], row[1]
+
+
+def _replay(db: DbSession, key: str, fingerprint: str) -> BookingView | None:
+    record = db.execute(
+        select(IdempotencyKey.request_hmac, IdempotencyKey.booking_id).where(
+            IdempotencyKey.key == key
+        )
+    ).first()
+    if record is None:
+        return None
+    if record.request_hmac != fingerprint or record.booking_id is None:
+        raise BookingError("idempotency_conflict", field="Idempotency-Key")
+    return _view(db, record.booking_id)
+
+
+# --- Finding, cancelling, moving ----------------------------------------------------------
+
+
+def _view(db: DbSession, booking_id: int) -> BookingView:
+    vault = context(db).vault
+    row = db.execute(
+        select(Booking, Slot.starts_at, Slot.ends_at)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.id == booking_id)
+        .execution_options(populate_existing=True)
+    ).one()
+    booking, starts_at, ends_at = row
+    members = db.execute(
+        select(BookingMember)
+        .where(BookingMember.booking_id == booking_id)
+        .order_by(BookingMember.position)
+        .execution_options(populate_existing=True)
+    ).scalars()
+
+    def clear(token: str | None) -> str | None:
+        return vault.decrypt(token) if token else None
+
+    birth = clear(booking.birth_date_enc)
+    return BookingView(
+        id=booking.id,
+        code=booking.code,
+        status=booking.status,
+        channel=booking.channel,
+        slot_id=booking.slot_id,
+        venue_id=booking.venue_id,
+        service_id=booking.service_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        party_size=booking.party_size,
+        language=booking.language,
+        name_kana=clear(booking.name_kana_enc),
+        phone=clear(booking.phone_enc),
+        phone_line_type=booking.phone_line_type,
+        birth_date=date.fromisoformat(birth) if birth else None,
+        version=booking.version,
+        created_at=booking.created_at,
+        members=[
+            MemberView(m.position, clear(m.notice_number_enc), m.braille, m.e_certificate)
+            for m in members
+        ],
+    )
+
+
+def find_booking(
+    db: DbSession, *, code: str, phone: str | None = None, birth_date: date | None = None
+) -> BookingView:
+    """A booking by its code and the phone number or birth date given when booking."""
+    code = code.strip()
+    if not codes.is_well_formed(code):
+        raise BookingError("invalid_code", field="code")
+    if phone is None and birth_date is None:
+        raise BookingError("second_factor_required", field="phone")
+    found = db.execute(select(Booking.id, Booking.phone_hmac).where(Booking.code == code)).first()
+    if found is None:
+        raise BookingError("booking_not_found", field="code")
+    view = _view(db, found.id)
+    matched = False
+    if phone is not None:
+        try:
+            e164: str | None = parse_phone(phone).e164
+        except BookingError:
+            e164 = None
+        matched = e164 is not None and context(db).vault.same(e164, found.phone_hmac)
+    if not matched and birth_date is not None:
+        matched = view.birth_date is not None and view.birth_date == birth_date
+    if not matched:
+        raise BookingError("booking_not_found", field="code")
+    return view
+
+
+def get_booking(db: DbSession, *, booking_id: int) -> BookingView:
+    """A booking by id, for staff screens (which log the access themselves)."""
+    return _view(db, booking_id)
+
+
+def _lock_active(db: DbSession, booking_id: int) -> None:
+    """Lock the booking row first (the lock order) and bump its version; it must be booked."""
+    result = db.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == "booked")
+        .values(version=Booking.version + 1, updated_at=context(db).now())
+    )
+    if _rowcount(result) != 1:
+        status = db.execute(select(Booking.status).where(Booking.id == booking_id)).scalar_one()
+        raise BookingError("booking_not_active", status=status)
+
+
+def cancel(
+    db: DbSession, *, code: str, phone: str | None = None, birth_date: date | None = None
+) -> BookingView:
+    """Cancel a booking; its seats go back on sale (after the release delay, if one is set).
+
+    Cancelling a cancelled booking again answers with it unchanged.
+    """
+    view = find_booking(db, code=code, phone=phone, birth_date=birth_date)
+    if view.status == "cancelled":
+        return view
+    return cancel_booking(db, booking_id=view.id)
+
+
+def cancel_booking(db: DbSession, *, booking_id: int) -> BookingView:
+    """Cancel by id (staff, after their own checks)."""
+    ctx = context(db)
+    _lock_active(db, booking_id)
+    booking = db.execute(
+        select(Booking.slot_id, Booking.party_size, Booking.version).where(Booking.id == booking_id)
+    ).one()
+    db.execute(update(Booking).where(Booking.id == booking_id).values(status="cancelled"))
+    delay = ctx.rules.release_delay_minutes
+    if delay == 0:
+        db.execute(_RELEASE_BOOKED, {"slot_id": booking.slot_id, "seats": booking.party_size})
+    else:
+        # Keep the seats off sale for a while, as a hold nobody owns, so they cannot be traded.
+        db.execute(_BOOKED_TO_HELD, {"slot_id": booking.slot_id, "seats": booking.party_size})
+        db.add(
+            Hold(
+                id=secrets.token_hex(16),
+                slot_id=booking.slot_id,
+                seats=booking.party_size,
+                kind="release_delay",
+                channel="web",
+                expires_at=ctx.now() + timedelta(minutes=delay),
+                created_at=ctx.now(),
+            )
+        )
+        db.flush()
+    _record_event(db, booking_id, "cancelled", booking.version)
+    return _view(db, booking_id)
+
+
+def reschedule(
+    db: DbSession,
+    *,
+    code: str,
+    phone: str | None = None,
+    birth_date: date | None = None,
+    slot_id: int | None = None,
+    hold_id: str | None = None,
+) -> BookingView:
+    """Move a booking to another time of the same service; the old seats go only once the new
+    ones are secured (one transaction: a failure leaves the booking where it was)."""
+    view = find_booking(db, code=code, phone=phone, birth_date=birth_date)
+    return reschedule_booking(db, booking_id=view.id, slot_id=slot_id, hold_id=hold_id)
+
+
+def reschedule_booking(
+    db: DbSession, *, booking_id: int, slot_id: int | None = None, hold_id: str | None = None
+) -> BookingView:
+    """Move by id (staff, after their own checks)."""
+    if (slot_id is None) == (hold_id is None):
+        raise BookingError("both_slot_and_hold", field="slot_id")
+    target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
+    new_slot, _ = _slot_for_sale(db, target) if hold_id is None else _slot_row(db, target)
+    _lock_active(db, booking_id)
+    booking = db.execute(
+        select(Booking.slot_id, Booking.party_size, Booking.service_id, Booking.version).where(
+            Booking.id == booking_id
+        )
+    ).one()
+    if new_slot.service_id != booking.service_id:
+        raise BookingError("service_mismatch", field="slot_id")
+    if new_slot.id == booking.slot_id:
+        raise BookingError("same_slot", field="slot_id")
+    seats = booking.party_size
+    release = {"slot_id": booking.slot_id, "seats": seats}
+
+    def claim() -> None:
+        if hold_id is not None:
+            _take_hold(db, hold_id, seats)
+        else:
+            _claim(db, _CLAIM_BOOKED, new_slot.id, seats)
+
+    # Slot rows in ascending id order (the lock order). Releasing first is safe: a failed claim
+    # raises, and the caller's transaction rolls the release back with it.
+    if booking.slot_id < new_slot.id:
+        db.execute(_RELEASE_BOOKED, release)
+        claim()
+    else:
+        claim()
+        db.execute(_RELEASE_BOOKED, release)
+    db.execute(
+        update(Booking)
+        .where(Booking.id == booking_id)
+        .values(slot_id=new_slot.id, venue_id=new_slot.venue_id)
+    )
+    _record_event(db, booking_id, "moved", booking.version)
+    return _view(db, booking_id)
+
+
+# --- The counter's status changes ---------------------------------------------------------
+
+_TRANSITIONS = {
+    ("booked", "checked_in"),
+    ("booked", "no_show"),
+    ("checked_in", "completed"),
+    ("checked_in", "booked"),  # checked in by mistake
+    ("no_show", "checked_in"),  # arrived late after all
+}
+
+
+def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
+    """Counter status changes: checked in, completed, no-show. Seats stay counted: the time is
+    the resident's until it has passed."""
+    current = db.execute(
+        select(Booking.status).where(Booking.id == booking_id)
+    ).scalar_one_or_none()
+    if current is None:
+        raise BookingError("booking_not_found")
+    if (current, status) not in _TRANSITIONS:
+        raise BookingError("invalid_status_change", current=current, target=status)
+    result = db.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == current)
+        .values(status=status, version=Booking.version + 1, updated_at=context(db).now())
+        .returning(Booking.version)
+    ).first()
+    if result is None:  # someone else changed it in between
+        raise BookingError("invalid_status_change", current=current, target=status)
+    _record_event(db, booking_id, "status", int(result.version))
+    return _view(db, booking_id)
+
+
+__all__ = [
+    "BookingView",
+    "HoldView",
+    "MemberInput",
+    "ResidentInput",
+    "SlotView",
+    "availability",
+    "book",
+    "cancel",
+    "cancel_booking",
+    "create_hold",
+    "find_booking",
+    "get_booking",
+    "list_services",
+    "list_venues",
+    "reclaim_expired_holds",
+    "release_hold",
+    "reschedule",
+    "reschedule_booking",
+    "set_status",
+    "venue_services",
+]

@@ -1,0 +1,1 @@
+"""iCalendar feeds and pushes to satellite counters (issue 7)."""

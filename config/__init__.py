@@ -1,0 +1,1 @@
+"""Wiring: settings, database, app factory, command line. Holds no business rules."""

@@ -1,0 +1,108 @@
+"""create_app(): wires settings, database, keys and routers into one FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from booking import schedule, service
+from booking.context import BookingContext, BookingRules
+from booking.routes import router as booking_router
+from booking.web import install_error_handlers
+from config.db import make_engine, make_sessionmaker
+from config.keys import load_vault
+from config.settings import Settings
+
+
+def booking_context(settings: Settings) -> BookingContext:
+    """The engine's rules and keys, from settings."""
+    rules = BookingRules(
+        hold_minutes=settings.hold_minutes,
+        min_days_ahead=settings.book_min_days_ahead,
+        max_days_ahead=settings.book_max_days_ahead,
+        release_delay_minutes=settings.cancel_release_delay_minutes,
+        max_party_size=settings.max_party_size,
+    )
+    return BookingContext(vault=load_vault(settings), rules=rules)
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    """A session factory for the CLI, workers and the app."""
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return make_sessionmaker(make_engine(settings.sqlalchemy_url), booking_context(settings))
+
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_SECONDS = 300
+
+
+def housekeep(sessions: sessionmaker[Session]) -> None:
+    """Keep the schedule at the booking horizon and give lapsed holds back to sale."""
+    with sessions() as db:
+        schedule.extend_schedule(db)
+        service.reclaim_expired_holds(db)
+        db.commit()
+
+
+async def _housekeeping_loop(sessions: sessionmaker[Session]) -> None:
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        try:
+            await asyncio.to_thread(housekeep, sessions)
+        except Exception:  # keep serving; the next round tries again
+            log.exception("housekeeping failed")
+
+
+def create_app(settings: Settings | None = None, *, housekeeping: bool = False) -> FastAPI:
+    """The web application: resident API under /api/v1, /healthz; more channels plug in here.
+
+    ``housekeeping`` runs the periodic schedule and hold upkeep inside this process (the embedded
+    default, `madoguchi serve`).
+    """
+    settings = settings or Settings()
+    logging.basicConfig(level=settings.log_level)
+    sessions = session_factory(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_housekeeping_loop(sessions)) if housekeeping else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        sessions.kw["bind"].dispose()
+
+    app = FastAPI(
+        title="Madoguchi",
+        summary="My Number card counter reservations: web, phone line and agents, one slot engine",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions
+    install_error_handlers(app)
+    app.include_router(booking_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> JSONResponse:
+        """200 when the database answers; 503 otherwise."""
+        try:
+            with sessions() as db:
+                db.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means not healthy; say which
+            return JSONResponse(
+                status_code=503, content={"status": "error", "database": type(exc).__name__}
+            )
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app

@@ -1,0 +1,251 @@
+"""The `madoguchi` command: serve, migrate, load a ward, manage the schedule, make keys."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, time
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+
+EPILOG = """\
+Everyday use:
+  madoguchi serve                      run the service (SQLite in ./var unless
+                                       MADOGUCHI_DATABASE_URL is set), with the sample ward
+  madoguchi db upgrade                 bring the database schema up to date
+  madoguchi schedule extend            create sessions and slots up to the booking horizon
+  madoguchi schedule close 2026-12-24 --venue yotsuya --reason "停電工事"
+  madoguchi schedule open 2026-12-13 --venue main --service pickup \\
+      --opens 09:00 --closes 17:00 --slot-minutes 15 --seats 6      (a 休日開庁 session)
+
+Settings come from MADOGUCHI_* environment variables, e.g.
+  MADOGUCHI_DATABASE_URL=postgresql://user@host/madoguchi
+  MADOGUCHI_DATA_KEYS / MADOGUCHI_LOOKUP_KEY   (make them with `madoguchi keys new`)
+"""
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    from config.app import session_factory
+
+    return session_factory(settings)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from booking import schedule
+    from config.app import create_app
+    from config.migrate import upgrade
+    from config.sample import sample_ward
+
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"Database: {_safe_url(settings.sqlalchemy_url)}")
+    upgrade(settings.sqlalchemy_url)
+    sessions = _sessions(settings)
+    with sessions() as db:
+        if schedule.is_empty(db) and not args.no_sample:
+            counts = schedule.install_ward(db, sample_ward())
+            print(f"Loaded the sample ward: {counts.venues} venues, {counts.services} services.")
+        made = schedule.extend_schedule(db)
+        db.commit()
+    print(f"Schedule: {made.sessions} new sessions, {made.slots} new slots.")
+    print(f"Serving on http://{args.host}:{args.port}  (API docs at /docs)")
+    uvicorn.run(
+        create_app(settings, housekeeping=True), host=args.host, port=args.port, log_level="info"
+    )
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, fit for a terminal or a log."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from config import migrate
+
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+        print(f"Schema of {_safe_url(url)} is at {args.revision or 'head'}.")
+    elif args.action == "downgrade":
+        if not args.revision:
+            print("downgrade needs a revision, e.g. `madoguchi db downgrade base`", file=sys.stderr)
+            return 2
+        migrate.downgrade(url, args.revision)
+    else:
+        migrate.current(url)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, settings: Settings) -> int:
+    from booking import schedule
+    from config.sample import sample_ward
+
+    with _sessions(settings)() as db:
+        counts = schedule.install_ward(db, sample_ward(args.file))
+        made = schedule.extend_schedule(db)
+        db.commit()
+    print(
+        f"Loaded {counts.venues} venues, {counts.services} services, "
+        f"{counts.templates} weekly template rows; {made.slots} new slots."
+    )
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
+    from booking import schedule
+    from booking.errors import BookingError
+
+    with _sessions(settings)() as db:
+        try:
+            if args.action == "extend":
+                made = schedule.extend_schedule(db, through=args.through)
+                print(f"{made.sessions} new sessions, {made.slots} new slots.")
+            elif args.action == "close":
+                closed = schedule.close_day(
+                    db, day=args.day, reason=args.reason, venue_id=args.venue
+                )
+                where = args.venue or "every venue"
+                print(f"Closed {args.day} at {where}: {closed} slots taken off sale.")
+            else:
+                session = schedule.open_extra_session(
+                    db,
+                    venue_id=args.venue,
+                    service_id=args.service,
+                    day=args.day,
+                    opens=args.opens,
+                    closes=args.closes,
+                    slot_minutes=args.slot_minutes,
+                    seats=args.seats,
+                    kind=args.kind,
+                )
+                print(f"Opened a {args.kind} session (id {session.id}) on {args.day}.")
+        except BookingError as exc:
+            print(f"error: {exc.message('en')} / {exc.message('ja')}", file=sys.stderr)
+            return 2
+        db.commit()
+    return 0
+
+
+def cmd_keys(_args: argparse.Namespace, _settings: Settings) -> int:
+    from config.keys import new_key_material
+
+    print("# Fresh keys for the ward's key store; keep them out of version control.")
+    for name, value in new_key_material().items():
+        print(f"{name}={value}")
+    return 0
+
+
+def cmd_holds(_args: argparse.Namespace, settings: Settings) -> int:
+    from booking import service
+
+    with _sessions(settings)() as db:
+        seats = service.reclaim_expired_holds(db)
+        db.commit()
+    print(f"{seats} seats of lapsed holds are back on sale.")
+    return 0
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-12-24") from None
+
+
+def _clock(value: str) -> time:
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time like 09:00") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="madoguchi",
+        description="Madoguchi (窓口): reservations for My Number card counters, "
+        "by phone, web and call-center agents.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {}
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace, Settings], int], help_: str
+    ) -> argparse.ArgumentParser:
+        commands[name] = func
+        return sub.add_parser(name, help=help_, description=help_)
+
+    serve = add("serve", cmd_serve, "Migrate, load the sample ward if empty, and serve HTTP.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--no-sample", action="store_true", help="do not load the sample ward into an empty db"
+    )
+
+    db = add("db", cmd_db, "Database schema migrations (Alembic).")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?", help="target revision (default: head)")
+
+    sample = add("sample", cmd_sample, "Load (or reload) a ward's venues and weekly hours.")
+    sample.add_argument("action", choices=["load"])
+    sample.add_argument("--file", type=Path, help="a ward JSON file like config/sample_ward.json")
+
+    sched = add("schedule", cmd_schedule, "Extend the schedule, close a day, open a session.")
+    sched.add_argument("action", choices=["extend", "close", "open"])
+    sched.add_argument("day", nargs="?", type=_day, help="the date (close, open)")
+    sched.add_argument("--through", type=_day, help="extend: last day (default: the horizon)")
+    sched.add_argument("--venue", help="venue id (close: omit to close every venue)")
+    sched.add_argument("--reason", default="臨時休業", help="close: why, shown to staff")
+    sched.add_argument("--service", help="open: service id, e.g. pickup")
+    sched.add_argument("--opens", type=_clock, help="open: e.g. 09:00")
+    sched.add_argument("--closes", type=_clock, help="open: e.g. 17:00")
+    sched.add_argument("--slot-minutes", type=int, default=15, help="open: slot length (15)")
+    sched.add_argument("--seats", type=int, default=4, help="open: seats per slot (4)")
+    sched.add_argument(
+        "--kind", default="holiday", choices=["holiday", "popup", "extra"], help="open: kind"
+    )
+
+    keys = add("keys", cmd_keys, "Print fresh personal-data keys for the ward's key store.")
+    keys.add_argument("action", choices=["new"])
+
+    holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
+    holds.add_argument("action", choices=["sweep"])
+
+    parser.set_defaults(_commands=commands)
+    return parser
+
+
+def _check_schedule_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.command != "schedule":
+        return
+    if args.action in ("close", "open") and args.day is None:
+        parser.error(f"schedule {args.action} needs a date, e.g. 2026-12-24")
+    if args.action == "open":
+        missing = [n for n in ("venue", "service", "opens", "closes") if getattr(args, n) is None]
+        if missing:
+            parser.error("schedule open needs " + ", ".join("--" + n for n in missing))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_schedule_args(parser, args)
+    settings = Settings()
+    command: Callable[[argparse.Namespace, Settings], int] = args._commands[args.command]
+    return command(args, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Settings from the environment (``MADOGUCHI_*``), validated once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one ward's installation."""
+
+    model_config = SettingsConfigDict(env_prefix="MADOGUCHI_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Field(
+        default=Path("var"),
+        description="Where the embedded database and the trial key file live.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy or plain URL; empty means an SQLite file in data_dir.",
+    )
+    public_base_url: str = "http://localhost:8000"
+    redis_url: str | None = None
+
+    # Personal-data keys: comma-separated Fernet keys, newest first (older ones only decrypt).
+    data_keys: str = ""
+    # HMAC key for the lookup hashes beside phone and notice numbers.
+    lookup_key: str = ""
+
+    hold_minutes: int = Field(default=10, ge=1, le=120)
+    book_min_days_ahead: int = Field(default=1, ge=0, le=30)
+    book_max_days_ahead: int = Field(default=45, ge=1, le=366)
+    cancel_release_delay_minutes: int = Field(default=0, ge=0, le=24 * 60)
+    max_party_size: int = Field(default=6, ge=1, le=20)
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.book_min_days_ahead > self.book_max_days_ahead:
+            raise ValueError("book_min_days_ahead must not exceed book_max_days_ahead")
+        if self.environment == "production" and (not self.data_keys or not self.lookup_key):
+            raise ValueError(
+                "MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY must be set in production; "
+                "the local key file is for trial use only"
+            )
+        if self.environment == "production" and not self.database_url:
+            raise ValueError("MADOGUCHI_DATABASE_URL must point at PostgreSQL in production")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver SQLAlchemy should use."""
+        return normalise_database_url(
+            self.database_url or f"sqlite:///{self.data_dir}/madoguchi.db"
+        )
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept ``postgresql://user@host/db`` as given and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
