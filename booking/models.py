@@ -32,7 +32,8 @@ class Venue(Base):
     kind: Mapped[str] = mapped_column(String(20))  # main | branch | popup
     address_ja: Mapped[str] = mapped_column(String(300))
     address_en: Mapped[str] = mapped_column(String(300))
-    # Bookings for a day close at this local time on the last bookable day before it; None = midnight.
+    # Bookings for a day close at this local time on the last bookable day before it
+    # (None: at midnight).
     cutoff_time: Mapped[time | None] = mapped_column(Time, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,4 @@
-"""Residents' personal fields: validation, encryption at rest, lookup hashes, the My Number guard."""
+"""Residents' personal fields: validation, encryption at rest, lookup hashes, My Number guard."""
 
 from __future__ import annotations
 

@@ -203,7 +203,7 @@ def availability(
     party: int = 1,
     limit: int = 100,
 ) -> list[SlotView]:
-    """Open slots with at least ``party`` seats free, earliest first; across venues if none given."""
+    """Open slots with ``party`` seats free, earliest first; across all venues if none given."""
     ctx = context(db)
     _service(db, service_id)
     _check_party(ctx, party)

@@ -22,12 +22,14 @@ def db_session(request: Request) -> Iterator[DbSession]:
 
 
 def _booking_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BookingError)
+    if not isinstance(exc, BookingError):
+        raise exc
     return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()})
 
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     problems: list[dict[str, Any]] = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "header")]
