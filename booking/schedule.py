@@ -98,12 +98,10 @@ def extend_schedule(
             select(Session.venue_id, Session.service_id, Session.day, Session.opens).where(
                 Session.day.between(first, through)
             )
-        ).tuples()
+        )
     )
     closures = set(
-        db.execute(
-            select(Closure.venue_id, Closure.day).where(Closure.day.between(first, through))
-        ).tuples()
+        db.execute(select(Closure.venue_id, Closure.day).where(Closure.day.between(first, through)))
     )
     new_sessions: list[tuple[Session, WeeklyTemplate]] = []
     day = first
@@ -159,6 +157,17 @@ def open_extra_session(
         db.add(VenueService(venue_id=venue_id, service_id=service_id))
     if opens >= closes or slot_minutes <= 0 or seats < 0:
         raise BookingError("invalid_request", field="hours")
+    clash = db.execute(
+        select(Session.id).where(
+            Session.venue_id == venue_id,
+            Session.service_id == service_id,
+            Session.day == day,
+            Session.opens < closes,
+            Session.closes > opens,
+        )
+    ).first()
+    if clash is not None:
+        raise BookingError("session_overlaps", field="opens")
     session = Session(
         venue_id=venue_id,
         service_id=service_id,

@@ -260,7 +260,7 @@ def availability(
     )
     return [
         SlotView(s.id, s.venue_id, s.service_id, s.starts_at, s.ends_at, int(free))
-        for s, free in db.execute(query).tuples()
+        for s, free in db.execute(query)
     ]
 
 
@@ -315,7 +315,7 @@ def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
     if slot_id is not None:
         query = query.where(Hold.slot_id == slot_id)
     per_slot: dict[int, int] = {}
-    for sid, seats in db.execute(query).tuples():
+    for sid, seats in db.execute(query):
         per_slot[sid] = per_slot.get(sid, 0) + seats
     for sid in sorted(per_slot):  # ascending slot id: the lock order
         db.execute(_RELEASE_HELD, {"slot_id": sid, "seats": per_slot[sid]})
