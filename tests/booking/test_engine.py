@@ -68,7 +68,7 @@ def test_no_booking_past_capacity(db: Session, make_slot: SlotMaker) -> None:
 
 def test_the_check_constraint_stands_behind_the_update(db: Session, make_slot: SlotMaker) -> None:
     slot = make_slot(2)
-    with pytest.raises(Exception, match="(?i)check|constraint"), db.begin_nested():
+    with pytest.raises(Exception, match=r"(?i)check|constraint"), db.begin_nested():
         db.execute(text("UPDATE slot SET booked = 3 WHERE id = :id"), {"id": slot})
 
 
