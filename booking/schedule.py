@@ -93,16 +93,20 @@ def extend_schedule(
         .scalars()
         .all()
     )
-    existing = set(
-        db.execute(
+    existing = {
+        (r.venue_id, r.service_id, r.day, r.opens)
+        for r in db.execute(
             select(Session.venue_id, Session.service_id, Session.day, Session.opens).where(
                 Session.day.between(first, through)
             )
         )
-    )
-    closures = set(
-        db.execute(select(Closure.venue_id, Closure.day).where(Closure.day.between(first, through)))
-    )
+    }
+    closures = {
+        (r.venue_id, r.day)
+        for r in db.execute(
+            select(Closure.venue_id, Closure.day).where(Closure.day.between(first, through))
+        )
+    }
     new_sessions: list[tuple[Session, WeeklyTemplate]] = []
     day = first
     while day <= through:

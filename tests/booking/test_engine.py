@@ -152,7 +152,7 @@ def test_bad_input_is_refused_and_writes_nothing(
             slot_id=slot,
             party=1,
             resident=ResidentInput(**fields),
-            channel="web",  # type: ignore[arg-type]
+            channel="web",
         )
     assert refused.value.code == code
     assert 400 <= refused.value.status < 500
@@ -337,7 +337,7 @@ def test_found_by_code_and_phone_or_birth_date_only(db: Session, make_slot: Slot
     assert service.find_booking(db, code=booking.code, birth_date=date(1950, 4, 1)).id == booking.id
     for factor in ({"phone": "090-1234-5679"}, {"birth_date": date(1950, 4, 2)}, {"phone": "x"}):
         with pytest.raises(BookingError) as wrong:
-            service.find_booking(db, code=booking.code, **factor)  # type: ignore[arg-type]
+            service.find_booking(db, code=booking.code, **factor)
         assert wrong.value.code == "booking_not_found" and wrong.value.status == 404
     with pytest.raises(BookingError) as alone:
         service.find_booking(db, code=booking.code)
