@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from booking import schedule
 from booking.context import TOKYO, BookingContext, BookingRules
+from booking.errors import BookingError
 from booking.personal import Vault
 from config.db import make_engine, make_sessionmaker
 from config.migrate import upgrade
@@ -163,24 +164,31 @@ class SlotMaker:
     db: Session
 
     def __call__(self, seats: int, *, service: str = "application_help") -> int:
-        n = next(_slot_counter)
-        day = date(2027, 1, 12) + timedelta(days=(n // len(FREE_TIMES)) % 14)
-        opens = datetime.combine(day, FREE_TIMES[n % len(FREE_TIMES)])
-        session = schedule.open_extra_session(
-            self.db,
-            venue_id="main",
-            service_id=service,
-            day=day,
-            opens=opens.time(),
-            closes=(opens + timedelta(minutes=30)).time(),
-            slot_minutes=30,
-            seats=seats,
-            kind="extra",
-        )
-        slot_id = self.db.execute(
-            text("SELECT id FROM slot WHERE session_id = :s"), {"s": session.id}
-        ).scalar_one()
-        return int(slot_id)
+        while True:
+            n = next(_slot_counter)
+            day = date(2027, 1, 12) + timedelta(days=(n // len(FREE_TIMES)) % 14)
+            opens = datetime.combine(day, FREE_TIMES[n % len(FREE_TIMES)])
+            try:
+                with self.db.begin_nested():
+                    session = schedule.open_extra_session(
+                        self.db,
+                        venue_id="main",
+                        service_id=service,
+                        day=day,
+                        opens=opens.time(),
+                        closes=(opens + timedelta(minutes=30)).time(),
+                        slot_minutes=30,
+                        seats=seats,
+                        kind="extra",
+                    )
+            except BookingError as exc:  # a time taken by a slot another test committed
+                if exc.code != "session_overlaps":
+                    raise
+                continue
+            slot_id = self.db.execute(
+                text("SELECT id FROM slot WHERE session_id = :s"), {"s": session.id}
+            ).scalar_one()
+            return int(slot_id)
 
 
 @pytest.fixture
