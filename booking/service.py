@@ -322,17 +322,50 @@ def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
     return sum(per_slot.values())
 
 
-def _slot_for_sale(db: DbSession, slot_id: int) -> tuple[Slot, Venue]:
-    row = db.execute(
-        select(Slot, Venue).join(Venue, Venue.id == Slot.venue_id).where(Slot.id == slot_id)
-    ).first()
+@dataclass(frozen=True)
+class _SlotInfo:
+    id: int
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    is_open: bool
+    cutoff_time: time | None
+    requires_notice_number: bool
+
+
+# Built once: everything a booking needs to know about its slot, in one round trip.
+_SLOT_INFO = (
+    select(
+        Slot.id,
+        Slot.venue_id,
+        Slot.service_id,
+        Slot.starts_at,
+        Slot.ends_at,
+        Slot.is_open,
+        Venue.cutoff_time,
+        Service.requires_notice_number,
+    )
+    .join(Venue, Venue.id == Slot.venue_id)
+    .join(Service, Service.id == Slot.service_id)
+    .where(Slot.id == bindparam("slot_id"))
+)
+
+
+def _slot_info(db: DbSession, slot_id: int) -> _SlotInfo:
+    row = db.execute(_SLOT_INFO, {"slot_id": slot_id}).first()
     if row is None:
         raise BookingError("slot_not_found", field="slot_id")
-    slot, venue = row
+    return _SlotInfo(*row)
+
+
+def _slot_for_sale(db: DbSession, slot_id: int) -> _SlotInfo:
+    """The slot if it may be sold now: it exists, is open, and lies in the booking window."""
+    slot = _slot_info(db, slot_id)
     if not slot.is_open:
         raise BookingError("slot_closed", field="slot_id")
-    _check_window(context(db), slot.starts_at, venue.cutoff_time)
-    return slot, venue
+    _check_window(context(db), slot.starts_at, slot.cutoff_time)
+    return slot
 
 
 def _why_not_claimed(db: DbSession, slot_id: int) -> BookingError:
@@ -432,10 +465,15 @@ class _Sealed:
     language: str
     members: list[tuple[int, str | None, str | None, bool, bool]]
     fingerprint: str  # keyed hash of the whole request, for idempotency
+    # The validated plain values, to answer the caller without reading the rows back.
+    name_kana: str
+    phone: str
+    birth_date: date
+    member_views: list[MemberView]
 
 
 def _seal(
-    db: DbSession, service: Service, party: int, resident: ResidentInput, extra: dict[str, Any]
+    db: DbSession, requires_notice: bool, party: int, resident: ResidentInput, extra: dict[str, Any]
 ) -> _Sealed:
     ctx = context(db)
     vault = ctx.vault
@@ -445,7 +483,8 @@ def _seal(
     if resident.language not in LANGUAGES:
         raise BookingError("invalid_language", field="language")
     members: list[tuple[int, str | None, str | None, bool, bool]] = []
-    if service.requires_notice_number and len(resident.members) != party:
+    member_views: list[MemberView] = []
+    if requires_notice and len(resident.members) != party:
         raise BookingError("members_mismatch", field="members", party=party)
     if len(resident.members) > party:
         raise BookingError("members_mismatch", field="members", party=party)
@@ -457,8 +496,9 @@ def _seal(
             if notice in seen:
                 raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
             seen.add(notice)
-        elif service.requires_notice_number:
+        elif requires_notice:
             raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
+        member_views.append(MemberView(i, notice, member.braille, member.e_certificate))
         members.append(
             (
                 i,
@@ -489,6 +529,10 @@ def _seal(
         language=resident.language,
         members=members,
         fingerprint=vault.digest(canonical),
+        name_kana=name,
+        phone=phone.e164,
+        birth_date=birth,
+        member_views=member_views,
     )
 
 
@@ -538,7 +582,7 @@ def _insert_booking_rows(
     db: DbSession,
     *,
     code: str,
-    slot: Slot,
+    slot: _SlotInfo,
     party: int,
     channel: str,
     sealed: _Sealed,
@@ -608,13 +652,13 @@ def _record_event(db: DbSession, booking_id: int, kind: str, version: int) -> No
 def _book_pg(
     db: DbSession,
     *,
-    slot: Slot,
+    slot: _SlotInfo,
     party: int,
     channel: str,
     sealed: _Sealed,
     idempotency_key: str | None,
-) -> int | None:
-    """One-statement booking on PostgreSQL; None when the seats were not there."""
+) -> tuple[int, str] | None:
+    """One-statement booking on PostgreSQL: (id, code), or None when the seats were not there."""
     members = sealed.members
     params = {
         "slot_id": slot.id,
@@ -637,9 +681,10 @@ def _book_pg(
     }
     for _ in range(2):  # a second pass only after reclaiming lapsed holds
         for _ in range(5):  # a code already in use: undo the claim and draw another
-            row = db.execute(_BOOK_PG, {**params, "code": codes.new_code()}).one()
+            code = codes.new_code()
+            row = db.execute(_BOOK_PG, {**params, "code": code}).one()
             if row.booking_id is not None:
-                return int(row.booking_id)
+                return int(row.booking_id), code
             if row.claimed == 0:
                 break
             db.execute(_UNDO_CLAIM, {"slot_id": slot.id, "seats": party})
@@ -681,12 +726,14 @@ def book(
     if idempotency_key is not None:
         refuse_my_number("Idempotency-Key", idempotency_key)
     target_slot_id = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
-    slot, _venue = (
-        _slot_for_sale(db, target_slot_id) if hold_id is None else _slot_row(db, target_slot_id)
-    )
-    service = _service(db, slot.service_id)
+    # A hold was checked against the window when it was made; it keeps its seats till it lapses.
+    slot = _slot_for_sale(db, target_slot_id) if hold_id is None else _slot_info(db, target_slot_id)
     sealed = _seal(
-        db, service, party, resident, {"slot": slot_id, "hold": hold_id, "channel": channel}
+        db,
+        slot.requires_notice_number,
+        party,
+        resident,
+        {"slot": slot_id, "hold": hold_id, "channel": channel},
     )
     if idempotency_key is not None:
         earlier = _replay(db, idempotency_key, sealed.fingerprint)
@@ -694,9 +741,10 @@ def book(
             return earlier
     if hold_id is not None:
         _take_hold(db, hold_id, party)
+        code = _free_code(db)
         booking_id = _insert_booking_rows(
             db,
-            code=_free_code(db),
+            code=code,
             slot=slot,
             party=party,
             channel=channel,
@@ -718,7 +766,12 @@ def book(
                     )
             else:
                 found = _book_pg(
-                    db, slot=slot, party=party, channel=channel, sealed=sealed, idempotency_key=None
+                    db,
+                    slot=slot,
+                    party=party,
+                    channel=channel,
+                    sealed=sealed,
+                    idempotency_key=None,
                 )
         except IntegrityError:
             if idempotency_key is None:
@@ -730,28 +783,41 @@ def book(
             return earlier
         if found is None:
             raise _why_not_claimed(db, slot.id)
-        booking_id = found
+        booking_id, code = found
     else:
         _claim(db, _CLAIM_BOOKED, slot.id, party)
+        code = _free_code(db)
         booking_id = _insert_booking_rows(
             db,
-            code=_free_code(db),
+            code=code,
             slot=slot,
             party=party,
             channel=channel,
             sealed=sealed,
             idempotency_key=idempotency_key,
         )
-    return _view(db, booking_id)
-
-
-def _slot_row(db: DbSession, slot_id: int) -> tuple[Slot, Venue]:
-    row = db.execute(
-        select(Slot, Venue).join(Venue, Venue.id == Slot.venue_id).where(Slot.id == slot_id)
-    ).first()
-    if row is None:
-        raise BookingError("slot_not_found", field="slot_id")
-    return row[0], row[1]
+    # Answered from what we wrote: reading it back would cost round trips under the slot's lock.
+    now = ctx.now()
+    return BookingView(
+        id=booking_id,
+        code=code,
+        status="booked",
+        channel=channel,
+        slot_id=slot.id,
+        venue_id=slot.venue_id,
+        service_id=slot.service_id,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        party_size=party,
+        language=sealed.language,
+        name_kana=sealed.name_kana,
+        phone=sealed.phone,
+        phone_line_type=sealed.phone_line_type,
+        birth_date=sealed.birth_date,
+        version=1,
+        created_at=now,
+        members=sealed.member_views,
+    )
 
 
 def _replay(db: DbSession, key: str, fingerprint: str) -> BookingView | None:
@@ -924,7 +990,7 @@ def reschedule_booking(
     if (slot_id is None) == (hold_id is None):
         raise BookingError("both_slot_and_hold", field="slot_id")
     target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
-    new_slot, _ = _slot_for_sale(db, target) if hold_id is None else _slot_row(db, target)
+    new_slot = _slot_for_sale(db, target) if hold_id is None else _slot_info(db, target)
     _lock_active(db, booking_id)
     booking = db.execute(
         select(Booking.slot_id, Booking.party_size, Booking.service_id, Booking.version).where(

@@ -379,3 +379,17 @@ def test_counter_status_changes(db: Session, make_slot: SlotMaker) -> None:
     assert refused.value.code == "invalid_status_change"
     with pytest.raises(BookingError):
         service.cancel_booking(db, booking_id=booking.id)
+
+
+def test_the_answer_to_a_booking_is_what_was_stored(db: Session, clock: FakeClock) -> None:
+    pickup = service.availability(db, service_id="pickup", venue_id="main", party=2, limit=1)[0]
+    household = ResidentInput(
+        name_kana="すずき いちろう",
+        phone="080-9876-5432",
+        birth_date=date(1944, 2, 29),
+        language="en",
+        members=[MemberInput("XY9-000001", e_certificate=False), MemberInput("XY9-000002")],
+    )
+    made = service.book(db, slot_id=pickup.id, party=2, resident=household, channel="agent")
+    stored = service.find_booking(db, code=made.code, birth_date=date(1944, 2, 29))
+    assert made == stored

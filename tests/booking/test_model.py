@@ -292,7 +292,7 @@ class BookingMachine(RuleBasedStateMachine):
 
 def test_engine_matches_the_model(engine: Engine) -> None:
     examples = 60 if engine.dialect.name == "sqlite" else 40
-    run_state_machine_as_test(
+    run_state_machine_as_test(  # type: ignore[no-untyped-call]
         lambda: BookingMachine(engine),
         settings=settings(
             max_examples=examples,
