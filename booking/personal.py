@@ -54,12 +54,20 @@ _DIGIT_RUN = re.compile(r"\d+(?:[ \-]\d+)*")
 
 
 def contains_my_number(text: str) -> bool:
-    """True if the text holds a 12-digit number that passes the My Number check-digit rule."""
+    """True if the text holds a 12-digit number that passes the My Number check-digit rule,
+    written whole or in groups ("1234 5678 9018"), alone or beside other numbers."""
     normalised = unicodedata.normalize("NFKC", text).replace("\u2212", "-").replace("\u30fc", "-")
     for run in _DIGIT_RUN.findall(normalised):
-        digits = re.sub(r"\D", "", run)
-        if len(digits) == 12 and my_number.is_valid(digits):
-            return True
+        groups = re.split(r"[ \-]", run)
+        # Every stretch of whole groups that adds up to 12 digits is a candidate.
+        for first in range(len(groups)):
+            digits = ""
+            for group in groups[first:]:
+                digits += group
+                if len(digits) >= 12:
+                    break
+            if len(digits) == 12 and my_number.is_valid(digits):
+                return True
     return False
 
 
@@ -92,8 +100,10 @@ class Phone:
 def parse_phone(raw: str, field: str = "phone") -> Phone:
     """Parse a Japanese (or +-prefixed international) number into E.164 with its line type."""
     text = unicodedata.normalize("NFKC", raw).strip()
-    if not text.startswith("+"):
-        refuse_my_number(field, text)
+    # The whole entry, not a scan: a phone number with a stray group must read as a bad phone.
+    digits = re.sub(r"\D", "", text)
+    if not text.startswith("+") and len(digits) == 12 and my_number.is_valid(digits):
+        raise BookingError("my_number_refused", field=field)
     try:
         number = phonenumbers.parse(text, "JP")
     except phonenumbers.NumberParseException as exc:

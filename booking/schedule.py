@@ -196,6 +196,8 @@ def close_day(db: DbSession, *, day: date, reason: str, venue_id: str | None = N
     them (they are listed by booking.service.bookings_on_closed_slots).
     """
     ctx = context(db)
+    if venue_id is not None and db.get(Venue, venue_id) is None:
+        raise BookingError("unknown_venue", field="venue")
     db.add(Closure(venue_id=venue_id, day=day, reason=reason, created_at=ctx.now()))
     sessions = select(Session.id).where(Session.day == day, Session.kind == "regular")
     if venue_id is not None:

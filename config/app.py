@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,10 +94,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(booking_router)
 
     @app.get("/healthz", tags=["operations"])
-    def healthz() -> JSONResponse:
+    def healthz(request: Request) -> JSONResponse:
         """200 when the database answers; 503 otherwise."""
         try:
-            with sessions() as db:
+            with request.app.state.sessions() as db:
                 db.execute(text("SELECT 1"))
         except Exception as exc:  # any failure means not healthy; say which
             return JSONResponse(
