@@ -59,9 +59,13 @@ HOT_SEATS = 1_000_000
 SPREAD_SEATS = 10_000
 AIM_ENGINE = 0.50
 AIM_HTTP = 0.25
-METHODS = ("raw", "engine", "http")
+METHODS = ("raw", "orm", "engine", "http")
 CASES = ("hot", "spread")
 RAW_SQL = "UPDATE slot SET booked = booked + 1 WHERE id = %s AND booked + held + 1 <= capacity"
+# The same bare UPDATE through a SQLAlchemy session: the least any booking on this stack costs.
+ORM_SQL = text(
+    "UPDATE slot SET booked = booked + 1 WHERE id = :id AND booked + held + 1 <= capacity"
+)
 NAME_KANA = "ベンチ タロウ"
 BIRTH = date(1980, 4, 1)
 
@@ -70,8 +74,11 @@ Bookings per second on PostgreSQL, three ways, in one run and on one fresh datab
 
   raw SQL  the bare conditional UPDATE the engine is built on (psycopg, one connection per
            client, one UPDATE + COMMIT per booking): the ceiling for this server and machine;
-  engine   booking.service.book() through SQLAlchemy sessions (validation, encryption, the
-           one-statement insert of booking + outbox event, the booking read back, COMMIT);
+  ORM      the same bare UPDATE through a SQLAlchemy session and commit, as the engine runs
+           them: the floor of this stack, so engine minus ORM is the engine's own work;
+  engine   booking.service.book() through SQLAlchemy sessions (validation, encryption, one
+           statement that checks the slot, claims the seats and writes booking, members,
+           outbox event and retry key; COMMIT);
   HTTP     POST /api/v1/bookings on the real FastAPI app under uvicorn, driven by separate
            load-generator processes with keep-alive connections.
 
@@ -552,6 +559,40 @@ def raw_worker(url: str, slot_ids: list[int], sellout: bool) -> Worker:
     return work
 
 
+# --- the ORM floor --------------------------------------------------------------------------
+
+
+def orm_worker(sessions: sessionmaker[Session], slot_ids: list[int], sellout: bool) -> Worker:
+    """The bare UPDATE, session and commit exactly as the engine worker runs them: the stack's
+    own cost, so that engine minus floor is the engine's work."""
+
+    def work(index: int, tally: Tally, stop: threading.Event, barrier: threading.Barrier) -> None:
+        rng = random.Random(2000 + index)
+        with sessions() as db:
+            db.execute(text("SELECT 1"))  # take the pooled connection before the clock starts
+            db.rollback()
+            barrier.wait()
+            while not stop.is_set():
+                slot_id = slot_ids[0] if len(slot_ids) == 1 else rng.choice(slot_ids)
+                try:
+                    result = db.execute(ORM_SQL, {"id": slot_id})
+                    claimed = int(result.rowcount)  # type: ignore[attr-defined]
+                    db.commit()
+                except Exception as exc:  # count it, keep going: the report shows the first one
+                    db.rollback()
+                    tally.fail(exc)
+                    claimed = -1
+                tally.last = time.perf_counter()
+                if claimed == 1:
+                    tally.ok += 1
+                elif claimed == 0:
+                    tally.refused += 1
+                    if sellout:
+                        return
+
+    return work
+
+
 # --- engine ---------------------------------------------------------------------------------
 
 
@@ -873,6 +914,15 @@ class Run:
                 self.watch,
                 sellout=sellout,
             )
+        elif method == "orm":
+            tallies, elapsed, cpu = run_threads(
+                label,
+                clients,
+                seconds,
+                orm_worker(self.sessions, ids, sellout),
+                self.watch,
+                sellout=sellout,
+            )
         elif method == "engine":
             tallies, elapsed, cpu = run_threads(
                 label,
@@ -888,7 +938,9 @@ class Run:
                 label, self.server, clients, seconds, ids, self.watch.database, sellout=sellout
             )
         result = summarise(method, "sell-out" if sellout else case, tallies, elapsed, cpu)
-        result.checks = check_invariants(self.engine, ids, result.ok, with_bookings=method != "raw")
+        result.checks = check_invariants(
+            self.engine, ids, result.ok, with_bookings=method not in ("raw", "orm")
+        )
         if sellout:
             expected = self.args.sellout_seats
             if result.ok != expected:
@@ -937,11 +989,12 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 def table(run: Run) -> tuple[str, list[dict[str, Any]]]:
     rows: list[dict[str, Any]] = []
     lines = [
-        f"{'case':<22}{'raw SQL/s':>10}{'engine/s':>10}{'engine/raw':>12}"
-        f"{'HTTP/s':>9}{'HTTP/raw':>10}   aims met (engine>=50% / HTTP>=25%)",
+        f"{'case':<22}{'raw SQL/s':>10}{'ORM floor/s':>12}{'floor/raw':>10}{'engine/s':>10}"
+        f"{'engine/raw':>11}{'HTTP/s':>9}{'HTTP/raw':>10}   aims met (engine>=50% / HTTP>=25%)",
     ]
     for case in run.args.cases:
         raw = rate_of(run.results, "raw", case)
+        floor = rate_of(run.results, "orm", case)
         eng = rate_of(run.results, "engine", case)
         web = rate_of(run.results, "http", case)
         eng_ratio, web_ratio = ratio(eng, raw), ratio(web, raw)
@@ -953,13 +1006,16 @@ def table(run: Run) -> tuple[str, list[dict[str, Any]]]:
             return "-" if met is None else ("yes" if met else "NO")
 
         lines.append(
-            f"{name:<22}{fmt_rate(raw):>10}{fmt_rate(eng):>10}{fmt_pct(eng_ratio):>12}"
+            f"{name:<22}{fmt_rate(raw):>10}{fmt_rate(floor):>12}{fmt_pct(ratio(floor, raw)):>10}"
+            f"{fmt_rate(eng):>10}{fmt_pct(eng_ratio):>11}"
             f"{fmt_rate(web):>9}{fmt_pct(web_ratio):>10}   {yes(eng_met)} / {yes(web_met)}"
         )
         rows.append(
             {
                 "case": case,
                 "raw_per_s": raw,
+                "orm_floor_per_s": floor,
+                "orm_floor_vs_raw": ratio(floor, raw),
                 "engine_per_s": eng,
                 "engine_vs_raw": eng_ratio,
                 "http_per_s": web,
@@ -988,7 +1044,10 @@ def table(run: Run) -> tuple[str, list[dict[str, Any]]]:
             f"{ms(used.get('other')):>8}"
         )
     lines.append(
-        "  app: this process (raw SQL, engine) or uvicorn (HTTP); postgres: backends of the bench"
+        "  ORM floor: the raw UPDATE through a new SQLAlchemy session per booking, as a request"
+        " runs it:\n  what the stack itself costs before the engine does any work.\n"
+        "  app: this process (raw SQL, ORM, engine) or uvicorn (HTTP); postgres: backends of the"
+        " bench"
         " database;\n  pg shared: WAL writer, checkpointer…; other: everything else on the machine"
         " (other jobs, kernel)"
     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, status
-from sqlalchemy.orm import Session as DbSession
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from booking import service
 from booking.schemas import (
@@ -22,10 +21,9 @@ from booking.schemas import (
     VenueOut,
 )
 from booking.service import MemberInput, ResidentInput
-from booking.web import db_session
+from booking.web import json_response, unit_of_work
 
 router = APIRouter(prefix="/api/v1", tags=["booking"])
-Db = Annotated[DbSession, Depends(db_session)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (404, 409, 422)}
 IdempotencyKey = Annotated[
     str | None,
@@ -38,107 +36,120 @@ IdempotencyKey = Annotated[
 
 
 @router.get("/services", response_model=list[ServiceOut])
-def list_services(db: Db) -> list[ServiceOut]:
+def list_services(request: Request) -> Response:
     """Appointment types: pickup, application help, PIN reset, certificate renewal."""
-    return [ServiceOut.model_validate(s) for s in service.list_services(db)]
+    with unit_of_work(request) as db:
+        return json_response([ServiceOut.model_validate(s) for s in service.list_services(db)])
 
 
 @router.get("/venues", response_model=list[VenueOut])
-def list_venues(db: Db) -> list[VenueOut]:
+def list_venues(request: Request) -> Response:
     """The main office, branch offices and pop-up venues, with the services each offers."""
-    offered = service.venue_services(db)
-    return [
-        VenueOut.model_validate(v).model_copy(update={"services": sorted(offered.get(v.id, []))})
-        for v in service.list_venues(db)
-    ]
+    with unit_of_work(request) as db:
+        offered = service.venue_services(db)
+        venues = [
+            VenueOut.model_validate(v).model_copy(
+                update={"services": sorted(offered.get(v.id, []))}
+            )
+            for v in service.list_venues(db)
+        ]
+    return json_response(venues)
 
 
 @router.get("/availability", response_model=list[SlotOut], responses=ERRORS)
 def availability(
-    db: Db,
+    request: Request,
     service_id: Annotated[str, Query(alias="service", max_length=40)],
     venue: Annotated[str | None, Query(max_length=40)] = None,
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
     party: int = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[SlotOut]:
+) -> Response:
     """Free slots, earliest first; without a venue, the earliest across all venues."""
-    slots = service.availability(
-        db, service_id=service_id, venue_id=venue, start=from_, end=to, party=party, limit=limit
-    )
-    return [SlotOut.of(s) for s in slots]
+    with unit_of_work(request) as db:
+        slots = service.availability(
+            db, service_id=service_id, venue_id=venue, start=from_, end=to, party=party, limit=limit
+        )
+    return json_response([SlotOut.of(s) for s in slots])
 
 
 @router.post(
     "/holds", response_model=HoldOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
 )
-def create_hold(body: HoldIn, db: Db) -> HoldOut:
+def create_hold(body: HoldIn, request: Request) -> Response:
     """Keep seats for a few minutes while the resident fills in the form."""
-    hold = service.create_hold(db, slot_id=body.slot_id, seats=body.party_size, channel="web")
-    db.commit()
-    return HoldOut.of(hold)
+    with unit_of_work(request) as db:
+        hold = service.create_hold(db, slot_id=body.slot_id, seats=body.party_size, channel="web")
+        db.commit()
+    return json_response(HoldOut.of(hold), status.HTTP_201_CREATED)
 
 
 @router.delete("/holds/{hold_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def release_hold(hold_id: str, db: Db) -> None:
+def release_hold(hold_id: str, request: Request) -> Response:
     """Give held seats back at once."""
-    service.release_hold(db, hold_id=hold_id)
-    db.commit()
+    with unit_of_work(request) as db:
+        service.release_hold(db, hold_id=hold_id)
+        db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
     "/bookings", response_model=BookingOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
 )
-def create_booking(body: BookingIn, db: Db, idempotency_key: IdempotencyKey = None) -> BookingOut:
+def create_booking(
+    body: BookingIn, request: Request, idempotency_key: IdempotencyKey = None
+) -> Response:
     """Book a slot (or a hold) for a household; 409 when the seats are gone."""
-    booking = service.book(
-        db,
-        slot_id=body.slot_id,
-        hold_id=body.hold_id,
-        party=body.party_size,
-        resident=ResidentInput(
-            name_kana=body.name_kana,
-            phone=body.phone,
-            birth_date=body.birth_date,
-            language=body.language,
-            members=[
-                MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members
-            ],
-        ),
-        channel="web",
-        idempotency_key=idempotency_key,
+    resident = ResidentInput(
+        name_kana=body.name_kana,
+        phone=body.phone,
+        birth_date=body.birth_date,
+        language=body.language,
+        members=[MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members],
     )
-    db.commit()
-    return BookingOut.of(booking)
+    with unit_of_work(request) as db:
+        booking = service.book(
+            db,
+            slot_id=body.slot_id,
+            hold_id=body.hold_id,
+            party=body.party_size,
+            resident=resident,
+            channel="web",
+            idempotency_key=idempotency_key,
+        )
+        db.commit()
+    return json_response(BookingOut.of(booking), status.HTTP_201_CREATED)
 
 
 @router.post("/bookings/{code}/lookup", response_model=BookingOut, responses=ERRORS)
-def lookup_booking(code: str, body: SecondFactorIn, db: Db) -> BookingOut:
+def lookup_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
     """A booking by its code and the phone number or birth date given when booking."""
-    return BookingOut.of(
-        service.find_booking(db, code=code, phone=body.phone, birth_date=body.birth_date)
-    )
+    with unit_of_work(request) as db:
+        booking = service.find_booking(db, code=code, phone=body.phone, birth_date=body.birth_date)
+    return json_response(BookingOut.of(booking))
 
 
 @router.post("/bookings/{code}/cancel", response_model=BookingOut, responses=ERRORS)
-def cancel_booking(code: str, body: SecondFactorIn, db: Db) -> BookingOut:
+def cancel_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
     """Cancel; cancelling twice answers with the cancelled booking."""
-    booking = service.cancel(db, code=code, phone=body.phone, birth_date=body.birth_date)
-    db.commit()
-    return BookingOut.of(booking)
+    with unit_of_work(request) as db:
+        booking = service.cancel(db, code=code, phone=body.phone, birth_date=body.birth_date)
+        db.commit()
+    return json_response(BookingOut.of(booking))
 
 
 @router.post("/bookings/{code}/reschedule", response_model=BookingOut, responses=ERRORS)
-def reschedule_booking(code: str, body: RescheduleIn, db: Db) -> BookingOut:
+def reschedule_booking(code: str, body: RescheduleIn, request: Request) -> Response:
     """Move to another time; the old time is kept unless the new one is secured."""
-    booking = service.reschedule(
-        db,
-        code=code,
-        phone=body.phone,
-        birth_date=body.birth_date,
-        slot_id=body.slot_id,
-        hold_id=body.hold_id,
-    )
-    db.commit()
-    return BookingOut.of(booking)
+    with unit_of_work(request) as db:
+        booking = service.reschedule(
+            db,
+            code=code,
+            phone=body.phone,
+            birth_date=body.birth_date,
+            slot_id=body.slot_id,
+            hold_id=body.hold_id,
+        )
+        db.commit()
+    return json_response(BookingOut.of(booking))

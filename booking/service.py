@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -17,12 +18,14 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     String,
+    Time,
     and_,
     bindparam,
+    case,
+    column,
     delete,
     func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -193,6 +196,53 @@ def _check_party(ctx: BookingContext, party: int) -> None:
 # --- Availability -------------------------------------------------------------------------
 
 
+_NOW = bindparam("now", type_=UTCDateTime())
+_ACTIVE_HOLDS = (
+    select(Hold.slot_id, func.sum(Hold.seats).label("seats"))
+    .where(Hold.expires_at > _NOW)
+    .group_by(Hold.slot_id)
+    .subquery()
+)
+_REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0)
+# Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first
+# bookable day on by one once the local time has passed it.
+_AVAILABILITY = (
+    select(
+        Slot.id,
+        Slot.venue_id,
+        Slot.service_id,
+        Slot.starts_at,
+        Slot.ends_at,
+        _REMAINING.label("remaining"),
+    )
+    .join(Venue, Venue.id == Slot.venue_id)
+    .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
+    .where(
+        Slot.service_id == bindparam("service_id"),
+        Slot.is_open.is_(True),
+        Venue.active.is_(True),
+        Slot.starts_at > _NOW,
+        Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),
+        Slot.starts_at < bindparam("range_end", type_=UTCDateTime()),
+        _REMAINING >= bindparam("party"),
+        Slot.starts_at
+        >= case(
+            (
+                and_(
+                    Venue.cutoff_time.is_not(None),
+                    Venue.cutoff_time <= bindparam("local_time", type_=Time()),
+                ),
+                bindparam("first_late", type_=UTCDateTime()),
+            ),
+            else_=bindparam("first_start", type_=UTCDateTime()),
+        ),
+    )
+    .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id)
+    .limit(bindparam("limit"))
+)
+_AVAILABILITY_AT_VENUE = _AVAILABILITY.where(Slot.venue_id == bindparam("venue_id"))
+
+
 def availability(
     db: DbSession,
     *,
@@ -205,63 +255,44 @@ def availability(
 ) -> list[SlotView]:
     """Open slots with ``party`` seats free, earliest first; across all venues if none given."""
     ctx = context(db)
-    _service(db, service_id)
     _check_party(ctx, party)
-    venues = list_venues(db, service_id=service_id)
-    if venue_id is not None:
-        venues = [v for v in venues if v.id == venue_id]
-        if not venues:
-            if db.get(Venue, venue_id) is None:
-                raise BookingError("unknown_venue", field="venue")
-            raise BookingError("service_not_offered", field="venue")
     start = start or ctx.today()
     end = end or last_bookable_day(ctx)
     if end < start or (end - start).days > MAX_RANGE_DAYS:
         raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
-    end = min(end, last_bookable_day(ctx))
     now = ctx.now()
-    # Venues share a first bookable day unless their cut-off differs: one range per group.
-    by_first: dict[date, list[str]] = {}
-    for venue in venues:
-        by_first.setdefault(max(start, first_bookable_day(ctx, venue.cutoff_time)), []).append(
-            venue.id
-        )
-    if not by_first or end < min(by_first):
-        return []
-    active_holds = (
-        select(Hold.slot_id, func.sum(Hold.seats).label("seats"))
-        .where(Hold.expires_at > now)
-        .group_by(Hold.slot_id)
-        .subquery()
-    )
-    remaining = Slot.capacity - Slot.booked - func.coalesce(active_holds.c.seats, 0)
-    window_end = datetime.combine(end + timedelta(days=1), time(), tzinfo=TOKYO)
-    query = (
-        select(Slot, remaining.label("remaining"))
-        .outerjoin(active_holds, active_holds.c.slot_id == Slot.id)
-        .where(
-            Slot.service_id == service_id,
-            Slot.is_open.is_(True),
-            Slot.starts_at > now,
-            Slot.starts_at < window_end,
-            remaining >= party,
-            or_(
-                *(
-                    and_(
-                        Slot.venue_id.in_(ids),
-                        Slot.starts_at >= datetime.combine(first, time(), tzinfo=TOKYO),
-                    )
-                    for first, ids in by_first.items()
-                )
-            ),
-        )
-        .order_by(Slot.starts_at, Slot.venue_id)
-        .limit(limit)
-    )
-    return [
-        SlotView(s.id, s.venue_id, s.service_id, s.starts_at, s.ends_at, int(free))
-        for s, free in db.execute(query)
-    ]
+    first = first_bookable_day(ctx, None)
+    params = {
+        "service_id": service_id,
+        "venue_id": venue_id,
+        "now": now,
+        "range_start": _local_midnight(start),
+        "range_end": _local_midnight(min(end, last_bookable_day(ctx)) + timedelta(days=1)),
+        "party": party,
+        "local_time": now.astimezone(TOKYO).time(),
+        "first_start": _local_midnight(first),
+        "first_late": _local_midnight(first + timedelta(days=1)),
+        "limit": limit,
+    }
+    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
+    found = [SlotView(*row) for row in db.execute(query, params)]
+    if not found:  # nothing free, or nothing to ask about: say which
+        _check_offered(db, service_id, venue_id)
+    return found
+
+
+def _check_offered(db: DbSession, service_id: str, venue_id: str | None) -> None:
+    _service(db, service_id)
+    if venue_id is None:
+        return
+    if db.get(Venue, venue_id) is None:
+        raise BookingError("unknown_venue", field="venue")
+    if db.get(VenueService, (venue_id, service_id)) is None:
+        raise BookingError("service_not_offered", field="venue")
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=TOKYO)
 
 
 # --- Seats: the conditional updates -------------------------------------------------------
@@ -472,9 +503,25 @@ class _Sealed:
     member_views: list[MemberView]
 
 
+def _check_members(requires_notice: bool, party: int, members: list[MemberInput]) -> None:
+    """A service that needs notice numbers needs one for every person in the party."""
+    if len(members) > party or (requires_notice and len(members) != party):
+        raise BookingError("members_mismatch", field="members", party=party)
+    if requires_notice:
+        for i, member in enumerate(members):
+            if not member.notice_number:
+                raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
+
+
 def _seal(
-    db: DbSession, requires_notice: bool, party: int, resident: ResidentInput, extra: dict[str, Any]
+    db: DbSession,
+    requires_notice: bool | None,
+    party: int,
+    resident: ResidentInput,
+    extra: dict[str, Any],
 ) -> _Sealed:
+    """Validate and encrypt. ``requires_notice`` None: not known yet (the PostgreSQL booking
+    statement checks it in the database)."""
     ctx = context(db)
     vault = ctx.vault
     name = normalise_name_kana(resident.name_kana)
@@ -484,10 +531,7 @@ def _seal(
         raise BookingError("invalid_language", field="language")
     members: list[tuple[int, str | None, str | None, bool, bool]] = []
     member_views: list[MemberView] = []
-    if requires_notice and len(resident.members) != party:
-        raise BookingError("members_mismatch", field="members", party=party)
-    if len(resident.members) > party:
-        raise BookingError("members_mismatch", field="members", party=party)
+    _check_members(bool(requires_notice), party, resident.members)
     seen: set[str] = set()
     for i, member in enumerate(resident.members):
         notice = None
@@ -496,8 +540,6 @@ def _seal(
             if notice in seen:
                 raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
             seen.add(notice)
-        elif requires_notice:
-            raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
         member_views.append(MemberView(i, notice, member.braille, member.e_certificate))
         members.append(
             (
@@ -536,14 +578,25 @@ def _seal(
     )
 
 
-# PostgreSQL: claim the seats and write the booking, its members and its outbox event in one
-# statement, so the hot slot's row lock is held for one round trip and the commit.
-_BOOK_PG = text(
-    """
+# PostgreSQL: check the slot, claim the seats and write the booking, its members, its outbox
+# event and its retry key in one statement, so a booking is BEGIN, this, COMMIT, and the hot
+# slot's row lock is held for no extra round trip. The WHERE repeats the rules of
+# _slot_for_sale and _check_members; when no row comes back, those say why.
+_BOOK_PG = (
+    text(
+        """
 WITH claimed AS (
-    UPDATE slot SET booked = booked + :party
-    WHERE id = :slot_id AND is_open AND booked + held + :party <= capacity
-    RETURNING id, venue_id, service_id
+    UPDATE slot SET booked = slot.booked + :party
+    FROM venue, service
+    WHERE slot.id = :slot_id AND venue.id = slot.venue_id AND service.id = slot.service_id
+      AND slot.is_open
+      AND slot.booked + slot.held + :party <= slot.capacity
+      AND slot.starts_at > :now AND slot.starts_at < :window_end
+      AND slot.starts_at >= CASE
+          WHEN venue.cutoff_time IS NOT NULL AND venue.cutoff_time <= :local_time
+          THEN :first_late ELSE :first_start END
+      AND (NOT service.requires_notice_number OR :notices = :party)
+    RETURNING slot.id, slot.venue_id, slot.service_id, slot.starts_at, slot.ends_at
 ), made AS (
     INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
         language, name_kana_enc, phone_enc, phone_hmac, phone_line_type, birth_date_enc,
@@ -565,15 +618,32 @@ WITH claimed AS (
     SELECT id, 'booked', 1, :now FROM made
 ), keyed AS (
     INSERT INTO idempotency_key (key, request_hmac, booking_id, created_at)
-    SELECT :idem_key, :idem_hmac, id, :now FROM made WHERE CAST(:idem_key AS text) IS NOT NULL
+    SELECT CAST(:idem_key AS text), CAST(:idem_hmac AS text), id, :now
+    FROM made WHERE CAST(:idem_key AS text) IS NOT NULL
 )
-SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT id FROM made) AS booking_id
+SELECT claimed.venue_id, claimed.service_id, claimed.starts_at, claimed.ends_at,
+    made.id AS booking_id
+FROM claimed LEFT JOIN made ON true
 """
-).bindparams(
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("idem_key", type_=String()),
-    bindparam("idem_hmac", type_=String()),
-    bindparam("party", type_=Integer()),
+    )
+    .bindparams(
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("window_end", type_=UTCDateTime()),
+        bindparam("first_start", type_=UTCDateTime()),
+        bindparam("first_late", type_=UTCDateTime()),
+        bindparam("local_time", type_=Time()),
+        bindparam("idem_key", type_=String()),
+        bindparam("idem_hmac", type_=String()),
+        bindparam("party", type_=Integer()),
+        bindparam("notices", type_=Integer()),
+    )
+    .columns(
+        column("venue_id", String()),
+        column("service_id", String()),
+        column("starts_at", UTCDateTime()),
+        column("ends_at", UTCDateTime()),
+        column("booking_id", Integer()),
+    )
 )
 _UNDO_CLAIM = _RELEASE_BOOKED
 
@@ -652,16 +722,19 @@ def _record_event(db: DbSession, booking_id: int, kind: str, version: int) -> No
 def _book_pg(
     db: DbSession,
     *,
-    slot: _SlotInfo,
+    slot_id: int,
     party: int,
     channel: str,
     sealed: _Sealed,
     idempotency_key: str | None,
-) -> tuple[int, str] | None:
-    """One-statement booking on PostgreSQL: (id, code), or None when the seats were not there."""
+) -> tuple[int, str, _SlotInfo] | None:
+    """One-statement booking on PostgreSQL: (id, code, slot), or None when it did not go in."""
+    ctx = context(db)
+    now = ctx.now()
+    first = first_bookable_day(ctx, None)
     members = sealed.members
     params = {
-        "slot_id": slot.id,
+        "slot_id": slot_id,
         "party": party,
         "channel": channel,
         "language": sealed.language,
@@ -670,7 +743,12 @@ def _book_pg(
         "phone_hmac": sealed.phone_hmac,
         "phone_line_type": sealed.phone_line_type,
         "birth_date_enc": sealed.birth_date_enc,
-        "now": context(db).now(),
+        "now": now,
+        "window_end": _local_midnight(last_bookable_day(ctx) + timedelta(days=1)),
+        "first_start": _local_midnight(first),
+        "first_late": _local_midnight(first + timedelta(days=1)),
+        "local_time": now.astimezone(TOKYO).time(),
+        "notices": sum(1 for m in sealed.member_views if m.notice_number),
         "m_pos": [m[0] for m in members],
         "m_enc": [m[1] for m in members],
         "m_hmac": [m[2] for m in members],
@@ -679,20 +757,28 @@ def _book_pg(
         "idem_key": idempotency_key,
         "idem_hmac": sealed.fingerprint,
     }
-    for _ in range(2):  # a second pass only after reclaiming lapsed holds
-        for _ in range(5):  # a code already in use: undo the claim and draw another
-            code = codes.new_code()
-            row = db.execute(_BOOK_PG, {**params, "code": code}).one()
-            if row.booking_id is not None:
-                return int(row.booking_id), code
-            if row.claimed == 0:
-                break
-            db.execute(_UNDO_CLAIM, {"slot_id": slot.id, "seats": party})
-        else:
-            raise RuntimeError("could not draw a free booking code in 5 tries")
-        if reclaim_expired_holds(db, slot_id=slot.id) == 0:
+    for _ in range(5):  # a code already in use: undo the claim and draw another
+        code = codes.new_code()
+        row = db.execute(_BOOK_PG, {**params, "code": code}).first()
+        if row is None:
             return None
-    return None
+        if row.booking_id is not None:
+            slot = _SlotInfo(
+                slot_id, row.venue_id, row.service_id, row.starts_at, row.ends_at, True, None, False
+            )
+            return int(row.booking_id), code, slot
+        db.execute(_UNDO_CLAIM, {"slot_id": slot_id, "seats": party})
+    raise RuntimeError("could not draw a free booking code in 5 tries")
+
+
+def _why_not_booked(db: DbSession, slot_id: int, party: int, resident: ResidentInput) -> bool:
+    """After the booking statement refused: raise the rule it broke, or return True when lapsed
+    holds were reclaimed and it is worth one more try."""
+    slot = _slot_for_sale(db, slot_id)
+    _check_members(slot.requires_notice_number, party, resident.members)
+    if reclaim_expired_holds(db, slot_id=slot_id) > 0:
+        return True
+    raise _why_not_claimed(db, slot_id)
 
 
 def _free_code(db: DbSession) -> str:
@@ -725,54 +811,28 @@ def book(
     _check_party(ctx, party)
     if idempotency_key is not None:
         refuse_my_number("Idempotency-Key", idempotency_key)
-    target_slot_id = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
-    # A hold was checked against the window when it was made; it keeps its seats till it lapses.
-    slot = _slot_for_sale(db, target_slot_id) if hold_id is None else _slot_info(db, target_slot_id)
-    sealed = _seal(
-        db,
-        slot.requires_notice_number,
-        party,
-        resident,
-        {"slot": slot_id, "hold": hold_id, "channel": channel},
-    )
-    if idempotency_key is not None:
-        earlier = _replay(db, idempotency_key, sealed.fingerprint)
-        if earlier is not None:
-            return earlier
-    if hold_id is not None:
-        _take_hold(db, hold_id, party)
-        code = _free_code(db)
-        booking_id = _insert_booking_rows(
-            db,
-            code=code,
-            slot=slot,
-            party=party,
-            channel=channel,
-            sealed=sealed,
-            idempotency_key=idempotency_key,
-        )
-    elif db.get_bind().dialect.name == "postgresql":
+    extra = {"slot": slot_id, "hold": hold_id, "channel": channel}
+    if hold_id is None and slot_id is not None and db.get_bind().dialect.name == "postgresql":
+        sealed = _seal(db, None, party, resident, extra)
+        if idempotency_key is not None:
+            earlier = _replay(db, idempotency_key, sealed.fingerprint)
+            if earlier is not None:
+                return earlier
         try:
-            # A savepoint only when a retry key could collide with a concurrent twin request.
-            if idempotency_key is not None:
-                with db.begin_nested():
+            found = None
+            for _ in range(2):  # the second pass only after lapsed holds were reclaimed
+                # A savepoint only when a retry key could collide with a concurrent twin request.
+                with db.begin_nested() if idempotency_key is not None else nullcontext():
                     found = _book_pg(
                         db,
-                        slot=slot,
+                        slot_id=slot_id,
                         party=party,
                         channel=channel,
                         sealed=sealed,
                         idempotency_key=idempotency_key,
                     )
-            else:
-                found = _book_pg(
-                    db,
-                    slot=slot,
-                    party=party,
-                    channel=channel,
-                    sealed=sealed,
-                    idempotency_key=None,
-                )
+                if found is not None or not _why_not_booked(db, slot_id, party, resident):
+                    break
         except IntegrityError:
             if idempotency_key is None:
                 raise
@@ -782,10 +842,22 @@ def book(
                 raise
             return earlier
         if found is None:
-            raise _why_not_claimed(db, slot.id)
-        booking_id, code = found
+            raise _why_not_claimed(db, slot_id)
+        booking_id, code, slot = found
     else:
-        _claim(db, _CLAIM_BOOKED, slot.id, party)
+        target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
+        # A hold was checked against the window when it was made; it keeps its seats till it
+        # lapses.
+        slot = _slot_for_sale(db, target) if hold_id is None else _slot_info(db, target)
+        sealed = _seal(db, slot.requires_notice_number, party, resident, extra)
+        if idempotency_key is not None:
+            earlier = _replay(db, idempotency_key, sealed.fingerprint)
+            if earlier is not None:
+                return earlier
+        if hold_id is not None:
+            _take_hold(db, hold_id, party)
+        else:
+            _claim(db, _CLAIM_BOOKED, slot.id, party)
         code = _free_code(db)
         booking_id = _insert_booking_rows(
             db,

@@ -1,24 +1,40 @@
-"""What every package's routers share: the per-request database session and the error shape."""
+"""What every package's routers share: the unit of work per request and the error shape."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.orm import Session as DbSession
 
 from booking.errors import BookingError
 
 
-def db_session(request: Request) -> Iterator[DbSession]:
-    """One session per request. Routes that write call ``commit()`` themselves before answering,
-    so a 2xx always means committed; anything else is rolled back when the session closes."""
-    factory = request.app.state.sessions
-    with factory() as db:
+@contextmanager
+def unit_of_work(request: Request) -> Iterator[DbSession]:
+    """One session and transaction per request. Routes that write call ``commit()`` before they
+    answer, so a 2xx always means committed; anything else is rolled back on the way out.
+
+    Opened inside the (sync) route rather than as a FastAPI dependency: a generator dependency
+    costs two more hops between the event loop and the thread pool on every request.
+    """
+    with request.app.state.sessions() as db:
         yield db
+
+
+def json_response(content: BaseModel | Sequence[BaseModel], status_code: int = 200) -> Response:
+    """Serialise once: returning a Response skips FastAPI's second validation pass of models
+    the route has already built (the route's ``response_model`` still documents the shape)."""
+    if isinstance(content, BaseModel):
+        body = content.model_dump_json()
+    else:
+        body = "[" + ",".join(item.model_dump_json() for item in content) + "]"
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def _booking_error(_request: Request, exc: Exception) -> JSONResponse:

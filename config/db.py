@@ -12,6 +12,8 @@ from booking.context import BookingContext
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for PostgreSQL (production, CI) or an SQLite file (the embedded default)."""
+    # Statement parameters hold residents' data: keep them out of error messages and logs.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # The driver's own transaction handling is off so that every transaction can start
         # with BEGIN IMMEDIATE: SQLite then serialises writers instead of failing one of them
@@ -35,7 +37,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per request. A connection the server dropped fails one
+    # request, and SQLAlchemy then replaces the whole pool; recycling avoids idle timeouts.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(url, **kwargs)
 
 

@@ -184,8 +184,11 @@ def test_availability_at_a_venue(client: TestClient) -> None:
 
 def test_availability_across_venues(client: TestClient) -> None:
     slots = free(client, "pickup", limit=300)
-    keys = [(datetime.fromisoformat(s["start"]), s["venue"]) for s in slots]
+    # Earliest first; at the same time, venues in their display order (the main office first).
+    rank = {v["id"]: i for i, v in enumerate(ok(client.get(f"{API}/venues")))}
+    keys = [(datetime.fromisoformat(s["start"]), rank[s["venue"]]) for s in slots]
     assert keys == sorted(keys)
+    assert slots[0]["venue"] == "main"
     assert len({s["venue"] for s in slots}) >= 5
     assert keys[0][0].date() == date(2026, 12, 16)
     for venue in ("main", "yotsuya"):
