@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from stdnum.jp import in_ as my_number
 
 from booking.errors import BookingError
+from booking.views import MemberInput, MemberView, ResidentInput
+
+LANGUAGES = ("ja", "en")
 
 
 @dataclass(frozen=True)
@@ -156,3 +161,99 @@ def check_birth_date(value: date, today: date, field: str = "birth_date") -> dat
     if value > today or value.year < 1900:
         raise BookingError("invalid_birth_date", field=field)
     return value
+
+
+# --- A resident's whole input, sealed for storage -------------------------------------
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A resident's validated input, encrypted for storage."""
+
+    name_kana_enc: str
+    phone_enc: str
+    phone_hmac: str
+    phone_line_type: str
+    birth_date_enc: str
+    language: str
+    members: list[tuple[int, str | None, str | None, bool, bool]]
+    fingerprint: str  # keyed hash of the whole request, for idempotency
+    # The validated plain values, to answer the caller without reading the rows back.
+    name_kana: str
+    phone: str
+    birth_date: date
+    member_views: list[MemberView]
+
+
+def check_members(requires_notice: bool, party: int, members: list[MemberInput]) -> None:
+    """A service that needs notice numbers needs one for every person in the party."""
+    if len(members) > party or (requires_notice and len(members) != party):
+        raise BookingError("members_mismatch", field="members", party=party)
+    if requires_notice:
+        for i, member in enumerate(members):
+            if not member.notice_number:
+                raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
+
+
+def seal(
+    vault: Vault,
+    today: date,
+    requires_notice: bool | None,
+    party: int,
+    resident: ResidentInput,
+    extra: dict[str, Any],
+) -> Sealed:
+    """Validate and encrypt. ``requires_notice`` None: not known yet (the PostgreSQL booking
+    statement checks it in the database)."""
+    name = normalise_name_kana(resident.name_kana)
+    phone = parse_phone(resident.phone)
+    birth = check_birth_date(resident.birth_date, today)
+    if resident.language not in LANGUAGES:
+        raise BookingError("invalid_language", field="language")
+    members: list[tuple[int, str | None, str | None, bool, bool]] = []
+    member_views: list[MemberView] = []
+    check_members(bool(requires_notice), party, resident.members)
+    seen: set[str] = set()
+    for i, member in enumerate(resident.members):
+        notice = None
+        if member.notice_number:
+            notice = normalise_notice_number(member.notice_number, f"members[{i}].notice_number")
+            if notice in seen:
+                raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
+            seen.add(notice)
+        member_views.append(MemberView(i, notice, member.braille, member.e_certificate))
+        members.append(
+            (
+                i,
+                vault.encrypt(notice) if notice else None,
+                vault.digest(notice) if notice else None,
+                member.braille,
+                member.e_certificate,
+            )
+        )
+    canonical = json.dumps(
+        {
+            "party": party,
+            "name": name,
+            "phone": phone.e164,
+            "birth": birth.isoformat(),
+            "language": resident.language,
+            "members": [[m[2], m[3], m[4]] for m in members],
+            **extra,
+        },
+        sort_keys=True,
+    )
+    return Sealed(
+        name_kana_enc=vault.encrypt(name),
+        phone_enc=vault.encrypt(phone.e164),
+        phone_hmac=vault.digest(phone.e164),
+        phone_line_type=phone.line_type,
+        birth_date_enc=vault.encrypt(birth.isoformat()),
+        language=resident.language,
+        members=members,
+        fingerprint=vault.digest(canonical),
+        name_kana=name,
+        phone=phone.e164,
+        birth_date=birth,
+        member_views=member_views,
+    )

@@ -8,10 +8,9 @@ ascending id order. That keeps racing moves and cancels free of deadlocks.
 
 from __future__ import annotations
 
-import json
 import secrets
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -19,12 +18,9 @@ from sqlalchemy import (
     Integer,
     String,
     Time,
-    and_,
     bindparam,
-    case,
     column,
     delete,
-    func,
     insert,
     select,
     text,
@@ -34,8 +30,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking import codes
+from booking.availability import (
+    availability,
+    check_party,
+    check_window,
+    first_bookable_day,
+    last_bookable_day,
+    list_services,
+    list_venues,
+    local_midnight,
+    venue_services,
+)
 from booking.base import UTCDateTime
-from booking.context import TOKYO, BookingContext, context
+from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.models import (
     Booking,
@@ -46,275 +53,29 @@ from booking.models import (
     Service,
     Slot,
     Venue,
-    VenueService,
 )
-from booking.personal import (
-    check_birth_date,
-    normalise_name_kana,
-    normalise_notice_number,
-    parse_phone,
-    refuse_my_number,
+from booking.personal import Sealed, check_members, parse_phone, refuse_my_number, seal
+from booking.views import (
+    BookingView,
+    HoldView,
+    MemberInput,
+    MemberView,
+    ResidentInput,
+    SlotView,
 )
 
-LANGUAGES = ("ja", "en")
 CHANNELS = ("ivr", "web", "agent")
-MAX_RANGE_DAYS = 62
-
-# --- Views handed to the channels ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlotView:
-    id: int
-    venue_id: str
-    service_id: str
-    starts_at: datetime
-    ends_at: datetime
-    remaining: int
-
-
-@dataclass(frozen=True)
-class HoldView:
-    id: str
-    slot_id: int
-    seats: int
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class MemberView:
-    position: int
-    notice_number: str | None
-    braille: bool
-    e_certificate: bool
-
-
-@dataclass(frozen=True)
-class BookingView:
-    id: int
-    code: str
-    status: str
-    channel: str
-    slot_id: int
-    venue_id: str
-    service_id: str
-    starts_at: datetime
-    ends_at: datetime
-    party_size: int
-    language: str
-    name_kana: str | None
-    phone: str | None
-    phone_line_type: str | None
-    birth_date: date | None
-    version: int
-    created_at: datetime
-    members: list[MemberView] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MemberInput:
-    notice_number: str | None = None
-    braille: bool = False
-    e_certificate: bool = True
-
-
-@dataclass(frozen=True)
-class ResidentInput:
-    """What a resident gives when booking, before validation."""
-
-    name_kana: str
-    phone: str
-    birth_date: date
-    language: str = "ja"
-    members: list[MemberInput] = field(default_factory=list)
-
-
-# --- Catalogue ----------------------------------------------------------------------------
-
-
-def list_services(db: DbSession) -> list[Service]:
-    """Every appointment type, in display order."""
-    return list(db.execute(select(Service).order_by(Service.sort_order, Service.id)).scalars())
-
-
-def list_venues(db: DbSession, *, service_id: str | None = None) -> list[Venue]:
-    """Active venues in display order, optionally only those offering a service."""
-    query = select(Venue).where(Venue.active.is_(True)).order_by(Venue.sort_order, Venue.id)
-    if service_id is not None:
-        query = query.join(VenueService, VenueService.venue_id == Venue.id).where(
-            VenueService.service_id == service_id
-        )
-    return list(db.execute(query).scalars())
-
-
-def venue_services(db: DbSession) -> dict[str, list[str]]:
-    """Which services each venue offers."""
-    offered: dict[str, list[str]] = {}
-    for venue_id, service_id in db.execute(select(VenueService.venue_id, VenueService.service_id)):
-        offered.setdefault(venue_id, []).append(service_id)
-    return offered
-
-
-def _service(db: DbSession, service_id: str) -> Service:
-    service = db.get(Service, service_id)
-    if service is None:
-        raise BookingError("unknown_service", field="service")
-    return service
-
-
-# --- The booking window -------------------------------------------------------------------
-
-
-def first_bookable_day(ctx: BookingContext, cutoff: time | None) -> date:
-    """The earliest day a new booking may be for at a venue with this daily cut-off."""
-    now_local = ctx.now().astimezone(TOKYO)
-    first = now_local.date() + timedelta(days=ctx.rules.min_days_ahead)
-    if cutoff is not None and now_local.time() >= cutoff:
-        first += timedelta(days=1)
-    return first
-
-
-def last_bookable_day(ctx: BookingContext) -> date:
-    return ctx.today() + timedelta(days=ctx.rules.max_days_ahead)
-
-
-def _check_window(ctx: BookingContext, starts_at: datetime, cutoff: time | None) -> None:
-    first = first_bookable_day(ctx, cutoff)
-    last = last_bookable_day(ctx)
-    day = starts_at.astimezone(TOKYO).date()
-    if day < first or day > last or starts_at <= ctx.now():
-        raise BookingError(
-            "outside_booking_window", field="slot", first=first.isoformat(), last=last.isoformat()
-        )
-
-
-def _check_party(ctx: BookingContext, party: int) -> None:
-    if not 1 <= party <= ctx.rules.max_party_size:
-        raise BookingError("invalid_party_size", field="party_size", max=ctx.rules.max_party_size)
-
-
-# --- Availability -------------------------------------------------------------------------
-
-
-_NOW = bindparam("now", type_=UTCDateTime())
-_ACTIVE_HOLDS = (
-    select(Hold.slot_id, func.sum(Hold.seats).label("seats"))
-    .where(Hold.expires_at > _NOW)
-    .group_by(Hold.slot_id)
-    .subquery()
-)
-_REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0)
-# Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first
-# bookable day on by one once the local time has passed it.
-_AVAILABILITY = (
-    select(
-        Slot.id,
-        Slot.venue_id,
-        Slot.service_id,
-        Slot.starts_at,
-        Slot.ends_at,
-        _REMAINING.label("remaining"),
-    )
-    .join(Venue, Venue.id == Slot.venue_id)
-    .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
-    .where(
-        Slot.service_id == bindparam("service_id"),
-        Slot.is_open.is_(True),
-        Venue.active.is_(True),
-        Slot.starts_at > _NOW,
-        Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),
-        Slot.starts_at < bindparam("range_end", type_=UTCDateTime()),
-        _REMAINING >= bindparam("party"),
-        Slot.starts_at
-        >= case(
-            (
-                and_(
-                    Venue.cutoff_time.is_not(None),
-                    Venue.cutoff_time <= bindparam("local_time", type_=Time()),
-                ),
-                bindparam("first_late", type_=UTCDateTime()),
-            ),
-            else_=bindparam("first_start", type_=UTCDateTime()),
-        ),
-    )
-    .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id)
-    .limit(bindparam("limit"))
-)
-_AVAILABILITY_AT_VENUE = _AVAILABILITY.where(Slot.venue_id == bindparam("venue_id"))
-
-
-def availability(
-    db: DbSession,
-    *,
-    service_id: str,
-    venue_id: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
-    party: int = 1,
-    limit: int = 100,
-) -> list[SlotView]:
-    """Open slots with ``party`` seats free, earliest first; across all venues if none given."""
-    ctx = context(db)
-    _check_party(ctx, party)
-    start = start or ctx.today()
-    end = end or last_bookable_day(ctx)
-    if end < start or (end - start).days > MAX_RANGE_DAYS:
-        raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
-    now = ctx.now()
-    first = first_bookable_day(ctx, None)
-    params = {
-        "service_id": service_id,
-        "venue_id": venue_id,
-        "now": now,
-        "range_start": _local_midnight(start),
-        "range_end": _local_midnight(min(end, last_bookable_day(ctx)) + timedelta(days=1)),
-        "party": party,
-        "local_time": now.astimezone(TOKYO).time(),
-        "first_start": _local_midnight(first),
-        "first_late": _local_midnight(first + timedelta(days=1)),
-        "limit": limit,
-    }
-    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
-    found = [SlotView(*row) for row in db.execute(query, params)]
-    if not found:  # nothing free, or nothing to ask about: say which
-        _check_offered(db, service_id, venue_id)
-    return found
-
-
-def _check_offered(db: DbSession, service_id: str, venue_id: str | None) -> None:
-    _service(db, service_id)
-    if venue_id is None:
-        return
-    if db.get(Venue, venue_id) is None:
-        raise BookingError("unknown_venue", field="venue")
-    if db.get(VenueService, (venue_id, service_id)) is None:
-        raise BookingError("service_not_offered", field="venue")
-
-
-def _local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time(), tzinfo=TOKYO)
-
 
 # --- Seats: the conditional updates -------------------------------------------------------
 
-_CLAIM_HOLD = (
-    update(Slot)
-    .where(
-        Slot.id == bindparam("slot_id"),
-        Slot.is_open.is_(True),
-        Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
-    )
-    .values(held=Slot.held + bindparam("seats"))
+# The one rule every claim obeys: an open slot, and the seats fit beside the booked and held.
+_SEATS_FIT = (
+    Slot.id == bindparam("slot_id"),
+    Slot.is_open.is_(True),
+    Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
 )
-_CLAIM_BOOKED = (
-    update(Slot)
-    .where(
-        Slot.id == bindparam("slot_id"),
-        Slot.is_open.is_(True),
-        Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
-    )
-    .values(booked=Slot.booked + bindparam("seats"))
-)
+_CLAIM_HOLD = update(Slot).where(*_SEATS_FIT).values(held=Slot.held + bindparam("seats"))
+_CLAIM_BOOKED = update(Slot).where(*_SEATS_FIT).values(booked=Slot.booked + bindparam("seats"))
 _HELD_TO_BOOKED = (
     update(Slot)
     .where(Slot.id == bindparam("slot_id"))
@@ -395,7 +156,7 @@ def _slot_for_sale(db: DbSession, slot_id: int) -> _SlotInfo:
     slot = _slot_info(db, slot_id)
     if not slot.is_open:
         raise BookingError("slot_closed", field="slot_id")
-    _check_window(context(db), slot.starts_at, slot.cutoff_time)
+    check_window(context(db), slot.starts_at, slot.cutoff_time)
     return slot
 
 
@@ -420,7 +181,7 @@ def _claim(db: DbSession, statement: Any, slot_id: int, seats: int) -> None:
 def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> HoldView:
     """Keep seats for someone deciding; they lapse after the configured minutes by themselves."""
     ctx = context(db)
-    _check_party(ctx, seats)
+    check_party(ctx, seats)
     _slot_for_sale(db, slot_id)
     _claim(db, _CLAIM_HOLD, slot_id, seats)
     hold = Hold(
@@ -482,100 +243,6 @@ def _hold_slot(db: DbSession, hold_id: str) -> int:
 
 
 # --- Booking ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Sealed:
-    """A resident's validated input, encrypted for storage."""
-
-    name_kana_enc: str
-    phone_enc: str
-    phone_hmac: str
-    phone_line_type: str
-    birth_date_enc: str
-    language: str
-    members: list[tuple[int, str | None, str | None, bool, bool]]
-    fingerprint: str  # keyed hash of the whole request, for idempotency
-    # The validated plain values, to answer the caller without reading the rows back.
-    name_kana: str
-    phone: str
-    birth_date: date
-    member_views: list[MemberView]
-
-
-def _check_members(requires_notice: bool, party: int, members: list[MemberInput]) -> None:
-    """A service that needs notice numbers needs one for every person in the party."""
-    if len(members) > party or (requires_notice and len(members) != party):
-        raise BookingError("members_mismatch", field="members", party=party)
-    if requires_notice:
-        for i, member in enumerate(members):
-            if not member.notice_number:
-                raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
-
-
-def _seal(
-    db: DbSession,
-    requires_notice: bool | None,
-    party: int,
-    resident: ResidentInput,
-    extra: dict[str, Any],
-) -> _Sealed:
-    """Validate and encrypt. ``requires_notice`` None: not known yet (the PostgreSQL booking
-    statement checks it in the database)."""
-    ctx = context(db)
-    vault = ctx.vault
-    name = normalise_name_kana(resident.name_kana)
-    phone = parse_phone(resident.phone)
-    birth = check_birth_date(resident.birth_date, ctx.today())
-    if resident.language not in LANGUAGES:
-        raise BookingError("invalid_language", field="language")
-    members: list[tuple[int, str | None, str | None, bool, bool]] = []
-    member_views: list[MemberView] = []
-    _check_members(bool(requires_notice), party, resident.members)
-    seen: set[str] = set()
-    for i, member in enumerate(resident.members):
-        notice = None
-        if member.notice_number:
-            notice = normalise_notice_number(member.notice_number, f"members[{i}].notice_number")
-            if notice in seen:
-                raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
-            seen.add(notice)
-        member_views.append(MemberView(i, notice, member.braille, member.e_certificate))
-        members.append(
-            (
-                i,
-                vault.encrypt(notice) if notice else None,
-                vault.digest(notice) if notice else None,
-                member.braille,
-                member.e_certificate,
-            )
-        )
-    canonical = json.dumps(
-        {
-            "party": party,
-            "name": name,
-            "phone": phone.e164,
-            "birth": birth.isoformat(),
-            "language": resident.language,
-            "members": [[m[2], m[3], m[4]] for m in members],
-            **extra,
-        },
-        sort_keys=True,
-    )
-    return _Sealed(
-        name_kana_enc=vault.encrypt(name),
-        phone_enc=vault.encrypt(phone.e164),
-        phone_hmac=vault.digest(phone.e164),
-        phone_line_type=phone.line_type,
-        birth_date_enc=vault.encrypt(birth.isoformat()),
-        language=resident.language,
-        members=members,
-        fingerprint=vault.digest(canonical),
-        name_kana=name,
-        phone=phone.e164,
-        birth_date=birth,
-        member_views=member_views,
-    )
 
 
 # PostgreSQL: check the slot, claim the seats and write the booking, its members, its outbox
@@ -655,7 +322,7 @@ def _insert_booking_rows(
     slot: _SlotInfo,
     party: int,
     channel: str,
-    sealed: _Sealed,
+    sealed: Sealed,
     idempotency_key: str | None,
 ) -> int:
     """Portable path (SQLite): the rows after the seats were claimed, one statement each."""
@@ -725,7 +392,7 @@ def _book_pg(
     slot_id: int,
     party: int,
     channel: str,
-    sealed: _Sealed,
+    sealed: Sealed,
     idempotency_key: str | None,
 ) -> tuple[int, str, _SlotInfo] | None:
     """One-statement booking on PostgreSQL: (id, code, slot), or None when it did not go in."""
@@ -744,9 +411,9 @@ def _book_pg(
         "phone_line_type": sealed.phone_line_type,
         "birth_date_enc": sealed.birth_date_enc,
         "now": now,
-        "window_end": _local_midnight(last_bookable_day(ctx) + timedelta(days=1)),
-        "first_start": _local_midnight(first),
-        "first_late": _local_midnight(first + timedelta(days=1)),
+        "window_end": local_midnight(last_bookable_day(ctx) + timedelta(days=1)),
+        "first_start": local_midnight(first),
+        "first_late": local_midnight(first + timedelta(days=1)),
         "local_time": now.astimezone(TOKYO).time(),
         "notices": sum(1 for m in sealed.member_views if m.notice_number),
         "m_pos": [m[0] for m in members],
@@ -775,7 +442,7 @@ def _why_not_booked(db: DbSession, slot_id: int, party: int, resident: ResidentI
     """After the booking statement refused: raise the rule it broke, or return True when lapsed
     holds were reclaimed and it is worth one more try."""
     slot = _slot_for_sale(db, slot_id)
-    _check_members(slot.requires_notice_number, party, resident.members)
+    check_members(slot.requires_notice_number, party, resident.members)
     if reclaim_expired_holds(db, slot_id=slot_id) > 0:
         return True
     raise _why_not_claimed(db, slot_id)
@@ -808,12 +475,12 @@ def book(
         raise BookingError("both_slot_and_hold", field="slot_id")
     if channel not in CHANNELS:
         raise BookingError("invalid_request", field="channel")
-    _check_party(ctx, party)
+    check_party(ctx, party)
     if idempotency_key is not None:
         refuse_my_number("Idempotency-Key", idempotency_key)
     extra = {"slot": slot_id, "hold": hold_id, "channel": channel}
     if hold_id is None and slot_id is not None and db.get_bind().dialect.name == "postgresql":
-        sealed = _seal(db, None, party, resident, extra)
+        sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
         if idempotency_key is not None:
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is not None:
@@ -849,7 +516,14 @@ def book(
         # A hold was checked against the window when it was made; it keeps its seats till it
         # lapses.
         slot = _slot_for_sale(db, target) if hold_id is None else _slot_info(db, target)
-        sealed = _seal(db, slot.requires_notice_number, party, resident, extra)
+        sealed = seal(
+            context(db).vault,
+            context(db).today(),
+            slot.requires_notice_number,
+            party,
+            resident,
+            extra,
+        )
         if idempotency_key is not None:
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is not None:
@@ -1136,6 +810,7 @@ __all__ = [
     "BookingView",
     "HoldView",
     "MemberInput",
+    "MemberView",
     "ResidentInput",
     "SlotView",
     "availability",
@@ -1144,7 +819,9 @@ __all__ = [
     "cancel_booking",
     "create_hold",
     "find_booking",
+    "first_bookable_day",
     "get_booking",
+    "last_bookable_day",
     "list_services",
     "list_venues",
     "reclaim_expired_holds",

@@ -1,0 +1,182 @@
+"""Reads of the engine: the catalogue, the booking window and free seats. Nothing here writes;
+channels reach these through booking.service, which re-exports them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import Time, and_, bindparam, case, func, select
+from sqlalchemy.orm import Session as DbSession
+
+from booking.base import UTCDateTime
+from booking.context import TOKYO, BookingContext, context
+from booking.errors import BookingError
+from booking.models import Hold, Service, Slot, Venue, VenueService
+from booking.views import SlotView
+
+MAX_RANGE_DAYS = 62
+
+# --- Catalogue ----------------------------------------------------------------------------
+
+
+def list_services(db: DbSession) -> list[Service]:
+    """Every appointment type, in display order."""
+    return list(db.execute(select(Service).order_by(Service.sort_order, Service.id)).scalars())
+
+
+def list_venues(db: DbSession, *, service_id: str | None = None) -> list[Venue]:
+    """Active venues in display order, optionally only those offering a service."""
+    query = select(Venue).where(Venue.active.is_(True)).order_by(Venue.sort_order, Venue.id)
+    if service_id is not None:
+        query = query.join(VenueService, VenueService.venue_id == Venue.id).where(
+            VenueService.service_id == service_id
+        )
+    return list(db.execute(query).scalars())
+
+
+def venue_services(db: DbSession) -> dict[str, list[str]]:
+    """Which services each venue offers."""
+    offered: dict[str, list[str]] = {}
+    for venue_id, service_id in db.execute(select(VenueService.venue_id, VenueService.service_id)):
+        offered.setdefault(venue_id, []).append(service_id)
+    return offered
+
+
+def service_or_404(db: DbSession, service_id: str) -> Service:
+    service = db.get(Service, service_id)
+    if service is None:
+        raise BookingError("unknown_service", field="service")
+    return service
+
+
+# --- The booking window -------------------------------------------------------------------
+
+
+def first_bookable_day(ctx: BookingContext, cutoff: time | None) -> date:
+    """The earliest day a new booking may be for at a venue with this daily cut-off."""
+    now_local = ctx.now().astimezone(TOKYO)
+    first = now_local.date() + timedelta(days=ctx.rules.min_days_ahead)
+    if cutoff is not None and now_local.time() >= cutoff:
+        first += timedelta(days=1)
+    return first
+
+
+def last_bookable_day(ctx: BookingContext) -> date:
+    return ctx.today() + timedelta(days=ctx.rules.max_days_ahead)
+
+
+def check_window(ctx: BookingContext, starts_at: datetime, cutoff: time | None) -> None:
+    first = first_bookable_day(ctx, cutoff)
+    last = last_bookable_day(ctx)
+    day = starts_at.astimezone(TOKYO).date()
+    if day < first or day > last or starts_at <= ctx.now():
+        raise BookingError(
+            "outside_booking_window", field="slot", first=first.isoformat(), last=last.isoformat()
+        )
+
+
+def check_party(ctx: BookingContext, party: int) -> None:
+    if not 1 <= party <= ctx.rules.max_party_size:
+        raise BookingError("invalid_party_size", field="party_size", max=ctx.rules.max_party_size)
+
+
+# --- Availability -------------------------------------------------------------------------
+
+
+_NOW = bindparam("now", type_=UTCDateTime())
+_ACTIVE_HOLDS = (
+    select(Hold.slot_id, func.sum(Hold.seats).label("seats"))
+    .where(Hold.expires_at > _NOW)
+    .group_by(Hold.slot_id)
+    .subquery()
+)
+_REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0)
+# Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first
+# bookable day on by one once the local time has passed it.
+_AVAILABILITY = (
+    select(
+        Slot.id,
+        Slot.venue_id,
+        Slot.service_id,
+        Slot.starts_at,
+        Slot.ends_at,
+        _REMAINING.label("remaining"),
+    )
+    .join(Venue, Venue.id == Slot.venue_id)
+    .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
+    .where(
+        Slot.service_id == bindparam("service_id"),
+        Slot.is_open.is_(True),
+        Venue.active.is_(True),
+        Slot.starts_at > _NOW,
+        Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),
+        Slot.starts_at < bindparam("range_end", type_=UTCDateTime()),
+        _REMAINING >= bindparam("party"),
+        Slot.starts_at
+        >= case(
+            (
+                and_(
+                    Venue.cutoff_time.is_not(None),
+                    Venue.cutoff_time <= bindparam("local_time", type_=Time()),
+                ),
+                bindparam("first_late", type_=UTCDateTime()),
+            ),
+            else_=bindparam("first_start", type_=UTCDateTime()),
+        ),
+    )
+    .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id)
+    .limit(bindparam("limit"))
+)
+_AVAILABILITY_AT_VENUE = _AVAILABILITY.where(Slot.venue_id == bindparam("venue_id"))
+
+
+def availability(
+    db: DbSession,
+    *,
+    service_id: str,
+    venue_id: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    party: int = 1,
+    limit: int = 100,
+) -> list[SlotView]:
+    """Open slots with ``party`` seats free, earliest first; across all venues if none given."""
+    ctx = context(db)
+    check_party(ctx, party)
+    start = start or ctx.today()
+    end = end or last_bookable_day(ctx)
+    if end < start or (end - start).days > MAX_RANGE_DAYS:
+        raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
+    now = ctx.now()
+    first = first_bookable_day(ctx, None)
+    params = {
+        "service_id": service_id,
+        "venue_id": venue_id,
+        "now": now,
+        "range_start": local_midnight(start),
+        "range_end": local_midnight(min(end, last_bookable_day(ctx)) + timedelta(days=1)),
+        "party": party,
+        "local_time": now.astimezone(TOKYO).time(),
+        "first_start": local_midnight(first),
+        "first_late": local_midnight(first + timedelta(days=1)),
+        "limit": limit,
+    }
+    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
+    found = [SlotView(*row) for row in db.execute(query, params)]
+    if not found:  # nothing free, or nothing to ask about: say which
+        _check_offered(db, service_id, venue_id)
+    return found
+
+
+def _check_offered(db: DbSession, service_id: str, venue_id: str | None) -> None:
+    service_or_404(db, service_id)
+    if venue_id is None:
+        return
+    if db.get(Venue, venue_id) is None:
+        raise BookingError("unknown_venue", field="venue")
+    if db.get(VenueService, (venue_id, service_id)) is None:
+        raise BookingError("service_not_offered", field="venue")
+
+
+def local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=TOKYO)

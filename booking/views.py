@@ -1,0 +1,72 @@
+"""What the engine hands to the channels and takes from them: plain values, no ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: int
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    remaining: int
+
+
+@dataclass(frozen=True)
+class HoldView:
+    id: str
+    slot_id: int
+    seats: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberView:
+    position: int
+    notice_number: str | None
+    braille: bool
+    e_certificate: bool
+
+
+@dataclass(frozen=True)
+class BookingView:
+    id: int
+    code: str
+    status: str
+    channel: str
+    slot_id: int
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    party_size: int
+    language: str
+    name_kana: str | None
+    phone: str | None
+    phone_line_type: str | None
+    birth_date: date | None
+    version: int
+    created_at: datetime
+    members: list[MemberView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    notice_number: str | None = None
+    braille: bool = False
+    e_certificate: bool = True
+
+
+@dataclass(frozen=True)
+class ResidentInput:
+    """What a resident gives when booking, before validation."""
+
+    name_kana: str
+    phone: str
+    birth_date: date
+    language: str = "ja"
+    members: list[MemberInput] = field(default_factory=list)
