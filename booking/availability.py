@@ -3,6 +3,7 @@ channels reach these through booking.service, which re-exports them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import Time, and_, bindparam, case, func, select
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session as DbSession
 from booking.base import UTCDateTime
 from booking.context import TOKYO, BookingContext, context
 from booking.errors import BookingError
-from booking.models import Hold, Service, Slot, Venue, VenueService
+from booking.models import Hold, Service, Session, Slot, Venue, VenueService
 from booking.views import SlotView
 
 MAX_RANGE_DAYS = 62
@@ -92,7 +93,27 @@ _ACTIVE_HOLDS = (
 )
 _REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0)
 # Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first
-# bookable day on by one once the local time has passed it.
+# bookable day on by one once the local time has passed it. Shared by the time list and the
+# month calendar, so both show the same seats.
+_FOR_SALE = (
+    Slot.service_id == bindparam("service_id"),
+    Slot.is_open.is_(True),
+    Venue.active.is_(True),
+    Slot.starts_at > _NOW,
+    Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),
+    Slot.starts_at < bindparam("range_end", type_=UTCDateTime()),
+    Slot.starts_at
+    >= case(
+        (
+            and_(
+                Venue.cutoff_time.is_not(None),
+                Venue.cutoff_time <= bindparam("local_time", type_=Time()),
+            ),
+            bindparam("first_late", type_=UTCDateTime()),
+        ),
+        else_=bindparam("first_start", type_=UTCDateTime()),
+    ),
+)
 _AVAILABILITY = (
     select(
         Slot.id,
@@ -104,26 +125,7 @@ _AVAILABILITY = (
     )
     .join(Venue, Venue.id == Slot.venue_id)
     .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
-    .where(
-        Slot.service_id == bindparam("service_id"),
-        Slot.is_open.is_(True),
-        Venue.active.is_(True),
-        Slot.starts_at > _NOW,
-        Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),
-        Slot.starts_at < bindparam("range_end", type_=UTCDateTime()),
-        _REMAINING >= bindparam("party"),
-        Slot.starts_at
-        >= case(
-            (
-                and_(
-                    Venue.cutoff_time.is_not(None),
-                    Venue.cutoff_time <= bindparam("local_time", type_=Time()),
-                ),
-                bindparam("first_late", type_=UTCDateTime()),
-            ),
-            else_=bindparam("first_start", type_=UTCDateTime()),
-        ),
-    )
+    .where(*_FOR_SALE, _REMAINING >= bindparam("party"))
     .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id)
     .limit(bindparam("limit"))
 )
@@ -147,9 +149,21 @@ def availability(
     end = end or last_bookable_day(ctx)
     if end < start or (end - start).days > MAX_RANGE_DAYS:
         raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
+    params = _sale_params(ctx, service_id, venue_id, start, end, party)
+    params["limit"] = limit
+    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
+    found = [SlotView(*row) for row in db.execute(query, params)]
+    if not found:  # nothing free, or nothing to ask about: say which
+        _check_offered(db, service_id, venue_id)
+    return found
+
+
+def _sale_params(
+    ctx: BookingContext, service_id: str, venue_id: str | None, start: date, end: date, party: int
+) -> dict[str, object]:
     now = ctx.now()
     first = first_bookable_day(ctx, None)
-    params = {
+    return {
         "service_id": service_id,
         "venue_id": venue_id,
         "now": now,
@@ -159,13 +173,68 @@ def availability(
         "local_time": now.astimezone(TOKYO).time(),
         "first_start": local_midnight(first),
         "first_late": local_midnight(first + timedelta(days=1)),
-        "limit": limit,
     }
-    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
-    found = [SlotView(*row) for row in db.execute(query, params)]
-    if not found:  # nothing free, or nothing to ask about: say which
+
+
+# --- The month calendar -------------------------------------------------------------------
+
+# A day shows △ when no more than this share of its seats is still free.
+FEW_LEFT_SHARE = 0.2
+
+_FREE_FOR_PARTY = case((_REMAINING >= bindparam("party"), _REMAINING), else_=0)
+_DAYS = (
+    select(
+        Session.day,
+        func.sum(Slot.capacity).label("capacity"),
+        func.sum(_FREE_FOR_PARTY).label("free"),
+    )
+    .join(Session, Session.id == Slot.session_id)
+    .join(Venue, Venue.id == Slot.venue_id)
+    .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
+    .where(*_FOR_SALE)
+    .group_by(Session.day)
+)
+_DAYS_AT_VENUE = _DAYS.where(Slot.venue_id == bindparam("venue_id"))
+
+
+@dataclass(frozen=True)
+class DayMark:
+    """One day of the month calendar: ○ seats left, △ few left, × full, － closed or not
+    bookable (the convention of Japanese booking pages)."""
+
+    day: date
+    mark: str  # open | few | full | closed
+    free: int
+
+
+def month_marks(
+    db: DbSession, *, service_id: str, venue_id: str | None, month: date, party: int = 1
+) -> list[DayMark]:
+    """Every day of ``month`` (any date in it) marked for a party of ``party``."""
+    ctx = context(db)
+    check_party(ctx, party)
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    params = _sale_params(ctx, service_id, venue_id, first, last, party)
+    query = _DAYS if venue_id is None else _DAYS_AT_VENUE
+    sold = {row.day: (int(row.capacity), int(row.free)) for row in db.execute(query, params)}
+    if not sold:
         _check_offered(db, service_id, venue_id)
-    return found
+    marks = []
+    day = first
+    while day <= last:
+        capacity, free = sold.get(day, (0, 0))
+        if capacity == 0:
+            mark = "closed"
+        elif free == 0:
+            mark = "full"
+        elif free <= capacity * FEW_LEFT_SHARE:
+            mark = "few"
+        else:
+            mark = "open"
+        marks.append(DayMark(day, mark, free))
+        day += timedelta(days=1)
+    return marks
 
 
 def _check_offered(db: DbSession, service_id: str, venue_id: str | None) -> None:

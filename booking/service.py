@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from booking import codes
 from booking.availability import (
+    DayMark,
     availability,
     check_party,
     check_window,
@@ -39,6 +40,7 @@ from booking.availability import (
     list_services,
     list_venues,
     local_midnight,
+    month_marks,
     venue_services,
 )
 from booking.base import UTCDateTime
@@ -808,6 +810,7 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
 
 __all__ = [
     "BookingView",
+    "DayMark",
     "HoldView",
     "MemberInput",
     "MemberView",
@@ -824,6 +827,7 @@ __all__ = [
     "last_bookable_day",
     "list_services",
     "list_venues",
+    "month_marks",
     "reclaim_expired_holds",
     "release_hold",
     "reschedule",

@@ -10,11 +10,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import schedule, service
 from booking.context import BookingContext, BookingRules
+from booking.pages.i18n import Languages
+from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
 from booking.web import install_error_handlers
 from config.db import make_engine, make_sessionmaker
@@ -90,8 +93,11 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.languages = Languages.load()
     install_error_handlers(app)
     app.include_router(booking_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 
     @app.get("/healthz", tags=["operations"])
     def healthz(request: Request) -> JSONResponse:

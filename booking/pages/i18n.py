@@ -1,0 +1,100 @@
+"""Languages for the resident pages: gettext catalogues (.po, read with Babel at start-up) and
+Jinja environments, one per language. A new language is a new locale/<code>/ folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from importlib.resources import files
+from io import BytesIO
+from typing import Any
+
+from babel.dates import format_date, format_time
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from booking.context import TOKYO
+
+DEFAULT_LANGUAGE = "ja"
+# How each language writes a visit's date and time (Babel patterns).
+DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y"}
+MONTH_PATTERNS = {"ja": "y年M月", "en": "MMMM y"}
+TIME_PATTERNS = {"ja": "H:mm", "en": "h:mm a"}
+
+
+def _catalogue(language: str) -> Translations:
+    source = files("booking.pages").joinpath(f"locale/{language}/LC_MESSAGES/messages.po")
+    with source.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    compiled = BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled)
+
+
+def available_languages() -> list[str]:
+    """Every language with a catalogue, the default first."""
+    found = sorted(p.name for p in files("booking.pages").joinpath("locale").iterdir())
+    return sorted(found, key=lambda code: code != DEFAULT_LANGUAGE)
+
+
+@dataclass(frozen=True)
+class Languages:
+    """The Jinja environment of every language, built once per application."""
+
+    environments: dict[str, Environment]
+
+    @classmethod
+    def load(cls) -> Languages:
+        environments = {}
+        for language in available_languages():
+            env = Environment(
+                loader=PackageLoader("booking.pages", "templates"),
+                autoescape=select_autoescape(["html"]),
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.install_gettext_translations(_catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+            env.globals.update(_helpers(language))
+            environments[language] = env
+        return cls(environments)
+
+    def pick(self, wanted: str | None) -> str:
+        return wanted if wanted in self.environments else DEFAULT_LANGUAGE
+
+    def render(self, language: str, template: str, **context: Any) -> str:
+        return self.environments[language].get_template(template).render(**context)
+
+
+def _helpers(language: str) -> dict[str, Any]:
+    def long_date(value: date | datetime) -> str:
+        if isinstance(value, datetime):
+            value = value.astimezone(TOKYO).date()
+        return format_date(value, DATE_PATTERNS.get(language, "medium"), locale=language)
+
+    def month_name(value: date) -> str:
+        return format_date(value, MONTH_PATTERNS.get(language, "MMMM y"), locale=language)
+
+    def clock(value: datetime) -> str:
+        return format_time(
+            value.astimezone(TOKYO), TIME_PATTERNS.get(language, "short"), locale=language
+        )
+
+    def weekday(value: date) -> str:
+        return format_date(value, "E", locale=language)
+
+    def named(item: Any) -> str:
+        """A venue's or service's name in this language (Japanese where none is given)."""
+        return str(getattr(item, f"name_{language}", None) or item.name_ja)
+
+    return {
+        "language": language,
+        "long_date": long_date,
+        "month_name": month_name,
+        "clock": clock,
+        "weekday": weekday,
+        "named": named,
+    }

@@ -1,0 +1,175 @@
+"""The resident pages: choose a service, a venue, a day on the month calendar, then a time.
+
+Plain HTML forms and links that work without JavaScript; every text through the catalogues.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from booking import service
+from booking.errors import BookingError
+from booking.pages.i18n import Languages
+from booking.web import unit_of_work
+
+router = APIRouter(include_in_schema=False)
+ANYWHERE = "any"
+LANGUAGE_COOKIE = "lang"
+Party = Annotated[int, Query(ge=1, le=20)]
+
+
+def language_of(request: Request) -> str:
+    """The ?lang= switch first, then the remembered choice, then Japanese."""
+    languages: Languages = request.app.state.languages
+    return languages.pick(request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE))
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page in the visitor's language, with links to the same page in the others."""
+    languages: Languages = request.app.state.languages
+    language = language_of(request)
+    others = {
+        code: str(request.url.include_query_params(lang=code))
+        for code in languages.environments
+        if code != language
+    }
+    html = languages.render(language, template, request=request, switch=others, **context)
+    response = HTMLResponse(html, status_code=status_code)
+    if "lang" in request.query_params:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+def not_found(request: Request, error: BookingError) -> HTMLResponse:
+    return page(request, "problem.html", status_code=error.status, error=error)
+
+
+@router.get("/", response_class=HTMLResponse)
+def start(request: Request) -> HTMLResponse:
+    """Step 1: what the visit is for, with what to bring."""
+    with unit_of_work(request) as db:
+        services = service.list_services(db)
+    return page(request, "start.html", services=services)
+
+
+@router.get("/book/{service_id}", response_class=HTMLResponse)
+def choose_venue(request: Request, service_id: str) -> HTMLResponse:
+    """Step 2: where, or the earliest time anywhere."""
+    with unit_of_work(request) as db:
+        chosen = next((s for s in service.list_services(db) if s.id == service_id), None)
+        if chosen is None:
+            return not_found(request, BookingError("unknown_service"))
+        venues = service.list_venues(db, service_id=service_id)
+    return page(request, "venues.html", service=chosen, venues=venues, anywhere=ANYWHERE)
+
+
+def _month(value: str | None, today: date) -> date:
+    if value:
+        try:
+            year, month = (int(part) for part in value.split("-"))
+            return date(year, month, 1)
+        except ValueError:
+            pass
+    return today.replace(day=1)
+
+
+@router.get("/book/{service_id}/{place}", response_class=HTMLResponse)
+def calendar(
+    request: Request, service_id: str, place: str, month: str | None = None, party: Party = 1
+) -> HTMLResponse:
+    """Step 3: the month calendar, each day ○ △ × or －."""
+    with unit_of_work(request) as db:
+        today = service.first_bookable_day(db.info["booking"], None) - timedelta(days=1)
+        shown = _month(month, today)
+        venue_id = None if place == ANYWHERE else place
+        try:
+            chosen = _service(db, service_id)
+            venue = _venue(db, venue_id, service_id)
+            marks = service.month_marks(
+                db, service_id=service_id, venue_id=venue_id, month=shown, party=party
+            )
+        except BookingError as error:
+            return not_found(request, error)
+        last = service.last_bookable_day(db.info["booking"])
+    earliest = today.replace(day=1)
+    previous = (shown - timedelta(days=1)).replace(day=1)
+    following = (shown + timedelta(days=32)).replace(day=1)
+    return page(
+        request,
+        "calendar.html",
+        service=chosen,
+        venue=venue,
+        place=place,
+        party=party,
+        month=shown,
+        weeks=_weeks(marks),
+        previous=previous if previous >= earliest else None,
+        following=following if following <= last else None,
+        query=lambda **q: urlencode({"party": party, **q}),
+    )
+
+
+@router.get("/book/{service_id}/{place}/{day}", response_class=HTMLResponse)
+def times(
+    request: Request, service_id: str, place: str, day: date, party: Party = 1
+) -> HTMLResponse:
+    """Step 4: the day's times with the seats left."""
+    with unit_of_work(request) as db:
+        venue_id = None if place == ANYWHERE else place
+        try:
+            chosen = _service(db, service_id)
+            venue = _venue(db, venue_id, service_id)
+            slots = service.availability(
+                db,
+                service_id=service_id,
+                venue_id=venue_id,
+                start=day,
+                end=day,
+                party=party,
+                limit=500,
+            )
+        except BookingError as error:
+            return not_found(request, error)
+        venues = {v.id: v for v in service.list_venues(db, service_id=service_id)}
+    return page(
+        request,
+        "times.html",
+        service=chosen,
+        venue=venue,
+        venues=venues,
+        place=place,
+        party=party,
+        day=day,
+        slots=slots,
+    )
+
+
+def _service(db: Any, service_id: str) -> Any:
+    found = next((s for s in service.list_services(db) if s.id == service_id), None)
+    if found is None:
+        raise BookingError("unknown_service")
+    return found
+
+
+def _venue(db: Any, venue_id: str | None, service_id: str) -> Any:
+    if venue_id is None:
+        return None
+    found = next(
+        (v for v in service.list_venues(db, service_id=service_id) if v.id == venue_id), None
+    )
+    if found is None:
+        raise BookingError("unknown_venue")
+    return found
+
+
+def _weeks(marks: list[service.DayMark]) -> list[list[service.DayMark | None]]:
+    """Calendar rows from Sunday to Saturday, as Japanese calendars are laid out."""
+    lead = (marks[0].day.weekday() + 1) % 7
+    cells: list[service.DayMark | None] = [None] * lead + list(marks)
+    cells += [None] * (-len(cells) % 7)
+    return [cells[i : i + 7] for i in range(0, len(cells), 7)]

@@ -1,0 +1,183 @@
+"""The resident pages (server-rendered): month marks, language switch, errors as pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from booking import schedule, service
+from booking.errors import BookingError
+from booking.service import ResidentInput
+from config.app import create_app
+from config.db import make_sessionmaker
+from config.settings import Settings
+from tests.conftest import FakeClock, make_context
+
+PERSON = ResidentInput(name_kana="テスト", phone="09012345678", birth_date=date(1960, 1, 1))
+POPUP = {
+    "services": [],
+    "venues": [
+        {
+            "id": "popup_mall",
+            "name_ja": "出張会場 ショッピングモール",
+            "name_en": "Pop-up venue, shopping mall",
+            "kind": "popup",
+            "address_ja": "新宿区西新宿1-1",
+            "address_en": "1-1 Nishi-Shinjuku",
+            "services": ["application_help"],
+        }
+    ],
+    "weekly_templates": [],
+}
+
+
+@pytest.fixture
+def popup(db: Session) -> int:
+    """A pop-up venue open one day (2027-01-14) with one slot of 5 seats."""
+    schedule.install_ward(db, POPUP)
+    session = schedule.open_extra_session(
+        db,
+        venue_id="popup_mall",
+        service_id="application_help",
+        day=date(2027, 1, 14),
+        opens=time(10),
+        closes=time(11),
+        slot_minutes=60,
+        seats=5,
+        kind="popup",
+    )
+    return service.availability(
+        db, service_id="application_help", venue_id="popup_mall", start=session.day, end=session.day
+    )[0].id
+
+
+def marks(db: Session, party: int = 1) -> dict[date, str]:
+    found = service.month_marks(
+        db,
+        service_id="application_help",
+        venue_id="popup_mall",
+        month=date(2027, 1, 1),
+        party=party,
+    )
+    return {m.day: m.mark for m in found}
+
+
+def test_month_marks_follow_the_seats(db: Session, popup: int) -> None:
+    day = date(2027, 1, 14)
+    shown = marks(db)
+    assert len(shown) == 31
+    assert shown[day] == "open"
+    assert {m for d, m in shown.items() if d != day} == {"closed"}
+    service.book(db, slot_id=popup, party=4, resident=PERSON, channel="web")
+    assert marks(db)[day] == "few"  # 1 of 5 seats left
+    assert marks(db, party=2)[day] == "full"  # a pair no longer fits
+    service.book(db, slot_id=popup, party=1, resident=PERSON, channel="web")
+    assert marks(db)[day] == "full"
+
+
+def test_month_marks_count_live_holds_only(db: Session, popup: int, clock: FakeClock) -> None:
+    service.create_hold(db, slot_id=popup, seats=5, channel="web")
+    assert marks(db)[date(2027, 1, 14)] == "full"
+    clock.advance(minutes=11)
+    assert marks(db)[date(2027, 1, 14)] == "open"
+
+
+def test_month_marks_agree_with_availability(db: Session) -> None:
+    month = service.month_marks(db, service_id="pickup", venue_id="main", month=date(2027, 1, 1))
+    for mark in month:
+        free = service.availability(
+            db, service_id="pickup", venue_id="main", start=mark.day, end=mark.day, limit=500
+        )
+        assert (mark.mark in ("open", "few")) == bool(free), mark
+        assert mark.free == sum(s.remaining for s in free)
+    closed = {m.day for m in month if m.mark == "closed"}
+    assert date(2027, 1, 1) in closed  # year-end
+    assert date(2027, 1, 11) in closed  # 成人の日
+    assert date(2027, 1, 10) not in closed  # 2nd Sunday: holiday session at the main office
+
+
+def test_an_unknown_venue_is_refused(db: Session) -> None:
+    with pytest.raises(BookingError) as refused:
+        service.month_marks(db, service_id="pickup", venue_id="nowhere", month=date(2027, 1, 1))
+    assert refused.value.code == "unknown_venue"
+
+
+@pytest.fixture
+def browser(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        environment="test",
+        data_dir=tmp_path,
+        data_keys=Fernet.generate_key().decode(),
+        lookup_key="x" * 32,
+    )
+    app = create_app(settings)
+    app.state.sessions = make_sessionmaker(engine, make_context(clock))
+    with TestClient(app) as http:
+        yield http
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_start_page_in_japanese_then_english(browser: TestClient) -> None:
+    first = browser.get("/")
+    assert first.status_code == 200
+    assert '<html lang="ja">' in first.text
+    shown = text_of(first.text)
+    assert "マイナンバーカードの受け取り（交付）" in shown
+    assert "交付通知書（はがき）" in shown
+    english = browser.get("/?lang=en")
+    assert '<html lang="en">' in english.text
+    assert "Card pickup" in text_of(english.text)
+    assert english.cookies.get("lang") == "en" or browser.cookies.get("lang") == "en"
+    # The choice is remembered on the next page without ?lang=
+    assert '<html lang="en">' in browser.get("/book/pickup").text
+    assert '<html lang="ja">' in browser.get("/book/pickup?lang=ja").text
+
+
+def test_calendar_page_marks_days(browser: TestClient) -> None:
+    page = browser.get("/book/pickup/main?month=2027-01&party=2")
+    assert page.status_code == 200
+    shown = text_of(page.text)
+    assert "2027年1月" in shown
+    # Bookable days link to their times; closed days do not.
+    assert 'href="/book/pickup/main/2027-01-12?party=2"' in page.text
+    assert "/book/pickup/main/2027-01-11?" not in page.text
+    assert "/book/pickup/main/2027-01-01?" not in page.text
+    for label in ("空きあり", "受付なし"):
+        assert label in page.text
+
+
+def test_times_page_lists_free_times(browser: TestClient) -> None:
+    page = browser.get("/book/pickup/any/2027-01-12?party=1")
+    assert page.status_code == 200
+    shown = text_of(page.text)
+    assert "2027年1月12日(火)" in shown
+    assert "8:30–8:45" in shown
+    assert "残り6席" in shown
+    assert "四谷特別出張所" in shown  # "anywhere" names each time's venue
+    assert page.text.count('action="/book/hold"') >= 10
+
+
+def test_unknown_pages_are_friendly(browser: TestClient) -> None:
+    for url in ("/book/nothing", "/book/pickup/nowhere", "/book/nothing/any/2027-01-12"):
+        page = browser.get(url)
+        assert page.status_code == 404, url
+        assert "申し訳ありません" in page.text
+        assert "<html" in page.text
+
+
+def test_static_styles_are_served(browser: TestClient) -> None:
+    css = browser.get("/static/site.css")
+    assert css.status_code == 200
+    assert "calendar" in css.text
