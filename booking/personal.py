@@ -48,6 +48,10 @@ class Vault:
     def digest(self, value: str) -> str:
         return hmac.new(self.lookup_key, value.encode(), hashlib.sha256).hexdigest()
 
+    def derive(self, label: str) -> bytes:
+        """A key for another purpose (signing page tokens), separated from lookups by its label."""
+        return hmac.new(self.lookup_key, b"derive:" + label.encode(), hashlib.sha256).digest()
+
     def same(self, value: str, digest: str | None) -> bool:
         return digest is not None and hmac.compare_digest(self.digest(value), digest)
 

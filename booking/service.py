@@ -59,6 +59,7 @@ from booking.models import (
 from booking.personal import Sealed, check_members, parse_phone, refuse_my_number, seal
 from booking.views import (
     BookingView,
+    HeldTime,
     HoldView,
     MemberInput,
     MemberView,
@@ -198,6 +199,21 @@ def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> Hol
     db.add(hold)
     db.flush()
     return HoldView(hold.id, slot_id, seats, hold.expires_at)
+
+
+def get_hold(db: DbSession, *, hold_id: str) -> HeldTime:
+    """A hold and the time it keeps; ``live`` is False once it has lapsed."""
+    row = db.execute(
+        select(Hold, Slot.venue_id, Slot.service_id, Slot.starts_at, Slot.ends_at)
+        .join(Slot, Slot.id == Hold.slot_id)
+        .where(Hold.id == hold_id, Hold.kind == "offer")
+    ).first()
+    if row is None:
+        raise BookingError("hold_not_found", field="hold_id")
+    hold, venue_id, service_id, starts_at, ends_at = row
+    view = HoldView(hold.id, hold.slot_id, hold.seats, hold.expires_at)
+    live = hold.expires_at > context(db).now()
+    return HeldTime(view, venue_id, service_id, starts_at, ends_at, live)
 
 
 def release_hold(db: DbSession, *, hold_id: str) -> None:
@@ -514,24 +530,36 @@ def book(
             raise _why_not_claimed(db, slot_id)
         booking_id, code, slot = found
     else:
-        target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
+        if slot_id is not None:
+            target = slot_id
+        else:
+            try:
+                target = _hold_slot(db, str(hold_id))
+            except BookingError:
+                # Already used by this same request (a retry): answer with its booking.
+                earlier = _replay_without_hold(db, idempotency_key, party, resident, extra)
+                if earlier is None:
+                    raise
+                return earlier
         # A hold was checked against the window when it was made; it keeps its seats till it
         # lapses.
         slot = _slot_for_sale(db, target) if hold_id is None else _slot_info(db, target)
-        sealed = seal(
-            context(db).vault,
-            context(db).today(),
-            slot.requires_notice_number,
-            party,
-            resident,
-            extra,
-        )
+        sealed = seal(ctx.vault, ctx.today(), slot.requires_notice_number, party, resident, extra)
         if idempotency_key is not None:
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is not None:
                 return earlier
         if hold_id is not None:
-            _take_hold(db, hold_id, party)
+            try:
+                _take_hold(db, hold_id, party)
+            except BookingError as exc:
+                # A twin request (a double click) took the hold a moment before this one.
+                if exc.code != "hold_not_found" or idempotency_key is None:
+                    raise
+                earlier = _replay(db, idempotency_key, sealed.fingerprint)
+                if earlier is None:
+                    raise
+                return earlier
         else:
             _claim(db, _CLAIM_BOOKED, slot.id, party)
         code = _free_code(db)
@@ -566,6 +594,28 @@ def book(
         created_at=now,
         members=sealed.member_views,
     )
+
+
+def _replay_without_hold(
+    db: DbSession,
+    key: str | None,
+    party: int,
+    resident: ResidentInput,
+    extra: dict[str, Any],
+) -> BookingView | None:
+    """The booking a retry key already made, when the hold it was made from is gone."""
+    if key is None:
+        return None
+    booking_id = db.execute(
+        select(IdempotencyKey.booking_id).where(IdempotencyKey.key == key)
+    ).scalar_one_or_none()
+    if booking_id is None:
+        return None
+    slot_id = db.execute(select(Booking.slot_id).where(Booking.id == booking_id)).scalar_one()
+    ctx = context(db)
+    requires = _slot_info(db, slot_id).requires_notice_number
+    sealed = seal(ctx.vault, ctx.today(), requires, party, resident, extra)
+    return _replay(db, key, sealed.fingerprint)
 
 
 def _replay(db: DbSession, key: str, fingerprint: str) -> BookingView | None:
@@ -811,6 +861,7 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
 __all__ = [
     "BookingView",
     "DayMark",
+    "HeldTime",
     "HoldView",
     "MemberInput",
     "MemberView",
@@ -824,6 +875,7 @@ __all__ = [
     "find_booking",
     "first_bookable_day",
     "get_booking",
+    "get_hold",
     "last_bookable_day",
     "list_services",
     "list_venues",

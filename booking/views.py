@@ -25,6 +25,18 @@ class HoldView:
 
 
 @dataclass(frozen=True)
+class HeldTime:
+    """A hold with the time it keeps, for the page where the resident fills in the form."""
+
+    hold: HoldView
+    venue_id: str
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    live: bool
+
+
+@dataclass(frozen=True)
 class MemberView:
     position: int
     notice_number: str | None

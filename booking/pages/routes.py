@@ -10,43 +10,16 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from booking import service
 from booking.errors import BookingError
-from booking.pages.i18n import Languages
+from booking.pages.forms import form_page
+from booking.pages.render import ANYWHERE, not_found, page
 from booking.web import unit_of_work
 
 router = APIRouter(include_in_schema=False)
-ANYWHERE = "any"
-LANGUAGE_COOKIE = "lang"
 Party = Annotated[int, Query(ge=1, le=20)]
-
-
-def language_of(request: Request) -> str:
-    """The ?lang= switch first, then the remembered choice, then Japanese."""
-    languages: Languages = request.app.state.languages
-    return languages.pick(request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE))
-
-
-def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render a page in the visitor's language, with links to the same page in the others."""
-    languages: Languages = request.app.state.languages
-    language = language_of(request)
-    others = {
-        code: str(request.url.include_query_params(lang=code))
-        for code in languages.environments
-        if code != language
-    }
-    html = languages.render(language, template, request=request, switch=others, **context)
-    response = HTMLResponse(html, status_code=status_code)
-    if "lang" in request.query_params:
-        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
-    return response
-
-
-def not_found(request: Request, error: BookingError) -> HTMLResponse:
-    return page(request, "problem.html", status_code=error.status, error=error)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -115,9 +88,7 @@ def calendar(
 
 
 @router.get("/book/{service_id}/{place}/{day}", response_class=HTMLResponse)
-def times(
-    request: Request, service_id: str, place: str, day: date, party: Party = 1
-) -> HTMLResponse:
+def times(request: Request, service_id: str, place: str, day: date, party: Party = 1) -> Response:
     """Step 4: the day's times with the seats left."""
     with unit_of_work(request) as db:
         venue_id = None if place == ANYWHERE else place
@@ -136,7 +107,7 @@ def times(
         except BookingError as error:
             return not_found(request, error)
         venues = {v.id: v for v in service.list_venues(db, service_id=service_id)}
-    return page(
+    return form_page(
         request,
         "times.html",
         service=chosen,

@@ -393,3 +393,27 @@ def test_the_answer_to_a_booking_is_what_was_stored(db: Session, clock: FakeCloc
     made = service.book(db, slot_id=pickup.id, party=2, resident=household, channel="agent")
     stored = service.find_booking(db, code=made.code, birth_date=date(1944, 2, 29))
     assert made == stored
+
+
+def test_a_retried_booking_from_a_used_hold_answers_with_the_booking(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(2)
+    hold = service.create_hold(db, slot_id=slot, seats=1, channel="web")
+    first = service.book(
+        db, hold_id=hold.id, party=1, resident=RESIDENT, channel="web", idempotency_key="h-1"
+    )
+    again = service.book(
+        db, hold_id=hold.id, party=1, resident=RESIDENT, channel="web", idempotency_key="h-1"
+    )
+    assert again.id == first.id
+    assert seats(db, slot) == (2, 1, 0)
+    other = ResidentInput(name_kana="ベツジン", phone="08011112222", birth_date=date(1990, 1, 1))
+    with pytest.raises(BookingError) as conflict:
+        service.book(
+            db, hold_id=hold.id, party=1, resident=other, channel="web", idempotency_key="h-1"
+        )
+    assert conflict.value.code == "idempotency_conflict"
+    with pytest.raises(BookingError) as gone:
+        service.book(db, hold_id=hold.id, party=1, resident=RESIDENT, channel="web")
+    assert gone.value.code == "hold_not_found"

@@ -166,7 +166,7 @@ def test_times_page_lists_free_times(browser: TestClient) -> None:
     assert "8:30–8:45" in shown
     assert "残り6席" in shown
     assert "四谷特別出張所" in shown  # "anywhere" names each time's venue
-    assert page.text.count('action="/book/hold"') >= 10
+    assert page.text.count('action="/hold"') >= 10
 
 
 def test_unknown_pages_are_friendly(browser: TestClient) -> None:
@@ -181,3 +181,117 @@ def test_static_styles_are_served(browser: TestClient) -> None:
     css = browser.get("/static/site.css")
     assert css.status_code == 200
     assert "calendar" in css.text
+
+
+# --- The booking flow ---------------------------------------------------------------------
+
+FORM = {
+    "name_kana": "やまだ はなこ",
+    "birth_year": "1950",
+    "birth_month": "4",
+    "birth_day": "1",
+    "phone": "090-1234-5678",
+    "language": "ja",
+}
+
+
+def field(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} in the page"
+    return found.group(1)
+
+
+def hold_first_time(browser: TestClient, url: str) -> tuple[str, str]:
+    """Open a day's times, press the first one: (the details page URL, its HTML)."""
+    times = browser.get(url)
+    assert times.status_code == 200
+    party = re.search(r"party=(\d+)", url)
+    held = browser.post(
+        "/hold",
+        data={
+            "csrf": field(times.text, "csrf"),
+            "slot_id": field(times.text, "slot_id"),
+            "party": party.group(1) if party else "1",
+            "service": field(times.text, "service"),
+            "place": field(times.text, "place"),
+            "day": field(times.text, "day"),
+        },
+        follow_redirects=False,
+    )
+    assert held.status_code == 303, held.text
+    details = browser.get(held.headers["location"])
+    assert details.status_code == 200
+    return held.headers["location"], details.text
+
+
+def test_a_family_books_a_pickup(browser: TestClient) -> None:
+    where, details = hold_first_time(browser, "/book/pickup/main/2027-01-13?party=3")
+    assert details.count('name="notice_') == 3
+    assert "までお取り置きしています" in details
+    form = {**FORM, "csrf": field(details, "csrf")}
+    form |= {"party": field(details, "party"), "service": field(details, "service")}
+    form |= {"notice_0": "AB1-234567", "notice_1": "AB1-234568", "notice_2": "bad"}
+    wrong = browser.post(where, data=form, follow_redirects=False)
+    assert wrong.status_code == 422
+    assert "英数字3桁・ハイフン・数字6桁" in wrong.text
+    assert 'aria-invalid="true"' in wrong.text
+    assert 'value="やまだ はなこ"' in wrong.text  # nothing typed is lost
+    assert 'value="AB1-234568"' in wrong.text
+    form |= {"notice_2": "ab1-234569", "csrf": field(wrong.text, "csrf")}
+    booked = browser.post(where, data=form, follow_redirects=False)
+    assert booked.status_code == 303
+    assert booked.headers["location"] == "/booking/done"
+    done = browser.get("/booking/done")
+    code = re.search(r'class="code"[^>]*>(\d{4}) (\d{4})<', done.text)
+    assert code, done.text
+    assert "<svg" in done.text  # the QR code
+    assert "本庁舎" in done.text
+    assert "3人" in done.text
+    ics = browser.get("/booking/done.ics")
+    assert ics.headers["content-type"].startswith("text/calendar")
+    assert b"DTSTART:20270112T233000Z" in ics.content  # 8:30 in Tokyo
+    assert b"BEGIN:VALARM" in ics.content
+    again = browser.post(where, data=form, follow_redirects=False)  # a second press
+    assert again.headers.get("location") == "/booking/done"
+
+
+def test_forms_without_their_token_are_refused(browser: TestClient) -> None:
+    refused = browser.post("/hold", data={"slot_id": "1", "party": "1", "day": "2027-01-13"})
+    assert refused.status_code == 403
+    assert "予約はされていません" in refused.text
+
+
+def test_a_lapsed_hold_offers_the_next_times(browser: TestClient, clock: FakeClock) -> None:
+    where, _ = hold_first_time(browser, "/book/pin_reset/okubo/2027-01-14?party=1")
+    clock.advance(minutes=11)
+    late = browser.get(where)
+    assert late.status_code == 409
+    assert "お取り置きの10分間が過ぎました" in late.text
+    assert late.text.count('action="/hold"') >= 1  # the next free times, each one press away
+
+
+def test_the_last_seat_taken_meanwhile_offers_the_next_times(
+    browser: TestClient, engine: Engine, clock: FakeClock
+) -> None:
+    url = "/book/cert_renewal/ochiai_daini/2027-01-15?party=1"
+    times = browser.get(url)
+    slot_id = int(field(times.text, "slot_id"))
+    sessions = make_sessionmaker(engine, make_context(clock))
+    with sessions() as db:  # someone else takes the only seat first
+        service.book(db, slot_id=slot_id, party=1, resident=PERSON, channel="ivr")
+        db.commit()
+    taken = browser.post(
+        "/hold",
+        data={
+            "csrf": field(times.text, "csrf"),
+            "slot_id": str(slot_id),
+            "party": "1",
+            "service": "cert_renewal",
+            "place": "ochiai_daini",
+            "day": "2027-01-15",
+        },
+    )
+    assert taken.status_code == 409
+    assert "直前にほかの方が最後の席を予約しました" in taken.text
+    assert f'name="slot_id" value="{slot_id}"' not in taken.text
+    assert taken.text.count('action="/hold"') >= 1

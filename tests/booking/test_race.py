@@ -239,3 +239,25 @@ def test_the_race_harness_catches_count_then_insert(
     race(committed, 30, work)
     cap, _booked, _held, seats = ledger(committed, slot)
     assert seats > cap, "the harness no longer provokes the race it exists to catch"
+
+
+def test_a_double_click_on_a_hold_books_once(committed: sessionmaker[Session]) -> None:
+    (slot,) = new_slots(committed, 3)
+    with committed() as db:
+        hold = service.create_hold(db, slot_id=slot, seats=2, channel="web")
+        db.commit()
+
+    def work(db: Session, _i: int) -> object:
+        return service.book(
+            db,
+            hold_id=hold.id,
+            party=2,
+            resident=resident(0),
+            channel="web",
+            idempotency_key=f"web-hold:{hold.id}",
+        )
+
+    outcomes = race(committed, 6, work)
+    assert [o.error for o in outcomes if o.error is not None] == []
+    assert len({o.value.code for o in outcomes if isinstance(o.value, service.BookingView)}) == 1
+    assert ledger(committed, slot)[1:] == (2, 0, 2)

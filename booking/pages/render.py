@@ -1,0 +1,46 @@
+"""Rendering a resident page in the visitor's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from booking.errors import BookingError
+from booking.pages.i18n import Languages
+
+ANYWHERE = "any"
+LANGUAGE_COOKIE = "lang"
+
+
+def language_of(request: Request) -> str:
+    """The ?lang= switch first, then the remembered choice, then Japanese."""
+    languages: Languages = request.app.state.languages
+    return languages.pick(request.query_params.get("lang") or request.cookies.get(LANGUAGE_COOKIE))
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page in the visitor's language, with links to the same page in the others."""
+    languages: Languages = request.app.state.languages
+    language = language_of(request)
+    others = {
+        code: str(request.url.include_query_params(lang=code))
+        for code in languages.environments
+        if code != language
+    }
+    html = languages.render(language, template, request=request, switch=others, **context)
+    response = HTMLResponse(html, status_code=status_code)
+    if "lang" in request.query_params:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+def not_found(request: Request, error: BookingError) -> HTMLResponse:
+    return page(request, "problem.html", status_code=error.status, error=error)
+
+
+def message_language(request: Request) -> str:
+    """The language for the engine's error messages (its catalogue has Japanese and English)."""
+    language = language_of(request)
+    return language if language in ("ja", "en") else "en"
