@@ -147,7 +147,7 @@ def availability(
     check_party(ctx, party)
     start = start or ctx.today()
     end = end or last_bookable_day(ctx)
-    if end < start or (end - start).days > MAX_RANGE_DAYS:
+    if end < start or (end - start).days > MAX_RANGE_DAYS or not _plausible(start, end):
         raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
     params = _sale_params(ctx, service_id, venue_id, start, end, party)
     params["limit"] = limit
@@ -156,6 +156,11 @@ def availability(
     if not found:  # nothing free, or nothing to ask about: say which
         _check_offered(db, service_id, venue_id)
     return found
+
+
+def _plausible(*days: date) -> bool:
+    """Dates a booking could be about (far-off years overflow the UTC conversion)."""
+    return all(date(2000, 1, 1) <= day <= date(2200, 1, 1) for day in days)
 
 
 def _sale_params(
@@ -214,6 +219,8 @@ def month_marks(
     ctx = context(db)
     check_party(ctx, party)
     first = month.replace(day=1)
+    if not _plausible(first):
+        raise BookingError("invalid_date_range", field="month", max_days=MAX_RANGE_DAYS)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     params = _sale_params(ctx, service_id, venue_id, first, last, party)
     query = _DAYS if venue_id is None else _DAYS_AT_VENUE

@@ -12,6 +12,9 @@ from booking.personal import mask_phone
 from booking.service import BookingView, HoldView, SlotView
 
 ShortText = Annotated[str, Field(max_length=100)]
+# Database ids are 32-bit: anything outside is a malformed request (422), not a server error.
+RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Party = Annotated[int, Field(ge=0, le=100)]
 
 
 class _Out(BaseModel):
@@ -67,8 +70,8 @@ class SlotOut(BaseModel):
 class HoldIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slot_id: int
-    party_size: int = 1
+    slot_id: RowId
+    party_size: Party = 1
 
 
 class HoldOut(BaseModel):
@@ -99,9 +102,9 @@ class MemberIn(BaseModel):
 class BookingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slot_id: int | None = None
+    slot_id: RowId | None = None
     hold_id: Annotated[str, Field(max_length=64)] | None = None
-    party_size: int = 1
+    party_size: Party = 1
     name_kana: ShortText
     phone: Annotated[str, Field(max_length=30)]
     birth_date: date
@@ -119,7 +122,7 @@ class SecondFactorIn(BaseModel):
 
 
 class RescheduleIn(SecondFactorIn):
-    slot_id: int | None = None
+    slot_id: RowId | None = None
     hold_id: Annotated[str, Field(max_length=64)] | None = None
 
 

@@ -81,7 +81,7 @@ _CLAIM_HOLD = update(Slot).where(*_SEATS_FIT).values(held=Slot.held + bindparam(
 _CLAIM_BOOKED = update(Slot).where(*_SEATS_FIT).values(booked=Slot.booked + bindparam("seats"))
 _HELD_TO_BOOKED = (
     update(Slot)
-    .where(Slot.id == bindparam("slot_id"))
+    .where(Slot.id == bindparam("slot_id"), Slot.is_open.is_(True))
     .values(held=Slot.held - bindparam("seats"), booked=Slot.booked + bindparam("seats"))
 )
 _RELEASE_HELD = (
@@ -103,9 +103,19 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
+def _lock_slots(db: DbSession, slot_ids: Any) -> None:
+    """Lock slot rows in ascending id order before touching their holds: slots before holds is
+    the lock order everywhere (a booking locks its slot, then may reclaim that slot's holds)."""
+    db.execute(select(Slot.id).where(Slot.id.in_(slot_ids)).order_by(Slot.id).with_for_update())
+
+
 def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
     """Give the seats of lapsed holds back to sale; returns how many seats came back."""
     now = context(db).now()
+    lapsed = select(Hold.slot_id).where(Hold.expires_at <= now)
+    if slot_id is not None:
+        lapsed = lapsed.where(Hold.slot_id == slot_id)
+    _lock_slots(db, lapsed.scalar_subquery())
     query = delete(Hold).where(Hold.expires_at <= now).returning(Hold.slot_id, Hold.seats)
     if slot_id is not None:
         query = query.where(Hold.slot_id == slot_id)
@@ -218,6 +228,7 @@ def get_hold(db: DbSession, *, hold_id: str) -> HeldTime:
 
 def release_hold(db: DbSession, *, hold_id: str) -> None:
     """Give a hold's seats back at once (the caller chose another time, or hung up)."""
+    _lock_slots(db, select(Hold.slot_id).where(Hold.id == hold_id).scalar_subquery())
     row = db.execute(
         delete(Hold)
         .where(Hold.id == hold_id, Hold.kind == "offer")
@@ -229,7 +240,9 @@ def release_hold(db: DbSession, *, hold_id: str) -> None:
 
 
 def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
-    """Turn a hold into booked seats; returns its slot. Cannot fail for lack of seats."""
+    """Turn a hold into booked seats; returns its slot. Cannot fail for lack of seats, but
+    refuses a slot closed since the hold was made."""
+    _lock_slots(db, select(Hold.slot_id).where(Hold.id == hold_id).scalar_subquery())
     row = db.execute(
         delete(Hold)
         .where(Hold.id == hold_id, Hold.kind == "offer")
@@ -238,7 +251,8 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
     if row is None:
         raise BookingError("hold_not_found", field="hold_id")
     if row.seats == seats and row.expires_at > context(db).now():
-        db.execute(_HELD_TO_BOOKED, {"slot_id": row.slot_id, "seats": seats})
+        if _rowcount(db.execute(_HELD_TO_BOOKED, {"slot_id": row.slot_id, "seats": seats})) != 1:
+            raise BookingError("slot_closed", field="hold_id")
         return int(row.slot_id)
     # A lapsed hold, or a different party size: give it back and book like anyone else.
     db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
@@ -518,10 +532,11 @@ def book(
                     )
                 if found is not None or not _why_not_booked(db, slot_id, party, resident):
                     break
-        except IntegrityError:
+        except (IntegrityError, BookingError):
             if idempotency_key is None:
                 raise
-            # The twin request committed first with the same key: answer with its booking.
+            # A twin request with the same key committed first (it may have taken the last
+            # seat this one waited for): answer with its booking.
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is None:
                 raise
@@ -688,22 +703,26 @@ def find_booking(
         raise BookingError("invalid_code", field="code")
     if phone is None and birth_date is None:
         raise BookingError("second_factor_required", field="phone")
-    found = db.execute(select(Booking.id, Booking.phone_hmac).where(Booking.code == code)).first()
-    if found is None:
-        raise BookingError("booking_not_found", field="code")
-    view = _view(db, found.id)
+    vault = context(db).vault
+    found = db.execute(
+        select(Booking.id, Booking.phone_hmac, Booking.birth_date_enc).where(Booking.code == code)
+    ).first()
+    # The same work whether or not the code exists, so timing does not tell which codes do.
+    phone_hmac = found.phone_hmac if found else None
+    birth_token = found.birth_date_enc if found and found.birth_date_enc else None
     matched = False
     if phone is not None:
         try:
             e164: str | None = parse_phone(phone).e164
         except BookingError:
             e164 = None
-        matched = e164 is not None and context(db).vault.same(e164, found.phone_hmac)
+        matched = vault.same(e164 or "", phone_hmac or "0" * 64) and e164 is not None
     if not matched and birth_date is not None:
-        matched = view.birth_date is not None and view.birth_date == birth_date
-    if not matched:
+        stored = vault.decrypt(birth_token or vault.encrypt("0001-01-01"))
+        matched = birth_token is not None and stored == birth_date.isoformat()
+    if found is None or not matched:
         raise BookingError("booking_not_found", field="code")
-    return view
+    return _view(db, found.id)
 
 
 def get_booking(db: DbSession, *, booking_id: int) -> BookingView:
@@ -733,35 +752,47 @@ def cancel(
     view = find_booking(db, code=code, phone=phone, birth_date=birth_date)
     if view.status == "cancelled":
         return view
-    return cancel_booking(db, booking_id=view.id)
+    try:
+        return cancel_booking(db, booking_id=view.id)
+    except BookingError as exc:
+        again = _view(db, view.id)
+        if exc.code == "booking_not_active" and again.status == "cancelled":
+            return again  # cancelled by a twin request in between: the same answer
+        raise
+
+
+def _release_seats(db: DbSession, slot_id: int, seats: int) -> None:
+    """Seats a booking gives up (cancelled or moved away): back on sale, after the release
+    delay if one is set."""
+    ctx = context(db)
+    delay = ctx.rules.release_delay_minutes
+    if delay == 0:
+        db.execute(_RELEASE_BOOKED, {"slot_id": slot_id, "seats": seats})
+        return
+    # Kept off sale for a while, as a hold nobody owns, so that seats cannot be handed over.
+    db.execute(_BOOKED_TO_HELD, {"slot_id": slot_id, "seats": seats})
+    db.add(
+        Hold(
+            id=secrets.token_hex(16),
+            slot_id=slot_id,
+            seats=seats,
+            kind="release_delay",
+            channel="web",
+            expires_at=ctx.now() + timedelta(minutes=delay),
+            created_at=ctx.now(),
+        )
+    )
+    db.flush()
 
 
 def cancel_booking(db: DbSession, *, booking_id: int) -> BookingView:
     """Cancel by id (staff, after their own checks)."""
-    ctx = context(db)
     _lock_active(db, booking_id)
     booking = db.execute(
         select(Booking.slot_id, Booking.party_size, Booking.version).where(Booking.id == booking_id)
     ).one()
     db.execute(update(Booking).where(Booking.id == booking_id).values(status="cancelled"))
-    delay = ctx.rules.release_delay_minutes
-    if delay == 0:
-        db.execute(_RELEASE_BOOKED, {"slot_id": booking.slot_id, "seats": booking.party_size})
-    else:
-        # Keep the seats off sale for a while, as a hold nobody owns, so they cannot be traded.
-        db.execute(_BOOKED_TO_HELD, {"slot_id": booking.slot_id, "seats": booking.party_size})
-        db.add(
-            Hold(
-                id=secrets.token_hex(16),
-                slot_id=booking.slot_id,
-                seats=booking.party_size,
-                kind="release_delay",
-                channel="web",
-                expires_at=ctx.now() + timedelta(minutes=delay),
-                created_at=ctx.now(),
-            )
-        )
-        db.flush()
+    _release_seats(db, booking.slot_id, booking.party_size)
     _record_event(db, booking_id, "cancelled", booking.version)
     return _view(db, booking_id)
 
@@ -784,7 +815,13 @@ def reschedule(
 def reschedule_booking(
     db: DbSession, *, booking_id: int, slot_id: int | None = None, hold_id: str | None = None
 ) -> BookingView:
-    """Move by id (staff, after their own checks)."""
+    """Move by id (staff, after their own checks). All or nothing, even for a caller that
+    catches the refusal and commits: the move runs in a savepoint."""
+    with db.begin_nested():
+        return _move(db, booking_id, slot_id, hold_id)
+
+
+def _move(db: DbSession, booking_id: int, slot_id: int | None, hold_id: str | None) -> BookingView:
     if (slot_id is None) == (hold_id is None):
         raise BookingError("both_slot_and_hold", field="slot_id")
     target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
@@ -800,22 +837,14 @@ def reschedule_booking(
     if new_slot.id == booking.slot_id:
         raise BookingError("same_slot", field="slot_id")
     seats = booking.party_size
-    release = {"slot_id": booking.slot_id, "seats": seats}
-
-    def claim() -> None:
-        if hold_id is not None:
-            _take_hold(db, hold_id, seats)
-        else:
-            _claim(db, _CLAIM_BOOKED, new_slot.id, seats)
-
-    # Slot rows in ascending id order (the lock order). Releasing first is safe: a failed claim
-    # raises, and the caller's transaction rolls the release back with it.
-    if booking.slot_id < new_slot.id:
-        db.execute(_RELEASE_BOOKED, release)
-        claim()
+    # Both slot rows now, in ascending id order (the lock order).
+    _lock_slots(db, [booking.slot_id, new_slot.id])
+    if hold_id is not None:
+        _take_hold(db, hold_id, seats)
     else:
-        claim()
-        db.execute(_RELEASE_BOOKED, release)
+        _claim(db, _CLAIM_BOOKED, new_slot.id, seats)
+    # Only now, with the new seats secured, do the old ones go.
+    _release_seats(db, booking.slot_id, seats)
     db.execute(
         update(Booking)
         .where(Booking.id == booking_id)

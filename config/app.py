@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from booking import schedule, service
 from booking.context import BookingContext, BookingRules
+from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
@@ -94,9 +95,12 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.languages = Languages.load()
+    # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
+    app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)
+    app.include_router(flow_router)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 
     @app.get("/healthz", tags=["operations"])

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
                 "MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY must be set in production; "
                 "the local key file is for trial use only"
             )
+        if (
+            self.sqlalchemy_url.startswith("postgresql")
+            and self.environment != "test"
+            and (not self.data_keys or not self.lookup_key)
+        ):
+            # Several processes would each make their own trial key file and could not read
+            # each other's data: a shared database needs the ward's keys.
+            raise ValueError(
+                "with PostgreSQL, set MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY "
+                "(`madoguchi keys new` makes them)"
+            )
         if self.environment == "production" and not self.database_url:
             raise ValueError("MADOGUCHI_DATABASE_URL must point at PostgreSQL in production")
         return self

@@ -78,8 +78,17 @@ def test_the_default_database_is_an_sqlite_file_in_the_data_dir(tmp_path: Path) 
     assert Settings().sqlalchemy_url == "sqlite:///var/madoguchi.db"
     settings = Settings(data_dir=tmp_path / "here")
     assert settings.sqlalchemy_url == f"sqlite:///{tmp_path}/here/madoguchi.db"
-    given = Settings(data_dir=tmp_path, database_url="postgres://u@h/db")
+    given = Settings(
+        data_dir=tmp_path, database_url="postgres://u@h/db", data_keys=DATA_KEY, lookup_key="k"
+    )
     assert given.sqlalchemy_url == "postgresql+psycopg://u@h/db"
+
+
+def test_a_shared_database_needs_the_wards_keys(tmp_path: Path) -> None:
+    # Trial keys are per machine: processes sharing PostgreSQL could not read each other's data.
+    with pytest.raises(ValidationError, match="with PostgreSQL, set MADOGUCHI_DATA_KEYS"):
+        Settings(data_dir=tmp_path, database_url="postgresql://u@h/db")
+    assert Settings(data_dir=tmp_path, database_url="sqlite:///x.db").data_keys == ""
 
 
 # --- Validation ---------------------------------------------------------------------------
@@ -129,7 +138,10 @@ def test_settings_come_from_the_environment(
     monkeypatch.setenv("MADOGUCHI_HOLD_MINUTES", "15")
     monkeypatch.setenv("MADOGUCHI_BOOK_MAX_DAYS_AHEAD", "60")
     monkeypatch.setenv("MADOGUCHI_DATABASE_URL", "postgres://ward@db.example/madoguchi")
+    monkeypatch.setenv("MADOGUCHI_DATA_KEYS", DATA_KEY)
+    monkeypatch.setenv("MADOGUCHI_LOOKUP_KEY", LOOKUP_KEY)
     settings = Settings()
+    assert settings.lookup_key == LOOKUP_KEY
     assert settings.data_dir == tmp_path
     assert settings.hold_minutes == 15
     assert settings.book_max_days_ahead == 60

@@ -552,3 +552,20 @@ def test_reschedule_moves_the_seats(client: TestClient, database: Db) -> None:
     assert database.seats(new) == (3, 1, 0)
     assert database.seats(full) == (1, 1, 0)
     assert database.seats(pickup) == pickup_seats
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload"),
+    [
+        ("post", f"{API}/holds", {"slot_id": 2**63, "party_size": 1}),
+        ("post", f"{API}/holds", {"slot_id": 2**31, "party_size": 1}),
+        ("post", f"{API}/bookings", {**PERSON, "slot_id": 2**63}),
+        ("get", f"{API}/availability?service=pickup&from=0001-01-01&to=0001-01-02", None),
+    ],
+)
+def test_out_of_range_input_is_a_4xx_not_a_crash(
+    client: TestClient, method: str, url: str, payload: dict[str, Any] | None
+) -> None:
+    answer = client.get(url) if method == "get" else client.post(url, json=payload)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert "error" in answer.json()

@@ -417,3 +417,46 @@ def test_a_retried_booking_from_a_used_hold_answers_with_the_booking(
     with pytest.raises(BookingError) as gone:
         service.book(db, hold_id=hold.id, party=1, resident=RESIDENT, channel="web")
     assert gone.value.code == "hold_not_found"
+
+
+# --- Regressions found in review ------------------------------------------------------------
+
+
+def test_a_refused_move_keeps_the_old_seats_even_if_the_caller_carries_on(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    old, full = make_slot(2), make_slot(1)  # old has the lower id: its seats would go first
+    book(db, full, party=1)
+    booking = book(db, old, party=1)
+    with pytest.raises(BookingError):
+        service.reschedule_booking(db, booking_id=booking.id, slot_id=full)
+    # No savepoint here: an adapter that catches the refusal and commits must find it intact.
+    kept = service.get_booking(db, booking_id=booking.id)
+    assert (kept.slot_id, kept.version) == (old, 1)
+    assert seats(db, old) == (2, 1, 0)
+
+
+def test_a_hold_cannot_book_a_day_closed_since(db: Session) -> None:
+    from booking import schedule
+
+    regular = service.availability(db, service_id="pin_reset", venue_id="main", limit=1)[0]
+    hold = service.create_hold(db, slot_id=regular.id, seats=1, channel="ivr")
+    day = regular.starts_at.astimezone(TOKYO).date()
+    schedule.close_day(db, day=day, reason="停電", venue_id="main")
+    with pytest.raises(BookingError) as refused:
+        service.book(db, hold_id=hold.id, party=1, resident=RESIDENT, channel="ivr")
+    assert refused.value.code == "slot_closed"
+
+
+def test_moving_away_honours_the_release_delay(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    old, new = make_slot(1), make_slot(1)
+    booking = book(db, old)
+    db.info["booking"] = make_context(clock, release_delay_minutes=60)
+    service.reschedule_booking(db, booking_id=booking.id, slot_id=new)
+    assert seats(db, old) == (1, 0, 1)  # not back on sale yet: no handing seats over by moving
+    with pytest.raises(BookingError):
+        book(db, old)
+    clock.advance(minutes=61)
+    book(db, old)

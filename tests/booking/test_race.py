@@ -22,7 +22,7 @@ from booking import codes, service
 from booking.errors import BookingError
 from booking.models import Booking, Slot
 from booking.service import ResidentInput
-from tests.conftest import SlotMaker
+from tests.conftest import FakeClock, SlotMaker
 
 CLIENTS = 60
 
@@ -261,3 +261,108 @@ def test_a_double_click_on_a_hold_books_once(committed: sessionmaker[Session]) -
     assert [o.error for o in outcomes if o.error is not None] == []
     assert len({o.value.code for o in outcomes if isinstance(o.value, service.BookingView)}) == 1
     assert ledger(committed, slot)[1:] == (2, 0, 2)
+
+
+def test_twins_with_one_key_on_the_last_seat_get_the_same_booking(
+    committed: sessionmaker[Session],
+) -> None:
+    (slot,) = new_slots(committed, 2)
+    key = f"twins-{slot}"
+
+    def work(db: Session, _i: int) -> object:
+        return service.book(
+            db, slot_id=slot, party=2, resident=resident(7), channel="web", idempotency_key=key
+        )
+
+    outcomes = race(committed, 10, work)
+    assert [o.error for o in outcomes if o.error is not None] == []
+    assert len({o.value.code for o in outcomes if isinstance(o.value, service.BookingView)}) == 1
+    assert ledger(committed, slot)[1:] == (2, 0, 2)
+
+
+def test_racing_cancels_of_one_booking_all_answer_cancelled(
+    committed: sessionmaker[Session],
+) -> None:
+    (slot,) = new_slots(committed, 3)
+    with committed() as db:
+        made = service.book(db, slot_id=slot, party=2, resident=resident(3), channel="web")
+        db.commit()
+
+    def work(db: Session, _i: int) -> object:
+        return service.cancel(db, code=made.code, phone=resident(3).phone)
+
+    outcomes = race(committed, 8, work)
+    assert [o.error for o in outcomes if o.error is not None] == []
+    assert {o.value.status for o in outcomes if isinstance(o.value, service.BookingView)} == {
+        "cancelled"
+    }
+    assert ledger(committed, slot)[1:] == (0, 0, 0)
+
+
+def test_sweeps_race_bookings_and_moves_without_deadlock(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    a, b = new_slots(committed, 3, 3)
+    with committed() as db:
+        for slot in (a, b):  # fill both with holds that then lapse
+            service.create_hold(db, slot_id=slot, seats=2, channel="web")
+        moving = [
+            service.book(db, slot_id=s, party=1, resident=resident(40 + i), channel="web")
+            for i, s in enumerate((a, b))
+        ]
+        db.commit()
+    clock.advance(minutes=11)
+
+    def work(db: Session, i: int) -> object:
+        if i % 3 == 0:
+            return service.reclaim_expired_holds(db)
+        if i % 3 == 1:
+            code = moving[i % 2]
+            target = b if code.slot_id == a else a
+            return service.reschedule(db, code=code.code, phone=code.phone, slot_id=target)
+        return service.book(db, slot_id=(a, b)[i % 2], party=1, resident=resident(i), channel="web")
+
+    outcomes = race(committed, 18, work)
+    only_booking_errors(outcomes, "slot_full", "same_slot")
+    for slot in (a, b):
+        cap, booked, held, seats = ledger(committed, slot)
+        assert booked == seats <= cap
+        assert held == 0
+
+
+def test_a_sweep_waits_for_a_booking_instead_of_deadlocking(
+    engine: Engine, committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    """The lock order is slots before holds everywhere. A booking that holds its slot and then
+    reclaims that slot's lapsed holds must not deadlock against a sweep that started meanwhile."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises whole transactions: no lock order to get wrong")
+    (slot,) = new_slots(committed, 2)
+    with committed() as db:
+        service.create_hold(db, slot_id=slot, seats=2, channel="web")
+        db.commit()
+    clock.advance(minutes=11)
+    swept: list[object] = []
+    with committed() as booking:
+        # A booking has its slot's row lock (as the seat UPDATE takes it)...
+        booking.execute(text("UPDATE slot SET booked = booked WHERE id = :id"), {"id": slot})
+
+        def sweep() -> None:
+            with committed() as db:
+                try:
+                    swept.append(service.reclaim_expired_holds(db))
+                    db.commit()
+                except Exception as exc:  # asserted below
+                    swept.append(exc)
+
+        sweeper = threading.Thread(target=sweep)
+        sweeper.start()
+        time.sleep(0.5)  # the sweep is now waiting on the slot, or (wrongly) holds its holds
+        # ...and then reclaims that slot's lapsed holds itself.
+        reclaimed = service.reclaim_expired_holds(booking, slot_id=slot)
+        booking.commit()
+    sweeper.join(timeout=30)
+    assert not sweeper.is_alive()
+    assert not any(isinstance(s, BaseException) for s in swept), swept
+    assert reclaimed == 2
+    assert ledger(committed, slot)[1:] == (0, 0, 0)
