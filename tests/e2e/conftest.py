@@ -1,0 +1,290 @@
+"""End-to-end fixtures: the real app served by uvicorn, driven by the system Chromium.
+
+- ``live_server``: the app from ``config.app.create_app`` on 127.0.0.1 and a free port, over a
+  migrated SQLite file with the sample ward, its sessions on a FakeClock (2026-12-15 10:00 Tokyo).
+- ``browser``: one Chromium for the whole run (Debian's ``/usr/bin/chromium``, or
+  ``MADOGUCHI_CHROMIUM``); without it the e2e tests are skipped, and fail under CI (``CI`` set).
+- ``page`` / ``page_no_js``: a phone-sized Japanese context per test. Requests to any host but
+  the live server are aborted (the tests run offline) and listed in ``external_requests``.
+- ``screenshot``, ``accessibility``, ``assert_accessible``: full-page PNGs in
+  ``tests/e2e/screenshots/`` and axe-core's WCAG 2.1 A/AA findings.
+
+Every test under this directory gets the ``e2e`` marker: ``pytest -m "not e2e"`` leaves them out.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from axe_playwright_python.sync_playwright import Axe
+from cryptography.fernet import Fernet
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+from sqlalchemy.orm import Session, sessionmaker
+
+from booking import schedule
+from config.app import create_app
+from config.db import make_engine, make_sessionmaker
+from config.migrate import upgrade
+from config.sample import sample_ward
+from config.settings import Settings
+from tests.conftest import START, FakeClock, make_context
+
+E2E_DIR = Path(__file__).parent
+SCREENSHOTS = E2E_DIR / "screenshots"
+MARKER = "e2e: end-to-end browser tests (live server + Chromium; tests/e2e)"
+
+CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium in a closed network: without the background-networking flags its own
+# connections (component updates, sync, QUIC probes) are refused and can stall the start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: dict[str, Any] = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 2,
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "ja-JP",
+    "timezone_id": "Asia/Tokyo",
+}
+TIMEOUT_MS = 10_000  # Playwright's default is 30 s; everything here is local
+
+WCAG_TAGS = frozenset({"wcag2a", "wcag2aa", "wcag21a", "wcag21aa"})
+
+Violation = dict[str, Any]
+Shot = Callable[[Page, str], Path]
+Accessibility = Callable[[Page], list[Violation]]
+AssertAccessible = Callable[[Page], None]
+
+
+# --- marker -------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too, so that --strict-markers accepts it before pyproject lists it.
+    config.addinivalue_line("markers", MARKER)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
+
+
+# --- live server --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """The running app: where it listens, the clock its sessions use, and those sessions."""
+
+    base_url: str
+    clock: FakeClock
+    sessions: sessionmaker[Session]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def _wait_healthy(url: str, thread: threading.Thread, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError("the live server stopped while starting (see the log above)")
+        try:
+            status = httpx.get(url, timeout=2, trust_env=False).status_code
+        except httpx.TransportError as exc:
+            last = exc
+        else:
+            if status == 200:
+                return
+            last = status
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    data_dir = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{data_dir / 'madoguchi.db'}"
+    upgrade(url)
+    clock = FakeClock()
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine, make_context(clock))
+    with sessions() as db:
+        schedule.install_ward(db, sample_ward())
+        schedule.extend_schedule(db)
+        db.commit()
+
+    settings = Settings(
+        database_url=url,
+        environment="test",
+        data_dir=data_dir,
+        data_keys=Fernet.generate_key().decode(),
+        lookup_key=secrets.token_hex(16),
+    )
+    app = create_app(settings)
+    app.state.sessions = sessions
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; uvicorn serves this socket
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="e2e-uvicorn", daemon=True
+    )
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base_url + "/healthz", thread)
+        yield LiveServer(base_url=base_url, clock=clock, sessions=sessions)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _reset_live_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that moves the live server's clock does not move it for the next one."""
+    yield
+    if "live_server" in request.fixturenames:
+        server: LiveServer = request.getfixturevalue("live_server")
+        server.clock.set(START)
+
+
+# --- browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = os.environ.get("MADOGUCHI_CHROMIUM", CHROMIUM)
+    if not (Path(executable).is_file() and os.access(executable, os.X_OK)):
+        message = (
+            f"Chromium not found at {executable} (install Debian's `chromium` package, "
+            "or set MADOGUCHI_CHROMIUM to a Chromium binary)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def external_requests() -> list[str]:
+    """URLs the test's pages tried to fetch from anywhere but loopback (all aborted)."""
+    return []
+
+
+def _new_page(browser: Browser, blocked: list[str], **options: Any) -> Iterator[Page]:
+    context = browser.new_context(**PHONE, **options)
+    context.set_default_timeout(TIMEOUT_MS)
+
+    def offline(route: Route) -> None:
+        if urlsplit(route.request.url).hostname in {"127.0.0.1", "localhost"}:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("blockedbyclient")
+
+    context.route("**/*", offline)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, external_requests: list[str]) -> Iterator[Page]:
+    """A phone (390x844 at 2x, touch, ja-JP) with JavaScript."""
+    yield from _new_page(browser, external_requests)
+
+
+@pytest.fixture
+def page_no_js(browser: Browser, external_requests: list[str]) -> Iterator[Page]:
+    """The same phone with JavaScript off: what the pages must still do without it."""
+    yield from _new_page(browser, external_requests, java_script_enabled=False)
+
+
+# --- screenshots and accessibility --------------------------------------------------------
+
+
+def take_screenshot(page: Page, name: str) -> Path:
+    """A full-page PNG at tests/e2e/screenshots/<name>.png (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
+_AXE = Axe()
+_AXE_OPTIONS = {"runOnly": {"type": "tag", "values": sorted(WCAG_TAGS)}}
+
+
+def wcag_violations(page: Page) -> list[Violation]:
+    """axe-core's violations of WCAG 2.1 level A and AA on the page as it is now."""
+    results = _AXE.run(page, options={**_AXE_OPTIONS, "resultTypes": ["violations"]})
+    violations: list[Violation] = results.response["violations"]
+    return [v for v in violations if WCAG_TAGS.intersection(v.get("tags", []))]
+
+
+def describe(violations: list[Violation]) -> str:
+    lines = []
+    for v in violations:
+        nodes = v.get("nodes") or [{}]
+        target = ", ".join(str(t) for t in nodes[0].get("target", []))
+        lines.append(f"- {v['id']} ({v.get('impact')}): {v.get('help', '')} [{target}]")
+    return "\n".join(lines)
+
+
+def check_accessible(page: Page) -> None:
+    """Fail with each WCAG 2.1 A/AA violation: rule id, impact and the first node's target."""
+    violations = wcag_violations(page)
+    assert not violations, (
+        f"{len(violations)} WCAG 2.1 A/AA violation(s) on {page.url}:\n{describe(violations)}"
+    )
+
+
+@pytest.fixture
+def screenshot() -> Shot:
+    return take_screenshot
+
+
+@pytest.fixture
+def accessibility() -> Accessibility:
+    return wcag_violations
+
+
+@pytest.fixture
+def assert_accessible() -> AssertAccessible:
+    return check_accessible
