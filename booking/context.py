@@ -25,6 +25,7 @@ class BookingRules:
     max_days_ahead: int = 45
     release_delay_minutes: int = 0
     max_party_size: int = 6
+    max_active_per_phone: int = 3
 
 
 @dataclass(frozen=True)

@@ -250,3 +250,20 @@ class BookingEvent(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_booking_event_pending", "dispatched_at", "id"),)
+
+
+class ClientAttempt(Base):
+    """A booking or lookup attempt by one web client, for the per-client rate limit.
+
+    ``client`` is a keyed hash of the address, never the address itself; rows older than the
+    longest window are deleted as new ones come in.
+    """
+
+    __tablename__ = "client_attempt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))  # lookup | hold | book
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_client_attempt_recent", "client", "kind", "at"),)

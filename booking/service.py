@@ -21,6 +21,7 @@ from sqlalchemy import (
     bindparam,
     column,
     delete,
+    func,
     insert,
     select,
     text,
@@ -50,6 +51,7 @@ from booking.models import (
     Booking,
     BookingEvent,
     BookingMember,
+    ClientAttempt,
     Hold,
     IdempotencyKey,
     Service,
@@ -517,6 +519,7 @@ def book(
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is not None:
                 return earlier
+        _check_active_limit(db, sealed.phone_hmac)
         try:
             found = None
             for _ in range(2):  # the second pass only after lapsed holds were reclaimed
@@ -564,6 +567,7 @@ def book(
             earlier = _replay(db, idempotency_key, sealed.fingerprint)
             if earlier is not None:
                 return earlier
+        _check_active_limit(db, sealed.phone_hmac)
         if hold_id is not None:
             try:
                 _take_hold(db, hold_id, party)
@@ -631,6 +635,43 @@ def _replay_without_hold(
     requires = _slot_info(db, slot_id).requires_notice_number
     sealed = seal(ctx.vault, ctx.today(), requires, party, resident, extra)
     return _replay(db, key, sealed.fingerprint)
+
+
+def _check_active_limit(db: DbSession, phone_hmac: str) -> None:
+    """One phone number may hold only so many future bookings (no hoarding of seats)."""
+    ctx = context(db)
+    active = db.execute(
+        select(func.count())
+        .select_from(Booking)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(
+            Booking.phone_hmac == phone_hmac,
+            Booking.status == "booked",
+            Slot.starts_at > ctx.now(),
+        )
+    ).scalar_one()
+    if active >= ctx.rules.max_active_per_phone:
+        raise BookingError("too_many_bookings", field="phone", max=ctx.rules.max_active_per_phone)
+
+
+def note_attempt(db: DbSession, *, client: str, kind: str, limit: int, window: timedelta) -> bool:
+    """Record one attempt by a client; False when it is over ``limit`` within ``window``."""
+    now = context(db).now()
+    db.execute(delete(ClientAttempt).where(ClientAttempt.at < now - timedelta(days=1)))
+    recent = db.execute(
+        select(func.count())
+        .select_from(ClientAttempt)
+        .where(
+            ClientAttempt.client == client,
+            ClientAttempt.kind == kind,
+            ClientAttempt.at > now - window,
+        )
+    ).scalar_one()
+    if recent >= limit:
+        return False
+    db.add(ClientAttempt(client=client, kind=kind, at=now))
+    db.flush()
+    return True
 
 
 def _replay(db: DbSession, key: str, fingerprint: str) -> BookingView | None:
@@ -909,6 +950,7 @@ __all__ = [
     "list_services",
     "list_venues",
     "month_marks",
+    "note_attempt",
     "reclaim_expired_holds",
     "release_hold",
     "reschedule",

@@ -18,6 +18,7 @@ from booking import schedule, service
 from booking.context import BookingContext, BookingRules
 from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
+from booking.pages.manage import router as manage_router
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
 from booking.web import install_error_handlers
@@ -34,6 +35,7 @@ def booking_context(settings: Settings) -> BookingContext:
         max_days_ahead=settings.book_max_days_ahead,
         release_delay_minutes=settings.cancel_release_delay_minutes,
         max_party_size=settings.max_party_size,
+        max_active_per_phone=settings.max_active_bookings_per_phone,
     )
     return BookingContext(vault=load_vault(settings), rules=rules)
 
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(booking_router)
     app.include_router(pages_router)
     app.include_router(flow_router)
+    app.include_router(manage_router)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 
     @app.get("/healthz", tags=["operations"])

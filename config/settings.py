@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     book_max_days_ahead: int = Field(default=45, ge=1, le=366)
     cancel_release_delay_minutes: int = Field(default=0, ge=0, le=24 * 60)
     max_party_size: int = Field(default=6, ge=1, le=20)
+    # Active (future, not cancelled) bookings one phone number may hold at once.
+    max_active_bookings_per_phone: int = Field(default=3, ge=1, le=50)
+    # Per web client (address): lookups per 15 minutes, holds and bookings per hour.
+    web_lookups_per_15_minutes: int = Field(default=10, ge=1)
+    web_bookings_per_hour: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
 

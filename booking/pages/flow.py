@@ -20,6 +20,7 @@ from booking import service
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.pages.forms import csrf_ok, form_page, signer
+from booking.pages.limits import over_limit
 from booking.pages.render import ANYWHERE, message_language, page
 from booking.service import MemberInput, ResidentInput
 from booking.web import unit_of_work
@@ -48,13 +49,15 @@ def next_times(
             return []
 
 
-def _taken(
+def taken_page(
     request: Request,
     reason: str,
     service_id: str,
     place: str,
     day: date,
     party: int,
+    *,
+    move: bool = False,
 ) -> Response:
     """The time went to someone else, or the hold lapsed: say so, offer the next free times."""
     venue_id = None if place == ANYWHERE else place
@@ -72,7 +75,15 @@ def _taken(
         day=day,
         venues=venues,
         slots=next_times(request, service_id, venue_id, day, party),
+        move=move,
     )
+
+
+@router.get("/hold")
+def back_to_start(request: Request) -> Response:
+    """POST-only; a GET (the language switch on a 'time taken' page) starts again."""
+    lang = request.query_params.get("lang")
+    return RedirectResponse("/" + (f"?lang={lang}" if lang else ""), status_code=303)
 
 
 @router.post("/hold")
@@ -88,6 +99,9 @@ async def hold(request: Request) -> Response:
     except ValueError:
         return _refused(request)
     service_id, place = str(form.get("service", "")), str(form.get("place", ANYWHERE))
+    limited = await run_in_threadpool(over_limit, request, "book")
+    if limited is not None:
+        return page(request, "limited.html", status_code=429, message=limited)
 
     def keep() -> str:
         with unit_of_work(request) as db:
@@ -98,7 +112,7 @@ async def hold(request: Request) -> Response:
     try:
         hold_id = await run_in_threadpool(keep)
     except BookingError as error:
-        return _taken(request, error.code, service_id, place, day, party)
+        return taken_page(request, error.code, service_id, place, day, party)
     return RedirectResponse(f"/hold/{hold_id}?place={place}", status_code=303)
 
 
@@ -154,7 +168,7 @@ def _lapsed(request: Request, found: tuple[service.HeldTime, Any, Any] | None) -
         return page(request, "lapsed.html", status_code=410, slots=[], venues={}, service=None)
     held = found[0]
     day = held.starts_at.astimezone(TOKYO).date()
-    return _taken(request, "hold_expired", held.service_id, held.venue_id, day, held.hold.seats)
+    return taken_page(request, "hold_expired", held.service_id, held.venue_id, day, held.hold.seats)
 
 
 def _resident(form: dict[str, str], party: int, chosen: Any) -> ResidentInput:
@@ -245,7 +259,7 @@ async def confirm(request: Request, hold_id: str) -> Response:
     except BookingError as error:
         if error.code in ("hold_not_found", "hold_expired", "slot_full", "slot_closed"):
             day = held.starts_at.astimezone(TOKYO).date()
-            return _taken(request, error.code, held.service_id, held.venue_id, day, party)
+            return taken_page(request, error.code, held.service_id, held.venue_id, day, party)
         field = (error.field or "form").split(".")[0].replace("members[", "notice_").rstrip("]")
         errors = {field: error.message(message_language(request))}
         return _details(request, held, chosen, venue, form, errors, error.status)
@@ -273,7 +287,9 @@ def done(request: Request) -> Response:
     with unit_of_work(request) as db:
         chosen = next(s for s in service.list_services(db) if s.id == booking.service_id)
         venue = next(v for v in service.list_venues(db) if v.id == booking.venue_id)
-    qr = segno.make(booking.code, error="m").svg_inline(scale=6, title=booking.code)
+    # A standard QR code (not Micro QR, which phone cameras and many counter scanners cannot
+    # read), drawn with a viewBox so the page's CSS sizes it.
+    qr = segno.make_qr(booking.code, error="m").svg_inline(omitsize=True, title=booking.code)
     return page(request, "done.html", booking=booking, service=chosen, venue=venue, qr=qr)
 
 

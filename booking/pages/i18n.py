@@ -45,11 +45,14 @@ class Languages:
     """The Jinja environment of every language, built once per application."""
 
     environments: dict[str, Environment]
+    catalogues: dict[str, Translations]
 
     @classmethod
     def load(cls) -> Languages:
         environments = {}
+        catalogues = {}
         for language in available_languages():
+            catalogues[language] = _catalogue(language)
             env = Environment(
                 loader=PackageLoader("booking.pages", "templates"),
                 autoescape=select_autoescape(["html"]),
@@ -57,10 +60,14 @@ class Languages:
                 trim_blocks=True,
                 lstrip_blocks=True,
             )
-            env.install_gettext_translations(_catalogue(language), newstyle=True)  # type: ignore[attr-defined]
+            env.install_gettext_translations(catalogues[language], newstyle=True)  # type: ignore[attr-defined]
             env.globals.update(_helpers(language))
             environments[language] = env
-        return cls(environments)
+        return cls(environments, catalogues)
+
+    def gettext(self, language: str, message: str) -> str:
+        """A message from code (not a template) in the visitor's language."""
+        return str(self.catalogues[language].gettext(message))
 
     def pick(self, wanted: str | None) -> str:
         return wanted if wanted in self.environments else DEFAULT_LANGUAGE

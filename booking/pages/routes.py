@@ -53,7 +53,12 @@ def _month(value: str | None, today: date) -> date:
 
 @router.get("/book/{service_id}/{place}", response_class=HTMLResponse)
 def calendar(
-    request: Request, service_id: str, place: str, month: str | None = None, party: Party = 1
+    request: Request,
+    service_id: str,
+    place: str,
+    month: str | None = None,
+    party: Party = 1,
+    move: bool = False,
 ) -> HTMLResponse:
     """Step 3: the month calendar, each day ○ △ × or －."""
     with unit_of_work(request) as db:
@@ -83,12 +88,15 @@ def calendar(
         weeks=_weeks(marks),
         previous=previous if previous >= earliest else None,
         following=following if following <= last else None,
-        query=lambda **q: urlencode({"party": party, **q}),
+        query=lambda **q: urlencode({"party": party, **({"move": 1} if move else {}), **q}),
+        move=move,
     )
 
 
 @router.get("/book/{service_id}/{place}/{day}", response_class=HTMLResponse)
-def times(request: Request, service_id: str, place: str, day: date, party: Party = 1) -> Response:
+def times(
+    request: Request, service_id: str, place: str, day: date, party: Party = 1, move: bool = False
+) -> Response:
     """Step 4: the day's times with the seats left."""
     with unit_of_work(request) as db:
         venue_id = None if place == ANYWHERE else place
@@ -117,6 +125,7 @@ def times(request: Request, service_id: str, place: str, day: date, party: Party
         party=party,
         day=day,
         slots=slots,
+        move=move,
     )
 
 

@@ -460,3 +460,20 @@ def test_moving_away_honours_the_release_delay(
         book(db, old)
     clock.advance(minutes=61)
     book(db, old)
+
+
+def test_one_phone_holds_only_so_many_bookings(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    db.info["booking"] = make_context(clock, max_active_per_phone=3)
+    slot = make_slot(10)
+    # A number no other test books with (their bookings are committed in the same database).
+    hoarder = ResidentInput(name_kana="タクサン", phone="07098761234", birth_date=date(1970, 1, 1))
+    for _ in range(3):
+        service.book(db, slot_id=slot, party=1, resident=hoarder, channel="web")
+    with pytest.raises(BookingError) as refused:
+        service.book(db, slot_id=slot, party=1, resident=hoarder, channel="web")
+    assert refused.value.code == "too_many_bookings"
+    assert refused.value.status == 409
+    other = ResidentInput(name_kana="ホカ", phone="08055556666", birth_date=date(1980, 1, 1))
+    service.book(db, slot_id=slot, party=1, resident=other, channel="web")

@@ -295,3 +295,111 @@ def test_the_last_seat_taken_meanwhile_offers_the_next_times(
     assert "直前にほかの方が最後の席を予約しました" in taken.text
     assert f'name="slot_id" value="{slot_id}"' not in taken.text
     assert taken.text.count('action="/hold"') >= 1
+
+
+# --- Managing a booking -------------------------------------------------------------------
+
+
+def book_through_pages(browser: TestClient, url: str, phone: str) -> str:
+    """Book the first time on a day's page with the given phone; returns the code."""
+    where, details = hold_first_time(browser, url)
+    form = {**FORM, "phone": phone, "csrf": field(details, "csrf")}
+    form |= {"party": field(details, "party"), "service": field(details, "service")}
+    booked = browser.post(where, data=form, follow_redirects=False)
+    assert booked.status_code == 303, booked.text
+    done = browser.get("/booking/done")
+    found = re.search(r'class="code"[^>]*>(\d{4}) (\d{4})<', done.text)
+    assert found
+    return found.group(1) + found.group(2)
+
+
+def test_find_move_and_cancel_a_booking(browser: TestClient) -> None:
+    code = book_through_pages(
+        browser, "/book/pin_reset/tsunohazu/2027-01-19?party=1", "08033334444"
+    )
+    form_page = browser.get("/manage")
+    wrong = browser.post(
+        "/manage",
+        data={"csrf": field(form_page.text, "csrf"), "code": code, "phone": "08099998888"},
+    )
+    assert wrong.status_code == 404
+    assert "予約が見つかりません" in wrong.text
+    assert f'value="{code}"' in wrong.text
+    found = browser.post(
+        "/manage",
+        data={"csrf": field(wrong.text, "csrf"), "code": code, "phone": "080-3333-4444"},
+        follow_redirects=False,
+    )
+    assert found.headers["location"] == "/manage/booking"
+    shown = browser.get("/manage/booking")
+    assert "2027年1月19日(火)" in text_of(shown.text)
+    assert "move=1" in shown.text
+    # Move: the calendar and times pages in move mode post to /manage/move
+    times = browser.get("/book/pin_reset/tsunohazu/2027-01-20?party=1&move=1")
+    assert 'action="/manage/move"' in times.text
+    moved = browser.post(
+        "/manage/move",
+        data={"csrf": field(times.text, "csrf"), "slot_id": field(times.text, "slot_id")},
+        follow_redirects=False,
+    )
+    assert moved.headers["location"] == "/manage/booking?moved=1"
+    after = browser.get("/manage/booking?moved=1")
+    assert "新しい日時に変更しました" in after.text
+    assert "2027年1月20日(水)" in text_of(after.text)
+    cancelled = browser.post("/manage/cancel", data={"csrf": field(after.text, "csrf")})
+    assert "予約を取り消しました" in cancelled.text
+    assert "取消済み" in cancelled.text
+    assert 'action="/manage/cancel"' not in cancelled.text  # nothing more to cancel
+
+
+def test_moving_to_a_taken_time_keeps_the_booking(
+    browser: TestClient, engine: Engine, clock: FakeClock
+) -> None:
+    code = book_through_pages(
+        browser, "/book/cert_renewal/kashiwagi/2027-01-21?party=1", "07011112222"
+    )
+    start = browser.get("/manage")
+    browser.post(
+        "/manage",
+        data={
+            "csrf": field(start.text, "csrf"),
+            "code": code,
+            "birth_year": "1950",
+            "birth_month": "4",
+            "birth_day": "1",
+        },
+    )
+    times = browser.get("/book/cert_renewal/kashiwagi/2027-01-22?party=1&move=1")
+    target = int(field(times.text, "slot_id"))
+    with make_sessionmaker(engine, make_context(clock))() as db:
+        service.book(db, slot_id=target, party=1, resident=PERSON, channel="agent")
+        db.commit()
+    refused = browser.post(
+        "/manage/move",
+        data={
+            "csrf": field(times.text, "csrf"),
+            "slot_id": str(target),
+            "day": "2027-01-22",
+            "place": "kashiwagi",
+        },
+    )
+    assert refused.status_code == 409
+    assert 'action="/manage/move"' in refused.text  # the next times, still in move mode
+    kept = browser.get("/manage/booking")
+    assert "2027年1月21日(木)" in text_of(kept.text)
+
+
+def test_too_many_lookups_get_a_clear_message(browser: TestClient, clock: FakeClock) -> None:
+    clock.advance(hours=1)  # other tests' lookups (same test address) fall out of the window
+    page = browser.get("/manage")
+    answers = []
+    for _ in range(11):
+        answer = browser.post(
+            "/manage",
+            data={"csrf": field(page.text, "csrf"), "code": "12345678", "phone": "0312345678"},
+        )
+        answers.append(answer.status_code)
+        page = answer
+    assert answers[-1] == 429
+    assert "操作が多すぎます" in page.text
+    assert 429 not in answers[:9]
