@@ -44,10 +44,19 @@ def venue_services(db: DbSession) -> dict[str, list[str]]:
 
 
 def service_or_404(db: DbSession, service_id: str) -> Service:
+    """A service by id, or the unknown_service error."""
     service = db.get(Service, service_id)
     if service is None:
         raise BookingError("unknown_service", field="service")
     return service
+
+
+def venue_or_404(db: DbSession, venue_id: str) -> Venue:
+    """A venue by id (also one no longer active, as a booking's may be), or unknown_venue."""
+    venue = db.get(Venue, venue_id)
+    if venue is None:
+        raise BookingError("unknown_venue", field="venue")
+    return venue
 
 
 # --- The booking window -------------------------------------------------------------------

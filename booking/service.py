@@ -42,6 +42,8 @@ from booking.availability import (
     list_venues,
     local_midnight,
     month_marks,
+    service_or_404,
+    venue_or_404,
     venue_services,
 )
 from booking.base import UTCDateTime
@@ -955,6 +957,8 @@ __all__ = [
     "release_hold",
     "reschedule",
     "reschedule_booking",
+    "service_or_404",
     "set_status",
+    "venue_or_404",
     "venue_services",
 ]

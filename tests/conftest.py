@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,10 +26,11 @@ from booking import schedule
 from booking.context import TOKYO, BookingContext, BookingRules
 from booking.errors import BookingError
 from booking.personal import Vault
+from config.app import create_app
 from config.db import make_engine, make_sessionmaker
 from config.migrate import upgrade
 from config.sample import sample_ward
-from config.settings import normalise_database_url
+from config.settings import Settings, normalise_database_url
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 # Tuesday 2026-12-15, 10:00 in Tokyo: the booking window (to 2027-01-29) spans the year-end
@@ -153,6 +155,20 @@ def db(engine: Engine, clock: FakeClock) -> Iterator[Session]:
 def committed(engine: Engine, clock: FakeClock) -> sessionmaker[Session]:
     """Sessions that really commit, for races between connections (data stays in the test db)."""
     return make_sessionmaker(engine, make_context(clock))
+
+
+def app_for(engine: Engine, clock: FakeClock, data_dir: Path) -> FastAPI:
+    """The real app on a test database, using the test's clock and vault for its sessions."""
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        environment="test",
+        data_dir=data_dir,
+        data_keys=Fernet.generate_key().decode(),
+        lookup_key="x" * 32,
+    )
+    app = create_app(settings)
+    app.state.sessions = make_sessionmaker(engine, make_context(clock))
+    return app
 
 
 _slot_counter = iter(range(1_000_000))

@@ -122,8 +122,8 @@ def _held(request: Request, hold_id: str) -> tuple[service.HeldTime, Any, Any] |
             held = service.get_hold(db, hold_id=hold_id)
         except BookingError:
             return None
-        chosen = next(s for s in service.list_services(db) if s.id == held.service_id)
-        venue = next(v for v in service.list_venues(db) if v.id == held.venue_id)
+        chosen = service.service_or_404(db, held.service_id)
+        venue = service.venue_or_404(db, held.venue_id)
     return held, chosen, venue
 
 
@@ -224,10 +224,11 @@ async def _book_again(request: Request, hold_id: str, form: dict[str, str]) -> R
     """The hold is gone: used by this same form a moment ago (a second press), or lapsed and
     swept. The booking's retry key tells which."""
     with unit_of_work(request) as db:
-        chosen = next((s for s in service.list_services(db) if s.id == form.get("service")), None)
+        try:
+            chosen = service.service_or_404(db, form.get("service", ""))
+        except BookingError:
+            return _lapsed(request, None)
     try:
-        if chosen is None:
-            raise ValueError("the form names no service")
         party = int(form.get("party", ""))
         resident = _resident(form, party, chosen)
         booking = await run_in_threadpool(_book, request, hold_id, party, resident)
@@ -266,7 +267,9 @@ async def confirm(request: Request, hold_id: str) -> Response:
     return _done(request, booking)
 
 
-def _just_booked(request: Request) -> service.BookingView | None:
+def _just_booked(request: Request) -> tuple[service.BookingView, Any, Any] | None:
+    """The booking this browser has just made (from its signed cookie), with its service and
+    venue; None without a valid cookie."""
     token = request.cookies.get(DONE_COOKIE)
     if not token:
         return None
@@ -275,18 +278,21 @@ def _just_booked(request: Request) -> service.BookingView | None:
     except (BadSignature, ValueError):
         return None
     with unit_of_work(request) as db:
-        return service.get_booking(db, booking_id=booking_id)
+        booking = service.get_booking(db, booking_id=booking_id)
+        return (
+            booking,
+            service.service_or_404(db, booking.service_id),
+            service.venue_or_404(db, booking.venue_id),
+        )
 
 
 @router.get("/booking/done")
 def done(request: Request) -> Response:
     """The booking code, large, with its QR code, the visit and what to bring."""
-    booking = _just_booked(request)
-    if booking is None:
+    found = _just_booked(request)
+    if found is None:
         return RedirectResponse("/manage", status_code=303)
-    with unit_of_work(request) as db:
-        chosen = next(s for s in service.list_services(db) if s.id == booking.service_id)
-        venue = next(v for v in service.list_venues(db) if v.id == booking.venue_id)
+    booking, chosen, venue = found
     # A standard QR code (not Micro QR, which phone cameras and many counter scanners cannot
     # read), drawn with a viewBox so the page's CSS sizes it.
     qr = segno.make_qr(booking.code, error="m").svg_inline(omitsize=True, title=booking.code)
@@ -296,12 +302,10 @@ def done(request: Request) -> Response:
 @router.get("/booking/done.ics")
 def done_calendar(request: Request) -> Response:
     """The visit as an iCalendar file, to add to the phone's calendar."""
-    booking = _just_booked(request)
-    if booking is None:
+    found = _just_booked(request)
+    if found is None:
         return RedirectResponse("/manage", status_code=303)
-    with unit_of_work(request) as db:
-        chosen = next(s for s in service.list_services(db) if s.id == booking.service_id)
-        venue = next(v for v in service.list_venues(db) if v.id == booking.venue_id)
+    booking, chosen, venue = found
     cal = Calendar()
     cal.add("prodid", "-//Madoguchi//My Number card counter//JA")
     cal.add("version", "2.0")

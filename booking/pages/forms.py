@@ -19,7 +19,7 @@ def signer(request: Request, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(request.app.state.page_key, salt=purpose)
 
 
-def csrf_token(request: Request, response: Response | None = None) -> tuple[str, str]:
+def csrf_token(request: Request) -> tuple[str, str]:
     """(browser id for the cookie, token for the form)."""
     browser = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(16)
     return browser, signer(request, "csrf").dumps(browser)

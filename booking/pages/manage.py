@@ -97,8 +97,8 @@ def _managed(request: Request) -> int | None:
 def _show(request: Request, booking_id: int, **extra: Any) -> Response:
     with unit_of_work(request) as db:
         booking = service.get_booking(db, booking_id=booking_id)
-        chosen = next(s for s in service.list_services(db) if s.id == booking.service_id)
-        venue = next(v for v in service.list_venues(db) if v.id == booking.venue_id)
+        chosen = service.service_or_404(db, booking.service_id)
+        venue = service.venue_or_404(db, booking.venue_id)
     return form_page(request, "managed.html", booking=booking, service=chosen, venue=venue, **extra)
 
 

@@ -34,9 +34,10 @@ def start(request: Request) -> HTMLResponse:
 def choose_venue(request: Request, service_id: str) -> HTMLResponse:
     """Step 2: where, or the earliest time anywhere."""
     with unit_of_work(request) as db:
-        chosen = next((s for s in service.list_services(db) if s.id == service_id), None)
-        if chosen is None:
-            return not_found(request, BookingError("unknown_service"))
+        try:
+            chosen = service.service_or_404(db, service_id)
+        except BookingError as error:
+            return not_found(request, error)
         venues = service.list_venues(db, service_id=service_id)
     return page(request, "venues.html", service=chosen, venues=venues, anywhere=ANYWHERE)
 
@@ -66,7 +67,7 @@ def calendar(
         shown = _month(month, today)
         venue_id = None if place == ANYWHERE else place
         try:
-            chosen = _service(db, service_id)
+            chosen = service.service_or_404(db, service_id)
             venue = _venue(db, venue_id, service_id)
             marks = service.month_marks(
                 db, service_id=service_id, venue_id=venue_id, month=shown, party=party
@@ -101,7 +102,7 @@ def times(
     with unit_of_work(request) as db:
         venue_id = None if place == ANYWHERE else place
         try:
-            chosen = _service(db, service_id)
+            chosen = service.service_or_404(db, service_id)
             venue = _venue(db, venue_id, service_id)
             slots = service.availability(
                 db,
@@ -127,13 +128,6 @@ def times(
         slots=slots,
         move=move,
     )
-
-
-def _service(db: Any, service_id: str) -> Any:
-    found = next((s for s in service.list_services(db) if s.id == service_id), None)
-    if found is None:
-        raise BookingError("unknown_service")
-    return found
 
 
 def _venue(db: Any, venue_id: str | None, service_id: str) -> Any:

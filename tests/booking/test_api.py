@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,10 +23,7 @@ from booking import codes, schedule
 from booking.context import TOKYO
 from booking.errors import catalogue
 from booking.models import Booking, BookingMember, Slot
-from config.app import create_app
-from config.db import make_sessionmaker
-from config.settings import Settings
-from tests.conftest import START, FakeClock, SlotMaker, make_context
+from tests.conftest import START, FakeClock, SlotMaker, app_for
 
 API = "/api/v1"
 PHONE = "090-1234-5678"
@@ -76,15 +72,7 @@ def database(committed: sessionmaker[Session]) -> Db:
 
 @pytest.fixture
 def client(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        environment="test",
-        data_dir=tmp_path,
-        data_keys=Fernet.generate_key().decode(),
-        lookup_key="x" * 32,
-    )
-    app = create_app(settings)
-    app.state.sessions = make_sessionmaker(engine, make_context(clock))
+    app = app_for(engine, clock, tmp_path)
     # A server error is a 500 response here, asserted on like any other answer.
     with TestClient(app, raise_server_exceptions=False) as http:
         yield http

@@ -8,7 +8,6 @@ from datetime import date, time
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -16,10 +15,8 @@ from sqlalchemy.orm import Session
 from booking import schedule, service
 from booking.errors import BookingError
 from booking.service import ResidentInput
-from config.app import create_app
 from config.db import make_sessionmaker
-from config.settings import Settings
-from tests.conftest import FakeClock, make_context
+from tests.conftest import FakeClock, app_for, make_context
 
 PERSON = ResidentInput(name_kana="テスト", phone="09012345678", birth_date=date(1960, 1, 1))
 POPUP = {
@@ -112,16 +109,7 @@ def test_an_unknown_venue_is_refused(db: Session) -> None:
 
 @pytest.fixture
 def browser(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        environment="test",
-        data_dir=tmp_path,
-        data_keys=Fernet.generate_key().decode(),
-        lookup_key="x" * 32,
-    )
-    app = create_app(settings)
-    app.state.sessions = make_sessionmaker(engine, make_context(clock))
-    with TestClient(app) as http:
+    with TestClient(app_for(engine, clock, tmp_path)) as http:
         yield http
 
 
