@@ -21,10 +21,12 @@ from booking.schemas import (
     VenueOut,
 )
 from booking.service import MemberInput, ResidentInput
-from booking.web import json_response, unit_of_work
+from booking.web import json_response, refuse_when_over_limit, unit_of_work
 
 router = APIRouter(prefix="/api/v1", tags=["booking"])
-ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (404, 409, 422)}
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (404, 409, 422, 429)
+}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -108,6 +110,7 @@ def create_booking(
         language=body.language,
         members=[MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members],
     )
+    refuse_when_over_limit(request, "book")
     with unit_of_work(request) as db:
         booking = service.book(
             db,
@@ -125,6 +128,7 @@ def create_booking(
 @router.post("/bookings/{code}/lookup", response_model=BookingOut, responses=ERRORS)
 def lookup_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
     """A booking by its code and the phone number or birth date given when booking."""
+    refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:
         booking = service.find_booking(db, code=code, phone=body.phone, birth_date=body.birth_date)
     return json_response(BookingOut.of(booking))
@@ -133,6 +137,7 @@ def lookup_booking(code: str, body: SecondFactorIn, request: Request) -> Respons
 @router.post("/bookings/{code}/cancel", response_model=BookingOut, responses=ERRORS)
 def cancel_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
     """Cancel; cancelling twice answers with the cancelled booking."""
+    refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:
         booking = service.cancel(db, code=code, phone=body.phone, birth_date=body.birth_date)
         db.commit()
@@ -142,6 +147,7 @@ def cancel_booking(code: str, body: SecondFactorIn, request: Request) -> Respons
 @router.post("/bookings/{code}/reschedule", response_model=BookingOut, responses=ERRORS)
 def reschedule_booking(code: str, body: RescheduleIn, request: Request) -> Response:
     """Move to another time; the old time is kept unless the new one is secured."""
+    refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:
         booking = service.reschedule(
             db,

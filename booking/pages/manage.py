@@ -112,9 +112,23 @@ def managed(request: Request) -> Response:
 
 
 @router.get("/manage/cancel")
+def confirm_cancel(request: Request) -> Response:
+    """Ask before cancelling: a cancelled time goes back on sale and cannot be given back."""
+    booking_id = _managed(request)
+    if booking_id is None:
+        return RedirectResponse("/manage", status_code=303)
+    with unit_of_work(request) as db:
+        booking = service.get_booking(db, booking_id=booking_id)
+        if booking.status != "booked":
+            return RedirectResponse("/manage/booking", status_code=303)
+        chosen = service.service_or_404(db, booking.service_id)
+        venue = service.venue_or_404(db, booking.venue_id)
+    return form_page(request, "cancel.html", booking=booking, service=chosen, venue=venue)
+
+
 @router.get("/manage/move")
 def back_to_booking(request: Request) -> Response:
-    """These answer POSTs; a GET (the language switch on their page) shows the booking."""
+    """This answers POSTs; a GET (the language switch on its page) shows the booking."""
     lang = request.query_params.get("lang")
     return RedirectResponse("/manage/booking" + (f"?lang={lang}" if lang else ""), 303)
 

@@ -75,6 +75,7 @@ def calendar(
         except BookingError as error:
             return not_found(request, error)
         last = service.last_bookable_day(db.info["booking"])
+        max_party = db.info["booking"].rules.max_party_size
     earliest = today.replace(day=1)
     previous = (shown - timedelta(days=1)).replace(day=1)
     following = (shown + timedelta(days=32)).replace(day=1)
@@ -91,6 +92,7 @@ def calendar(
         following=following if following <= last else None,
         query=lambda **q: urlencode({"party": party, **({"move": 1} if move else {}), **q}),
         move=move,
+        max_party=max_party,
     )
 
 

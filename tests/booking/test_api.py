@@ -73,9 +73,13 @@ def database(committed: sessionmaker[Session]) -> Db:
 @pytest.fixture
 def client(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
     app = app_for(engine, clock, tmp_path)
-    # A server error is a 500 response here, asserted on like any other answer.
-    with TestClient(app, raise_server_exceptions=False) as http:
+    # A server error is a 500 response here, asserted on like any other answer. Each test is a
+    # client of its own (attempt limits are counted per client address in the shared database).
+    with TestClient(app, raise_server_exceptions=False, client=next(_addresses)) as http:
         yield http
+
+
+_addresses = ((f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 50000) for n in range(1, 1 << 24))
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:
@@ -557,3 +561,26 @@ def test_out_of_range_input_is_a_4xx_not_a_crash(
     answer = client.get(url) if method == "get" else client.post(url, json=payload)
     assert 400 <= answer.status_code < 500, answer.text
     assert "error" in answer.json()
+
+
+def test_second_factor_guesses_are_limited_per_client(
+    client: TestClient, database: Db, clock: FakeClock
+) -> None:
+    """Ten lookups, cancels or moves in 15 minutes; the eleventh is a 429 that says how long to
+    wait, and counts even though every guess failed (each failure rolled its request back)."""
+    code = ok(client.post(f"{API}/bookings", json=person(database.slots(1)[0])), 201)["code"]
+    guesses = [
+        client.post(f"{API}/bookings/{code}/{action}", json={"birth_date": f"1950-01-{day:02d}"})
+        for day, action in zip(range(1, 11), ["lookup", "cancel", "reschedule"] * 4, strict=False)
+    ]
+    assert [g.status_code for g in guesses] == [404] * 10
+    refused = client.post(f"{API}/bookings/{code}/lookup", json={"birth_date": "1950-04-01"})
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "900"
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_attempts"
+    assert "15分" in error["message"]["ja"]
+    # The right answer is refused too while the limit holds; the window passes, and it is found.
+    clock.advance(minutes=15, seconds=1)
+    found = ok(client.post(f"{API}/bookings/{code}/lookup", json={"birth_date": "1950-04-01"}))
+    assert found["code"] == code

@@ -154,7 +154,8 @@ def test_times_page_lists_free_times(browser: TestClient) -> None:
     assert "8:30–8:45" in shown
     assert "残り6席" in shown
     assert "四谷特別出張所" in shown  # "anywhere" names each time's venue
-    assert page.text.count('action="/hold"') >= 10
+    assert page.text.count('action="/hold"') == 1  # one form, a button per time
+    assert page.text.count('<button type="submit" class="time" name="slot_id"') >= 10
 
 
 def test_unknown_pages_are_friendly(browser: TestClient) -> None:
@@ -255,7 +256,8 @@ def test_a_lapsed_hold_offers_the_next_times(browser: TestClient, clock: FakeClo
     late = browser.get(where)
     assert late.status_code == 409
     assert "お取り置きの10分間が過ぎました" in late.text
-    assert late.text.count('action="/hold"') >= 1  # the next free times, each one press away
+    assert 'action="/hold"' in late.text  # the next free times, each one press away
+    assert 'class="time" name="slot_id"' in late.text
 
 
 def test_the_last_seat_taken_meanwhile_offers_the_next_times(
@@ -282,7 +284,7 @@ def test_the_last_seat_taken_meanwhile_offers_the_next_times(
     assert taken.status_code == 409
     assert "直前にほかの方が最後の席を予約しました" in taken.text
     assert f'name="slot_id" value="{slot_id}"' not in taken.text
-    assert taken.text.count('action="/hold"') >= 1
+    assert 'action="/hold"' in taken.text and 'class="time" name="slot_id"' in taken.text
 
 
 # --- Managing a booking -------------------------------------------------------------------
@@ -334,10 +336,16 @@ def test_find_move_and_cancel_a_booking(browser: TestClient) -> None:
     after = browser.get("/manage/booking?moved=1")
     assert "新しい日時に変更しました" in after.text
     assert "2027年1月20日(水)" in text_of(after.text)
-    cancelled = browser.post("/manage/cancel", data={"csrf": field(after.text, "csrf")})
+    asked = browser.get("/manage/cancel")  # asked first: a cancel cannot be taken back
+    assert "この予約を取り消しますか？" in asked.text
+    assert "2027年1月20日(水)" in text_of(asked.text)
+    assert "予約済み" in browser.get("/manage/booking").text  # asking changed nothing
+    cancelled = browser.post("/manage/cancel", data={"csrf": field(asked.text, "csrf")})
     assert "予約を取り消しました" in cancelled.text
     assert "取消済み" in cancelled.text
-    assert 'action="/manage/cancel"' not in cancelled.text  # nothing more to cancel
+    assert 'href="/manage/cancel"' not in cancelled.text  # nothing more to cancel
+    again = browser.get("/manage/cancel", follow_redirects=False)
+    assert again.headers["location"] == "/manage/booking"
 
 
 def test_moving_to_a_taken_time_keeps_the_booking(

@@ -16,6 +16,8 @@ JavaScript off                 pin_reset / tansumachi        2026-12-21
 a lapsed hold                  cert_renewal / enokicho       2026-12-22
 accessibility                  pickup / wakamatsucho         2026-12-23, -24, -25
 light pages                    application_help / main       2026-12-24
+find, move and cancel          pickup / okubo                2026-12-28 (party 2)
+the printed confirmation       cert_renewal / main           2026-12-16 9:00
 =============================  ============================  ===========================
 
 Each booking uses its own phone number (a phone may hold only a few active bookings).
@@ -46,6 +48,7 @@ HOLD_LAPSED = "お取り置きの10分間が過ぎました。"
 NEXT_TIMES = "次に空いている時間はこちらです。"
 MAIN_OFFICE = "本庁舎 マイナンバーカード交付窓口"
 MAIN_ADDRESS = "新宿区歌舞伎町1-4-1 本庁舎1階"
+FIND = "予約を確認する"
 PAGE_BUDGET = 60_000  # bytes of response bodies (HTML + CSS + anything else) for one page
 
 
@@ -98,8 +101,9 @@ def press_time(page: Page, starts: str) -> Response:
 
 
 def slot_id_of(page: Page, starts: str) -> str:
-    form = page.locator("ul.times li form").filter(has=time_button(page, starts))
-    return form.locator('input[name="slot_id"]').input_value()
+    value = time_button(page, starts).get_attribute("value")
+    assert value is not None
+    return value
 
 
 def fill_details(page: Page, resident: Resident, notices: tuple[str, ...] = ()) -> None:
@@ -367,9 +371,9 @@ def test_two_phones_race_for_the_last_seat(
     expect(heading(second)).to_have_text(TAKEN_TITLE)
     expect(second.locator(".notice")).to_contain_text(LAST_SEAT_TAKEN)
     expect(second.locator(".notice")).to_contain_text(NEXT_TIMES)
-    offered = second.locator('ul.times input[name="slot_id"]')
+    offered = second.locator('ul.times button[name="slot_id"]')
     expect(offered).not_to_have_count(0)
-    assert slot_id not in [o.input_value() for o in offered.all()]
+    assert slot_id not in [o.get_attribute("value") for o in offered.all()]
     next_time = second.locator("button.time").first
     expect(next_time).to_contain_text(f"{ja_date(RACE_DAY)} 9:00")
     expect(next_time).to_contain_text("四谷特別出張所")
@@ -561,3 +565,129 @@ def test_pages_are_light_and_stay_on_the_machine(
         assert total < PAGE_BUDGET, f"{name}: {total} bytes ({fetched})"
     start = weights["start"]
     assert sorted(start) == [live_server.url("/"), live_server.url("/static/site.css")]
+
+
+# --- 9. find, move and cancel a booking ----------------------------------------------------
+
+MANAGE_DAY = date(2026, 12, 28)
+MANAGER = Resident("ナカムラ ヨシコ", date(1962, 10, 10), "090-7777-3333")
+
+
+def find_booking(page: Page, code: str, phone: str = "", birth: date | None = None) -> Response:
+    """Fill in the lookup form (code, and the phone number or the birth date) and submit."""
+    page.get_by_label("予約番号（8桁）").fill(code)
+    page.get_by_label("電話番号").fill(phone)
+    if birth is not None:
+        page.get_by_label("年", exact=True).fill(str(birth.year))
+        page.get_by_label("月", exact=True).fill(str(birth.month))
+        page.get_by_label("日", exact=True).fill(str(birth.day))
+    return navigate(page, page.get_by_role("button", name=FIND).click)
+
+
+def test_find_move_and_cancel_a_booking(
+    live_server: LiveServer,
+    page: Page,
+    other_phone: Page,
+    screenshot: Shot,
+    assert_accessible: AssertAccessible,
+) -> None:
+    where = ("pickup", "okubo", MANAGE_DAY)
+    code = book_through(page, live_server, where, MANAGER, ("EF3-456789", "EF3-456790"))
+
+    # From the start page, as a resident coming back days later would.
+    page.goto(live_server.url("/"))
+    page.get_by_role("link", name="予約の確認・変更・取消").click()
+    expect(page).to_have_url(live_server.url("/manage"))
+    assert_accessible(page)
+
+    # A wrong phone number: told beside the code, and what was typed is still there.
+    wrong = find_booking(page, code, phone="090-0000-0000")
+    assert wrong.status == 404
+    expect(page.locator("#code-error")).to_contain_text("予約が見つかりません")
+    expect(page.get_by_label("予約番号（8桁）")).to_have_value(code)
+    expect(page.get_by_label("電話番号")).to_have_value("090-0000-0000")
+    screenshot(page, "manage-01-not-found")
+
+    found = find_booking(page, code, phone=MANAGER.phone)
+    assert found.status == 200
+    expect(page).to_have_url(live_server.url("/manage/booking"))
+    expect(heading(page)).to_have_text("ご予約の内容")
+    visit = page.locator("dl.visit")
+    expect(visit).to_contain_text(f"{code[:4]} {code[4:]}")
+    expect(visit).to_contain_text("予約済み")
+    expect(visit).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–9:00")
+    expect(visit).to_contain_text("大久保特別出張所")
+    expect(visit).to_contain_text("2人")
+    assert_accessible(page)
+    screenshot(page, "manage-02-booking")
+
+    # The birth date finds it too (on another phone: the family member without the phone).
+    other_phone.goto(live_server.url("/manage"))
+    assert find_booking(other_phone, code, birth=MANAGER.birth).status == 200
+    expect(other_phone.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–9:00")
+
+    # Move: the calendar and times in move mode, for the same two people.
+    page.get_by_role("link", name="日時を変更する").click()
+    expect(heading(page)).to_have_text("新しい日にちを選ぶ")
+    expect(page.get_by_label("来庁される人数")).to_have_count(0)  # a move keeps the party
+    expect(page.locator("main")).to_contain_text("2人分の空きを表示しています")
+    page.get_by_role("link", name=f"{ja_date(MANAGE_DAY)} 空きあり").click()
+    expect(heading(page)).to_have_text(ja_date(MANAGE_DAY))
+    expect(time_button(page, "8:30")).to_have_count(0)  # its own seats: the time is full
+    moved = press_time(page, "9:30")
+    assert moved.status == 200
+    expect(page).to_have_url(live_server.url("/manage/booking?moved=1"))
+    expect(page.get_by_role("status")).to_have_text("新しい日時に変更しました。")
+    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–10:00")
+    screenshot(page, "manage-03-moved")
+    with live_server.sessions() as db:
+        booked = service.find_booking(db, code=code, phone=MANAGER.phone)
+    assert booked.status == "booked"
+    assert booked.starts_at == datetime(2026, 12, 28, 9, 30, tzinfo=TOKYO)
+    assert [m.notice_number for m in booked.members] == ["EF3-456789", "EF3-456790"]
+
+    # Cancel: asked first, and "no" changes nothing.
+    page.get_by_role("link", name="この予約を取り消す").click()
+    expect(heading(page)).to_have_text("この予約を取り消しますか？")
+    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–10:00")
+    assert_accessible(page)
+    screenshot(page, "manage-04-cancel-asked")
+    page.get_by_role("link", name="いいえ、予約はそのままにする").click()
+    expect(page.locator("dl.visit")).to_contain_text("予約済み")
+
+    page.get_by_role("link", name="この予約を取り消す").click()
+    cancelled = navigate(page, page.get_by_role("button", name="はい、取り消します").click)
+    assert cancelled.status == 200
+    expect(page.get_by_role("status")).to_have_text("予約を取り消しました。")
+    expect(page.locator("dl.visit")).to_contain_text("取消済み")
+    expect(page.get_by_role("link", name="この予約を取り消す")).to_have_count(0)
+    expect(page.get_by_role("link", name="日時を変更する")).to_have_count(0)
+    screenshot(page, "manage-05-cancelled")
+    with live_server.sessions() as db:
+        assert service.find_booking(db, code=code, phone=MANAGER.phone).status == "cancelled"
+
+    # The other phone's stale confirmation page cannot cancel twice or move a cancelled booking.
+    other_phone.reload()
+    expect(other_phone.locator("dl.visit")).to_contain_text("取消済み")
+
+
+# --- 10. the printed confirmation ------------------------------------------------------------
+
+PRINTER = Resident("オガワ ミノル", date(1980, 3, 3), "080-4444-1212")
+
+
+def test_the_printed_confirmation_keeps_the_code_and_drops_the_buttons(
+    live_server: LiveServer, page: Page, screenshot: Shot
+) -> None:
+    where = ("cert_renewal", "main", date(2026, 12, 16))
+    code = book_through(page, live_server, where, PRINTER, starts="9:00")
+    page.emulate_media(media="print")
+    expect(page.locator(".code-card .code")).to_have_text(f"{code[:4]} {code[4:]}")
+    expect(page.locator(".qr svg")).to_be_visible()
+    expect(page.locator("dl.visit")).to_be_visible()
+    expect(page.locator("dl.visit")).to_contain_text("お持ちいただくもの")
+    expect(page.get_by_role("link", name="カレンダーに追加")).to_be_hidden()
+    expect(page.get_by_role("link", name="印刷")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="言語")).to_be_hidden()
+    expect(page.get_by_role("link", name="予約の確認・変更・取消")).to_be_hidden()
+    screenshot(page, "resident-done-printed")
