@@ -16,7 +16,7 @@ JavaScript off                 pin_reset / tansumachi        2026-12-21
 a lapsed hold                  cert_renewal / enokicho       2026-12-22
 accessibility                  pickup / wakamatsucho         2026-12-23, -24, -25
 light pages                    application_help / main       2026-12-24
-find, move and cancel          pickup / okubo                2026-12-28 (party 2)
+find, move and cancel          pickup / main                 2026-12-28 (party 3)
 the printed confirmation       cert_renewal / main           2026-12-16 9:00
 =============================  ============================  ===========================
 
@@ -571,6 +571,7 @@ def test_pages_are_light_and_stay_on_the_machine(
 
 MANAGE_DAY = date(2026, 12, 28)
 MANAGER = Resident("ナカムラ ヨシコ", date(1962, 10, 10), "090-7777-3333")
+MANAGER_NOTICES = ("EF3-456789", "EF3-456790", "EF3-456791")  # a household of three
 
 
 def find_booking(page: Page, code: str, phone: str = "", birth: date | None = None) -> Response:
@@ -591,8 +592,8 @@ def test_find_move_and_cancel_a_booking(
     screenshot: Shot,
     assert_accessible: AssertAccessible,
 ) -> None:
-    where = ("pickup", "okubo", MANAGE_DAY)
-    code = book_through(page, live_server, where, MANAGER, ("EF3-456789", "EF3-456790"))
+    where = ("pickup", "main", MANAGE_DAY)
+    code = book_through(page, live_server, where, MANAGER, MANAGER_NOTICES)
 
     # From the start page, as a resident coming back days later would.
     page.goto(live_server.url("/"))
@@ -615,41 +616,41 @@ def test_find_move_and_cancel_a_booking(
     visit = page.locator("dl.visit")
     expect(visit).to_contain_text(f"{code[:4]} {code[4:]}")
     expect(visit).to_contain_text("予約済み")
-    expect(visit).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–9:00")
-    expect(visit).to_contain_text("大久保特別出張所")
-    expect(visit).to_contain_text("2人")
+    expect(visit).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–8:45")
+    expect(visit).to_contain_text(MAIN_OFFICE)
+    expect(visit).to_contain_text("3人")
     assert_accessible(page)
     screenshot(page, "manage-02-booking")
 
     # The birth date finds it too (on another phone: the family member without the phone).
     other_phone.goto(live_server.url("/manage"))
     assert find_booking(other_phone, code, birth=MANAGER.birth).status == 200
-    expect(other_phone.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–9:00")
+    expect(other_phone.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 8:30–8:45")
 
-    # Move: the calendar and times in move mode, for the same two people.
+    # Move: the calendar and times in move mode, for the same three people.
     page.get_by_role("link", name="日時を変更する").click()
     expect(heading(page)).to_have_text("新しい日にちを選ぶ")
     expect(page.get_by_label("来庁される人数")).to_have_count(0)  # a move keeps the party
-    expect(page.locator("main")).to_contain_text("2人分の空きを表示しています")
+    expect(page.locator("main")).to_contain_text("3人分の空きを表示しています")
     page.get_by_role("link", name=f"{ja_date(MANAGE_DAY)} 空きあり").click()
     expect(heading(page)).to_have_text(ja_date(MANAGE_DAY))
-    expect(time_button(page, "8:30")).to_have_count(0)  # its own seats: the time is full
+    expect(time_button(page, "8:30")).to_contain_text("残り3席")  # its own 3 seats still kept
     moved = press_time(page, "9:30")
     assert moved.status == 200
     expect(page).to_have_url(live_server.url("/manage/booking?moved=1"))
     expect(page.get_by_role("status")).to_have_text("新しい日時に変更しました。")
-    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–10:00")
+    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–9:45")
     screenshot(page, "manage-03-moved")
     with live_server.sessions() as db:
         booked = service.find_booking(db, code=code, phone=MANAGER.phone)
     assert booked.status == "booked"
     assert booked.starts_at == datetime(2026, 12, 28, 9, 30, tzinfo=TOKYO)
-    assert [m.notice_number for m in booked.members] == ["EF3-456789", "EF3-456790"]
+    assert [m.notice_number for m in booked.members] == list(MANAGER_NOTICES)
 
     # Cancel: asked first, and "no" changes nothing.
     page.get_by_role("link", name="この予約を取り消す").click()
     expect(heading(page)).to_have_text("この予約を取り消しますか？")
-    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–10:00")
+    expect(page.locator("dl.visit")).to_contain_text(f"{ja_date(MANAGE_DAY)} 9:30–9:45")
     assert_accessible(page)
     screenshot(page, "manage-04-cancel-asked")
     page.get_by_role("link", name="いいえ、予約はそのままにする").click()
