@@ -174,7 +174,7 @@ def check_birth_date(value: date, today: date, field: str = "birth_date") -> dat
 class Sealed:
     """A resident's validated input, encrypted for storage."""
 
-    name_kana_enc: str
+    name_kana_enc: str | None
     phone_enc: str
     phone_hmac: str
     phone_line_type: str
@@ -183,7 +183,7 @@ class Sealed:
     members: list[tuple[int, str | None, str | None, bool, bool]]
     fingerprint: str  # keyed hash of the whole request, for idempotency
     # The validated plain values, to answer the caller without reading the rows back.
-    name_kana: str
+    name_kana: str | None
     phone: str
     birth_date: date
     member_views: list[MemberView]
@@ -209,7 +209,7 @@ def seal(
 ) -> Sealed:
     """Validate and encrypt. ``requires_notice`` None: not known yet (the PostgreSQL booking
     statement checks it in the database)."""
-    name = normalise_name_kana(resident.name_kana)
+    name = None if resident.name_kana is None else normalise_name_kana(resident.name_kana)
     phone = parse_phone(resident.phone)
     birth = check_birth_date(resident.birth_date, today)
     if resident.language not in LANGUAGES:
@@ -248,7 +248,7 @@ def seal(
         sort_keys=True,
     )
     return Sealed(
-        name_kana_enc=vault.encrypt(name),
+        name_kana_enc=None if name is None else vault.encrypt(name),
         phone_enc=vault.encrypt(phone.e164),
         phone_hmac=vault.digest(phone.e164),
         phone_line_type=phone.line_type,

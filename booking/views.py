@@ -75,9 +75,10 @@ class MemberInput:
 
 @dataclass(frozen=True)
 class ResidentInput:
-    """What a resident gives when booking, before validation."""
+    """What a resident gives when booking, before validation. The name may be left out only
+    where it cannot be typed (the phone line's keypad); staff add it later if needed."""
 
-    name_kana: str
+    name_kana: str | None
     phone: str
     birth_date: date
     language: str = "ja"

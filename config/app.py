@@ -23,8 +23,11 @@ from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
 from booking.web import install_error_handlers
 from config.db import make_engine, make_sessionmaker
-from config.keys import load_vault
+from config.keys import load_twilio_token, load_vault
 from config.settings import Settings
+from ivr.flow import LineConfig
+from ivr.routes import PhoneLine
+from ivr.routes import router as ivr_router
 
 
 def booking_context(settings: Settings) -> BookingContext:
@@ -68,6 +71,20 @@ async def _housekeeping_loop(sessions: sessionmaker[Session]) -> None:
             log.exception("housekeeping failed")
 
 
+def phone_line(settings: Settings) -> PhoneLine:
+    """The IVR's signature token and dialogue settings."""
+    return PhoneLine(
+        auth_token=load_twilio_token(settings),
+        config=LineConfig(
+            public_base_url=settings.public_base_url,
+            voices={"ja": settings.ivr_voice_ja, "en": settings.ivr_voice_en},
+            opens=settings.call_center_opens,
+            closes=settings.call_center_closes,
+            lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
+        ),
+    )
+
+
 def create_app(settings: Settings | None = None, *, housekeeping: bool = False) -> FastAPI:
     """The web application: resident API under /api/v1, /healthz; more channels plug in here.
 
@@ -99,11 +116,13 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
+    app.state.phone_line = phone_line(settings)
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
+    app.include_router(ivr_router)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 
     @app.get("/healthz", tags=["operations"])

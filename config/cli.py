@@ -21,6 +21,8 @@ Everyday use:
   madoguchi schedule close 2026-12-24 --venue yotsuya --reason "停電工事"
   madoguchi schedule open 2026-12-13 --venue main --service pickup \\
       --opens 09:00 --closes 17:00 --slot-minutes 15 --seats 6      (a 休日開庁 session)
+  madoguchi call                       phone the running service's IVR from this terminal
+  madoguchi call --from anonymous --lang en     (a withheld number, in English)
 
 Settings come from MADOGUCHI_* environment variables, e.g.
   MADOGUCHI_DATABASE_URL=postgresql://user@host/madoguchi
@@ -39,6 +41,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from booking import schedule
     from config.app import create_app
+    from config.keys import load_twilio_token
     from config.migrate import upgrade
     from config.sample import sample_ward
 
@@ -54,11 +57,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         made = schedule.extend_schedule(db)
         db.commit()
     print(f"Schedule: {made.sessions} new sessions, {made.slots} new slots.")
+    if settings.twilio_auth_token is None:
+        token = load_twilio_token(settings, announce=False)
+        print(f"IVR: webhooks are checked with the trial Twilio token {token}")
+        print("     (kept in the data folder; `madoguchi call` signs with it)")
     print(f"Serving on http://{args.host}:{args.port}  (API docs at /docs)")
     uvicorn.run(
         create_app(settings, housekeeping=True), host=args.host, port=args.port, log_level="info"
     )
     return 0
+
+
+def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
+    from config.keys import load_twilio_token
+    from ivr import terminal
+
+    return terminal.run(
+        args.url,
+        public_base_url=settings.public_base_url,
+        auth_token=load_twilio_token(settings, announce=False),
+        from_number=args.from_number,
+        language=args.lang,
+    )
 
 
 def _safe_url(url: str) -> str:
@@ -222,6 +242,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
     holds.add_argument("action", choices=["sweep"])
+
+    call = add(
+        "call",
+        cmd_call,
+        "Phone the IVR from this terminal: hear its prompts, type the keys. It signs each "
+        "request as Twilio does (with MADOGUCHI_TWILIO_AUTH_TOKEN, or the trial token that "
+        "`madoguchi serve` made), so start the service first.",
+    )
+    call.add_argument(
+        "--from",
+        dest="from_number",
+        default="+819012345678",
+        help="the calling number as Twilio gives it (+819012345678); 'anonymous' = withheld",
+    )
+    call.add_argument("--lang", choices=["ja", "en"], default="ja", help="ja (default) or en")
+    call.add_argument(
+        "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"
+    )
 
     parser.set_defaults(_commands=commands)
     return parser

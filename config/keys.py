@@ -48,3 +48,26 @@ def new_key_material() -> dict[str, str]:
         "MADOGUCHI_DATA_KEYS": Fernet.generate_key().decode(),
         "MADOGUCHI_LOOKUP_KEY": secrets.token_urlsafe(32),
     }
+
+
+TRIAL_TWILIO_WARNING = (
+    "No MADOGUCHI_TWILIO_AUTH_TOKEN: the IVR checks webhook signatures with the trial token %s "
+    "(kept in %s). `madoguchi call` signs with it; a real Twilio number needs the real token."
+)
+
+
+def load_twilio_token(settings: Settings, *, announce: bool = True) -> str:
+    """The auth token webhooks are signed with. The IVR never runs unchecked: without a
+    configured token, one is made up on first start and kept beside the trial keys."""
+    if settings.twilio_auth_token is not None:
+        return settings.twilio_auth_token.get_secret_value()
+    path = Path(settings.data_dir) / "trial-twilio-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(16))
+    token = path.read_text().strip()
+    if announce:
+        log.warning(TRIAL_TWILIO_WARNING, token, path)
+    return token

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,6 +43,19 @@ class Settings(BaseSettings):
     web_lookups_per_15_minutes: int = Field(default=10, ge=1)
     web_bookings_per_hour: int = Field(default=30, ge=1)
 
+    # The phone line (Twilio). Webhooks are signed with the auth token; without one, a trial
+    # token is made up and kept in data_dir (see config.keys.load_twilio_token).
+    twilio_auth_token: SecretStr | None = None
+    twilio_account_sid: str = ""
+    # Call-center hours for the hand-over to an agent (weekdays; not holidays or 12/29-1/3).
+    call_center_opens: time = time(8, 30)
+    call_center_closes: time = time(17, 15)
+    # Twilio <Say> voices (Amazon Polly through Twilio): a clear, calm voice per language.
+    ivr_voice_ja: str = "Polly.Mizuki"
+    ivr_voice_en: str = "Polly.Joanna"
+    # Lookups (code + second factor) one calling number may try per 15 minutes.
+    ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -64,8 +78,15 @@ class Settings(BaseSettings):
                 "with PostgreSQL, set MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY "
                 "(`madoguchi keys new` makes them)"
             )
+        if self.call_center_opens >= self.call_center_closes:
+            raise ValueError("call_center_opens must be before call_center_closes")
         if self.environment == "production" and not self.database_url:
             raise ValueError("MADOGUCHI_DATABASE_URL must point at PostgreSQL in production")
+        if self.environment == "production" and not self.twilio_auth_token:
+            raise ValueError(
+                "MADOGUCHI_TWILIO_AUTH_TOKEN must be set in production: the IVR checks every "
+                "webhook's signature with it"
+            )
         return self
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import booking.models  # noqa: F401  (registers the tables)
+import ivr.models  # noqa: F401
 from booking.base import Base
 
 metadata = Base.metadata

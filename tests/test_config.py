@@ -94,6 +94,9 @@ def test_a_shared_database_needs_the_wards_keys(tmp_path: Path) -> None:
 # --- Validation ---------------------------------------------------------------------------
 
 
+TWILIO_TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 (a test value)
+
+
 def test_production_needs_keys() -> None:
     message = "MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY must be set in production"
     with pytest.raises(ValidationError, match=message):
@@ -109,9 +112,20 @@ def test_production_needs_a_database_url() -> None:
         Settings(environment="production", data_keys=DATA_KEY, lookup_key=LOOKUP_KEY)
 
 
+def test_production_needs_the_twilio_token() -> None:
+    with pytest.raises(ValidationError, match="MADOGUCHI_TWILIO_AUTH_TOKEN must be set"):
+        Settings(
+            environment="production", database_url=PG, data_keys=DATA_KEY, lookup_key=LOOKUP_KEY
+        )
+
+
 def test_production_with_everything_set_is_accepted() -> None:
     settings = Settings(
-        environment="production", database_url=PG, data_keys=DATA_KEY, lookup_key=LOOKUP_KEY
+        environment="production",
+        database_url=PG,
+        data_keys=DATA_KEY,
+        lookup_key=LOOKUP_KEY,
+        twilio_auth_token=TWILIO_TOKEN,
     )
     assert settings.sqlalchemy_url == "postgresql+psycopg://u@h/db"
     assert Settings(environment="development").data_keys == ""  # trial use needs nothing
@@ -155,6 +169,7 @@ def test_production_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings()
     monkeypatch.setenv("MADOGUCHI_DATA_KEYS", DATA_KEY)
     monkeypatch.setenv("MADOGUCHI_LOOKUP_KEY", LOOKUP_KEY)
+    monkeypatch.setenv("MADOGUCHI_TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
     assert Settings().environment == "production"
     monkeypatch.setenv("MADOGUCHI_HOLD_MINUTES", "0")
     with pytest.raises(ValidationError, match="hold_minutes"):

@@ -1,0 +1,1129 @@
+"""The dialogue of the phone line: what is said at each step and what each key does.
+
+Each step has an ``ask`` (the question, inside a ``<Gather>``) and an ``answer`` (what the keys
+pressed do). The route hands a step the caller's keys; the step says things and asks the next
+question. A key that is not one of the choices, or silence, asks again; the third miss in a row
+goes to a person. ``*`` repeats any question.
+
+Everything the caller hears comes from the prompt catalogues (``ivr/prompts/<language>.toml``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from functools import cache
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlencode
+
+import jpholiday
+from sqlalchemy.orm import Session as DbSession
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from booking import codes
+from booking import service as booking
+from booking.context import TOKYO, context
+from booking.errors import BookingError
+from booking.personal import check_birth_date, normalise_notice_number, parse_phone
+from booking.service import MemberInput, ResidentInput
+from ivr import service as calls
+from ivr.models import Call
+from ivr.service import Caller, CallState
+from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
+
+LANGUAGES = ("ja", "en")
+SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US"}
+MAX_MISSES = 3
+MENU_TIMEOUT = 8  # seconds of silence before "we did not hear a key": generous, for elderly callers
+ENTRY_TIMEOUT = 10
+MAX_OFFERS_TRIED = 20  # times tried in one search before saying nothing is free
+
+
+@cache
+def catalogue(language: str) -> dict[str, str]:
+    text = files("ivr").joinpath("prompts", f"{language}.toml").read_text(encoding="utf-8")
+    return {k: str(v) for k, v in tomllib.loads(text).items()}
+
+
+def prompt(language: str, key: str, **params: Any) -> str:
+    return catalogue(language)[key].format(**params)
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    """What the dialogue needs from settings."""
+
+    public_base_url: str
+    voices: dict[str, str]
+    opens: time
+    closes: time
+    lookups_per_15_minutes: int
+
+
+class StateLost(RuntimeError):
+    """A step found the call's state without what it needs (a bug, or a webhook out of order):
+    the route apologises and offers a person."""
+
+
+class Miss(Exception):
+    """The keys pressed are not an answer to this step: say ``key`` and ask again."""
+
+    def __init__(self, key: str = "wrong_key") -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class Turn:
+    """One webhook's work: the call, its state, and the reply being built."""
+
+    def __init__(
+        self,
+        db: DbSession,
+        call: Call,
+        state: CallState,
+        caller: Caller,
+        config: LineConfig,
+    ) -> None:
+        self.db = db
+        self.call = call
+        self.state = state
+        self.caller = caller
+        self.config = config
+        self.reply = VoiceResponse()
+        self.pending: list[tuple[str, str]] = []  # (language, text) not yet put in the reply
+        self.next_seq = call.seq + 1
+        self.finished = False
+
+    @property
+    def language(self) -> str:
+        return self.state.language
+
+    def now(self) -> datetime:
+        return context(self.db).now()
+
+    # --- building the reply ---------------------------------------------------------------
+
+    def say(self, key: str, *, language: str | None = None, **params: Any) -> None:
+        """Say a catalogue entry: inside the next question's <Gather> (a caller who knows the
+        menu may press a key at once), or on its own if no question follows."""
+        lang = language or self.language
+        self.pending.append((lang, prompt(lang, key, **params)))
+
+    def flush(self) -> None:
+        """Say what is pending now, where no key can cut it short (the booking code)."""
+        for lang, text in self.pending:
+            self.reply.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
+            self.reply.pause(length=1)
+        self.pending.clear()
+
+    def url(self, path: str, **query: Any) -> str:
+        base = self.config.public_base_url.rstrip("/")
+        return f"{base}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def gather(
+        self,
+        step: str,
+        *,
+        num_digits: int | None = None,
+        finish_on_key: str = "#",
+        timeout: int = MENU_TIMEOUT,
+    ) -> None:
+        """Ask: the pending prompts inside a <Gather> whose answer comes back to ``step``."""
+        options: dict[str, Any] = {
+            "input": "dtmf",
+            "action": self.url(f"/ivr/step/{step}", n=self.next_seq),
+            "method": "POST",
+            "timeout": timeout,
+            "finish_on_key": finish_on_key,
+            "action_on_empty_result": True,
+        }
+        if num_digits is not None:
+            options["num_digits"] = num_digits
+        gathering = Gather(**options)
+        for lang, text in self.pending:
+            gathering.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
+            gathering.pause(length=1)
+        self.pending.clear()
+        self.reply.append(gathering)
+        self.call.expect = step
+        self.finished = True
+
+    def hang_up(self) -> None:
+        self.say("goodbye")
+        self.flush()
+        self.reply.hangup()
+        self.call.expect = "ended"
+        self.finished = True
+
+    def enqueue(self) -> None:
+        """Into the agents' queue for the caller's language; the wait loop tells the place in
+        line and offers a callback instead."""
+        self.flush()
+        queue = f"madoguchi-{self.language}"
+        self.reply.enqueue(
+            queue,
+            action=self.url("/ivr/step/queue_done", n=self.next_seq),
+            method="POST",
+            wait_url=self.url("/ivr/wait"),
+            wait_url_method="POST",
+        )
+        self.call.queue = queue
+        self.call.queue_result = None
+        self.call.enqueued_at = self.now()
+        self.call.expect = "queue_done"
+        self.finished = True
+
+    def ask(self, step: str) -> None:
+        STEPS[step].ask(self)
+
+    def miss(self, step: str, key: str) -> None:
+        """A wrong key or silence: say so and ask again; the third in a row goes to a person."""
+        self.state.misses += 1
+        calls.note_step(self.call, f"{step}!")
+        self.say(key)
+        if self.state.misses >= MAX_MISSES:
+            self.say("too_many_misses")
+            hand_over(self)
+            return
+        self.ask(step)
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    ask: Callable[[Turn], None]
+    answer: Callable[[Turn, str], None]
+    choice: bool  # a menu of single keys (the key is noted in the call's path)
+    agent_key: bool = True  # 0 goes to a person (not where 0 is a digit or a choice)
+
+
+def answer(turn: Turn, step_name: str, digits: str) -> None:
+    """The caller's keys for ``step_name``: repeat, miss, or the step's own answer."""
+    step = STEPS[step_name]
+    if digits == "":
+        turn.miss(step_name, "no_input")
+        return
+    if "*" in digits:
+        calls.note_step(turn.call, f"{step_name}=*")
+        turn.ask(step_name)
+        return
+    calls.note_step(turn.call, f"{step_name}={digits}" if step.choice else step_name)
+    if step.agent_key and digits == "0":
+        release_offer(turn)
+        hand_over(turn)
+        return
+    try:
+        step.answer(turn, digits)
+    except Miss as missed:
+        turn.miss(step_name, missed.key)
+        return
+    turn.state.misses = 0
+
+
+def greet(turn: Turn) -> None:
+    """A new call: the greeting, the way to English, the main menu."""
+    turn.say("greeting")
+    turn.say("english", language="en")
+    turn.ask("menu")
+
+
+# main menu
+
+
+def ask_menu(turn: Turn) -> None:
+    turn.say("menu")
+    turn.gather("menu", num_digits=1)
+
+
+def answer_menu(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        turn.state.forget_booking()
+        turn.ask("book_service")
+    elif digits == "2":
+        turn.ask("manage_code")
+    elif digits == "3":
+        turn.ask("faq")
+    elif digits == "9":
+        turn.state.language = "en" if turn.language == "ja" else "ja"
+        turn.call.language = turn.state.language
+        turn.ask("menu")
+    else:
+        raise Miss
+
+
+def back_to_menu(turn: Turn) -> None:
+    turn.say("back_to_menu")
+    turn.ask("menu")
+
+
+# a new booking: service, party, venue
+
+
+def _services(turn: Turn) -> list[Any]:
+    return booking.list_services(turn.db)
+
+
+def named(thing: Any, language: str) -> str:
+    return str(thing.name_ja if language == "ja" else thing.name_en)
+
+
+def ask_service(turn: Turn) -> None:
+    turn.say("service_intro")
+    for i, service in enumerate(_services(turn), start=1):
+        turn.say("service_option", name=named(service, turn.language), press=i)
+    turn.gather("book_service", num_digits=1)
+
+
+def answer_service(turn: Turn, digits: str) -> None:
+    services = _services(turn)
+    if not digits.isdigit() or not 1 <= int(digits) <= len(services):
+        raise Miss
+    turn.state.service = services[int(digits) - 1].id
+    turn.ask("book_party")
+
+
+def ask_party(turn: Turn) -> None:
+    turn.say("party", max=context(turn.db).rules.max_party_size)
+    turn.gather("book_party", num_digits=1)
+
+
+def answer_party(turn: Turn, digits: str) -> None:
+    if not digits.isdigit() or not 1 <= int(digits) <= context(turn.db).rules.max_party_size:
+        raise Miss
+    turn.state.party = int(digits)
+    turn.ask("book_venue")
+
+
+def _venues(turn: Turn) -> list[Any]:
+    return booking.list_venues(turn.db, service_id=turn.state.service)
+
+
+def ask_venue(turn: Turn) -> None:
+    turn.say("venue_intro")
+    turn.say("venue_anywhere")
+    for i, venue in enumerate(_venues(turn), start=1):
+        turn.say("venue_option", name=named(venue, turn.language), press=i)
+    turn.gather("book_venue", timeout=ENTRY_TIMEOUT)
+
+
+def answer_venue(turn: Turn, digits: str) -> None:
+    venues = _venues(turn)
+    if not digits.isdigit() or not 0 <= int(digits) <= len(venues):
+        raise Miss
+    turn.state.venue = None if int(digits) == 0 else venues[int(digits) - 1].id
+    turn.state.seen, turn.state.after = [], None
+    turn.say("searching")
+    offer_next(turn)
+
+
+# offering times, one at a time, each held while the caller decides
+
+
+def release_offer(turn: Turn) -> None:
+    """Give back the seats being offered (the caller moved on); a lapsed hold is fine."""
+    if turn.state.hold:
+        try:
+            with turn.db.begin_nested():
+                booking.release_hold(turn.db, hold_id=turn.state.hold)
+        except BookingError:
+            pass
+    turn.state.hold = None
+
+
+def offer_next(turn: Turn) -> None:
+    """Hold and offer the earliest free time after the last one offered."""
+    state = turn.state
+    if not (state.service is not None):
+        raise StateLost
+    after = state.after_time
+    start = after.astimezone(TOKYO).date() if after else None
+    try:
+        slots = booking.availability(
+            turn.db,
+            service_id=state.service,
+            venue_id=state.venue,
+            start=start,
+            party=state.party,
+            limit=MAX_OFFERS_TRIED + len(state.seen),
+        )
+    except BookingError:
+        slots = []
+    tried = 0
+    for slot in slots:
+        if slot.id in state.seen or (after is not None and slot.starts_at < after):
+            continue
+        if tried >= MAX_OFFERS_TRIED:
+            break
+        tried += 1
+        try:
+            with turn.db.begin_nested():
+                hold = booking.create_hold(
+                    turn.db, slot_id=slot.id, seats=state.party, channel="ivr"
+                )
+        except BookingError:
+            state.seen.append(slot.id)  # taken meanwhile: the next one
+            continue
+        state.offered, state.hold, state.after = slot.id, hold.id, slot.starts_at.isoformat()
+        turn.ask("offer")
+        return
+    state.offered = None
+    turn.say("offer_none")
+    turn.ask("offer_none")
+
+
+def _offered_time(turn: Turn) -> tuple[datetime, str, bool]:
+    """The time on offer: when, the venue's name, and whether the hold still keeps it."""
+    if not (turn.state.hold is not None):
+        raise StateLost
+    held = booking.get_hold(turn.db, hold_id=turn.state.hold)
+    venue = booking.venue_or_404(turn.db, held.venue_id)
+    return held.starts_at, named(venue, turn.language), held.live
+
+
+def ask_offer(turn: Turn) -> None:
+    try:
+        starts, venue, _ = _offered_time(turn)
+    except BookingError:  # the hold is gone (reclaimed after lapsing): look again
+        turn.state.hold = None
+        turn.say("offer_lapsed")
+        offer_next(turn)
+        return
+    turn.say("offer", when=say_when(starts, turn.language), venue=venue)
+    turn.say("offer_keys")
+    turn.gather("offer", num_digits=1)
+
+
+def answer_offer(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if digits == "2":
+        release_offer(turn)
+        if state.offered is not None:
+            state.seen.append(state.offered)
+        offer_next(turn)
+        return
+    if digits != "1":
+        raise Miss
+    try:
+        _, _, live = _offered_time(turn)
+    except BookingError:
+        live = False
+    if not live:
+        release_offer(turn)
+        turn.say("offer_lapsed")
+        offer_next(turn)
+        return
+    if state.mode == "move":
+        move_to_offer(turn)
+    else:
+        next_detail(turn)
+
+
+def ask_offer_none(turn: Turn) -> None:
+    turn.say("offer_none_keys")
+    turn.gather("offer_none", num_digits=1)
+
+
+def answer_offer_none(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        turn.state.mode = "book" if turn.state.booking_id is None else turn.state.mode
+        turn.ask("book_venue")
+    elif digits == "9":
+        back_to_menu(turn)
+    else:
+        raise Miss
+
+
+# the details: notice numbers, birth date, contact number
+
+
+def _needs_notices(turn: Turn) -> bool:
+    if not (turn.state.service is not None):
+        raise StateLost
+    return bool(booking.service_or_404(turn.db, turn.state.service).requires_notice_number)
+
+
+def next_detail(turn: Turn) -> None:
+    """Ask for the first detail still missing; all there: read the booking back."""
+    state = turn.state
+    if _needs_notices(turn) and len(state.notices) < state.party:
+        turn.ask("notice_head")
+    elif state.birth is None:
+        turn.ask("birth")
+    elif state.phone is None:
+        turn.ask("phone_caller" if turn.caller.e164 else "phone_entry")
+    else:
+        turn.ask("confirm")
+
+
+# The first part of a notice number has letters: two keys each, the key and the letter's place on
+# it (A = 2 1, B = 2 2, S = 7 4); a digit is the digit and 0.
+KEYPAD = {
+    "2": "ABC",
+    "3": "DEF",
+    "4": "GHI",
+    "5": "JKL",
+    "6": "MNO",
+    "7": "PQRS",
+    "8": "TUV",
+    "9": "WXYZ",
+}
+
+
+def read_keypad_letters(keys: str) -> str | None:
+    """ "212210" -> "AB1"; None if a pair names no character."""
+    if len(keys) % 2 or not keys.isdigit():
+        return None
+    out = []
+    for key, place in zip(keys[::2], keys[1::2], strict=True):
+        if place == "0":
+            out.append(key)
+        elif key in KEYPAD and int(place) <= len(KEYPAD[key]):
+            out.append(KEYPAD[key][int(place) - 1])
+        else:
+            return None
+    return "".join(out)
+
+
+def ask_notice_head(turn: Turn) -> None:
+    n = len(turn.state.notices) + 1
+    turn.say("notice_head_first" if n == 1 else "notice_head", n=n)
+    turn.gather("notice_head", num_digits=6, timeout=ENTRY_TIMEOUT)
+
+
+def answer_notice_head(turn: Turn, digits: str) -> None:
+    head = read_keypad_letters(digits)
+    if head is None or len(head) != 3:
+        raise Miss("notice_head_wrong")
+    turn.state.notice_head = head
+    turn.ask("notice_tail")
+
+
+def ask_notice_tail(turn: Turn) -> None:
+    turn.say("notice_tail")
+    turn.gather("notice_tail", num_digits=6, timeout=ENTRY_TIMEOUT)
+
+
+def answer_notice_tail(turn: Turn, digits: str) -> None:
+    state = turn.state
+    try:
+        number = normalise_notice_number(f"{state.notice_head}-{digits}")
+    except BookingError:
+        number = ""
+    if not number or number in state.notices:
+        turn.say("notice_wrong")
+        turn.ask("notice_head")
+        return
+    state.pending = number
+    turn.ask("notice_check")
+
+
+def ask_notice_check(turn: Turn) -> None:
+    if not (turn.state.pending is not None):
+        raise StateLost
+    turn.say("notice_check", notice=say_notice(turn.state.pending, turn.language))
+    turn.gather("notice_check", num_digits=1)
+
+
+def answer_notice_check(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if digits == "1" and state.pending:
+        state.notices.append(state.pending)
+        state.pending = state.notice_head = None
+        next_detail(turn)
+    elif digits == "2":
+        state.pending = state.notice_head = None
+        turn.ask("notice_head")
+    else:
+        raise Miss
+
+
+ERAS = {"1": 1868, "2": 1912, "3": 1926, "4": 1989, "5": 2019}  # 明治 大正 昭和 平成 令和
+
+
+def read_birth_date(digits: str, today: date) -> date | None:
+    """Eight digits (19580401), or a Japanese era and six digits (3330401: 昭和33年4月1日)."""
+    try:
+        if len(digits) == 8:
+            day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+        elif len(digits) == 7 and digits[0] in ERAS:
+            year = ERAS[digits[0]] + int(digits[1:3]) - 1
+            day = date(year, int(digits[3:5]), int(digits[5:]))
+        else:
+            return None
+        return check_birth_date(day, today)
+    except (ValueError, BookingError):
+        return None
+
+
+def ask_birth(turn: Turn) -> None:
+    turn.say("birth")
+    turn.gather("birth", timeout=ENTRY_TIMEOUT)
+
+
+def answer_birth(turn: Turn, digits: str) -> None:
+    day = read_birth_date(digits, context(turn.db).today())
+    if day is None:
+        raise Miss("birth_wrong")
+    turn.state.pending = day.isoformat()
+    turn.ask("birth_check")
+
+
+def say_birth(day: date, language: str) -> str:
+    if language == "ja":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return say_date(day, language).split(", ", 1)[1] + f", {day.year}"
+
+
+def ask_birth_check(turn: Turn) -> None:
+    if not (turn.state.pending is not None):
+        raise StateLost
+    day = date.fromisoformat(turn.state.pending)
+    turn.say("birth_check", birth=say_birth(day, turn.language))
+    turn.gather("birth_check", num_digits=1)
+
+
+def answer_birth_check(turn: Turn, digits: str) -> None:
+    if digits == "1" and turn.state.pending:
+        turn.state.birth, turn.state.pending = turn.state.pending, None
+        next_detail(turn)
+    elif digits == "2":
+        turn.state.pending = None
+        turn.ask("birth")
+    else:
+        raise Miss
+
+
+def ask_phone_caller(turn: Turn) -> None:
+    if not (turn.caller.e164 is not None):
+        raise StateLost
+    turn.say("phone_caller", phone=say_phone(turn.caller.e164, turn.language))
+    turn.gather("phone_caller", num_digits=1)
+
+
+def answer_phone_caller(turn: Turn, digits: str) -> None:
+    if digits == "1" and turn.caller.e164:
+        turn.state.phone = turn.caller.e164
+        after_phone(turn)
+    elif digits == "2":
+        turn.ask("phone_entry")
+    else:
+        raise Miss
+
+
+def ask_phone_entry(turn: Turn) -> None:
+    turn.say("phone_entry")
+    turn.gather("phone_entry", timeout=ENTRY_TIMEOUT)
+
+
+def answer_phone_entry(turn: Turn, digits: str) -> None:
+    try:
+        phone = parse_phone(digits)
+    except BookingError as error:
+        raise Miss("phone_wrong") from error
+    if not phone.e164.startswith("+81"):
+        raise Miss("phone_wrong")
+    turn.state.pending = phone.e164
+    turn.ask("phone_check")
+
+
+def ask_phone_check(turn: Turn) -> None:
+    if not (turn.state.pending is not None):
+        raise StateLost
+    turn.say("phone_check", phone=say_phone(turn.state.pending, turn.language))
+    turn.gather("phone_check", num_digits=1)
+
+
+def answer_phone_check(turn: Turn, digits: str) -> None:
+    if digits == "1" and turn.state.pending:
+        turn.state.phone, turn.state.pending = turn.state.pending, None
+        after_phone(turn)
+    elif digits == "2":
+        turn.state.pending = None
+        turn.ask("phone_entry")
+    else:
+        raise Miss
+
+
+def after_phone(turn: Turn) -> None:
+    """The number is for a booking's contact, or for a callback the caller asked for."""
+    if turn.call.expect in ("callback_phone",) or turn.state.callback:
+        callback_to(turn, str(turn.state.phone), "queue_wait" if turn.call.queue else "after_hours")
+    else:
+        next_detail(turn)
+
+
+# confirming and booking
+
+
+def _read_back(turn: Turn, key: str) -> None:
+    state = turn.state
+    if not (state.hold is not None and state.service is not None):
+        raise StateLost
+    starts, venue, _ = _offered_time(turn)
+    service = booking.service_or_404(turn.db, state.service)
+    turn.say(
+        key,
+        when=say_when(starts, turn.language),
+        venue=venue,
+        service=named(service, turn.language),
+        party=state.party,
+    )
+
+
+def ask_confirm(turn: Turn) -> None:
+    try:
+        _read_back(turn, "confirm")
+    except BookingError:
+        turn.state.hold = None
+        turn.say("offer_lapsed")
+        offer_next(turn)
+        return
+    turn.say("confirm_keys")
+    turn.gather("confirm", num_digits=1)
+
+
+def answer_confirm(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if digits == "9":
+        release_offer(turn)
+        turn.say("cancelled_booking_attempt")
+        back_to_menu(turn)
+        return
+    if digits != "1":
+        raise Miss
+    if not (state.hold and state.phone and state.birth):
+        raise StateLost
+    resident = ResidentInput(
+        name_kana=None,  # a keypad cannot spell a name; staff add it if the counter needs it
+        phone=state.phone,
+        birth_date=date.fromisoformat(state.birth),
+        language=state.language,
+        members=[MemberInput(notice_number=n) for n in state.notices],
+    )
+    try:
+        with turn.db.begin_nested():
+            made = booking.book(
+                turn.db,
+                hold_id=state.hold,
+                party=state.party,
+                resident=resident,
+                channel="ivr",
+                # The hold is this call's own: a retried webhook finds the same booking.
+                idempotency_key=f"ivr:{turn.call.call_sid}:{state.hold}",
+            )
+    except BookingError as error:
+        if error.code in ("hold_expired", "hold_not_found", "slot_full", "slot_closed"):
+            if state.offered is not None:
+                state.seen.append(state.offered)
+            state.hold = None
+            turn.say("offer_taken")
+            offer_next(turn)  # the details are kept: a new time goes straight to the read-back
+            return
+        release_offer(turn)
+        turn.say("booking_refused", reason=error.message(turn.language))
+        turn.ask("after_manage")
+        return
+    turn.call.booking_id = made.id
+    calls.set_outcome(turn.call, "booked")
+    code = made.code
+    # What the caller keyed in is not needed any more; the booking keeps it, encrypted.
+    state.forget_booking()
+    state.code = code
+    turn.say("booked")
+    read_code(turn, code)
+    if made.phone_line_type == "mobile":
+        turn.say("sms_sent")
+    turn.ask("after_booking")
+
+
+def read_code(turn: Turn, code: str) -> None:
+    """The code slowly, one digit at a time, in two groups of four, twice; nothing cuts it."""
+    digits = say_digits(code, turn.language, group=4)
+    turn.say("code_intro")
+    turn.say("code", digits=digits)
+    turn.say("code_again", digits=digits)
+    turn.flush()
+
+
+def ask_after_booking(turn: Turn) -> None:
+    turn.say("after_booking")
+    turn.gather("after_booking", num_digits=1)
+
+
+def answer_after_booking(turn: Turn, digits: str) -> None:
+    if digits == "1" and turn.state.code:
+        read_code(turn, turn.state.code)
+        turn.ask("after_booking")
+    elif digits == "2":
+        turn.ask("menu")
+    elif digits == "9":
+        turn.hang_up()
+    else:
+        raise Miss
+
+
+# check, move or cancel
+
+
+def ask_manage_code(turn: Turn) -> None:
+    turn.say("code_entry")
+    turn.gather("manage_code", num_digits=8, timeout=ENTRY_TIMEOUT)
+
+
+def answer_manage_code(turn: Turn, digits: str) -> None:
+    if not codes.is_well_formed(digits):
+        raise Miss("code_wrong")  # the check digit catches a slip of one key or a swap
+    turn.state.code = digits
+    if turn.caller.e164 and _find(turn, phone=turn.caller.e164):
+        return
+    turn.ask("manage_birth")
+
+
+def _find(turn: Turn, *, phone: str | None = None, birth: date | None = None) -> bool:
+    """Look the booking up by the code and a second factor; True when found (and shown)."""
+    if not calls.note_lookup(turn.db, call=turn.call, limit=turn.config.lookups_per_15_minutes):
+        turn.say("too_many_lookups")
+        hand_over(turn)
+        return True
+    try:
+        found = booking.find_booking(
+            turn.db, code=str(turn.state.code), phone=phone, birth_date=birth
+        )
+    except BookingError:
+        return False
+    turn.state.booking_id = found.id
+    turn.ask("manage")
+    return True
+
+
+def ask_manage_birth(turn: Turn) -> None:
+    turn.say("manage_birth")
+    turn.gather("manage_birth", timeout=ENTRY_TIMEOUT)
+
+
+def answer_manage_birth(turn: Turn, digits: str) -> None:
+    day = read_birth_date(digits, context(turn.db).today())
+    if day is None:
+        raise Miss("birth_wrong")
+    if _find(turn, birth=day):
+        return
+    turn.state.lookups += 1
+    turn.say("not_found")
+    if turn.state.lookups >= MAX_MISSES:
+        turn.say("too_many_lookups")
+        hand_over(turn)
+        return
+    turn.ask("manage_code")
+
+
+def ask_manage(turn: Turn) -> None:
+    if not (turn.state.booking_id is not None):
+        raise StateLost
+    found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
+    venue = booking.venue_or_404(turn.db, found.venue_id)
+    service = booking.service_or_404(turn.db, found.service_id)
+    turn.say(
+        "booking_details",
+        when=say_when(found.starts_at, turn.language),
+        venue=named(venue, turn.language),
+        service=named(service, turn.language),
+        party=found.party_size,
+    )
+    if found.status == "cancelled":
+        turn.say("booking_is_cancelled")
+        turn.say("manage_keys_closed")
+    elif found.status != "booked" or found.starts_at <= turn.now():
+        turn.say("booking_is_past")
+        turn.say("manage_keys_closed")
+    else:
+        turn.say("manage_keys")
+    turn.gather("manage", num_digits=1)
+
+
+def _changeable(turn: Turn) -> bool:
+    if not (turn.state.booking_id is not None):
+        raise StateLost
+    found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
+    return found.status == "booked" and found.starts_at > turn.now()
+
+
+def answer_manage(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if not (state.booking_id is not None):
+        raise StateLost
+    if digits == "9":
+        back_to_menu(turn)
+    elif digits == "1" and _changeable(turn):
+        found = booking.get_booking(turn.db, booking_id=state.booking_id)
+        state.mode = "move"
+        state.service, state.venue, state.party = found.service_id, found.venue_id, found.party_size
+        state.seen, state.after, state.hold = [found.slot_id], None, None
+        turn.say("move_intro")
+        offer_next(turn)
+    elif digits == "2" and _changeable(turn):
+        turn.ask("cancel_check")
+    else:
+        raise Miss
+
+
+def move_to_offer(turn: Turn) -> None:
+    """Move the found booking to the held time: the old seats go only once the new are taken."""
+    state = turn.state
+    if not (state.booking_id is not None and state.hold is not None):
+        raise StateLost
+    try:
+        with turn.db.begin_nested():
+            moved = booking.reschedule_booking(
+                turn.db, booking_id=state.booking_id, hold_id=state.hold
+            )
+    except BookingError as error:
+        if error.code in ("hold_expired", "hold_not_found", "slot_full", "slot_closed"):
+            if state.offered is not None:
+                state.seen.append(state.offered)
+            state.hold = None
+            turn.say("offer_taken")
+            offer_next(turn)
+            return
+        release_offer(turn)
+        turn.say("move_refused")
+        turn.ask("manage")
+        return
+    state.hold = None
+    state.mode = "book"
+    calls.set_outcome(turn.call, "self_served")
+    turn.say("moved", when=say_when(moved.starts_at, turn.language))
+    turn.ask("manage")
+
+
+def ask_cancel_check(turn: Turn) -> None:
+    if not (turn.state.booking_id is not None):
+        raise StateLost
+    found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
+    turn.say("cancel_check", when=say_when(found.starts_at, turn.language))
+    turn.gather("cancel_check", num_digits=1)
+
+
+def answer_cancel_check(turn: Turn, digits: str) -> None:
+    if not (turn.state.booking_id is not None):
+        raise StateLost
+    if digits == "1":
+        try:
+            with turn.db.begin_nested():
+                booking.cancel_booking(turn.db, booking_id=turn.state.booking_id)
+        except BookingError as error:
+            turn.say("booking_refused", reason=error.message(turn.language))
+            turn.ask("manage")
+            return
+        calls.set_outcome(turn.call, "self_served")
+        turn.say("cancel_done")
+        turn.ask("after_manage")
+    elif digits == "2":
+        turn.say("cancel_kept")
+        turn.ask("manage")
+    else:
+        raise Miss
+
+
+def ask_after_manage(turn: Turn) -> None:
+    turn.say("after_manage")
+    turn.gather("after_manage", num_digits=1)
+
+
+def answer_after_manage(turn: Turn, digits: str) -> None:
+    if digits == "2":
+        turn.ask("menu")
+    elif digits == "9":
+        turn.hang_up()
+    else:
+        raise Miss
+
+
+# frequently asked questions
+
+FAQ = {"1": "faq_hours", "2": "faq_venues", "3": "faq_bring", "4": "faq_how_long"}
+
+
+def ask_faq(turn: Turn) -> None:
+    turn.say("faq_intro")
+    turn.gather("faq", num_digits=1)
+
+
+def answer_faq(turn: Turn, digits: str) -> None:
+    if digits == "9":
+        back_to_menu(turn)
+        return
+    if digits not in FAQ:
+        raise Miss
+    calls.set_outcome(turn.call, "self_served")
+    turn.say(FAQ[digits])
+    turn.say("faq_more")  # the choices again, briefly: not the whole introduction
+    turn.gather("faq", num_digits=1)
+
+
+# a person: the agents' queue in hours, a callback otherwise
+
+
+def in_call_center_hours(turn: Turn) -> bool:
+    local = turn.now().astimezone(TOKYO)
+    day = local.date()
+    if day.weekday() >= 5 or jpholiday.is_holiday(day):
+        return False
+    if (day.month, day.day) >= (12, 29) or (day.month, day.day) <= (1, 3):
+        return False
+    return turn.config.opens <= local.time() < turn.config.closes
+
+
+def hand_over(turn: Turn) -> None:
+    calls.note_step(turn.call, "agent")
+    turn.state.misses = 0
+    if in_call_center_hours(turn):
+        turn.say("to_agent")
+        turn.enqueue()
+    else:
+        turn.ask("after_hours")
+
+
+def _hours(turn: Turn) -> dict[str, str]:
+    today = turn.now().astimezone(TOKYO).date()
+    return {
+        "opens": say_clock(datetime.combine(today, turn.config.opens, TOKYO), turn.language),
+        "closes": say_clock(datetime.combine(today, turn.config.closes, TOKYO), turn.language),
+    }
+
+
+def ask_after_hours(turn: Turn) -> None:
+    turn.say("after_hours", **_hours(turn))
+    turn.say("after_hours_keys")
+    turn.gather("after_hours", num_digits=1)
+
+
+def answer_after_hours(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        ask_callback(turn, "after_hours")
+    elif digits == "9":
+        back_to_menu(turn)
+    else:
+        raise Miss
+
+
+def ask_callback(turn: Turn, reason: str) -> None:
+    """The number to call back: the caller's own (1 yes) or keyed in."""
+    turn.state.callback = True
+    if turn.caller.e164:
+        turn.ask("callback_phone")
+    else:
+        turn.say("callback_no_number")
+        turn.ask("phone_entry")
+
+
+def ask_callback_phone(turn: Turn) -> None:
+    if not (turn.caller.e164 is not None):
+        raise StateLost
+    turn.say("phone_caller", phone=say_phone(turn.caller.e164, turn.language))
+    turn.gather("callback_phone", num_digits=1)
+
+
+def answer_callback_phone(turn: Turn, digits: str) -> None:
+    if digits == "1" and turn.caller.e164:
+        callback_to(turn, turn.caller.e164, "queue_wait" if turn.call.queue else "after_hours")
+    elif digits == "2":
+        turn.ask("phone_entry")
+    else:
+        raise Miss
+
+
+def callback_to(turn: Turn, phone: str, reason: str) -> None:
+    calls.request_callback(
+        turn.db, call=turn.call, phone=phone, language=turn.language, reason=reason
+    )
+    turn.state.callback = False
+    turn.say("callback_done", phone=say_phone(phone, turn.language))
+    turn.hang_up()
+
+
+def queue_done(turn: Turn, result: str) -> None:
+    """Twilio's answer when the caller leaves the queue: put through, left for a callback,
+    hung up, or the queue failed."""
+    turn.call.queue_result = result[:20]
+    calls.note_step(turn.call, f"queue={result}")
+    if result == "bridged":
+        calls.set_outcome(turn.call, "handed_to_agent")
+        turn.say("agent_done")
+        turn.flush()
+        turn.reply.hangup()
+        turn.call.expect = "ended"
+        turn.finished = True
+    elif result == "leave" and turn.state.callback:
+        ask_callback(turn, "queue_wait")
+    elif result == "hangup":
+        turn.reply.hangup()
+        turn.call.expect = "ended"
+        turn.finished = True
+    else:
+        turn.say("queue_failed")
+        turn.ask("queue_failed")
+
+
+def ask_queue_failed(turn: Turn) -> None:
+    turn.say("queue_failed_keys")
+    turn.gather("queue_failed", num_digits=1)
+
+
+def answer_queue_failed(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        ask_callback(turn, "queue_failed")
+    elif digits == "9":
+        back_to_menu(turn)
+    else:
+        raise Miss
+
+
+def wait_music(language: str, position: int, config: LineConfig, action: str) -> VoiceResponse:
+    """What a caller in the queue hears, again and again: the place in line, and 1 for a
+    callback instead."""
+    reply = VoiceResponse()
+    voice = config.voices[language]
+    gathering = Gather(input="dtmf", action=action, method="POST", num_digits=1, timeout=15)
+    gathering.say(
+        prompt(language, "queue_position", position=position),
+        language=SAY_LANGUAGE[language],
+        voice=voice,
+    )
+    gathering.say(prompt(language, "queue_keys"), language=SAY_LANGUAGE[language], voice=voice)
+    reply.append(gathering)
+    reply.say(prompt(language, "queue_hold"), language=SAY_LANGUAGE[language], voice=voice)
+    return reply
+
+
+STEPS: dict[str, Step] = {
+    "menu": Step(ask_menu, answer_menu, choice=True),
+    "book_service": Step(ask_service, answer_service, choice=True),
+    "book_party": Step(ask_party, answer_party, choice=True),
+    "book_venue": Step(ask_venue, answer_venue, choice=True, agent_key=False),
+    "offer": Step(ask_offer, answer_offer, choice=True),
+    "offer_none": Step(ask_offer_none, answer_offer_none, choice=True),
+    "notice_head": Step(ask_notice_head, answer_notice_head, choice=False, agent_key=False),
+    "notice_tail": Step(ask_notice_tail, answer_notice_tail, choice=False, agent_key=False),
+    "notice_check": Step(ask_notice_check, answer_notice_check, choice=True),
+    "birth": Step(ask_birth, answer_birth, choice=False, agent_key=False),
+    "birth_check": Step(ask_birth_check, answer_birth_check, choice=True),
+    "phone_caller": Step(ask_phone_caller, answer_phone_caller, choice=True),
+    "phone_entry": Step(ask_phone_entry, answer_phone_entry, choice=False, agent_key=False),
+    "phone_check": Step(ask_phone_check, answer_phone_check, choice=True),
+    "confirm": Step(ask_confirm, answer_confirm, choice=True),
+    "after_booking": Step(ask_after_booking, answer_after_booking, choice=True),
+    "manage_code": Step(ask_manage_code, answer_manage_code, choice=False, agent_key=False),
+    "manage_birth": Step(ask_manage_birth, answer_manage_birth, choice=False, agent_key=False),
+    "manage": Step(ask_manage, answer_manage, choice=True),
+    "cancel_check": Step(ask_cancel_check, answer_cancel_check, choice=True),
+    "after_manage": Step(ask_after_manage, answer_after_manage, choice=True),
+    "faq": Step(ask_faq, answer_faq, choice=True),
+    "after_hours": Step(ask_after_hours, answer_after_hours, choice=True, agent_key=False),
+    "callback_phone": Step(ask_callback_phone, answer_callback_phone, choice=True),
+    "queue_failed": Step(ask_queue_failed, answer_queue_failed, choice=True, agent_key=False),
+}

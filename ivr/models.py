@@ -1,0 +1,90 @@
+"""Tables of the phone line: each call, and the callbacks callers ask for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from booking.base import Base, UTCDateTime
+
+OUTCOMES = (
+    "in_progress",  # still on the line
+    "booked",  # booked by itself
+    "self_served",  # checked, moved or cancelled a booking, or heard the FAQ, without an agent
+    "handed_to_agent",  # put through to the agents' queue and answered
+    "callback_requested",  # asked to be called back instead of waiting
+    "abandoned",  # hung up before finishing (in the menus or in the queue)
+)
+
+
+class Call(Base):
+    """One phone call (Twilio's CallSid): who called, the way through the menus, the outcome.
+
+    The caller's number is personal data: kept encrypted with a keyed hash beside it, as the
+    booking's phone is. The dialogue's working state (what the caller has keyed so far: notice
+    numbers, birth date) is encrypted too, and cleared when the call ends.
+    """
+
+    __tablename__ = "call"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    caller_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # valid (a Japanese number we could call back), withheld, or other (foreign, malformed)
+    caller_kind: Mapped[str] = mapped_column(String(12))
+    language: Mapped[str] = mapped_column(String(5), default="ja")
+    outcome: Mapped[str] = mapped_column(String(20), default="in_progress")
+    # The steps the caller went through, space-separated ("menu book_service book_party ...").
+    path: Mapped[str] = mapped_column(Text, default="")
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking.id", ondelete="SET NULL"), nullable=True
+    )
+    # The dialogue: the answer expected next (step name and its sequence number), the working
+    # state, and the last reply, replayed when Twilio retries a webhook.
+    expect: Mapped[str] = mapped_column(String(40), default="menu")
+    seq: Mapped[int] = mapped_column(Integer, default=1)
+    state_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_reply: Mapped[str] = mapped_column(Text, default="")
+    queue: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    queue_result: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    wait_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    twilio_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome_known"
+        ),
+        Index("ix_call_started_at", "started_at"),
+    )
+
+
+class CallbackRequest(Base):
+    """A caller who would rather be called back than wait: the agents' callback list."""
+
+    __tablename__ = "callback_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call.id", ondelete="SET NULL"), nullable=True
+    )
+    phone_enc: Mapped[str] = mapped_column(Text)
+    phone_hmac: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5))
+    # Why the caller reached for a person: queue_wait, after_hours, error, ...
+    reason: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | done
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'done')", name="status_known"),
+        Index("ix_callback_request_open", "status", "requested_at"),
+    )

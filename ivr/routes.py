@@ -1,0 +1,258 @@
+"""Twilio's voice webhooks under /ivr/: thin routes over ``ivr.flow`` and ``ivr.service``.
+
+Every request must carry a valid ``X-Twilio-Signature``, computed over the public URL
+(``MADOGUCHI_PUBLIC_BASE_URL`` + path + query: behind the ward's proxy the URL a request arrives
+on is not the one Twilio signed). Every answer is valid TwiML with status 200, even when a step
+fails inside: the caller hears an apology and the way to a person, never silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr import flow
+from ivr import service as calls
+from ivr.flow import LineConfig, Turn
+from ivr.models import Call
+
+router = APIRouter(prefix="/ivr", include_in_schema=False)
+log = logging.getLogger(__name__)
+TWIML = "application/xml"
+
+
+@dataclass(frozen=True)
+class PhoneLine:
+    """What the routes need: the token to check signatures with, and the dialogue's settings."""
+
+    auth_token: str
+    config: LineConfig
+
+    @property
+    def validator(self) -> RequestValidator:
+        return RequestValidator(self.auth_token)
+
+
+def _line(request: Request) -> PhoneLine:
+    line: PhoneLine = request.app.state.phone_line
+    return line
+
+
+async def _signed_form(request: Request) -> dict[str, str] | None:
+    """The webhook's form fields, or None when the signature does not match."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    line = _line(request)
+    url = line.config.public_base_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not line.validator.validate(url, form, signature):
+        return None
+    return form
+
+
+def _forbidden() -> Response:
+    return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+
+def _twiml(reply: VoiceResponse | str) -> Response:
+    return Response(str(reply), media_type=TWIML)
+
+
+def _turn(request: Request, db: DbSession, call: Call) -> Turn:
+    state = calls.load_state(db, call)
+    return Turn(db, call, state, calls.caller_of(db, call), _line(request).config)
+
+
+def _finish(db: DbSession, turn: Turn) -> str:
+    """Store what this webhook answered (replayed if Twilio retries it) and commit."""
+    xml = str(turn.reply)
+    turn.call.seq = turn.next_seq
+    turn.call.last_reply = xml
+    calls.save_state(db, turn.call, turn.state)
+    db.commit()
+    return xml
+
+
+def _apology(request: Request, call_sid: str, language: str) -> str:
+    """A step failed: say sorry and offer a person (or a callback out of hours). If even that
+    cannot be done, a static apology, so the caller never hears Twilio's application error."""
+    try:
+        with request.app.state.sessions() as db:
+            call = calls.lock_call(db, call_sid)
+            if call is not None:
+                turn = _turn(request, db, call)
+                calls.note_step(call, "error")
+                turn.say("sorry_error")
+                flow.hand_over(turn)
+                return _finish(db, turn)
+    except Exception:
+        log.exception("the apology for call %s failed too", call_sid)
+    reply = VoiceResponse()
+    text = flow.prompt(language if language in flow.LANGUAGES else "ja", "sorry_call_later")
+    reply.say(text, language=flow.SAY_LANGUAGE.get(language, "ja-JP"))
+    reply.hangup()
+    return str(reply)
+
+
+async def _run(request: Request, call_sid: str, work: Callable[[], str]) -> Response:
+    try:
+        xml = await run_in_threadpool(work)
+    except Exception:
+        log.exception("IVR step failed for call %s", call_sid)
+        xml = await run_in_threadpool(_apology, request, call_sid, "ja")
+    return _twiml(xml)
+
+
+@router.post("/voice")
+async def incoming_call(request: Request) -> Response:
+    """A call comes in: greeting, the way to English, the main menu."""
+    form = await _signed_form(request)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+
+    def work() -> str:
+        with request.app.state.sessions() as db:
+            call = calls.lock_call(db, call_sid)
+            if call is not None:  # Twilio retried the first webhook
+                return call.last_reply
+            caller = calls.read_caller(form.get("From", ""))
+            try:
+                call = calls.start_call(db, call_sid=call_sid, caller=caller)
+            except IntegrityError:  # the retry raced the first request: answer as it did
+                db.rollback()
+                found = calls.lock_call(db, call_sid)
+                return found.last_reply if found is not None else ""
+            turn = _turn(request, db, call)
+            flow.greet(turn)
+            return _finish(db, turn)
+
+    return await _run(request, call_sid, work)
+
+
+@router.post("/step/{step}")
+async def step_answer(request: Request, step: str) -> Response:
+    """The keys pressed at a question (or Twilio's word on the queue, for queue_done)."""
+    form = await _signed_form(request)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+    try:
+        seq = int(request.query_params.get("n", ""))
+    except ValueError:
+        seq = -1
+
+    def work() -> str:
+        with request.app.state.sessions() as db:
+            call = calls.lock_call(db, call_sid)
+            if call is None:  # not a call we answered: start it properly
+                call = calls.start_call(
+                    db, call_sid=call_sid, caller=calls.read_caller(form.get("From", ""))
+                )
+                turn = _turn(request, db, call)
+                flow.greet(turn)
+                return _finish(db, turn)
+            if seq != call.seq or step != call.expect:
+                # Twilio retried a webhook already answered, or a stale one: the same answer.
+                return call.last_reply
+            turn = _turn(request, db, call)
+            if step == "queue_done":
+                flow.queue_done(turn, form.get("QueueResult", ""))
+            elif step in flow.STEPS:
+                flow.answer(turn, step, form.get("Digits", "").strip())
+            else:
+                return call.last_reply
+            if not turn.finished:  # every path asks, queues or hangs up; never silence
+                flow.back_to_menu(turn)
+            return _finish(db, turn)
+
+    return await _run(request, call_sid, work)
+
+
+@router.post("/wait")
+async def queue_wait(request: Request) -> Response:
+    """The queue's wait loop (Twilio's waitUrl): the place in line, and 1 for a callback."""
+    form = await _signed_form(request)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+    line = _line(request)
+
+    def work() -> str:
+        with request.app.state.sessions() as db:
+            call = calls.lock_call(db, call_sid)
+            language = call.language if call is not None else "ja"
+            if call is not None:
+                try:
+                    call.wait_seconds = int(form.get("QueueTime", "0"))
+                except ValueError:
+                    pass
+                db.commit()
+        try:
+            position = max(1, int(form.get("QueuePosition", "1")))
+        except ValueError:
+            position = 1
+        action = line.config.public_base_url.rstrip("/") + "/ivr/wait/key"
+        return str(flow.wait_music(language, position, line.config, action))
+
+    return await _run(request, call_sid, work)
+
+
+@router.post("/wait/key")
+async def queue_key(request: Request) -> Response:
+    """A key pressed while waiting: 1 leaves the queue for a callback (asked for next)."""
+    form = await _signed_form(request)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+
+    def work() -> str:
+        reply = VoiceResponse()
+        if form.get("Digits", "") != "1":
+            return str(reply)  # back to the wait loop
+        with request.app.state.sessions() as db:
+            call = calls.lock_call(db, call_sid)
+            if call is not None:
+                state = calls.load_state(db, call)
+                state.callback = True
+                calls.note_step(call, "queue_wait=1")
+                calls.save_state(db, call, state)
+                db.commit()
+        reply.leave()
+        return str(reply)
+
+    return await _run(request, call_sid, work)
+
+
+@router.post("/status")
+async def call_status(request: Request) -> Response:
+    """Twilio's status callback: the call ended (or failed). Records the outcome."""
+    form = await _signed_form(request)
+    if form is None:
+        return _forbidden()
+    call_sid = form.get("CallSid", "")
+    status = form.get("CallStatus", "")
+
+    def work() -> None:
+        if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
+            return
+        try:
+            duration: int | None = int(form.get("CallDuration", ""))
+        except ValueError:
+            duration = None
+        with request.app.state.sessions() as db:
+            calls.end_call(db, call_sid=call_sid, status=status, duration=duration)
+            db.commit()
+
+    await run_in_threadpool(work)
+    return Response(status_code=204)

@@ -1,0 +1,309 @@
+"""The phone line's records: calls (who, the way through the menus, the outcome) and callback
+requests. No HTTP here; ``ivr.flow`` holds the dialogue and ``ivr.routes`` the webhooks.
+
+Other packages (the agent console, the monthly report) read calls and callbacks through the
+functions at the end of this module, never the tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+
+import phonenumbers
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+
+from booking import service as booking
+from booking.context import context
+from booking.errors import BookingError
+from booking.personal import mask_phone, parse_phone
+from ivr.models import Call, CallbackRequest
+
+# What Twilio sends as From for a withheld number ("anonymous", or these pseudo-numbers).
+WITHHELD = {"", "anonymous", "+266696687", "+86282452253", "+7378742833", "+2562533", "restricted"}
+
+
+@dataclass
+class CallState:
+    """What the caller has chosen and keyed so far in this call. Kept encrypted on the call
+    row between webhooks (web processes keep nothing), and cleared when the call ends."""
+
+    language: str = "ja"
+    misses: int = 0
+    # a new booking, or a move of a found one
+    mode: str = "book"
+    service: str | None = None
+    party: int = 1
+    venue: str | None = None  # None: the earliest time anywhere
+    offered: int | None = None
+    hold: str | None = None
+    seen: list[int] = field(default_factory=list)
+    after: str | None = None  # ISO time of the last time offered
+    notices: list[str] = field(default_factory=list)
+    notice_head: str | None = None
+    pending: str | None = None  # a value keyed in and being read back
+    birth: str | None = None
+    phone: str | None = None
+    # manage
+    code: str | None = None
+    booking_id: int | None = None
+    lookups: int = 0
+    # the agents' queue
+    callback: bool = False
+
+    def forget_booking(self) -> None:
+        """Start a new booking: what was chosen and keyed for the last one goes."""
+        keep = CallState(language=self.language, lookups=self.lookups)
+        self.__dict__.update(keep.__dict__)
+
+    @property
+    def after_time(self) -> datetime | None:
+        return datetime.fromisoformat(self.after) if self.after else None
+
+    @property
+    def birth_date(self) -> date | None:
+        return date.fromisoformat(self.birth) if self.birth else None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The calling number as Twilio gave it: E.164 when it is a Japanese number we could call
+    back, else None (withheld, foreign or malformed)."""
+
+    e164: str | None
+    kind: str  # valid | withheld | other
+    line_type: str | None = None
+
+
+def read_caller(raw: str) -> Caller:
+    text = raw.strip()
+    if text.lower() in WITHHELD:
+        return Caller(None, "withheld")
+    try:
+        number = phonenumbers.parse(text, "JP")
+    except phonenumbers.NumberParseException:
+        return Caller(None, "other")
+    if number.country_code != 81 or not phonenumbers.is_valid_number(number):
+        return Caller(None, "other")
+    try:
+        phone = parse_phone(text)
+    except BookingError:
+        return Caller(None, "other")
+    return Caller(phone.e164, "valid", phone.line_type)
+
+
+# --- the call row -------------------------------------------------------------------------
+
+
+def start_call(db: DbSession, *, call_sid: str, caller: Caller) -> Call:
+    """A new call's row (flushed; the caller commits with the first reply)."""
+    ctx = context(db)
+    now = ctx.now()
+    call = Call(
+        call_sid=call_sid,
+        caller_enc=ctx.vault.encrypt(caller.e164) if caller.e164 else None,
+        caller_hmac=ctx.vault.digest(caller.e164) if caller.e164 else None,
+        caller_kind=caller.kind,
+        language="ja",
+        outcome="in_progress",
+        path="",
+        expect="menu",
+        seq=1,
+        last_reply="",
+        started_at=now,
+        updated_at=now,
+    )
+    db.add(call)
+    db.flush()
+    return call
+
+
+def lock_call(db: DbSession, call_sid: str) -> Call | None:
+    """The call's row, locked until commit: a retried webhook waits for the first to finish,
+    then sees that its step was answered (and replays the answer)."""
+    return db.execute(
+        select(Call).where(Call.call_sid == call_sid).with_for_update()
+    ).scalar_one_or_none()
+
+
+def caller_of(db: DbSession, call: Call) -> Caller:
+    if call.caller_enc is None:
+        return Caller(None, call.caller_kind)
+    e164 = context(db).vault.decrypt(call.caller_enc)
+    return read_caller(e164)
+
+
+def load_state(db: DbSession, call: Call) -> CallState:
+    if not call.state_enc:
+        return CallState(language=call.language)
+    raw = json.loads(context(db).vault.decrypt(call.state_enc))
+    return CallState(**raw)
+
+
+def save_state(db: DbSession, call: Call, state: CallState) -> None:
+    call.state_enc = context(db).vault.encrypt(json.dumps(asdict(state)))
+    call.language = state.language
+    call.updated_at = context(db).now()
+
+
+def note_step(call: Call, entry: str) -> None:
+    """The way through the menus: step names, and the key for choices (never keyed data)."""
+    call.path = (call.path + " " + entry).strip()[-4000:]
+
+
+def set_outcome(call: Call, outcome: str) -> None:
+    """Outcomes only move forward: an agent's answer or a booking is not undone by a later
+    FAQ, and a call handed over stays handed over."""
+    rank = {
+        "in_progress": 0,
+        "abandoned": 1,
+        "self_served": 2,
+        "callback_requested": 3,
+        "handed_to_agent": 4,
+        "booked": 5,
+    }
+    if rank[outcome] > rank[call.outcome] or call.outcome == "in_progress":
+        call.outcome = outcome
+
+
+def end_call(db: DbSession, *, call_sid: str, status: str, duration: int | None) -> Call | None:
+    """Twilio's status callback: the call is over. An unfinished call counts as abandoned;
+    seats the caller was being offered go back on sale now rather than when the hold lapses;
+    the working state (keyed notice numbers, birth date) is erased."""
+    call = lock_call(db, call_sid)
+    if call is None:
+        return None
+    now = context(db).now()
+    state = load_state(db, call)
+    if state.hold:
+        try:
+            booking.release_hold(db, hold_id=state.hold)
+        except BookingError:
+            pass  # booked from it, or lapsed and reclaimed
+    if call.queue and call.queue_result is None:
+        call.queue_result = "hangup"
+    if call.outcome == "in_progress":
+        call.outcome = "abandoned"
+    call.twilio_status = status[:20]
+    call.duration_seconds = duration
+    call.ended_at = call.ended_at or now
+    call.state_enc = None
+    call.updated_at = now
+    return call
+
+
+# --- callbacks ------------------------------------------------------------------------------
+
+
+def request_callback(db: DbSession, *, call: Call, phone: str, language: str, reason: str) -> int:
+    """A caller asks to be called back: a row in the agents' callback list."""
+    ctx = context(db)
+    e164 = parse_phone(phone).e164
+    row = CallbackRequest(
+        call_id=call.id,
+        phone_enc=ctx.vault.encrypt(e164),
+        phone_hmac=ctx.vault.digest(e164),
+        language=language,
+        reason=reason,
+        status="open",
+        requested_at=ctx.now(),
+    )
+    db.add(row)
+    set_outcome(call, "callback_requested")
+    db.flush()
+    return row.id
+
+
+@dataclass(frozen=True)
+class CallbackView:
+    id: int
+    phone: str
+    masked_phone: str
+    language: str
+    reason: str
+    status: str
+    requested_at: datetime
+
+
+def open_callbacks(db: DbSession) -> list[CallbackView]:
+    """The agents' callback list, oldest first."""
+    vault = context(db).vault
+    rows = db.execute(
+        select(CallbackRequest)
+        .where(CallbackRequest.status == "open")
+        .order_by(CallbackRequest.requested_at, CallbackRequest.id)
+    ).scalars()
+    views = []
+    for row in rows:
+        phone = vault.decrypt(row.phone_enc)
+        views.append(
+            CallbackView(
+                row.id,
+                phone,
+                mask_phone(phone),
+                row.language,
+                row.reason,
+                row.status,
+                row.requested_at,
+            )
+        )
+    return views
+
+
+def close_callback(db: DbSession, *, callback_id: int) -> bool:
+    result = db.execute(
+        update(CallbackRequest)
+        .where(CallbackRequest.id == callback_id, CallbackRequest.status == "open")
+        .values(status="done", done_at=context(db).now())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class CallView:
+    id: int
+    call_sid: str
+    caller_kind: str
+    language: str
+    outcome: str
+    path: str
+    booking_id: int | None
+    queue: str | None
+    queue_result: str | None
+    wait_seconds: int | None
+    duration_seconds: int | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def get_call(db: DbSession, *, call_sid: str) -> CallView | None:
+    call = db.execute(select(Call).where(Call.call_sid == call_sid)).scalar_one_or_none()
+    if call is None:
+        return None
+    return CallView(
+        call.id,
+        call.call_sid,
+        call.caller_kind,
+        call.language,
+        call.outcome,
+        call.path,
+        call.booking_id,
+        call.queue,
+        call.queue_result,
+        call.wait_seconds,
+        call.duration_seconds,
+        call.started_at,
+        call.ended_at,
+    )
+
+
+def note_lookup(db: DbSession, *, call: Call, limit: int) -> bool:
+    """Count one lookup (code + second factor) by this calling number (or, withheld, this
+    call) in 15 minutes; False when over the limit."""
+    who = call.caller_hmac or call.call_sid
+    client = context(db).vault.digest(f"ivr:{who}")
+    return booking.note_attempt(
+        db, client=client, kind="ivr_lookup", limit=limit, window=timedelta(minutes=15)
+    )

@@ -1,0 +1,133 @@
+"""Dates, times and numbers as a voice should say them, not as digits on a screen.
+
+Japanese: 12月16日 水曜日 午前8時30分; a booking code one digit at a time in words, so the
+voice cannot read 2953 as "two thousand nine hundred...". English: Wednesday, December 16,
+at 8:30 AM.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import phonenumbers
+
+from booking.context import TOKYO
+
+WEEKDAYS_JA = ("月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日", "日曜日")
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS_EN = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+# Digits as words: "ゼロ" and "よん"/"なな" are the forms used on the phone, where "し" and
+# "しち" are easily misheard.
+DIGITS_JA = ("ゼロ", "いち", "に", "さん", "よん", "ご", "ろく", "なな", "はち", "きゅう")
+DIGITS_EN = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def say_date(day: date, language: str) -> str:
+    if language == "ja":
+        return f"{day.month}月{day.day}日 {WEEKDAYS_JA[day.weekday()]}"
+    return f"{WEEKDAYS_EN[day.weekday()]}, {MONTHS_EN[day.month - 1]} {day.day}"
+
+
+def say_clock(at: datetime, language: str) -> str:
+    """A time of day in Tokyo: 午前8時30分, 午後1時, 正午; 8:30 AM, 1 PM, noon."""
+    local = at.astimezone(TOKYO)
+    hour, minute = local.hour, local.minute
+    if language == "ja":
+        if (hour, minute) == (12, 0):
+            return "正午"
+        half = "午前" if hour < 12 else "午後"
+        shown = hour if hour <= 12 else hour - 12
+        return f"{half}{shown}時" + (f"{minute}分" if minute else "")
+    if (hour, minute) == (12, 0):
+        return "noon"
+    suffix = "AM" if hour < 12 else "PM"
+    shown = hour % 12 or 12
+    return f"{shown}:{minute:02d} {suffix}" if minute else f"{shown} {suffix}"
+
+
+def say_when(at: datetime, language: str) -> str:
+    """A visit's start: 12月16日 水曜日 午前8時30分 / Wednesday, December 16, at 8:30 AM."""
+    day = at.astimezone(TOKYO).date()
+    if language == "ja":
+        return f"{say_date(day, language)} {say_clock(at, language)}"
+    return f"{say_date(day, language)}, at {say_clock(at, language)}"
+
+
+def say_digits(digits: str, language: str, group: int = 0) -> str:
+    """One digit at a time, with a pause (a comma) between; a longer pause between groups."""
+    words = DIGITS_JA if language == "ja" else DIGITS_EN
+    comma = "、" if language == "ja" else ", "
+    stop = "。" if language == "ja" else ". "
+    spoken = [words[int(c)] if c.isdigit() else c for c in digits if not c.isspace()]
+    if not group:
+        return comma.join(spoken)
+    chunks = [spoken[i : i + group] for i in range(0, len(spoken), group)]
+    return stop.join(comma.join(chunk) for chunk in chunks)
+
+
+def say_phone(e164: str, language: str) -> str:
+    """A phone number as dialled in Japan (090-1234-5678), digit by digit, grouped."""
+    try:
+        number = phonenumbers.parse(e164, None)
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    except phonenumbers.NumberParseException:
+        national = e164
+    groups = national.replace("(", " ").replace(")", " ").replace("-", " ").split()
+    stop = "の、" if language == "ja" else ", "
+    return stop.join(say_digits(g, language) for g in groups)
+
+
+def say_notice(number: str, language: str) -> str:
+    """A notice number, letters as letters and digits as words: エー、ビー、いち の ..."""
+    head, _, tail = number.partition("-")
+    letters = [say_letter(c, language) if c.isalpha() else say_digits(c, language) for c in head]
+    comma = "、" if language == "ja" else ", "
+    dash = "、の、" if language == "ja" else ", dash, "
+    return comma.join(letters) + dash + say_digits(tail, language)
+
+
+LETTERS_JA = {
+    "A": "エー",
+    "B": "ビー",
+    "C": "シー",
+    "D": "ディー",
+    "E": "イー",
+    "F": "エフ",
+    "G": "ジー",
+    "H": "エイチ",
+    "I": "アイ",
+    "J": "ジェー",
+    "K": "ケー",
+    "L": "エル",
+    "M": "エム",
+    "N": "エヌ",
+    "O": "オー",
+    "P": "ピー",
+    "Q": "キュー",
+    "R": "アール",
+    "S": "エス",
+    "T": "ティー",
+    "U": "ユー",
+    "V": "ブイ",
+    "W": "ダブリュー",
+    "X": "エックス",
+    "Y": "ワイ",
+    "Z": "ゼット",
+}
+
+
+def say_letter(letter: str, language: str) -> str:
+    return LETTERS_JA.get(letter.upper(), letter) if language == "ja" else letter.upper()
