@@ -157,7 +157,7 @@ def committed(engine: Engine, clock: FakeClock) -> sessionmaker[Session]:
     return make_sessionmaker(engine, make_context(clock))
 
 
-def app_for(engine: Engine, clock: FakeClock, data_dir: Path) -> FastAPI:
+def app_for(engine: Engine, clock: FakeClock, data_dir: Path, **settings_: object) -> FastAPI:
     """The real app on a test database, using the test's clock and vault for its sessions."""
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
@@ -165,6 +165,7 @@ def app_for(engine: Engine, clock: FakeClock, data_dir: Path) -> FastAPI:
         data_dir=data_dir,
         data_keys=Fernet.generate_key().decode(),
         lookup_key="x" * 32,
+        **settings_,  # type: ignore[arg-type]
     )
     app = create_app(settings)
     app.state.sessions = make_sessionmaker(engine, make_context(clock))
