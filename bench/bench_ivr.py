@@ -485,7 +485,9 @@ def booking_call(caller: Caller) -> str:
     rng, menus = caller.rng, caller.shared.menus
     service = 0 if rng.random() < 0.7 else rng.randrange(1, len(menus.services))
     service_id = menus.services[service]
-    party = rng.choices([1, 2, 3], weights=[50, 30, 20])[0]
+    # Households come together for their cards; the other services are one person's errand
+    # (and most branch slots for them have one seat).
+    party = rng.choices([1, 2, 3], weights=[50, 30, 20])[0] if service == 0 else 1
     venues = menus.venues[service_id]
     venue = 0 if rng.random() < 0.2 else rng.randint(1, venues)
     nexts = rng.choices([0, 1, 2], weights=[60, 30, 10])[0]
@@ -701,7 +703,7 @@ def run_lines(shared: Shared, args: argparse.Namespace) -> Run:
     for t in threads:
         t.start()
     level_sum, level_n, level_max, shown = 0.0, 0, 0, 0
-    with tqdm(total=total, desc=f"{args.calls} lines", unit="call") as bar:
+    with tqdm(total=total, desc=f"{args.calls} lines", unit="call", mininterval=0.5) as bar:
         while any(t.is_alive() for t in threads):
             time.sleep(0.1)
             with shared.lock:

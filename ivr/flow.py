@@ -61,6 +61,9 @@ class LineConfig:
     opens: time
     closes: time
     lookups_per_15_minutes: int
+    # Whether booking confirmations go out by SMS (the reminders pipeline): only then does the
+    # line promise a text message.
+    sms_confirmations: bool = False
 
 
 class StateLost(RuntimeError):
@@ -736,7 +739,7 @@ def answer_confirm(turn: Turn, digits: str) -> None:
     state.code = code
     turn.say("booked")
     read_code(turn, code)
-    if made.phone_line_type == "mobile":
+    if made.phone_line_type == "mobile" and turn.config.sms_confirmations:
         turn.say("sms_sent")
     turn.ask("after_booking")
 

@@ -104,7 +104,8 @@ def test_a_caller_books_a_card_pickup_for_two_by_itself(line: Line) -> None:
     spoken = say_digits(made.code, "ja", group=4)
     assert sum(spoken in line_ for line_ in call.said) == 2
     assert any("予約番号は" in u.text for u in call.utterances)
-    assert heard(call, "確認のショートメッセージ")  # a mobile: a text follows
+    # No text message is promised while no SMS confirmations are sent (the reminders pipeline).
+    assert not heard(call, "確認のショートメッセージ")
     # The time read back is the time booked, spoken as a person would say it.
     assert any(say_when(made.starts_at, "ja") in s for s in call.said)
     assert re.search(r"\d+月\d+日 .曜日 午[前後]\d+時", say_when(made.starts_at, "ja"))
@@ -147,7 +148,7 @@ def test_an_english_caller_with_a_withheld_number_books_a_pin_reset(line: Line) 
     made = line.booking_of(call)
     assert (made.service_id, made.party_size, made.language) == ("pin_reset", 1, "en")
     assert made.phone == "+81352734111"
-    assert not heard(call, "text message")  # a landline gets no SMS
+    assert not heard(call, "text message")  # a landline never gets one
     assert line.record(call).caller_kind == "withheld"
 
 
