@@ -768,6 +768,28 @@ def find_booking(
     return _view(db, found.id)
 
 
+def bookings_for_phone(db: DbSession, *, phone: str, limit: int = 20) -> list[BookingView]:
+    """A resident's bookings by their phone number, newest visit first: what an agent sees
+    when the caller's number pops up. Staff only (no second factor); the console audits it."""
+    e164 = parse_phone(phone).e164
+    ids = db.execute(
+        select(Booking.id)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Booking.phone_hmac == context(db).vault.digest(e164))
+        .order_by(Slot.starts_at.desc())
+        .limit(limit)
+    ).scalars()
+    return [_view(db, booking_id) for booking_id in ids]
+
+
+def booking_by_code(db: DbSession, *, code: str) -> BookingView:
+    """A booking by its code alone: for staff, who see it with the resident on the line."""
+    found = db.execute(select(Booking.id).where(Booking.code == code.strip())).scalar_one_or_none()
+    if found is None:
+        raise BookingError("booking_not_found", field="code")
+    return _view(db, found)
+
+
 def get_booking(db: DbSession, *, booking_id: int) -> BookingView:
     """A booking by id, for staff screens (which log the access themselves)."""
     return _view(db, booking_id)

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from agent_console import routes as console
 from booking import schedule, service
 from booking.context import BookingContext, BookingRules
 from booking.pages.flow import router as flow_router
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(ivr_router)
+    console.install(app)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 
     @app.get("/healthz", tags=["operations"])

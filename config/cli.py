@@ -21,6 +21,8 @@ Everyday use:
   madoguchi schedule close 2026-12-24 --venue yotsuya --reason "停電工事"
   madoguchi schedule open 2026-12-13 --venue main --service pickup \\
       --opens 09:00 --closes 17:00 --slot-minutes 15 --seats 6      (a 休日開庁 session)
+  madoguchi staff create --login sato --name "佐藤" --role supervisor   (the first account)
+  madoguchi audit check                verify the audit log has not been tampered with
   madoguchi call                       phone the running service's IVR from this terminal
   madoguchi call --from anonymous --lang en     (a withheld number, in English)
 
@@ -79,6 +81,59 @@ def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
         from_number=args.from_number,
         language=args.lang,
     )
+
+
+def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from agent_console import service as staff
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password (12 characters or more): ")
+        if getpass.getpass("Again: ") != password:
+            print("The two passwords differ; nothing was created.", file=sys.stderr)
+            return 2
+    with _sessions(settings)() as db:
+        try:
+            made = staff.create_staff(
+                db,
+                login_id=args.login,
+                display_name=args.name or args.login,
+                role=args.role,
+                password=password,
+            )
+        except staff.StaffError as refused:
+            print(refused, file=sys.stderr)
+            return 2
+        staff.audit(
+            db,
+            staff=None,
+            login_id=f"cli:{getpass.getuser()}",
+            action="staff.create",
+            subject_kind="staff",
+            subject_id=made.id,
+            detail=f"role={made.role}",
+            client="cli",
+        )
+        db.commit()
+    print(f"Created {made.login_id} ({made.role}). Sign in at /console/login.")
+    return 0
+
+
+def cmd_audit(_args: argparse.Namespace, settings: Settings) -> int:
+    from agent_console import service as staff
+
+    with _sessions(settings)() as db:
+        report = staff.check_chain(db)
+    if report.intact:
+        print(f"The audit log is intact: {report.events} events, each chained to the one before.")
+        return 0
+    print(f"The audit log is BROKEN ({report.events} events checked):", file=sys.stderr)
+    for problem in report.breaks:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
 
 
 def _safe_url(url: str) -> str:
@@ -260,6 +315,33 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"
     )
+
+    staff = add(
+        "staff",
+        cmd_staff,
+        "Create a staff account from the command line: the first supervisor, who then manages "
+        "the others in the console (/console/staff). The password is asked for twice.",
+    )
+    staff.add_argument("action", choices=["create"])
+    staff.add_argument("--login", required=True, help="the person's own login ID (never shared)")
+    staff.add_argument("--name", help="name shown in the console and the audit log")
+    staff.add_argument(
+        "--role",
+        default="agent",
+        choices=["agent", "counter_manager", "supervisor", "auditor"],
+        help="agent (default), counter_manager, supervisor or auditor",
+    )
+    staff.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+    audit = add(
+        "audit",
+        cmd_audit,
+        "Check the audit log's hash chain: exit 0 if intact, 1 listing every break (an event "
+        "edited, removed or inserted).",
+    )
+    audit.add_argument("action", choices=["check"])
 
     parser.set_defaults(_commands=commands)
     return parser

@@ -307,3 +307,39 @@ def note_lookup(db: DbSession, *, call: Call, limit: int) -> bool:
     return booking.note_attempt(
         db, client=client, kind="ivr_lookup", limit=limit, window=timedelta(minutes=15)
     )
+
+
+@dataclass(frozen=True)
+class WaitingCall:
+    """A caller in the agents' queue, as the console's live queue shows them."""
+
+    call_sid: str
+    language: str
+    queue: str
+    enqueued_at: datetime
+    path: str
+    caller_kind: str
+    masked_caller: str | None
+
+
+def waiting_calls(db: DbSession) -> list[WaitingCall]:
+    """Calls in the agents' queue now (entered, not yet answered, left or hung up), the
+    longest-waiting first."""
+    vault = context(db).vault
+    rows = db.execute(
+        select(Call)
+        .where(Call.queue.is_not(None), Call.queue_result.is_(None), Call.ended_at.is_(None))
+        .order_by(Call.enqueued_at, Call.id)
+    ).scalars()
+    return [
+        WaitingCall(
+            c.call_sid,
+            c.language,
+            str(c.queue),
+            c.enqueued_at or c.started_at,
+            c.path,
+            c.caller_kind,
+            mask_phone(vault.decrypt(c.caller_enc)) if c.caller_enc else None,
+        )
+        for c in rows
+    ]

@@ -382,3 +382,43 @@ def test_upgrade_reaches_the_head_revision(tmp_path: Path) -> None:
     assert head is not None
     rows = sqlite_rows(tmp_path / "rev.db", "SELECT version_num FROM alembic_version")
     assert rows == [(head,)]
+
+
+def test_the_first_supervisor_is_made_on_the_command_line_and_the_log_checked(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    db_file = data_dir / "madoguchi.db"
+    assert main(["db", "upgrade"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert (
+        main(
+            [
+                "staff",
+                "create",
+                "--login",
+                "sato",
+                "--name",
+                "佐藤",
+                "--role",
+                "supervisor",
+                "--password-stdin",
+            ]
+        )
+        == 0
+    )
+    assert "Created sato (supervisor)" in capsys.readouterr().out
+    hashed = sqlite_rows(db_file, "SELECT role, password_hash FROM staff_user")
+    assert hashed[0][0] == "supervisor" and str(hashed[0][1]).startswith("$argon2id$")
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["staff", "create", "--login", "ito", "--password-stdin"]) == 2
+    assert "12文字以上" in capsys.readouterr().err
+
+    assert main(["audit", "check"]) == 0
+    assert "intact: 1 events" in capsys.readouterr().out
+    with sqlite3.connect(db_file) as conn:  # someone deletes the event behind the app's back
+        conn.execute("DROP TRIGGER audit_event_no_delete")
+        conn.execute("DELETE FROM audit_event")
+    assert main(["audit", "check"]) == 1
+    assert "1 events were written, 0 are there" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""Tables of the agent console: staff accounts, their sessions, and the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from booking.base import Base, UTCDateTime
+
+ROLES = ("agent", "counter_manager", "supervisor", "auditor")
+
+
+class StaffUser(Base):
+    """A person on the ward's or the call center's staff, with their own login (the contract
+    forbids shared IDs). Never deleted: a leaver is deactivated, so the audit log keeps naming
+    who did what."""
+
+    __tablename__ = "staff_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login_id: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")", name="role_known"),
+    )
+
+
+class StaffSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its hash is stored, so a copy
+    of the table signs nobody in. Ended at logout, after idle time, or when the account is
+    deactivated (at once: every request looks the session up)."""
+
+    __tablename__ = "staff_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+    __table_args__ = (Index("ix_staff_session_staff", "staff_id", "ended_at"),)
+
+
+class AuditEvent(Base):
+    """Who did what to which resident's data, when, from where. Append-only: each event carries
+    the hash of the one before, so an edited or deleted event breaks the chain
+    (``madoguchi audit check``)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_user.id"), nullable=True)
+    login_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))  # e.g. booking.view, booking.cancel
+    subject_kind: Mapped[str] = mapped_column(String(20))  # booking, call, staff, ...
+    subject_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")  # never personal data itself
+    client: Mapped[str] = mapped_column(String(64))  # the address the request came from
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (
+        Index("ix_audit_event_at", "at"),
+        Index("ix_audit_event_subject", "subject_kind", "subject_id"),
+    )
+
+
+class AuditHead(Base):
+    """One row: the hash of the newest event. Appending locks it, so concurrent appends form one
+    chain rather than two events claiming the same predecessor."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer, default=0)

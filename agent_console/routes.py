@@ -1,0 +1,436 @@
+"""The agent console under /console/: sign-in, the queue and callbacks, bookings found for a
+caller, staff accounts (supervisors) and the audit log (auditors). Thin routes over
+``agent_console.service``, ``booking.service`` and ``ivr.service``.
+
+Every page that shows a resident's data writes an audit event in the same transaction as the
+read, so a page that could not be logged is not shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session as DbSession
+
+from agent_console import service as staff
+from agent_console.models import ROLES
+from agent_console.service import Seat, StaffError
+from booking import service as booking
+from booking.context import TOKYO
+from booking.errors import BookingError
+from booking.personal import mask_phone, parse_phone
+from ivr import service as calls
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+SESSION_COOKIE = "console"
+LOGIN_CSRF_COOKIE = "console_login"
+ROLE_NAMES = {
+    "agent": "オペレーター",
+    "counter_manager": "窓口管理者",
+    "supervisor": "スーパーバイザー",
+    "auditor": "監査担当",
+}
+
+
+class SignInNeeded(Exception):
+    """No live session: to the login page."""
+
+
+class NotAllowed(Exception):
+    """Signed in, but the role may not open this page."""
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@contextmanager
+def _db(request: Request) -> Iterator[DbSession]:
+    with request.app.state.sessions() as db:
+        yield db
+
+
+def _seat(request: Request, db: DbSession, *roles: str) -> Seat:
+    """The signed-in staff member, refreshed on every request (a deactivated account is out at
+    once); NotAllowed if their role is not among ``roles``."""
+    seat = staff.session_for(db, request.cookies.get(SESSION_COOKIE))
+    db.commit()  # the touch (or the end of an idle or deactivated session) is kept
+    if seat is None:
+        raise SignInNeeded
+    if roles and not seat.staff.can(*roles):
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="page.refused",
+            subject_kind="page",
+            subject_id=request.url.path,
+            client=_client(request),
+        )
+        db.commit()
+        raise NotAllowed
+    return seat
+
+
+def _csrf_ok(seat: Seat, form: dict[str, str]) -> bool:
+    return secrets.compare_digest(seat.csrf, form.get("csrf", ""))
+
+
+def _render(
+    request: Request, template: str, seat: Seat | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"seat": seat, "role_names": ROLE_NAMES, "local": _local, **context},
+        status_code=status_code,
+    )
+    # Staff pages show residents' data: never cached, never framed.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _local(at: datetime | None) -> str:
+    return at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if at else ""
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, error: str | None = None) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = _render(request, "login.html", None, csrf=token, error=error)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, secure=_secure(request), samesite="strict"
+    )
+    return response
+
+
+def _secure(request: Request) -> bool:
+    """Secure cookies wherever the console is served over HTTPS (always, behind the proxy)."""
+    base: str = request.app.state.settings.public_base_url
+    return base.startswith("https://")
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+        return login_form(request, "画面の有効期限が切れました。もう一度ログインしてください。")
+    login_id = form.get("login_id", "")
+    with _db(request) as db:
+        try:
+            signed = staff.sign_in(db, login_id=login_id, password=form.get("password", ""))
+        except StaffError as refused:
+            db.commit()  # the failed attempt counts towards the lock-out
+            staff.audit(
+                db,
+                staff=None,
+                login_id=login_id[:64] or "-",
+                action="staff.login_failed",
+                subject_kind="staff",
+                subject_id=login_id[:64],
+                client=_client(request),
+            )
+            db.commit()
+            response = login_form(request, str(refused))
+            response.status_code = 401
+            return response
+        staff.audit(
+            db,
+            staff=signed.staff,
+            action="staff.login",
+            subject_kind="staff",
+            subject_id=signed.staff.id,
+            client=_client(request),
+        )
+        db.commit()
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, signed.token, httponly=True, secure=_secure(request), samesite="strict"
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    with _db(request) as db:
+        seat = _seat(request, db)
+        if _csrf_ok(seat, form):
+            staff.sign_out(db, session_id=seat.session_id)
+            staff.audit(
+                db,
+                staff=seat.staff,
+                action="staff.logout",
+                subject_kind="staff",
+                subject_id=seat.staff.id,
+                client=_client(request),
+            )
+            db.commit()
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# --- the console ----------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    """The queue: callers waiting for a person, and callback requests."""
+    with _db(request) as db:
+        seat = _seat(request, db)
+        waiting = calls.waiting_calls(db)
+        callbacks = calls.open_callbacks(db)
+        now = db.info["booking"].now()
+    return _render(
+        request,
+        "home.html",
+        seat,
+        waiting=waiting,
+        callbacks=callbacks,
+        waited=lambda at: _minutes(now - at),
+    )
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    return f"{seconds // 60}分{seconds % 60:02d}秒"
+
+
+@router.get("/bookings", response_class=HTMLResponse)
+def find_bookings(request: Request, phone: str = "", code: str = "") -> Response:
+    """A caller's bookings, by their phone number or a booking code. Audited."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "counter_manager", "supervisor")
+        found: list[booking.BookingView] = []
+        error = None
+        try:
+            if code.strip():
+                found = [booking.booking_by_code(db, code=code)]
+                subject = ("booking", str(found[0].id))
+            elif phone.strip():
+                found = booking.bookings_for_phone(db, phone=phone)
+                # The number itself is personal data: the log names it by its keyed hash.
+                digest = db.info["booking"].vault.digest(parse_phone(phone).e164)
+                subject = ("phone", digest)
+            else:
+                subject = None
+        except BookingError as refused:
+            error, subject = refused.message("ja"), None
+        if subject is not None:
+            staff.audit(
+                db,
+                staff=seat.staff,
+                action="booking.search",
+                subject_kind=subject[0],
+                subject_id=subject[1],
+                detail=f"{len(found)} found; " + ",".join(str(b.id) for b in found),
+                client=_client(request),
+            )
+        db.commit()
+        venues = {v.id: v for v in booking.list_venues(db)}
+        services = {s.id: s for s in booking.list_services(db)}
+    return _render(
+        request,
+        "bookings.html",
+        seat,
+        found=found,
+        phone=phone,
+        code=code,
+        error=error,
+        venues=venues,
+        services=services,
+        mask=mask_phone,
+    )
+
+
+# --- staff accounts (supervisors) ------------------------------------------------------------
+
+
+@router.get("/staff", response_class=HTMLResponse)
+def staff_list(request: Request, error: str | None = None) -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor")
+        people = staff.list_staff(db)
+    return _render(request, "staff.html", seat, people=people, roles=ROLES, error=error)
+
+
+@router.post("/staff")
+async def staff_change(request: Request) -> Response:
+    """Create an account, change a role, or deactivate (which signs the person out at once)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            action = form.get("action", "")
+            if action == "create":
+                made = staff.create_staff(
+                    db,
+                    login_id=form.get("login_id", ""),
+                    display_name=form.get("display_name", ""),
+                    role=form.get("role", ""),
+                    password=form.get("password", ""),
+                )
+                subject, what = made.id, f"role={made.role}"
+            elif action in ("role", "deactivate"):
+                target = int(form.get("staff_id", "0"))
+                if target == seat.staff.id and action == "deactivate":
+                    raise StaffError("自分のアカウントは無効にできません。")
+                if action == "role":
+                    changed = staff.set_role(db, staff_id=target, role=form.get("role", ""))
+                    what = f"role={changed.role}"
+                else:
+                    staff.deactivate(db, staff_id=target)
+                    what = "deactivated"
+                subject = target
+            else:
+                raise StaffError("操作が分かりません。")
+        except (StaffError, ValueError) as refused:
+            db.rollback()
+            people = staff.list_staff(db)
+            return _render(
+                request,
+                "staff.html",
+                seat,
+                status_code=422,
+                people=people,
+                roles=ROLES,
+                error=str(refused),
+                values=form,
+            )
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action=f"staff.{action}",
+            subject_kind="staff",
+            subject_id=subject,
+            detail=what,
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse("/console/staff", status_code=303)
+
+
+# --- the audit log (auditors) -----------------------------------------------------------------
+
+
+def _audit_query(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    since = q.get("since")
+    until = q.get("until")
+    return {
+        "login_id": q.get("login_id") or None,
+        "subject_kind": q.get("subject_kind") or None,
+        "subject_id": q.get("subject_id") or None,
+        "action": q.get("action") or None,
+        "since": datetime.fromisoformat(since).replace(tzinfo=TOKYO) if since else None,
+        "until": (datetime.fromisoformat(until).replace(tzinfo=TOKYO) + timedelta(days=1))
+        if until
+        else None,
+    }
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(request: Request) -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor", "supervisor")
+        try:
+            query = _audit_query(request)
+        except ValueError:
+            query = {}
+        entries = staff.search_audit(db, **query)
+        report = staff.check_chain(db)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="audit.search",
+            subject_kind="audit",
+            subject_id="-",
+            detail=str(dict(request.query_params)),
+            client=_client(request),
+        )
+        db.commit()
+    return _render(
+        request, "audit.html", seat, entries=entries, report=report, q=request.query_params
+    )
+
+
+@router.get("/audit.csv")
+def audit_export(request: Request) -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor")
+        try:
+            query = _audit_query(request)
+        except ValueError:
+            query = {}
+        entries = staff.search_audit(db, limit=100_000, **query)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="audit.export",
+            subject_kind="audit",
+            subject_id="-",
+            detail=f"{len(entries)} events; " + str(dict(request.query_params)),
+            client=_client(request),
+        )
+        db.commit()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["id", "at", "login_id", "action", "subject_kind", "subject_id", "detail", "client"]
+    )
+    for e in entries:
+        writer.writerow(
+            [
+                e.id,
+                e.at.astimezone(TOKYO).isoformat(),
+                e.login_id,
+                e.action,
+                e.subject_kind,
+                e.subject_id,
+                e.detail,
+                e.client,
+            ]
+        )
+    return Response(
+        "\ufeff" + out.getvalue(),  # a BOM, so Excel opens the Japanese correctly
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="audit-log.csv"'},
+    )
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def install(app: FastAPI) -> None:
+    """The console's router, and where its refusals lead."""
+
+    def to_login(request: Request, _exc: Exception) -> Response:
+        response = RedirectResponse("/console/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    def not_allowed(request: Request, _exc: Exception) -> Response:
+        return _render(request, "forbidden.html", None, status_code=403)
+
+    app.add_exception_handler(SignInNeeded, to_login)
+    app.add_exception_handler(NotAllowed, not_allowed)
+    app.include_router(router)

@@ -1,0 +1,392 @@
+"""Staff accounts, their sessions, and the audit log: the rules, no HTTP.
+
+The contract (seed 002, システム上の対策 1-2) asks for personal IDs and passwords, access
+updated whenever staff change, and operation logs kept and checked. So: argon2id passwords,
+lock-out after repeated failures, sessions looked up on every request (a deactivated account is
+out at once), an idle timeout, and an audit log whose events are chained by a keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session as DbSession
+
+from agent_console.models import ROLES, AuditEvent, AuditHead, StaffSession, StaffUser
+from booking.context import context
+
+MAX_FAILED_LOGINS = 5
+LOCK_MINUTES = 15
+IDLE_MINUTES = 30
+MIN_PASSWORD_LENGTH = 12
+GENESIS = "0" * 64
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verifying against this when the login ID is unknown costs the same as a real check, so the
+# answer's timing does not tell which IDs exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class StaffError(Exception):
+    """A staff operation refused, with a message for the person at the screen."""
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A signed-in (or listed) staff member, as the console sees them."""
+
+    id: int
+    login_id: str
+    display_name: str
+    role: str
+    active: bool
+
+    def can(self, *roles: str) -> bool:
+        return self.role in roles
+
+
+def _view(user: StaffUser) -> Staff:
+    return Staff(user.id, user.login_id, user.display_name, user.role, user.active)
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
+
+
+def create_staff(
+    db: DbSession, *, login_id: str, display_name: str, role: str, password: str
+) -> Staff:
+    login_id = login_id.strip()
+    if not login_id or len(login_id) > 64 or not login_id.isascii():
+        raise StaffError("ログインIDは半角英数字で64文字までにしてください。")
+    if role not in ROLES:
+        raise StaffError(f"役割は {', '.join(ROLES)} のいずれかです。")
+    check_password(password)
+    if db.execute(select(StaffUser.id).where(StaffUser.login_id == login_id)).first():
+        raise StaffError(f"ログインID {login_id} はすでに使われています。")
+    now = context(db).now()
+    user = StaffUser(
+        login_id=login_id,
+        display_name=display_name.strip() or login_id,
+        role=role,
+        password_hash=_hasher.hash(password),
+        active=True,
+        failed_logins=0,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(user)
+    db.flush()
+    return _view(user)
+
+
+def list_staff(db: DbSession) -> list[Staff]:
+    users = db.execute(select(StaffUser).order_by(StaffUser.active.desc(), StaffUser.login_id))
+    return [_view(u) for u in users.scalars()]
+
+
+def get_staff(db: DbSession, staff_id: int) -> Staff:
+    user = db.get(StaffUser, staff_id)
+    if user is None:
+        raise StaffError("その職員は見つかりません。")
+    return _view(user)
+
+
+def set_role(db: DbSession, *, staff_id: int, role: str) -> Staff:
+    if role not in ROLES:
+        raise StaffError(f"役割は {', '.join(ROLES)} のいずれかです。")
+    user = db.get(StaffUser, staff_id)
+    if user is None:
+        raise StaffError("その職員は見つかりません。")
+    user.role = role
+    user.updated_at = context(db).now()
+    db.flush()
+    return _view(user)
+
+
+def deactivate(db: DbSession, *, staff_id: int) -> Staff:
+    """A leaver: the account stops working at once, and every open session with it."""
+    user = db.get(StaffUser, staff_id)
+    if user is None:
+        raise StaffError("その職員は見つかりません。")
+    now = context(db).now()
+    user.active = False
+    user.updated_at = now
+    db.execute(
+        update(StaffSession)
+        .where(StaffSession.staff_id == staff_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason="deactivated")
+    )
+    db.flush()
+    return _view(user)
+
+
+# --- signing in ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    staff: Staff
+    token: str  # for the cookie; only its hash is stored
+    csrf: str
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sign_in(db: DbSession, *, login_id: str, password: str) -> SignedIn:
+    """Check the password; lock the account for a while after repeated failures."""
+    now = context(db).now()
+    user = db.execute(
+        select(StaffUser).where(StaffUser.login_id == login_id.strip()).with_for_update()
+    ).scalar_one_or_none()
+    refused = StaffError("ログインIDまたはパスワードが違います。")
+    if user is None:
+        try:
+            _hasher.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        raise refused
+    if user.locked_until is not None and user.locked_until > now:
+        raise StaffError(
+            "ログインの失敗が続いたため、このIDは一時的にロックされています。"
+            f"{LOCK_MINUTES}分ほど待つか、スーパーバイザーに連絡してください。"
+        )
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+            user.failed_logins = 0
+        raise refused from None
+    if not user.active:
+        raise refused
+    user.failed_logins = 0
+    user.locked_until = None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    db.add(
+        StaffSession(
+            token_hash=_token_hash(token),
+            staff_id=user.id,
+            csrf_token=csrf,
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    db.flush()
+    return SignedIn(_view(user), token, csrf)
+
+
+@dataclass(frozen=True)
+class Seat:
+    """The session behind a request: who, and the form token their pages carry."""
+
+    staff: Staff
+    csrf: str
+    session_id: int
+
+
+def session_for(db: DbSession, token: str | None) -> Seat | None:
+    """The live session for a cookie, or None: unknown, ended, idle too long, or the account
+    deactivated. Touches the session, so activity keeps it alive."""
+    if not token:
+        return None
+    now = context(db).now()
+    row = db.execute(
+        select(StaffSession, StaffUser)
+        .join(StaffUser, StaffUser.id == StaffSession.staff_id)
+        .where(StaffSession.token_hash == _token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    session, user = row
+    if session.ended_at is not None:
+        return None
+    if not user.active:
+        session.ended_at, session.end_reason = now, "deactivated"
+        return None
+    if session.last_seen_at < now - timedelta(minutes=IDLE_MINUTES):
+        session.ended_at, session.end_reason = now, "idle"
+        return None
+    session.last_seen_at = now
+    return Seat(_view(user), session.csrf_token, session.id)
+
+
+def sign_out(db: DbSession, *, session_id: int) -> None:
+    db.execute(
+        update(StaffSession)
+        .where(StaffSession.id == session_id, StaffSession.ended_at.is_(None))
+        .values(ended_at=context(db).now(), end_reason="logout")
+    )
+
+
+# --- the audit log --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    login_id: str
+    action: str
+    subject_kind: str
+    subject_id: str
+    detail: str
+    client: str
+
+
+def _chain_key(db: DbSession) -> bytes:
+    # Keyed with the installation's keys: someone who can write to the database but does not
+    # hold the keys cannot recompute the chain after editing an event.
+    return context(db).vault.derive("audit-chain")
+
+
+def _event_hash(key: bytes, prev_hash: str, fields: dict[str, str]) -> str:
+    body = json.dumps({"prev": prev_hash, **fields}, sort_keys=True, ensure_ascii=False)
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _fields(event: AuditEvent) -> dict[str, str]:
+    return {
+        "at": event.at.isoformat(),
+        "staff_id": str(event.staff_id),
+        "login_id": event.login_id,
+        "action": event.action,
+        "subject_kind": event.subject_kind,
+        "subject_id": event.subject_id,
+        "detail": event.detail,
+        "client": event.client,
+    }
+
+
+def audit(
+    db: DbSession,
+    *,
+    staff: Staff | None,
+    action: str,
+    subject_kind: str,
+    subject_id: str | int,
+    client: str,
+    detail: str = "",
+    login_id: str | None = None,
+) -> None:
+    """Append one event, chained to the one before (in the caller's transaction: the event
+    and what it records commit together, or neither does)."""
+    head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    event = AuditEvent(
+        at=context(db).now(),
+        staff_id=staff.id if staff else None,
+        login_id=staff.login_id if staff else (login_id or "-"),
+        action=action,
+        subject_kind=subject_kind,
+        subject_id=str(subject_id),
+        detail=detail,
+        client=client[:64],
+        prev_hash=head.last_hash,
+        hash="",
+    )
+    event.hash = _event_hash(_chain_key(db), head.last_hash, _fields(event))
+    head.last_hash = event.hash
+    head.events += 1
+    db.add(event)
+    db.flush()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    breaks: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.breaks
+
+
+def _events(db: DbSession) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        batch = list(
+            db.execute(
+                select(AuditEvent).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(1000)
+            ).scalars()
+        )
+        if not batch:
+            return
+        yield from batch
+        last = batch[-1].id
+
+
+def check_chain(db: DbSession) -> ChainReport:
+    """Walk the log from the first event: each must hash to what it says and name the one
+    before; the head must name the last. Reports every break (an edit, a deletion, an
+    insertion)."""
+    key = _chain_key(db)
+    breaks: list[str] = []
+    prev = GENESIS
+    count = 0
+    for event in _events(db):
+        count += 1
+        if event.prev_hash != prev:
+            breaks.append(f"event {event.id}: does not follow the event before it (one removed?)")
+        if _event_hash(key, event.prev_hash, _fields(event)) != event.hash:
+            breaks.append(f"event {event.id}: its content does not match its hash (edited?)")
+        prev = event.hash
+    head = db.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    if head is None:
+        breaks.append("the chain's head is missing")
+    else:
+        if head.last_hash != prev:
+            breaks.append("the newest events are missing (the head names a later event)")
+        if head.events != count:
+            breaks.append(f"{head.events} events were written, {count} are there")
+    return ChainReport(count, breaks)
+
+
+def search_audit(
+    db: DbSession,
+    *,
+    login_id: str | None = None,
+    subject_kind: str | None = None,
+    subject_id: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 500,
+) -> list[AuditEntry]:
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if login_id:
+        query = query.where(AuditEvent.login_id == login_id)
+    if subject_kind:
+        query = query.where(AuditEvent.subject_kind == subject_kind)
+    if subject_id:
+        query = query.where(AuditEvent.subject_id == subject_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    if until:
+        query = query.where(AuditEvent.at < until)
+    return [
+        AuditEntry(
+            e.id, e.at, e.login_id, e.action, e.subject_kind, e.subject_id, e.detail, e.client
+        )
+        for e in db.execute(query).scalars()
+    ]

@@ -1,0 +1,347 @@
+"""The agent console over HTTP, on SQLite and PostgreSQL: staff sign-in and its guards, roles,
+the audit log and its tamper check, and the queue fed by a simulated Twilio call."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent_console import service as staff
+from agent_console.models import AuditEvent
+from booking import service as booking
+from ivr.caller import PhoneCall
+from tests.conftest import FakeClock, SlotMaker, app_for
+from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
+
+PASSWORD = "correct horse battery"  # noqa: S105 (a test password)
+_logins = itertools.count(1)
+
+
+@dataclass
+class Console:
+    app_sessions: sessionmaker[Session]
+    engine: Engine
+    clock: FakeClock
+    app: FastAPI
+
+    def person(self, role: str) -> str:
+        """A new staff account: its login ID."""
+        login = f"{role}{next(_logins)}"
+        with self.app_sessions() as db:
+            staff.create_staff(
+                db, login_id=login, display_name=f"{role} san", role=role, password=PASSWORD
+            )
+            db.commit()
+        return login
+
+    def browser(self) -> TestClient:
+        return TestClient(self.app, base_url="https://console.example.jp")
+
+    def signed_in(self, role: str) -> tuple[TestClient, str]:
+        login = self.person(role)
+        browser = self.browser()
+        assert sign_in(browser, login).status_code == 303
+        return browser, login
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def sign_in(browser: TestClient, login: str, password: str = PASSWORD) -> httpx.Response:
+    form = browser.get("/console/login")
+    answer: httpx.Response = browser.post(
+        "/console/login",
+        data={"csrf": csrf_of(form.text), "login_id": login, "password": password},
+        follow_redirects=False,
+    )
+    return answer
+
+
+def events(console: Console, **where: str) -> list[AuditEvent]:
+    with console.app_sessions() as db:
+        query = select(AuditEvent).order_by(AuditEvent.id)
+        for name, value in where.items():
+            query = query.where(getattr(AuditEvent, name) == value)
+        return list(db.execute(query).scalars())
+
+
+@pytest.fixture
+def console(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[Console]:
+    app = app_for(engine, clock, tmp_path, twilio_auth_token=TOKEN, public_base_url=PUBLIC)
+    with TestClient(app):
+        yield Console(app.state.sessions, engine, clock, app)
+
+
+# --- signing in -------------------------------------------------------------------------------
+
+
+def test_staff_sign_in_with_their_own_id_and_the_cookie_is_guarded(console: Console) -> None:
+    login = console.person("agent")
+    browser = console.browser()
+    assert browser.get("/console/", follow_redirects=False).headers["location"] == "/console/login"
+    answer = sign_in(browser, login)
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert "console=" in cookie and "HttpOnly" in cookie and "Secure" in cookie
+    assert "SameSite=strict" in cookie
+    home = browser.get("/console/")
+    assert home.status_code == 200
+    assert "受付キュー" in home.text and "agent san" in home.text
+    assert home.headers["cache-control"] == "no-store"
+    assert [e.action for e in events(console, login_id=login)] == ["staff.login"]
+
+
+def test_wrong_passwords_lock_the_account_for_a_while(console: Console) -> None:
+    login = console.person("agent")
+    browser = console.browser()
+    for _ in range(staff.MAX_FAILED_LOGINS):
+        refused = sign_in(browser, login, "wrong password!!")
+        assert refused.status_code == 401
+        assert "ログインIDまたはパスワードが違います" in refused.text
+    locked = sign_in(browser, login)  # the right password, but locked now
+    assert locked.status_code == 401
+    assert "ロックされています" in locked.text
+    console.clock.advance(minutes=staff.LOCK_MINUTES + 1)
+    assert sign_in(browser, login).status_code == 303
+    failed = events(console, login_id=login, action="staff.login_failed")
+    assert len(failed) == staff.MAX_FAILED_LOGINS + 1
+    unknown = sign_in(browser, "nobody-by-this-id")
+    assert "ログインIDまたはパスワードが違います" in unknown.text
+
+
+def test_a_login_form_without_its_token_is_refused(console: Console) -> None:
+    login = console.person("agent")
+    browser = console.browser()
+    answer = browser.post("/console/login", data={"login_id": login, "password": PASSWORD})
+    assert "有効期限が切れました" in answer.text
+    assert not browser.cookies.get("console")
+
+
+def test_idle_sessions_end(console: Console) -> None:
+    browser, _ = console.signed_in("agent")
+    console.clock.advance(minutes=staff.IDLE_MINUTES - 1)
+    assert browser.get("/console/").status_code == 200  # activity keeps it alive
+    console.clock.advance(minutes=staff.IDLE_MINUTES - 1)
+    assert browser.get("/console/").status_code == 200
+    console.clock.advance(minutes=staff.IDLE_MINUTES + 1)
+    gone = browser.get("/console/", follow_redirects=False)
+    assert gone.headers["location"] == "/console/login"
+
+
+def test_a_deactivated_agent_is_out_at_once(console: Console) -> None:
+    agent, agent_login = console.signed_in("agent")
+    supervisor, _ = console.signed_in("supervisor")
+    assert agent.get("/console/").status_code == 200
+    page = supervisor.get("/console/staff")
+    assert agent_login in page.text
+    with console.app_sessions() as db:
+        agent_id = next(p.id for p in staff.list_staff(db) if p.login_id == agent_login)
+    done = supervisor.post(
+        "/console/staff",
+        data={"csrf": csrf_of(page.text), "action": "deactivate", "staff_id": str(agent_id)},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    thrown_out = agent.get("/console/", follow_redirects=False)
+    assert thrown_out.headers["location"] == "/console/login"
+    assert sign_in(console.browser(), agent_login).status_code == 401
+    assert events(console, action="staff.deactivate", subject_id=str(agent_id))
+
+
+def test_an_agent_cannot_open_supervisor_or_auditor_pages(console: Console) -> None:
+    agent, login = console.signed_in("agent")
+    for path in ("/console/staff", "/console/audit", "/console/audit.csv"):
+        refused = agent.get(path)
+        assert refused.status_code == 403, path
+        assert "権限がありません" in refused.text
+    refused_posts = agent.post("/console/staff", data={"action": "create"})
+    assert refused_posts.status_code == 403
+    assert len(events(console, login_id=login, action="page.refused")) == 4
+
+
+def test_supervisors_create_accounts_and_change_roles_with_a_valid_form(console: Console) -> None:
+    supervisor, _ = console.signed_in("supervisor")
+    page = supervisor.get("/console/staff")
+    forged = supervisor.post(
+        "/console/staff",
+        data={"csrf": "forged", "action": "create", "login_id": "x1", "password": PASSWORD},
+    )
+    assert forged.status_code == 403
+    login = f"newcomer{next(_logins)}"
+    short = supervisor.post(
+        "/console/staff",
+        data={
+            "csrf": csrf_of(page.text),
+            "action": "create",
+            "login_id": login,
+            "role": "agent",
+            "password": "short",
+        },
+    )
+    assert short.status_code == 422 and "12文字以上" in short.text
+    assert f'value="{login}"' in short.text  # what was typed is kept
+    made = supervisor.post(
+        "/console/staff",
+        data={
+            "csrf": csrf_of(page.text),
+            "action": "create",
+            "login_id": login,
+            "display_name": "新人",
+            "role": "agent",
+            "password": PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    newcomer = console.browser()
+    assert sign_in(newcomer, login).status_code == 303
+    assert newcomer.get("/console/audit").status_code == 403
+    with console.app_sessions() as db:
+        newcomer_id = next(p.id for p in staff.list_staff(db) if p.login_id == login)
+    supervisor.post(
+        "/console/staff",
+        data={
+            "csrf": csrf_of(page.text),
+            "action": "role",
+            "staff_id": str(newcomer_id),
+            "role": "auditor",
+        },
+    )
+    assert newcomer.get("/console/audit").status_code == 200  # the new role, at once
+
+
+# --- residents' data and the audit log ----------------------------------------------------------
+
+
+def test_looking_up_a_caller_writes_an_audit_event(console: Console) -> None:
+    phone = new_mobile()
+    with console.app_sessions() as db:
+        slot = SlotMaker(db)(2)
+        made = booking.book(
+            db,
+            slot_id=slot,
+            party=1,
+            resident=booking.ResidentInput("テスト ハナコ", phone, date(1960, 1, 1)),
+            channel="web",
+        )
+        db.commit()
+    agent, login = console.signed_in("agent")
+    page = agent.get("/console/bookings", params={"phone": phone})
+    assert page.status_code == 200
+    assert made.code in page.text
+    assert page.text.count(phone) == 1  # in the search box only: the results show it masked
+    logged = events(console, login_id=login, action="booking.search")
+    assert len(logged) == 1
+    assert logged[0].subject_kind == "phone"
+    assert phone not in logged[0].subject_id and phone[-8:] not in logged[0].detail
+    assert str(made.id) in logged[0].detail
+    by_code = agent.get("/console/bookings", params={"code": made.code})
+    assert made.code in by_code.text
+    assert events(console, login_id=login, action="booking.search", subject_kind="booking")
+
+
+def _tamper(console: Console, event_id: int, detail: str) -> None:
+    """Edit an event as someone with database access would: around the append-only trigger."""
+    with console.engine.begin() as conn:
+        if console.engine.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only"))
+            conn.execute(
+                text("UPDATE audit_event SET detail = :d WHERE id = :id"),
+                {"d": detail, "id": event_id},
+            )
+            conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_event_no_update"))
+            conn.execute(
+                text("UPDATE audit_event SET detail = :d WHERE id = :id"),
+                {"d": detail, "id": event_id},
+            )
+            conn.execute(
+                text(
+                    "CREATE TRIGGER audit_event_no_update BEFORE UPDATE ON audit_event "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_event is append-only'); END"
+                )
+            )
+
+
+def test_the_audit_log_cannot_be_edited_and_an_edit_is_detected(console: Console) -> None:
+    agent, login = console.signed_in("agent")
+    agent.get("/console/bookings", params={"phone": new_mobile()})
+    event = events(console, login_id=login, action="booking.search")[-1]
+    with console.app_sessions() as db:
+        assert staff.check_chain(db).intact
+    with pytest.raises(DBAPIError, match="append-only"), console.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET detail = 'x' WHERE id = :id"), {"id": event.id})
+    with pytest.raises(DBAPIError, match="append-only"), console.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": event.id})
+
+    _tamper(console, event.id, "0 found; nothing to see")
+    try:
+        with console.app_sessions() as db:
+            report = staff.check_chain(db)
+        assert not report.intact
+        assert any(f"event {event.id}: its content does not match" in b for b in report.breaks)
+        auditor, _ = console.signed_in("auditor")
+        page = auditor.get("/console/audit")
+        assert "異常があります" in page.text
+    finally:
+        _tamper(console, event.id, event.detail)  # put it back for the tests after this one
+    with console.app_sessions() as db:
+        assert staff.check_chain(db).intact
+
+
+def test_auditors_search_and_export_the_log(console: Console) -> None:
+    agent, login = console.signed_in("agent")
+    agent.get("/console/bookings", params={"code": "12345678"})
+    auditor, auditor_login = console.signed_in("auditor")
+    page = auditor.get("/console/audit", params={"login_id": login})
+    assert page.status_code == 200
+    assert "連鎖に異常はありません" in page.text
+    assert page.text.count('class="audit-row"') == 1 + 0  # the login only: the code was unknown
+    exported = auditor.get("/console/audit.csv", params={"login_id": login})
+    assert exported.headers["content-type"].startswith("text/csv")
+    rows = exported.content.decode("utf-8-sig").splitlines()
+    assert rows[0].startswith("id,at,login_id,action")
+    assert len(rows) == 2 and ",staff.login," in rows[1]
+    assert events(console, login_id=auditor_login, action="audit.export")
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def test_a_caller_who_asks_for_a_person_shows_in_the_queue(console: Console) -> None:
+    agent, _ = console.signed_in("agent")
+    with TestClient(console.app) as http:
+        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
+        call.dial()
+        call.press("3")  # the FAQ first, then a person
+        call.press("0")
+        assert call.state == "queued"
+        queue = agent.get("/console/")
+        row = re.search(r'<tr class="waiting-call">(.*?)</tr>', queue.text, re.S)
+        assert row, "the waiting call is not in the queue"
+        assert "日本語" in row.group(1)
+        assert call.from_number[-4:] in row.group(1) and call.from_number not in queue.text
+        assert "menu=3 faq=0 agent" in row.group(1)
+        call.press("1")  # a callback instead
+        call.press("1")
+        after = agent.get("/console/")
+        waiting = re.findall(r'<tr class="waiting-call">(.*?)</tr>', after.text, re.S)
+        callbacks = re.findall(r'<tr class="callback">(.*?)</tr>', after.text, re.S)
+        assert not any(call.from_number[-4:] in w for w in waiting)  # left the queue
+        assert any(call.from_number[-4:] in c and "待ち時間" in c for c in callbacks)
