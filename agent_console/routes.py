@@ -8,17 +8,19 @@ read, so a page that could not be logged is not shown.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
 
@@ -190,21 +192,66 @@ async def logout(request: Request) -> Response:
 # --- the console ----------------------------------------------------------------------------
 
 
+def _queue_context(db: DbSession) -> dict[str, Any]:
+    now = db.info["booking"].now()
+    return {
+        "waiting": calls.waiting_calls(db),
+        "callbacks": calls.open_callbacks(db),
+        "waited": lambda at: _minutes(now - at),
+    }
+
+
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request) -> Response:
-    """The queue: callers waiting for a person, and callback requests."""
+    """The queue: callers waiting for a person, and callback requests; kept up to date by the
+    stream below, without reloading."""
     with _db(request) as db:
         seat = _seat(request, db)
-        waiting = calls.waiting_calls(db)
-        callbacks = calls.open_callbacks(db)
-        now = db.info["booking"].now()
-    return _render(
-        request,
-        "home.html",
-        seat,
-        waiting=waiting,
-        callbacks=callbacks,
-        waited=lambda at: _minutes(now - at),
+        context = _queue_context(db)
+    return _render(request, "home.html", seat, **context)
+
+
+QUEUE_TICK_SECONDS = 2.0
+
+
+@router.get("/queue/stream")
+async def queue_stream(request: Request) -> Response:
+    """Server-sent events: the queue's HTML whenever it changes (and every tick the waiting
+    times move on). The session is checked at every tick, so a deactivated or idle agent's
+    screen stops getting residents' data at once and goes to the login page."""
+    with _db(request) as db:
+        _seat(request, db)
+    token = request.cookies.get(SESSION_COOKIE)
+    tick: float = getattr(request.app.state, "console_tick_seconds", QUEUE_TICK_SECONDS)
+
+    def snapshot() -> str | None:
+        with _db(request) as db:
+            seat = staff.session_for(db, token)
+            db.commit()
+            if seat is None:
+                return None
+            fragment = templates.get_template("_queue.html").render(
+                local=_local, **_queue_context(db)
+            )
+            return fragment
+
+    async def events() -> AsyncIterator[str]:
+        last = ""
+        while not await request.is_disconnected():
+            fragment = await run_in_threadpool(snapshot)
+            if fragment is None:
+                yield "event: signed-out\ndata: /console/login\n\n"
+                return
+            if fragment != last:
+                last = fragment
+                data = "\n".join(f"data: {line}" for line in fragment.splitlines())
+                yield f"event: queue\n{data}\n\n"
+            await asyncio.sleep(tick)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 

@@ -50,6 +50,7 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # presses 0 is queued for an agent), with the whole 45-day booking window ahead.
 NOW = datetime(2026, 10, 5, 10, 0, tzinfo=TOKYO)
 AIM_MS = 50.0
+NOISE = 0.10  # more of the machine than this used by other processes: say the run was noisy
 AUTH_TOKEN = "bench-" + secrets.token_hex(16)
 # What callers do, in per cent: a new booking, check a booking by its code, listen to the FAQ,
 # ask for a person (queued, hear the wait message once or twice, hang up).
@@ -65,13 +66,15 @@ with a fixed clock) under uvicorn, on a throwaway PostgreSQL database with the s
 
 Every call is an ivr.caller.PhoneCall: it signs each request with X-Twilio-Signature, sends
 Twilio's parameters, checks that every answer is TwiML Twilio would accept, and follows it verb
-by verb. --calls phone lines (100) each make --rounds calls (2), one after another, each from a
-different valid Japanese mobile number. What a caller does (per cent):
+by verb. --calls phone lines (100) are busy at once for --seconds (90): on each line one call
+follows another, each from a different valid Japanese mobile number (so the limits per number
+are never reached). When the time is up, every caller hangs up at their next pause (Twilio's
+status callback ends the call and gives back any seats it held). What a caller does (per cent):
 
-  booking  70  a new booking: a service (mostly card pickup), 1-3 people, a venue or 0# for the
-               earliest time anywhere, sometimes "next time" once or twice; notice numbers,
-               birth date (sometimes in the Japanese era form), the caller's own number, book;
-               then 9 to end the call
+  booking  70  a new booking: a service (mostly card pickup), 1-3 people for a pickup, a venue
+               or 0# for the earliest time anywhere, sometimes "next time" once or twice (with no
+               free time at that venue: 1, then 0# anywhere); notice numbers, birth date
+               (sometimes in the Japanese era form), the caller's own number, book; 9 to end
   check    15  menu 2: the code of a booking made earlier in the run, the birth date, hear the
                booking (sometimes start to cancel and keep it), back to the menu, hang up
   faq      10  menu 3: one to three answers, hang up
@@ -79,8 +82,9 @@ different valid Japanese mobile number. What a caller does (per cent):
 
 Before each key press a caller thinks for --think seconds on average (between half and one and
 a half times that, at random); real callers listen to prompts of 5 to 30 seconds, so 2 s packs
-several times a real line's traffic into the same number of calls. --think 0 sends the calls
-back to back (a stress test: latency is then mostly queueing).
+several times a real line's traffic into the same number of calls. --think 0 sends the keys
+back to back (a stress test: latency is then mostly queueing). The lines start their first
+calls at random within --ramp seconds (10), rather than 100 phones ringing in the same instant.
 
 Latency is measured in the caller, around each HTTP request up to the last byte of the answer,
 so it includes the network stack and the bench's own threads; each call has its own keep-alive
@@ -96,13 +100,14 @@ a step the caller did not expect, an error in the server's log, or the database 
 with the calls (bookings counted, seats still held, calls not ended, overbooking).
 
 examples:
-  python3 bench/bench_ivr.py                         # about 2 minutes
-  python3 bench/bench_ivr.py --rounds 4 --workers 4  # more samples, more uvicorn processes
-  python3 bench/bench_ivr.py --think 0 --rounds 1    # back to back: the line's ceiling
+  python3 bench/bench_ivr.py                          # about 2 minutes
+  python3 bench/bench_ivr.py --seconds 300 --workers 4  # more samples, more uvicorn processes
+  python3 bench/bench_ivr.py --think 0 --seconds 20    # back to back: the line's ceiling
 
 The database named by --database-url is only used to CREATE and DROP a throwaway database
 madoguchi_bench_ivr_<random> (kept with --keep-database). On a small machine the callers,
-uvicorn and PostgreSQL share the same cores: the CPU line says who used them.
+uvicorn and PostgreSQL share the same cores: the CPU line says who used them, and a note says
+when other processes took a noticeable share (the latencies are then not the IVR's alone).
 """
 
 
@@ -218,7 +223,8 @@ def cpu_mark(server_pid: int) -> CpuMark:
     return CpuMark(busy, total, _cpu_by_group(server_pid))
 
 
-def describe_cpu(before: CpuMark, after: CpuMark) -> str:
+def describe_cpu(before: CpuMark, after: CpuMark) -> tuple[str, float]:
+    """The CPU line, and the share of the machine something else used."""
     total = max(after.total - before.total, 1)
     busy = after.busy - before.busy
     parts = [f"machine busy {busy / total * 100:.0f}%"]
@@ -227,8 +233,9 @@ def describe_cpu(before: CpuMark, after: CpuMark) -> str:
         used = after.groups.get(group, 0) - before.groups.get(group, 0)
         accounted += used
         parts.append(f"{group} {used / total * 100:.0f}%")
-    parts.append(f"other {max(busy - accounted, 0) / total * 100:.0f}%")
-    return f"CPU ({os.cpu_count()} cores = 100%): " + ", ".join(parts)
+    other = max(busy - accounted, 0) / total
+    parts.append(f"other {other * 100:.0f}%")
+    return f"CPU ({os.cpu_count()} cores = 100%): " + ", ".join(parts), other
 
 
 # --- the database and the server ------------------------------------------------------------
@@ -388,11 +395,13 @@ class Shared:
     engine: Engine  # to read back the code of a booking just made (never during a webhook)
     menus: Menus
     think: float
+    stop: threading.Event = field(default_factory=threading.Event)  # time is up: hang up
     lock: threading.Lock = field(default_factory=threading.Lock)
     numbers: set[str] = field(default_factory=set)
     booked: list[tuple[str, date]] = field(default_factory=list)  # (code, birth date)
     outcomes: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    no_time: dict[str, int] = field(default_factory=dict)  # what found no free time
     done: int = 0
     in_progress: int = 0
 
@@ -410,6 +419,10 @@ class Shared:
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
+class TimeUp(Exception):
+    """The run is over: the caller hangs up instead of pressing the next key."""
+
+
 class Caller:
     """One PhoneCall and the keys it presses, with the caller's pauses and the checks."""
 
@@ -424,12 +437,17 @@ class Caller:
             public_base_url=shared.base_url,
             auth_token=AUTH_TOKEN,
             from_number=shared.new_number(rng),
+            call_sid=f"CA{rng.getrandbits(128):032x}",  # as Twilio's: 32 hex digits
         )
         self.turns = 0
+        self.booked = False  # heard "booked": the booking counts even if time is up just after
 
     def pause(self) -> None:
+        """The caller listens and thinks; if the run ended meanwhile, they hang up instead."""
         if self.shared.think > 0:
             time.sleep(self.shared.think * self.rng.uniform(0.5, 1.5))
+        if self.shared.stop.is_set():
+            raise TimeUp
 
     def _heard(self, lines: list[str]) -> None:
         if any(SORRY in line for line in lines):
@@ -446,7 +464,8 @@ class Caller:
         self._heard(self.call.press(keys))
 
     def hang_up(self) -> None:
-        self.pause()
+        with contextlib.suppress(TimeUp):
+            self.pause()
         self.call.hang_up()
 
     def step(self) -> str | None:
@@ -503,7 +522,7 @@ def booking_call(caller: Caller) -> str:
     answers: dict[str, Callable[[], str]] = {
         "book_service": lambda: str(service + 1),
         "book_party": lambda: str(party),
-        "book_venue": lambda: f"{venue}#",
+        "book_venue": lambda: f"{venue}#",  # (read when asked: it may change)
         "notice_check": lambda: "1",
         "birth": lambda: birth_keys(birth, rng),
         "birth_check": lambda: "1",
@@ -522,8 +541,17 @@ def booking_call(caller: Caller) -> str:
             else:
                 caller.press("1")
         elif step == "offer_none":
-            caller.press("9")  # back to the menu, where the caller hangs up
-            return _end(caller, "booking: no free time")
+            where = "anywhere" if venue == 0 else f"venue {venue}"
+            with caller.shared.lock:
+                plan = f"{service_id} {where} for {party}"
+                caller.shared.no_time[plan] = caller.shared.no_time.get(plan, 0) + 1
+            if venue == 0:
+                caller.press("9")  # back to the menu, where the caller hangs up
+                return _end(caller, "booking: no free time")
+            venue = 0  # another venue: the earliest time anywhere
+            caller.press("1")
+        elif step == "after_manage":  # what the IVR asks after refusing a booking
+            raise Unexpected(f"the booking was refused at the last step: {caller.heard()}")
         elif step == "notice_head":
             caller.press(keypad(notices[typed["head"] % party][0]))
             typed["head"] += 1
@@ -531,7 +559,7 @@ def booking_call(caller: Caller) -> str:
             caller.press(notices[typed["tail"] % party][1])
             typed["tail"] += 1
         elif step == "after_booking":
-            booked = True
+            booked = caller.booked = True
             remember_code(caller, birth)
             caller.press("9")  # the IVR says goodbye and hangs up
         elif step in answers:
@@ -639,6 +667,9 @@ def one_call(shared: Shared, rng: random.Random, kind: str) -> None:
     try:
         outcome = CALLS[kind](caller)
         shared.count(outcome)
+    except TimeUp:
+        caller.call.hang_up()  # the caller's pause is over: hang up now
+        shared.count("booking: booked" if caller.booked else f"{kind}: hung up when time was up")
     except Exception as error:  # count it, go on: the report shows them all
         with shared.lock:
             shared.errors.append(
@@ -656,25 +687,20 @@ def one_call(shared: Shared, rng: random.Random, kind: str) -> None:
             shared.done += 1
 
 
-def line(shared: Shared, seed: int, rounds: int, ramp: float) -> None:
-    """One phone line: calls one after another, a pause between them."""
+def line(shared: Shared, seed: int, ramp: float) -> None:
+    """One phone line: calls one after another, until the time is up."""
     rng = random.Random(seed)
     time.sleep(rng.uniform(0, ramp))
     kinds, weights = list(MIX), list(MIX.values())
-    for round_ in range(rounds):
-        if round_:
-            time.sleep(shared.think * rng.uniform(0.5, 1.5))  # the next caller dials
+    while not shared.stop.is_set():
         one_call(shared, rng, rng.choices(kinds, weights=weights)[0])
+        time.sleep(shared.think * rng.uniform(0.5, 1.5))  # the next caller dials
 
 
 def warm_up(shared: Shared, calls: int, seed: int) -> None:
     """Booking calls, back to back and not timed: connections, caches, codes to check."""
-    if calls <= 0:
-        return
     threads = [
-        threading.Thread(
-            target=lambda i=i: one_call(shared, random.Random(seed * 7919 + i), "booking")
-        )
+        threading.Thread(target=one_call, args=(shared, random.Random(seed * 7919 + i), "booking"))
         for i in range(calls)
     ]
     for t in threads:
@@ -687,37 +713,40 @@ def warm_up(shared: Shared, calls: int, seed: int) -> None:
 class Run:
     seconds: float
     calls: int
-    concurrency_mean: float
-    concurrency_max: int
+    busy_mean: float  # calls in progress, on average, from the last line's first call to the end
+    busy_max: int
 
 
 def run_lines(shared: Shared, args: argparse.Namespace) -> Run:
-    total = args.calls * args.rounds
+    """--calls lines calling for --seconds; then every caller hangs up at their next pause."""
     threads = [
-        threading.Thread(
-            target=line, args=(shared, args.seed * 100_003 + i, args.rounds, args.ramp), daemon=True
-        )
+        threading.Thread(target=line, args=(shared, args.seed * 100_003 + i, args.ramp))
         for i in range(args.calls)
     ]
     started = time.perf_counter()
     for t in threads:
         t.start()
-    level_sum, level_n, level_max, shown = 0.0, 0, 0, 0
-    with tqdm(total=total, desc=f"{args.calls} lines", unit="call", mininterval=0.5) as bar:
+    busy_sum, busy_n, busy_max = 0.0, 0, 0
+    args.seconds_total = math.ceil(args.seconds)
+    with tqdm(total=args.seconds_total, desc=f"{args.calls} lines", unit="s") as bar:
         while any(t.is_alive() for t in threads):
             time.sleep(0.1)
+            elapsed = time.perf_counter() - started
+            if elapsed >= args.seconds:
+                shared.stop.set()
             with shared.lock:
-                done, level = shared.done, shared.in_progress
-            level_sum, level_n, level_max = level_sum + level, level_n + 1, max(level_max, level)
-            bar.set_postfix(in_progress=level, errors=len(shared.errors), refresh=False)
-            bar.update(done - shown)
-            shown = done
-        bar.update(shared.done - shown)
+                done, busy = shared.done, shared.in_progress
+            if args.ramp <= elapsed < args.seconds:
+                busy_sum, busy_n, busy_max = busy_sum + busy, busy_n + 1, max(busy_max, busy)
+            bar.set_postfix(calls=done, in_progress=busy, errors=len(shared.errors), refresh=False)
+            second = min(int(elapsed), args.seconds_total)
+            if second > bar.n:
+                bar.update(second - bar.n)
     return Run(
         seconds=time.perf_counter() - started,
         calls=shared.done,
-        concurrency_mean=level_sum / max(level_n, 1),
-        concurrency_max=level_max,
+        busy_mean=busy_sum / max(busy_n, 1),
+        busy_max=busy_max,
     )
 
 
@@ -773,7 +802,7 @@ def table(samples: Samples) -> tuple[str, float]:
     ]
 
     def row(name: str, values: list[float]) -> str:
-        ordered = sorted(values)
+        ordered = sorted(values) or [math.nan]
         return (
             f"{name:<24}{len(ordered):>7}{percentile(ordered, 0.5):>9.1f}"
             f"{percentile(ordered, 0.95):>9.1f}{percentile(ordered, 0.99):>9.1f}"
@@ -807,10 +836,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--calls", type=int, default=100, help="phone lines busy at once (default: 100)"
     )
     parser.add_argument(
-        "--rounds",
-        type=int,
-        default=2,
-        help="calls each line makes, one after another (default: 2)",
+        "--seconds",
+        type=float,
+        default=90.0,
+        help="how long the lines keep calling; then each caller hangs up at their next pause "
+        "(default: 90)",
     )
     parser.add_argument(
         "--think",
@@ -822,8 +852,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ramp",
         type=float,
-        default=4.0,
-        help="the lines' first calls start at random within this many seconds (default: 4)",
+        default=10.0,
+        help="the lines' first calls start at random within this many seconds (default: 10)",
     )
     parser.add_argument(
         "--warmup",
@@ -847,16 +877,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--keep-database", action="store_true", help="do not drop the bench database at the end"
     )
     args = parser.parse_args(argv)
-    if args.calls < 1 or args.rounds < 1 or args.think < 0 or args.workers < 1:
-        parser.error("--calls, --rounds and --workers >= 1 and --think >= 0, please")
+    if args.calls < 1 or args.workers < 1 or args.think < 0 or not 0 <= args.ramp < args.seconds:
+        parser.error("--calls and --workers >= 1, --think >= 0 and --ramp < --seconds, please")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     options = (
-        f"--calls {args.calls} --rounds {args.rounds} --think {args.think:g} --ramp {args.ramp:g} "
-        f"--warmup {args.warmup} --workers {args.workers} --seed {args.seed}"
+        f"--calls {args.calls} --seconds {args.seconds:g} --think {args.think:g} "
+        f"--ramp {args.ramp:g} --warmup {args.warmup} --workers {args.workers} --seed {args.seed}"
     )
     keys = Keys()
     with (
@@ -897,9 +927,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(
-        f"IVR webhook latency: {args.calls} concurrent calls × {args.rounds} rounds, "
-        f"think {args.think:g} s, {args.workers} uvicorn workers, {os.cpu_count()} CPUs shared "
-        f"by callers, app and PostgreSQL {pg_version}"
+        f"IVR webhook latency: {args.calls} lines calling for {args.seconds:g} s, think "
+        f"{args.think:g} s, {args.workers} uvicorn workers, {os.cpu_count()} CPUs shared by "
+        f"callers, app and PostgreSQL {pg_version}"
     )
     print(f"options: {options}")
     text_table, p99 = table(samples)
@@ -907,14 +937,23 @@ def main(argv: list[str] | None = None) -> int:
     webhooks = len(samples.all())
     print(
         f"\n{run.calls} calls in {run.seconds:.0f} s ({webhooks / run.seconds:.0f} webhooks/s); "
-        f"calls in progress: mean {run.concurrency_mean:.0f}, max {run.concurrency_max}"
+        f"calls in progress after the ramp: mean {run.busy_mean:.0f}, max {run.busy_max}"
     )
     print(f"outcomes: {outcome_lines(shared.outcomes)}")
     print(
         f"bookings made: {shared.outcomes.get('booking: booked', 0)} in the timed run "
         f"(+{warm.outcomes.get('booking: booked', 0)} in the warm-up); {db_summary}"
     )
-    print(describe_cpu(before, after))
+    cpu_line, other = describe_cpu(before, after)
+    print(cpu_line)
+    if other > NOISE:
+        print(
+            f"NOTE: other processes used {other * 100:.0f}% of the machine during the run: the "
+            "latencies are worse than the IVR's own; run again on a quiet machine"
+        )
+    if shared.no_time:
+        found = ", ".join(f"{plan} ×{n}" for plan, n in sorted(shared.no_time.items()))
+        print(f"no free time for: {found}")
     if errors:
         print(f"\nERRORS ({len(errors)}):")
         for error in errors[:30]:

@@ -66,6 +66,10 @@ PHONE: dict[str, Any] = {
     "locale": "ja-JP",
     "timezone_id": "Asia/Tokyo",
 }
+LIVE_TWILIO_TOKEN = "e2e0" * 8
+# What the app believes it is published at: plain HTTP, so the console's cookies are not
+# Secure-only for the browser on 127.0.0.1.
+LIVE_PUBLIC_URL = "http://madoguchi.test"
 TIMEOUT_MS = 10_000  # Playwright's default is 30 s; everything here is local
 
 WCAG_TAGS = frozenset({"wcag2a", "wcag2aa", "wcag21a", "wcag21aa"})
@@ -101,6 +105,8 @@ class LiveServer:
     base_url: str
     clock: FakeClock
     sessions: sessionmaker[Session]
+    twilio_token: str = LIVE_TWILIO_TOKEN
+    public_base_url: str = LIVE_PUBLIC_URL
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -143,9 +149,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         data_dir=data_dir,
         data_keys=Fernet.generate_key().decode(),
         lookup_key=secrets.token_hex(16),
+        twilio_auth_token=LIVE_TWILIO_TOKEN,
+        public_base_url=LIVE_PUBLIC_URL,
     )
     app = create_app(settings)
     app.state.sessions = sessions
+    app.state.console_tick_seconds = 0.2  # the console's live queue, quick for the tests
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -207,7 +216,7 @@ def external_requests() -> list[str]:
 
 
 def _new_page(browser: Browser, blocked: list[str], **options: Any) -> Iterator[Page]:
-    context = browser.new_context(**PHONE, **options)
+    context = browser.new_context(**{**PHONE, **options})
     context.set_default_timeout(TIMEOUT_MS)
 
     def offline(route: Route) -> None:

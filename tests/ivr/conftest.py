@@ -7,6 +7,7 @@ ward's proxy; the test caller signs for that URL and sends through the TestClien
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,10 @@ from tests.conftest import FakeClock, app_for
 PUBLIC = "https://ivr.example.jp"
 TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"  # noqa: S105 (the test line's token)
 
-_numbers = itertools.count(10_000_000)
+# From a random start: numbers stay distinct even if this module is imported twice (as a
+# conftest and from a test module), and between runs on a kept database.
+_numbers = itertools.count(random.SystemRandom().randrange(10_000_000, 90_000_000, 100_000))
+_clients = itertools.count(1)
 
 
 def new_mobile() -> str:
@@ -73,5 +77,8 @@ class Line:
 @pytest.fixture
 def line(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[Line]:
     app = app_for(engine, clock, tmp_path, twilio_auth_token=TOKEN, public_base_url=PUBLIC)
-    with TestClient(app, raise_server_exceptions=False) as http:
+    # A client address of its own: the API's attempt limits count per address, shared data.
+    n = next(_clients)
+    address = (f"10.250.{n >> 8 & 255}.{n & 255}", 50000)
+    with TestClient(app, raise_server_exceptions=False, client=address) as http:
         yield Line(http, clock, sessions=app.state.sessions)

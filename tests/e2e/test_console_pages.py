@@ -1,0 +1,106 @@
+"""The agent console in a real browser, on the live server: signing in, a call arriving in the
+live queue from a simulated Twilio call (no reload), a deactivated agent thrown out, and an agent
+kept out of supervisor pages.
+
+Accounts are made per test (login IDs are unique); the live server's clock stays at
+2026-12-15 10:00, inside call-center hours.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from agent_console import service as staff
+from ivr.caller import PhoneCall
+from tests.e2e.conftest import AssertAccessible, LiveServer, Shot, _new_page
+
+PASSWORD = "console e2e password"  # noqa: S105 (a test password)
+_people = itertools.count(1)
+DESKTOP = {"viewport": {"width": 1280, "height": 800}, "is_mobile": False, "has_touch": False}
+_numbers = itertools.count(1_000)
+
+
+def make_person(server: LiveServer, role: str) -> str:
+    login = f"e2e-{role}-{next(_people)}"
+    with server.sessions() as db:
+        staff.create_staff(
+            db, login_id=login, display_name=f"{role} {login[-1]}", role=role, password=PASSWORD
+        )
+        db.commit()
+    return login
+
+
+def sign_in(page: Page, server: LiveServer, login: str) -> None:
+    page.goto(server.url("/console/login"))
+    page.get_by_label("ログインID").fill(login)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    expect(page).to_have_url(server.url("/console/"))
+
+
+@pytest.fixture
+def desk(browser: Browser, external_requests: list[str]) -> Iterator[Page]:
+    """A desktop browser for staff (the console is used at a desk, not on a phone)."""
+    yield from _new_page(browser, external_requests, **DESKTOP)
+
+
+def test_a_call_arrives_in_the_live_queue(
+    live_server: LiveServer, desk: Page, screenshot: Shot, assert_accessible: AssertAccessible
+) -> None:
+    page = desk
+    login = make_person(live_server, "agent")
+    sign_in(page, live_server, login)
+    expect(page.get_by_role("heading", level=1)).to_have_text("受付キュー")
+    expect(page.locator(".waiting-call")).to_have_count(0)
+    assert_accessible(page)
+
+    number = f"+81901{next(_numbers):07d}"  # a valid mobile number (090-1xxx-xxxx)
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as http:
+        call = PhoneCall(
+            http,
+            public_base_url=live_server.public_base_url,
+            auth_token=live_server.twilio_token,
+            from_number=number,
+        )
+        call.dial()
+        call.press("0")  # a person, please
+        assert call.state == "queued"
+        # No reload: the row appears by itself, from the server-sent events.
+        row = page.locator(".waiting-call").filter(has_text=number[-4:])
+        expect(row).to_have_count(1)
+        expect(row).to_contain_text("日本語")
+        expect(row).to_contain_text("menu=0 agent")
+        screenshot(page, "console-01-queue")
+        call.press("1")  # a callback instead of waiting
+        call.press("1")
+        expect(row).to_have_count(0)
+        expect(page.locator(".callback").filter(has_text=number[-4:])).to_have_count(1)
+
+
+def test_a_deactivated_agent_is_thrown_out(live_server: LiveServer, page: Page, desk: Page) -> None:
+    """The agent on a small screen (page), the supervisor at a desk."""
+    agent = make_person(live_server, "agent")
+    supervisor = make_person(live_server, "supervisor")
+    sign_in(page, live_server, agent)
+    sign_in(desk, live_server, supervisor)
+    desk.get_by_role("link", name="職員").click()
+    row = desk.locator(".staff-row", has_text=agent)
+    row.get_by_role("button", name="無効にする").click()
+    expect(desk.locator(".staff-row", has_text=agent)).to_contain_text("無効")
+    # The agent's open console notices at its next tick and leaves for the login page.
+    expect(page).to_have_url(live_server.url("/console/login"))
+    page.goto(live_server.url("/console/bookings"))
+    expect(page).to_have_url(live_server.url("/console/login"))
+
+
+def test_an_agent_cannot_open_supervisor_pages(live_server: LiveServer, page: Page) -> None:
+    sign_in(page, live_server, make_person(live_server, "agent"))
+    expect(page.get_by_role("link", name="職員")).to_have_count(0)  # not offered
+    answer = page.goto(live_server.url("/console/staff"))  # and refused if typed in
+    assert answer is not None and answer.status == 403
+    expect(page.get_by_role("heading", level=1)).to_have_text("このページを開く権限がありません")
