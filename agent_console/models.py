@@ -88,3 +88,48 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
     events: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InquiryCategory(Base):
+    """What an inquiry was about: a fixed list a supervisor can edit."""
+
+    __tablename__ = "inquiry_category"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(100))
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+RESOLUTIONS = ("resolved", "booked", "changed", "callback", "escalated", "unresolved")
+
+
+class Inquiry(Base):
+    """What an agent answered: the category, a note, the resolution; linked to the call and
+    the booking it was about. The note is free text a resident's details may slip into, so it
+    is kept encrypted like the rest of their data."""
+
+    __tablename__ = "inquiry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call.id", ondelete="SET NULL"), nullable=True
+    )
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking.id", ondelete="SET NULL"), nullable=True
+    )
+    # The caller's number as a keyed hash: finds earlier inquiries when the same number calls.
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    category_id: Mapped[str] = mapped_column(ForeignKey("inquiry_category.id"))
+    note_enc: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "resolution IN (" + ", ".join(f"'{r}'" for r in RESOLUTIONS) + ")",
+            name="resolution_known",
+        ),
+        Index("ix_inquiry_phone", "phone_hmac", "created_at"),
+    )

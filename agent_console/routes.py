@@ -192,12 +192,14 @@ async def logout(request: Request) -> Response:
 # --- the console ----------------------------------------------------------------------------
 
 
-def _queue_context(db: DbSession) -> dict[str, Any]:
+def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
     now = db.info["booking"].now()
     return {
         "waiting": calls.waiting_calls(db),
         "callbacks": calls.open_callbacks(db),
         "waited": lambda at: _minutes(now - at),
+        "csrf": seat.csrf,
+        "can_answer": seat.staff.can("agent", "supervisor"),
     }
 
 
@@ -207,8 +209,11 @@ def home(request: Request) -> Response:
     stream below, without reloading."""
     with _db(request) as db:
         seat = _seat(request, db)
-        context = _queue_context(db)
-    return _render(request, "home.html", seat, **context)
+        context = _queue_context(db, seat)
+        mine = calls.my_open_call(db, staff_id=seat.staff.id)
+    return _render(
+        request, "home.html", seat, taken=request.query_params.get("taken"), mine=mine, **context
+    )
 
 
 QUEUE_TICK_SECONDS = 2.0
@@ -230,8 +235,11 @@ async def queue_stream(request: Request) -> Response:
             db.commit()
             if seat is None:
                 return None
+            mine = calls.my_open_call(db, staff_id=seat.staff.id)
+            if mine is not None:  # a call was put through to this agent: pop its screen
+                return f"pop:/console/calls/{mine}"
             fragment = templates.get_template("_queue.html").render(
-                local=_local, **_queue_context(db)
+                local=_local, **_queue_context(db, seat)
             )
             return fragment
 
@@ -241,6 +249,9 @@ async def queue_stream(request: Request) -> Response:
             fragment = await run_in_threadpool(snapshot)
             if fragment is None:
                 yield "event: signed-out\ndata: /console/login\n\n"
+                return
+            if fragment.startswith("pop:"):
+                yield f"event: pop\ndata: {fragment[4:]}\n\n"
                 return
             if fragment != last:
                 last = fragment
@@ -305,6 +316,319 @@ def find_bookings(request: Request, phone: str = "", code: str = "") -> Response
         services=services,
         mask=mask_phone,
     )
+
+
+# --- taking a call ----------------------------------------------------------------------------
+
+DISPOSITIONS = {
+    "resolved": "解決",
+    "booked": "予約を受けた",
+    "changed": "予約を変更・取消した",
+    "callback": "折り返しが必要",
+    "escalated": "職員へ引き継ぎ",
+    "unresolved": "未解決",
+}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    return {k: str(v) for k, v in (await request.form()).items()}
+
+
+@router.post("/calls/{call_sid}/answer")
+async def answer_call(request: Request, call_sid: str) -> Response:
+    """Take a waiting call. The caller is put through to this agent's phone (Twilio dequeues
+    them); the screen pops at once."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
+            db.rollback()
+            return RedirectResponse("/console/?taken=1", status_code=303)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="call.answer",
+            subject_kind="call",
+            subject_id=call_sid,
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
+
+
+def _call_for(db: DbSession, seat: Seat, call_sid: str) -> calls.CallView:
+    call = calls.get_call(db, call_sid=call_sid)
+    if call is None:
+        raise NotAllowed
+    if call.agent_staff_id != seat.staff.id and not seat.staff.can("supervisor"):
+        raise NotAllowed
+    return call
+
+
+@router.get("/calls/{call_sid}", response_class=HTMLResponse)
+def call_screen(request: Request, call_sid: str, error: str | None = None) -> Response:
+    """The screen pop: who is calling, what they did in the IVR, their bookings (by caller
+    ID), earlier inquiries; then the inquiry note and the wrap-up. Audited."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        call = _call_for(db, seat, call_sid)
+        bookings = booking.bookings_for_phone(db, phone=call.caller) if call.caller else []
+        history = staff.inquiries_for(db, phone=call.caller, call_id=call.id)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="call.view",
+            subject_kind="call",
+            subject_id=call_sid,
+            detail="bookings " + ",".join(str(b.id) for b in bookings),
+            client=_client(request),
+        )
+        db.commit()
+        venues = {v.id: v for v in booking.list_venues(db)}
+        services = {s.id: s for s in booking.list_services(db)}
+        categories = staff.categories(db)
+    return _render(
+        request,
+        "call.html",
+        seat,
+        call=call,
+        bookings=bookings,
+        history=history,
+        venues=venues,
+        services=services,
+        categories=categories,
+        dispositions=DISPOSITIONS,
+        mask=mask_phone,
+        error=error,
+    )
+
+
+@router.post("/calls/{call_sid}/inquiries")
+async def log_inquiry(request: Request, call_sid: str) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        call = _call_for(db, seat, call_sid)
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        booking_id = int(form["booking_id"]) if form.get("booking_id", "").isdigit() else None
+        try:
+            made = staff.log_inquiry(
+                db,
+                staff=seat.staff,
+                category=form.get("category", ""),
+                note=form.get("note", ""),
+                resolution=form.get("resolution", ""),
+                call_id=call.id,
+                booking_id=booking_id,
+                phone=call.caller,
+            )
+        except StaffError as refused:
+            db.rollback()
+            return call_screen(request, call_sid, error=str(refused))
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="inquiry.create",
+            subject_kind="call",
+            subject_id=call_sid,
+            detail=f"inquiry {made}; booking {booking_id or '-'}",
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
+
+
+@router.post("/calls/{call_sid}/wrap-up")
+async def wrap_up(request: Request, call_sid: str) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        _call_for(db, seat, call_sid)
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        disposition = form.get("disposition", "")
+        if disposition not in DISPOSITIONS:
+            return call_screen(request, call_sid, error="対応結果を選んでください。")
+        calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="call.wrap_up",
+            subject_kind="call",
+            subject_id=call_sid,
+            detail=disposition,
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse("/console/", status_code=303)
+
+
+# --- booking on the caller's behalf ----------------------------------------------------------
+
+
+@router.get("/calls/{call_sid}/book", response_class=HTMLResponse)
+def book_search(
+    request: Request,
+    call_sid: str,
+    service: str = "pickup",
+    venue: str = "",
+    party: int = 1,
+    day: str = "",
+) -> Response:
+    """Free times for the caller: a service, a venue or any, the party, a day."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        _call_for(db, seat, call_sid)
+        ctx = db.info["booking"]
+        first = booking.first_bookable_day(ctx, None)
+        try:
+            chosen = datetime.fromisoformat(day).date() if day else first
+        except ValueError:
+            chosen = first
+        error = None
+        slots: list[booking.SlotView] = []
+        try:
+            slots = booking.availability(
+                db,
+                service_id=service,
+                venue_id=venue or None,
+                start=chosen,
+                end=chosen,
+                party=party,
+                limit=200,
+            )
+        except BookingError as refused:
+            error = refused.message("ja")
+        venues = {v.id: v for v in booking.list_venues(db)}
+        services = booking.list_services(db)
+    return _render(
+        request,
+        "book.html",
+        seat,
+        call_sid=call_sid,
+        service=service,
+        venue=venue,
+        party=party,
+        day=chosen,
+        slots=slots,
+        venues=venues,
+        services=services,
+        error=error,
+        max_party=ctx.rules.max_party_size,
+    )
+
+
+@router.post("/calls/{call_sid}/book/hold")
+async def book_hold(request: Request, call_sid: str) -> Response:
+    """Keep the chosen time for the caller while the agent takes their details."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        _call_for(db, seat, call_sid)
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            hold = booking.create_hold(
+                db,
+                slot_id=int(form.get("slot_id", "0")),
+                seats=int(form.get("party", "1")),
+                channel="agent",
+            )
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja") if isinstance(refused, BookingError) else "入力が不正です。"
+            )
+            return call_screen(request, call_sid, error=message)
+        db.commit()
+    return RedirectResponse(f"/console/calls/{call_sid}/book/{hold.id}", status_code=303)
+
+
+@router.get("/calls/{call_sid}/book/{hold_id}", response_class=HTMLResponse)
+def book_details(
+    request: Request,
+    call_sid: str,
+    hold_id: str,
+    error: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        call = _call_for(db, seat, call_sid)
+        try:
+            held = booking.get_hold(db, hold_id=hold_id)
+        except BookingError as refused:
+            return call_screen(request, call_sid, error=refused.message("ja"))
+        chosen = booking.service_or_404(db, held.service_id)
+        venue = booking.venue_or_404(db, held.venue_id)
+    return _render(
+        request,
+        "book_details.html",
+        seat,
+        call_sid=call_sid,
+        held=held,
+        service=chosen,
+        venue=venue,
+        caller=call.caller or "",
+        error=error,
+        values=values or {},
+    )
+
+
+@router.post("/calls/{call_sid}/book/{hold_id}")
+async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Response:
+    """Book the held time for the caller's household (channel: agent)."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        call = _call_for(db, seat, call_sid)
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            held = booking.get_hold(db, hold_id=hold_id)
+            notices = [form.get(f"notice_{i}", "") for i in range(held.hold.seats)]
+            chosen = booking.service_or_404(db, held.service_id)
+            members = [
+                booking.MemberInput(notice_number=n or None)
+                for n in (notices if chosen.requires_notice_number else [])
+            ]
+            birth = datetime.fromisoformat(form.get("birth_date", "")).date()
+            made = booking.book(
+                db,
+                hold_id=hold_id,
+                party=held.hold.seats,
+                resident=booking.ResidentInput(
+                    name_kana=form.get("name_kana", ""),
+                    phone=form.get("phone", ""),
+                    birth_date=birth,
+                    language=form.get("language", "ja"),
+                    members=members,
+                ),
+                channel="agent",
+                idempotency_key=f"agent:{call_sid}:{hold_id}",
+            )
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja")
+                if isinstance(refused, BookingError)
+                else "生年月日を正しく入力してください。"
+            )
+            return book_details(request, call_sid, hold_id, error=message, values=form)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="booking.create",
+            subject_kind="booking",
+            subject_id=made.id,
+            detail=f"for call {call.call_sid}",
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse(f"/console/calls/{call_sid}?booked={made.code}", status_code=303)
 
 
 # --- staff accounts (supervisors) ------------------------------------------------------------

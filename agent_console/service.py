@@ -18,10 +18,19 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from agent_console.models import ROLES, AuditEvent, AuditHead, StaffSession, StaffUser
+from agent_console.models import (
+    RESOLUTIONS,
+    ROLES,
+    AuditEvent,
+    AuditHead,
+    Inquiry,
+    InquiryCategory,
+    StaffSession,
+    StaffUser,
+)
 from booking.context import context
 
 MAX_FAILED_LOGINS = 5
@@ -389,4 +398,92 @@ def search_audit(
             e.id, e.at, e.login_id, e.action, e.subject_kind, e.subject_id, e.detail, e.client
         )
         for e in db.execute(query).scalars()
+    ]
+
+
+# --- inquiries ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    name_ja: str
+
+
+@dataclass(frozen=True)
+class InquiryView:
+    id: int
+    at: datetime
+    login_id: str
+    category: str
+    note: str
+    resolution: str
+    booking_id: int | None
+
+
+def categories(db: DbSession) -> list[Category]:
+    rows = db.execute(
+        select(InquiryCategory)
+        .where(InquiryCategory.active.is_(True))
+        .order_by(InquiryCategory.sort_order, InquiryCategory.id)
+    ).scalars()
+    return [Category(c.id, c.name_ja) for c in rows]
+
+
+def log_inquiry(
+    db: DbSession,
+    *,
+    staff: Staff,
+    category: str,
+    note: str,
+    resolution: str,
+    call_id: int | None = None,
+    booking_id: int | None = None,
+    phone: str | None = None,
+) -> int:
+    if db.get(InquiryCategory, category) is None:
+        raise StaffError("用件の分類を選んでください。")
+    if resolution not in RESOLUTIONS:
+        raise StaffError("対応結果を選んでください。")
+    if len(note) > 4000:
+        raise StaffError("メモは4000文字までにしてください。")
+    vault = context(db).vault
+    inquiry = Inquiry(
+        call_id=call_id,
+        booking_id=booking_id,
+        phone_hmac=vault.digest(phone) if phone else None,
+        staff_id=staff.id,
+        category_id=category,
+        note_enc=vault.encrypt(note.strip()),
+        resolution=resolution,
+        created_at=context(db).now(),
+    )
+    db.add(inquiry)
+    db.flush()
+    return inquiry.id
+
+
+def inquiries_for(db: DbSession, *, phone: str | None, call_id: int | None) -> list[InquiryView]:
+    """Earlier inquiries from the same number (and this call's), newest first."""
+    vault = context(db).vault
+    conditions = []
+    if phone:
+        conditions.append(Inquiry.phone_hmac == vault.digest(phone))
+    if call_id is not None:
+        conditions.append(Inquiry.call_id == call_id)
+    if not conditions:
+        return []
+    rows = db.execute(
+        select(Inquiry, StaffUser.login_id, InquiryCategory.name_ja)
+        .join(StaffUser, StaffUser.id == Inquiry.staff_id)
+        .join(InquiryCategory, InquiryCategory.id == Inquiry.category_id)
+        .where(or_(*conditions))
+        .order_by(Inquiry.created_at.desc(), Inquiry.id.desc())
+        .limit(50)
+    ).all()
+    return [
+        InquiryView(
+            i.id, i.created_at, login, name, vault.decrypt(i.note_enc), i.resolution, i.booking_id
+        )
+        for i, login, name in rows
     ]

@@ -51,6 +51,12 @@ class Call(Base):
     queue: Mapped[str | None] = mapped_column(String(40), nullable=True)
     queue_result: Mapped[str | None] = mapped_column(String(20), nullable=True)
     wait_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The agent who took the call (a staff account id; no foreign key: the phone line does not
+    # depend on the console), when they answered, and when they finished the wrap-up.
+    agent_staff_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    wrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disposition: Mapped[str | None] = mapped_column(String(20), nullable=True)
     twilio_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
     duration_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)

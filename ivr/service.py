@@ -276,6 +276,10 @@ class CallView:
     duration_seconds: int | None
     started_at: datetime
     ended_at: datetime | None
+    agent_staff_id: int | None = None
+    answered_at: datetime | None = None
+    wrapped_at: datetime | None = None
+    caller: str | None = None  # E.164, for staff screens only (which audit reading it)
 
 
 def get_call(db: DbSession, *, call_sid: str) -> CallView | None:
@@ -296,7 +300,47 @@ def get_call(db: DbSession, *, call_sid: str) -> CallView | None:
         call.duration_seconds,
         call.started_at,
         call.ended_at,
+        call.agent_staff_id,
+        call.answered_at,
+        call.wrapped_at,
+        context(db).vault.decrypt(call.caller_enc) if call.caller_enc else None,
     )
+
+
+def claim_call(db: DbSession, *, call_sid: str, staff_id: int) -> bool:
+    """An agent takes a waiting call: one conditional update, so two agents pressing at once
+    cannot both have it."""
+    result = db.execute(
+        update(Call)
+        .where(
+            Call.call_sid == call_sid,
+            Call.queue.is_not(None),
+            Call.queue_result.is_(None),
+            Call.agent_staff_id.is_(None),
+            Call.ended_at.is_(None),
+        )
+        .values(agent_staff_id=staff_id, answered_at=context(db).now())
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    call = db.execute(select(Call).where(Call.call_sid == call_sid)).scalar_one()
+    set_outcome(call, "handed_to_agent")
+    note_step(call, "answered")
+    return True
+
+
+def wrap_up(db: DbSession, *, call_sid: str, staff_id: int, disposition: str) -> bool:
+    """The agent finished the after-call work: the wrap-up time ends here."""
+    result = db.execute(
+        update(Call)
+        .where(
+            Call.call_sid == call_sid,
+            Call.agent_staff_id == staff_id,
+            Call.wrapped_at.is_(None),
+        )
+        .values(wrapped_at=context(db).now(), disposition=disposition[:20])
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def note_lookup(db: DbSession, *, call: Call, limit: int) -> bool:
@@ -328,7 +372,12 @@ def waiting_calls(db: DbSession) -> list[WaitingCall]:
     vault = context(db).vault
     rows = db.execute(
         select(Call)
-        .where(Call.queue.is_not(None), Call.queue_result.is_(None), Call.ended_at.is_(None))
+        .where(
+            Call.queue.is_not(None),
+            Call.queue_result.is_(None),
+            Call.ended_at.is_(None),
+            Call.agent_staff_id.is_(None),
+        )
         .order_by(Call.enqueued_at, Call.id)
     ).scalars()
     return [
@@ -343,3 +392,13 @@ def waiting_calls(db: DbSession) -> list[WaitingCall]:
         )
         for c in rows
     ]
+
+
+def my_open_call(db: DbSession, *, staff_id: int) -> str | None:
+    """The call this agent has taken and not yet wrapped up (its CallSid), if any."""
+    return db.execute(
+        select(Call.call_sid)
+        .where(Call.agent_staff_id == staff_id, Call.wrapped_at.is_(None))
+        .order_by(Call.answered_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

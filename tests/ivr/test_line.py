@@ -322,6 +322,7 @@ def test_a_retried_webhook_never_books_twice(line: Line) -> None:
     assert line.record(call).outcome == "booked"
 
 
+@LANGUAGES
 def test_wrong_keys_and_silence_reprompt_then_reach_a_person(line: Line, lang: str) -> None:
     call = line.call()
     start(call, lang)
