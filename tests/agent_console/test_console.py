@@ -345,3 +345,52 @@ def test_a_caller_who_asks_for_a_person_shows_in_the_queue(console: Console) -> 
         callbacks = re.findall(r'<tr class="callback">(.*?)</tr>', after.text, re.S)
         assert not any(call.from_number[-4:] in w for w in waiting)  # left the queue
         assert any(call.from_number[-4:] in c and "待ち時間" in c for c in callbacks)
+
+
+def test_two_agents_pressing_answer_one_gets_the_call(console: Console) -> None:
+    first, first_login = console.signed_in("agent")
+    second, second_login = console.signed_in("agent")
+    with TestClient(console.app) as http:
+        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
+        call.dial()
+        call.press("0")
+    pages = [first.get("/console/"), second.get("/console/")]
+    answers = [
+        browser.post(
+            f"/console/calls/{call.call_sid}/answer",
+            data={"csrf": csrf_of(page.text)},
+            follow_redirects=False,
+        )
+        for browser, page in zip((first, second), pages, strict=True)
+    ]
+    assert answers[0].headers["location"] == f"/console/calls/{call.call_sid}"
+    assert answers[1].headers["location"] == "/console/?taken=1"
+    # The screen is the first agent's: the second may not open it.
+    assert first.get(f"/console/calls/{call.call_sid}").status_code == 200
+    assert second.get(f"/console/calls/{call.call_sid}").status_code == 403
+    assert events(console, login_id=first_login, action="call.answer")
+    assert events(console, login_id=first_login, action="call.view", subject_id=call.call_sid)
+    assert not events(console, login_id=second_login, action="call.answer")
+    # Until the wrap-up, the first agent's queue page points at the call in hand.
+    assert "対応中の電話があります" in first.get("/console/").text
+    screen = first.get(f"/console/calls/{call.call_sid}")
+    unfiled = first.post(
+        f"/console/calls/{call.call_sid}/inquiries",
+        data={
+            "csrf": csrf_of(screen.text),
+            "category": "nonsense",
+            "note": "x",
+            "resolution": "resolved",
+        },
+    )
+    assert "用件の分類を選んでください" in unfiled.text
+    first.post(
+        f"/console/calls/{call.call_sid}/wrap-up",
+        data={"csrf": csrf_of(screen.text), "disposition": "resolved"},
+    )
+    assert "対応中の電話があります" not in first.get("/console/").text
+    with console.app_sessions() as db:
+        from ivr import service as calls
+
+        record = calls.get_call(db, call_sid=call.call_sid)
+    assert record is not None and record.wrapped_at is not None

@@ -104,3 +104,84 @@ def test_an_agent_cannot_open_supervisor_pages(live_server: LiveServer, page: Pa
     answer = page.goto(live_server.url("/console/staff"))  # and refused if typed in
     assert answer is not None and answer.status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("このページを開く権限がありません")
+
+
+def test_an_agent_answers_sees_the_screen_pop_books_logs_and_wraps_up(
+    live_server: LiveServer, desk: Page, screenshot: Shot, assert_accessible: AssertAccessible
+) -> None:
+    page = desk
+    login = make_person(live_server, "agent")
+    sign_in(page, live_server, login)
+    number = f"+81901{next(_numbers):07d}"
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as http:
+        call = PhoneCall(
+            http,
+            public_base_url=live_server.public_base_url,
+            auth_token=live_server.twilio_token,
+            from_number=number,
+        )
+        call.dial()
+        call.press("9")  # in English
+        call.press("0")
+        row = page.locator(".waiting-call").filter(has_text=number[-4:])
+        expect(row).to_contain_text("English")
+        row.get_by_role("button", name="応答").click()
+
+        # The screen pops: the caller, the way through the IVR, no bookings yet.
+        expect(page).to_have_url(live_server.url(f"/console/calls/{call.call_sid}"))
+        expect(page.get_by_role("heading", level=1)).to_have_text("対応中の電話")
+        expect(page.locator(".caller")).to_have_text(number)
+        expect(page.locator(".path")).to_contain_text("menu=9 menu=0 agent answered")
+        expect(page.get_by_text("この番号の予約はありません。")).to_be_visible()
+        assert_accessible(page)
+        screenshot(page, "console-02-screen-pop")
+
+        # Book a card pickup for two on the caller's behalf, at a branch office.
+        page.get_by_role("link", name="この方の予約を取る").click()
+        page.get_by_label("会場").select_option("okubo")
+        page.get_by_label("人数").select_option("2")
+        page.get_by_label("日付").fill("2027-01-06")
+        page.get_by_role("button", name="空きを探す").click()
+        slot = page.locator(".slot").first
+        expect(slot).to_contain_text("大久保特別出張所")
+        screenshot(page, "console-03-times")
+        slot.get_by_role("button", name="この時間を押さえる").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("予約の内容")
+        page.get_by_label("1人目の交付通知書番号").fill("GH5-111111")
+        page.get_by_label("2人目の交付通知書番号").fill("GH5-111112")
+        page.get_by_label("代表者のお名前（カタカナ）").fill("スミス ジョン")
+        page.get_by_label("代表者の生年月日").fill("1975-05-05")
+        expect(page.get_by_label("連絡先の電話番号")).to_have_value(number)  # the caller ID
+        page.get_by_label("連絡の言語").select_option("en")
+        page.get_by_role("button", name="予約する").click()
+        done = page.get_by_role("status")
+        expect(done).to_contain_text("予約しました。予約番号")
+        code = (done.inner_text().split("予約番号 ")[1]).split(" ")[0]
+        booked = page.locator(".booking").filter(has_text=code)
+        expect(booked).to_contain_text("大久保特別出張所")
+        expect(booked).to_contain_text("予約済み")
+
+        # Log the inquiry, linked to the booking, then wrap up.
+        page.get_by_label("用件の分類").select_option("booking")
+        page.get_by_label("メモ").fill("英語で予約。交付通知書2通を確認。")
+        page.get_by_label("対応結果", exact=True).select_option("booked")
+        page.get_by_label("関係する予約").select_option(label=code)
+        page.get_by_role("button", name="記録する").click()
+        expect(page.locator(".inquiry")).to_contain_text("英語で予約。交付通知書2通を確認。")
+        screenshot(page, "console-04-inquiry")
+        page.get_by_label("この電話の対応結果").select_option("booked")
+        page.get_by_role("button", name="後処理を終えて次の電話へ").click()
+        expect(page).to_have_url(live_server.url("/console/"))
+        call.agent_answers()  # Twilio: the bridged call ended
+
+    with live_server.sessions() as db:
+        from booking import service as booking
+        from ivr import service as calls
+
+        made = booking.booking_by_code(db, code=code)
+        record = calls.get_call(db, call_sid=call.call_sid)
+    assert (made.channel, made.party_size, made.language, made.phone) == ("agent", 2, "en", number)
+    assert [m.notice_number for m in made.members] == ["GH5-111111", "GH5-111112"]
+    assert record is not None
+    assert (record.outcome, record.queue_result) == ("handed_to_agent", "bridged")
+    assert record.wrapped_at is not None and record.answered_at is not None
