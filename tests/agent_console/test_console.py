@@ -394,3 +394,61 @@ def test_two_agents_pressing_answer_one_gets_the_call(console: Console) -> None:
 
         record = calls.get_call(db, call_sid=call.call_sid)
     assert record is not None and record.wrapped_at is not None
+
+
+def test_every_page_with_residents_data_writes_its_audit_event(console: Console) -> None:
+    """Each console page that shows or changes a resident's data, opened once: each leaves an
+    event naming who, what and which call or booking."""
+    agent, login = console.signed_in("agent")
+    with TestClient(console.app) as http:
+        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
+        call.dial()
+        call.press("0")
+    home = agent.get("/console/")
+    agent.post(f"/console/calls/{call.call_sid}/answer", data={"csrf": csrf_of(home.text)})
+    screen = agent.get(f"/console/calls/{call.call_sid}")
+    times = agent.get(f"/console/calls/{call.call_sid}/book", params={"service": "pin_reset"})
+    slot_id = re.search(r'name="slot_id" value="(\d+)"', times.text)
+    assert slot_id
+    held = agent.post(
+        f"/console/calls/{call.call_sid}/book/hold",
+        data={"csrf": csrf_of(screen.text), "slot_id": slot_id.group(1), "party": "1"},
+    )
+    booked = agent.post(
+        str(held.url),
+        data={
+            "csrf": csrf_of(screen.text),
+            "name_kana": "カンサ タロウ",
+            "birth_date": "1970-07-07",
+            "phone": call.from_number,
+            "language": "ja",
+        },
+    )
+    code = re.search(r"予約番号 (\d{8})", booked.text)
+    assert code, booked.text[:500]
+    agent.post(
+        f"/console/calls/{call.call_sid}/inquiries",
+        data={
+            "csrf": csrf_of(screen.text),
+            "category": "pin",
+            "note": "暗証番号",
+            "resolution": "booked",
+        },
+    )
+    agent.get("/console/bookings", params={"phone": call.from_number})
+    agent.get("/console/bookings", params={"code": code.group(1)})
+    actions = [e.action for e in events(console, login_id=login)]
+    for expected in (
+        "call.answer",
+        "call.view",
+        "booking.create",
+        "inquiry.create",
+        "booking.search",
+    ):
+        assert expected in actions, (expected, actions)
+    assert actions.count("call.view") >= 3  # each time the screen was shown
+    assert actions.count("booking.search") == 2
+    with console.app_sessions() as db:
+        made = booking.booking_by_code(db, code=code.group(1))
+        assert made.channel == "agent"
+        assert staff.check_chain(db).intact
