@@ -466,6 +466,90 @@ async def wrap_up(request: Request, call_sid: str) -> Response:
     return RedirectResponse("/console/", status_code=303)
 
 
+# --- callbacks ----------------------------------------------------------------------------------
+
+CALLBACK_OUTCOMES = {
+    "reached": "話せた",
+    "no_answer": "出なかった（後でもう一度）",
+    "wrong_number": "番号違い",
+    "not_needed": "不要になった",
+}
+
+
+@router.post("/callbacks/{callback_id}/claim")
+async def claim_callback(request: Request, callback_id: int) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
+        if claimed is None:
+            db.rollback()
+            return RedirectResponse("/console/?taken=1", status_code=303)
+        db.commit()
+    return RedirectResponse(f"/console/callbacks/{callback_id}", status_code=303)
+
+
+@router.get("/callbacks/{callback_id}", response_class=HTMLResponse)
+def callback_screen(request: Request, callback_id: int) -> Response:
+    """The callback taken on: the number to call (shown in full to this agent only, audited)
+    and their bookings; then the outcome."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
+        if claimed is None:
+            raise NotAllowed
+        bookings = booking.bookings_for_phone(db, phone=claimed.phone)
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="callback.view",
+            subject_kind="callback",
+            subject_id=callback_id,
+            detail="bookings " + ",".join(str(b.id) for b in bookings),
+            client=_client(request),
+        )
+        db.commit()
+        venues = {v.id: v for v in booking.list_venues(db)}
+        services = {s.id: s for s in booking.list_services(db)}
+    return _render(
+        request,
+        "callback.html",
+        seat,
+        callback=claimed,
+        bookings=bookings,
+        venues=venues,
+        services=services,
+        outcomes=CALLBACK_OUTCOMES,
+    )
+
+
+@router.post("/callbacks/{callback_id}/finish")
+async def finish_callback(request: Request, callback_id: int) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        outcome = form.get("outcome", "")
+        if not calls.finish_callback(
+            db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
+        ):
+            raise NotAllowed
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="callback.finish",
+            subject_kind="callback",
+            subject_id=callback_id,
+            detail=outcome,
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse("/console/", status_code=303)
+
+
 # --- booking on the caller's behalf ----------------------------------------------------------
 
 

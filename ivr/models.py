@@ -88,6 +88,10 @@ class CallbackRequest(Base):
     reason: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(12), default="open")  # open | done
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The agent who took it on (a staff account id) and what came of the call back.
+    claimed_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(20), nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (

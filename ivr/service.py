@@ -225,6 +225,11 @@ class CallbackView:
     reason: str
     status: str
     requested_at: datetime
+    claimed_by: int | None = None
+    outcome: str | None = None
+
+
+CALLBACK_OUTCOMES = ("reached", "no_answer", "wrong_number", "not_needed")
 
 
 def open_callbacks(db: DbSession) -> list[CallbackView]:
@@ -238,18 +243,63 @@ def open_callbacks(db: DbSession) -> list[CallbackView]:
     views = []
     for row in rows:
         phone = vault.decrypt(row.phone_enc)
-        views.append(
-            CallbackView(
-                row.id,
-                phone,
-                mask_phone(phone),
-                row.language,
-                row.reason,
-                row.status,
-                row.requested_at,
-            )
-        )
+        views.append(_callback_view(row, phone))
     return views
+
+
+def _callback_view(row: CallbackRequest, phone: str) -> CallbackView:
+    return CallbackView(
+        row.id,
+        phone,
+        mask_phone(phone),
+        row.language,
+        row.reason,
+        row.status,
+        row.requested_at,
+        row.claimed_by,
+        row.outcome,
+    )
+
+
+def claim_callback(db: DbSession, *, callback_id: int, staff_id: int) -> CallbackView | None:
+    """An agent takes on a callback: theirs unless another agent has it already (one
+    conditional update). Their own claimed callback is returned again."""
+    now = context(db).now()
+    db.execute(
+        update(CallbackRequest)
+        .where(
+            CallbackRequest.id == callback_id,
+            CallbackRequest.status == "open",
+            CallbackRequest.claimed_by.is_(None),
+        )
+        .values(claimed_by=staff_id, claimed_at=now)
+    )
+    row = db.get(CallbackRequest, callback_id)
+    if row is None or row.claimed_by != staff_id:
+        return None
+    return _callback_view(row, context(db).vault.decrypt(row.phone_enc))
+
+
+def finish_callback(db: DbSession, *, callback_id: int, staff_id: int, outcome: str) -> bool:
+    """What came of the call back; a request not reached can be left open for another try."""
+    if outcome not in CALLBACK_OUTCOMES:
+        return False
+    done = outcome != "no_answer"
+    values: dict[str, object] = {"outcome": outcome}
+    if done:
+        values.update(status="done", done_at=context(db).now())
+    else:  # back on the list for a later try
+        values.update(claimed_by=None, claimed_at=None)
+    result = db.execute(
+        update(CallbackRequest)
+        .where(
+            CallbackRequest.id == callback_id,
+            CallbackRequest.claimed_by == staff_id,
+            CallbackRequest.status == "open",
+        )
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def close_callback(db: DbSession, *, callback_id: int) -> bool:

@@ -452,3 +452,54 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
         made = booking.booking_by_code(db, code=code.group(1))
         assert made.channel == "agent"
         assert staff.check_chain(db).intact
+
+
+def test_a_callback_is_taken_on_by_one_agent_and_its_outcome_recorded(console: Console) -> None:
+    first, first_login = console.signed_in("agent")
+    second, _ = console.signed_in("agent")
+    console.clock.set(console.clock.now.replace(hour=20))  # out of hours: a callback
+    try:
+        with TestClient(console.app) as http:
+            call = PhoneCall(
+                http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile()
+            )
+            call.dial()
+            call.press("0")
+            call.press("1")
+            call.press("1")
+    finally:
+        console.clock.set(console.clock.now.replace(hour=10))
+    with console.app_sessions() as db:
+        from ivr import service as calls
+
+        mine = [c for c in calls.open_callbacks(db) if c.phone == call.from_number]
+    assert len(mine) == 1
+    callback_id = mine[0].id
+    page = first.get("/console/")
+    assert f"/console/callbacks/{callback_id}/claim" in page.text
+    taken = first.post(f"/console/callbacks/{callback_id}/claim", data={"csrf": csrf_of(page.text)})
+    assert call.from_number in taken.text  # the whole number, for the agent who calls
+    assert events(console, login_id=first_login, action="callback.view")
+    other = second.get("/console/")
+    refused = second.post(
+        f"/console/callbacks/{callback_id}/claim",
+        data={"csrf": csrf_of(other.text)},
+        follow_redirects=False,
+    )
+    assert refused.headers["location"] == "/console/?taken=1"
+    assert second.get(f"/console/callbacks/{callback_id}").status_code == 403
+    first.post(
+        f"/console/callbacks/{callback_id}/finish",
+        data={"csrf": csrf_of(taken.text), "outcome": "no_answer"},
+    )
+    again = second.get("/console/")  # back on the list for another try
+    assert f"/console/callbacks/{callback_id}/claim" in again.text
+    retry = second.post(
+        f"/console/callbacks/{callback_id}/claim", data={"csrf": csrf_of(again.text)}
+    )
+    second.post(
+        f"/console/callbacks/{callback_id}/finish",
+        data={"csrf": csrf_of(retry.text), "outcome": "reached"},
+    )
+    with console.app_sessions() as db:
+        assert all(c.id != callback_id for c in calls.open_callbacks(db))
