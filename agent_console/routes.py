@@ -466,6 +466,26 @@ async def wrap_up(request: Request, call_sid: str) -> Response:
     return RedirectResponse("/console/", status_code=303)
 
 
+# --- the supervisor's wallboard ---------------------------------------------------------------
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+def wallboard(request: Request) -> Response:
+    """Today's queue at a glance, and by hour; refreshed every 15 seconds."""
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor", "counter_manager")
+        board = calls.wallboard(db)
+    return _render(
+        request,
+        "wallboard.html",
+        seat,
+        board=board,
+        target=calls.SERVICE_LEVEL_SECONDS,
+        pct=lambda v: "－" if v is None else f"{v * 100:.0f}%",
+        secs=lambda v: "－" if v is None else f"{v:.0f}秒",
+    )
+
+
 # --- callbacks ----------------------------------------------------------------------------------
 
 CALLBACK_OUTCOMES = {

@@ -176,6 +176,7 @@ class Turn:
         self.call.queue = queue
         self.call.queue_result = None
         self.call.enqueued_at = self.now()
+        calls.note_event(self.db, self.call, "entered_queue")
         self.call.expect = "queue_done"
         self.finished = True
 
@@ -1056,6 +1057,7 @@ def queue_done(turn: Turn, result: str) -> None:
     calls.note_step(turn.call, f"queue={result}")
     if result == "bridged":
         calls.set_outcome(turn.call, "handed_to_agent")
+        calls.note_event(turn.db, turn.call, "connected")
         turn.say("agent_done")
         turn.flush()
         turn.reply.hangup()
@@ -1064,6 +1066,7 @@ def queue_done(turn: Turn, result: str) -> None:
     elif result == "leave" and turn.state.callback:
         ask_callback(turn, "queue_wait")
     elif result == "hangup":
+        calls.note_event(turn.db, turn.call, "abandoned")
         turn.reply.hangup()
         turn.call.expect = "ended"
         turn.finished = True

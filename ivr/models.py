@@ -98,3 +98,28 @@ class CallbackRequest(Base):
         CheckConstraint("status IN ('open', 'done')", name="status_known"),
         Index("ix_callback_request_open", "status", "requested_at"),
     )
+
+
+CALL_EVENTS = ("started", "entered_queue", "connected", "abandoned", "completed")
+
+
+class CallEvent(Base):
+    """What happened to a call, when: the log the supervisor's wallboard is computed from
+    (a call can enter the queue, be connected, or be abandoned at most once each here; the
+    row for each is written when the webhook or the agent's action says so)."""
+
+    __tablename__ = "call_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    language: Mapped[str] = mapped_column(String(5))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in CALL_EVENTS) + ")", name="kind_known"
+        ),
+        Index("ix_call_event_at", "at", "kind"),
+        Index("uq_call_event_once", "call_id", "kind", unique=True),
+    )

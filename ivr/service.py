@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
 import phonenumbers
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service as booking
-from booking.context import context
+from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.personal import mask_phone, parse_phone
-from ivr.models import Call, CallbackRequest
+from ivr.models import Call, CallbackRequest, CallEvent
 
 # What Twilio sends as From for a withheld number ("anonymous", or these pseudo-numbers).
 WITHHELD = {"", "anonymous", "+266696687", "+86282452253", "+7378742833", "+2562533", "restricted"}
@@ -117,7 +117,19 @@ def start_call(db: DbSession, *, call_sid: str, caller: Caller) -> Call:
     )
     db.add(call)
     db.flush()
+    note_event(db, call, "started")
     return call
+
+
+def note_event(db: DbSession, call: Call, kind: str) -> None:
+    """Log a call event once (the wallboard counts them); the call's row is locked by the
+    webhook or the agent's action, so two writers cannot both find it missing."""
+    seen = db.execute(
+        select(CallEvent.id).where(CallEvent.call_id == call.id, CallEvent.kind == kind)
+    ).first()
+    if seen is None:
+        db.add(CallEvent(call_id=call.id, kind=kind, at=context(db).now(), language=call.language))
+        db.flush()
 
 
 def lock_call(db: DbSession, call_sid: str) -> Call | None:
@@ -182,10 +194,12 @@ def end_call(db: DbSession, *, call_sid: str, status: str, duration: int | None)
             booking.release_hold(db, hold_id=state.hold)
         except BookingError:
             pass  # booked from it, or lapsed and reclaimed
-    if call.queue and call.queue_result is None:
+    if call.queue and call.queue_result is None and call.answered_at is None:
         call.queue_result = "hangup"
+        note_event(db, call, "abandoned")  # hung up while waiting for a person
     if call.outcome == "in_progress":
         call.outcome = "abandoned"
+    note_event(db, call, "completed")
     call.twilio_status = status[:20]
     call.duration_seconds = duration
     call.ended_at = call.ended_at or now
@@ -376,6 +390,7 @@ def claim_call(db: DbSession, *, call_sid: str, staff_id: int) -> bool:
     call = db.execute(select(Call).where(Call.call_sid == call_sid)).scalar_one()
     set_outcome(call, "handed_to_agent")
     note_step(call, "answered")
+    note_event(db, call, "connected")
     return True
 
 
@@ -416,10 +431,16 @@ class WaitingCall:
     masked_caller: str | None
 
 
+# A call "waiting" longer than this lost its status callback (Twilio would have ended it): it
+# is not shown as waiting for ever.
+WAITING_HORIZON = timedelta(hours=2)
+
+
 def waiting_calls(db: DbSession) -> list[WaitingCall]:
     """Calls in the agents' queue now (entered, not yet answered, left or hung up), the
     longest-waiting first."""
     vault = context(db).vault
+    since = context(db).now() - WAITING_HORIZON
     rows = db.execute(
         select(Call)
         .where(
@@ -427,6 +448,7 @@ def waiting_calls(db: DbSession) -> list[WaitingCall]:
             Call.queue_result.is_(None),
             Call.ended_at.is_(None),
             Call.agent_staff_id.is_(None),
+            Call.enqueued_at >= since,
         )
         .order_by(Call.enqueued_at, Call.id)
     ).scalars()
@@ -452,3 +474,120 @@ def my_open_call(db: DbSession, *, staff_id: int) -> str | None:
         .order_by(Call.answered_at.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+# --- the supervisor's wallboard -------------------------------------------------------------
+
+SERVICE_LEVEL_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """One period's queue: offered, connected, abandoned, and the derived rates."""
+
+    offered: int
+    connected: int
+    abandoned: int
+    within_target: int
+    answer_seconds: list[float]
+
+    @property
+    def service_level(self) -> float | None:
+        """Share answered within the target of those answered or abandoned."""
+        settled = self.connected + self.abandoned
+        return self.within_target / settled if settled else None
+
+    @property
+    def abandon_rate(self) -> float | None:
+        settled = self.connected + self.abandoned
+        return self.abandoned / settled if settled else None
+
+    @property
+    def average_speed_of_answer(self) -> float | None:
+        return sum(self.answer_seconds) / len(self.answer_seconds) if self.answer_seconds else None
+
+
+@dataclass(frozen=True)
+class Wallboard:
+    day: date
+    waiting: int
+    longest_wait_seconds: float | None
+    today: QueueFigures
+    by_hour: dict[int, QueueFigures]
+    average_handling_seconds: float | None
+    calls: int
+    self_served: int
+
+    @property
+    def self_service_rate(self) -> float | None:
+        """Calls that ended without a person (booked, or checked/moved/cancelled/FAQ)."""
+        return self.self_served / self.calls if self.calls else None
+
+
+def _figures(
+    entered: dict[int, datetime], connected: dict[int, datetime], abandoned: set[int]
+) -> QueueFigures:
+    waits = [(connected[c] - entered[c]).total_seconds() for c in connected if c in entered]
+    return QueueFigures(
+        offered=len(entered),
+        connected=len(connected),
+        abandoned=len(abandoned),
+        within_target=sum(1 for w in waits if w <= SERVICE_LEVEL_SECONDS),
+        answer_seconds=waits,
+    )
+
+
+def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
+    """Today's figures (Tokyo time), and by hour, from the call-event log."""
+    now = context(db).now()
+    day = day or now.astimezone(TOKYO).date()
+    start = datetime.combine(day, datetime.min.time(), TOKYO)
+    end = start + timedelta(days=1)
+    rows = db.execute(
+        select(CallEvent.call_id, CallEvent.kind, CallEvent.at).where(
+            CallEvent.at >= start, CallEvent.at < end
+        )
+    ).all()
+    by_kind: dict[str, dict[int, datetime]] = {}
+    for call_id, kind, at in rows:
+        by_kind.setdefault(kind, {})[call_id] = at
+    entered = by_kind.get("entered_queue", {})
+    connected = by_kind.get("connected", {})
+    abandoned = set(by_kind.get("abandoned", {}))
+    hours: dict[int, QueueFigures] = {}
+    for hour in sorted({at.astimezone(TOKYO).hour for at in entered.values()}):
+        in_hour = {c: at for c, at in entered.items() if at.astimezone(TOKYO).hour == hour}
+        hours[hour] = _figures(
+            in_hour,
+            {c: at for c, at in connected.items() if c in in_hour},
+            {c for c in abandoned if c in in_hour},
+        )
+    waiting = waiting_calls(db)
+    handled = db.execute(
+        select(Call.answered_at, Call.wrapped_at).where(
+            Call.answered_at >= start, Call.answered_at < end, Call.wrapped_at.is_not(None)
+        )
+    ).all()
+    handling = [(w - a).total_seconds() for a, w in handled if a and w]
+    started = by_kind.get("started", {})
+    served = 0
+    if started:
+        served = int(
+            db.execute(
+                select(func.count())
+                .select_from(Call)
+                .where(Call.id.in_(list(started)), Call.outcome.in_(("booked", "self_served")))
+            ).scalar_one()
+        )
+    return Wallboard(
+        day=day,
+        waiting=len(waiting),
+        longest_wait_seconds=max(
+            ((now - w.enqueued_at).total_seconds() for w in waiting), default=None
+        ),
+        today=_figures(entered, connected, abandoned),
+        by_hour=hours,
+        average_handling_seconds=sum(handling) / len(handling) if handling else None,
+        calls=len(started),
+        self_served=served,
+    )

@@ -503,3 +503,87 @@ def test_a_callback_is_taken_on_by_one_agent_and_its_outcome_recorded(console: C
     )
     with console.app_sessions() as db:
         assert all(c.id != callback_id for c in calls.open_callbacks(db))
+
+
+def test_the_wallboard_counts_from_the_call_event_log(console: Console) -> None:
+    """A day of its own (no other test calls on 2026-12-22): five calls, figures by hand."""
+    from datetime import datetime as dt
+
+    from booking.context import TOKYO
+    from ivr import service as calls
+
+    clock = console.clock
+
+    def at(minutes: int, seconds: int) -> None:
+        clock.set(dt(2026, 12, 22, 10, minutes, seconds, tzinfo=TOKYO))
+
+    agent_login = console.person("agent")
+    with console.app_sessions() as db:
+        agent_id = next(p.id for p in staff.list_staff(db) if p.login_id == agent_login)
+
+    def claim(call: PhoneCall) -> None:
+        with console.app_sessions() as db:
+            assert calls.claim_call(db, call_sid=call.call_sid, staff_id=agent_id)
+            db.commit()
+
+    def wrap(call: PhoneCall) -> None:
+        with console.app_sessions() as db:
+            assert calls.wrap_up(
+                db, call_sid=call.call_sid, staff_id=agent_id, disposition="resolved"
+            )
+            db.commit()
+
+    with TestClient(console.app) as http:
+
+        def caller() -> PhoneCall:
+            return PhoneCall(
+                http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile()
+            )
+
+        a, b, c, d, e = (caller() for _ in range(5))
+        at(0, 0)
+        a.dial()
+        a.press("0")
+        at(0, 10)
+        claim(a)  # answered in 10 s: within the target
+        b.dial()
+        b.press("0")
+        at(0, 20)
+        c.dial()
+        c.press("0")
+        at(1, 0)
+        b.hang_up()  # abandoned in the queue
+        claim(c)  # answered in 40 s
+        d.dial()
+        d.press("3")
+        d.press("1")
+        d.hang_up()  # the FAQ did it
+        at(1, 30)
+        e.dial()
+        e.press("0")
+        at(2, 0)
+        wrap(c)  # 60 s handling
+        at(3, 10)
+        wrap(a)  # 180 s handling
+        at(3, 30)  # e has waited two minutes
+
+    with console.app_sessions() as db:
+        board = calls.wallboard(db)
+    assert board.today.offered == 4
+    assert (board.today.connected, board.today.abandoned) == (2, 1)
+    assert board.today.service_level == pytest.approx(1 / 3)
+    assert board.today.abandon_rate == pytest.approx(1 / 3)
+    assert board.today.average_speed_of_answer == pytest.approx(25)
+    assert board.average_handling_seconds == pytest.approx(120)
+    assert board.longest_wait_seconds == pytest.approx(120)
+    assert board.waiting >= 1
+    assert (board.calls, board.self_served) == (5, 1)
+    assert list(board.by_hour) == [10]
+
+    supervisor, _ = console.signed_in("supervisor")
+    page = supervisor.get("/console/wallboard")
+    assert page.status_code == 200
+    assert 'id="service-level" style="font-size: 2rem; margin: 0">33%' in page.text
+    assert "120秒" in page.text and "25秒" in page.text
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/wallboard").status_code == 403
