@@ -188,10 +188,42 @@ def _machine() -> tuple[int, int]:
     return total - idle, total
 
 
-def _cpu_by_group(server_pid: int) -> dict[str, int]:
-    """CPU jiffies used so far by this bench, uvicorn (and its workers) and PostgreSQL."""
-    used: dict[str, int] = {}
-    me = os.getpid()
+def _group(pid: int, comm: str, ppid: int, watch: CpuWatch) -> str | None:
+    """Whose work a process does: the callers, uvicorn, PostgreSQL for this bench, or other."""
+    if pid == os.getpid():
+        return "callers"
+    if watch.server_pid in (pid, ppid):
+        return "uvicorn"
+    if comm != "postgres":
+        return None
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            title = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    if f" {watch.database} " in title:
+        return "postgres"  # a backend of the bench database
+    if "(" in title or "[local]" in title or "autovacuum worker" in title:
+        return None  # a backend of another database: someone else's work
+    return "postgres"  # the server's shared processes: WAL writer, checkpointer…
+
+
+@dataclass(frozen=True)
+class CpuWatch:
+    server_pid: int
+    database: str
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    busy: int
+    total: int
+    processes: dict[int, tuple[str, int]]  # pid -> (group, jiffies so far)
+
+
+def cpu_mark(watch: CpuWatch) -> CpuMark:
+    busy, total = _machine()
+    processes: dict[int, tuple[str, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -202,44 +234,30 @@ def _cpu_by_group(server_pid: int) -> dict[str, int]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         rest = raw[raw.rindex(")") + 2 :].split()
-        pid, ppid, jiffies = int(entry), int(rest[1]), int(rest[11]) + int(rest[12])
-        if pid == me:
-            group = "bench (callers)"
-        elif server_pid in (pid, ppid):
-            group = "uvicorn"
-        elif comm == "postgres":
-            group = "postgres"
-        else:
-            continue
-        used[group] = used.get(group, 0) + jiffies
-    return used
+        group = _group(int(entry), comm, int(rest[1]), watch)
+        if group is not None:
+            processes[int(entry)] = (group, int(rest[11]) + int(rest[12]))
+    return CpuMark(busy, total, processes)
 
 
-@dataclass(frozen=True)
-class CpuMark:
-    busy: int
-    total: int
-    groups: dict[str, int]
+GROUPS = ("callers", "uvicorn", "postgres")
 
 
-def cpu_mark(server_pid: int) -> CpuMark:
-    busy, total = _machine()
-    return CpuMark(busy, total, _cpu_by_group(server_pid))
-
-
-def describe_cpu(before: CpuMark, after: CpuMark) -> tuple[str, float]:
-    """The CPU line, and the share of the machine something else used."""
+def describe_cpu(before: CpuMark, after: CpuMark, webhooks: int) -> tuple[str, float]:
+    """Who used the CPUs during the run, and the share of the machine something else used."""
     total = max(after.total - before.total, 1)
     busy = after.busy - before.busy
-    parts = [f"machine busy {busy / total * 100:.0f}%"]
-    accounted = 0
-    for group in ("bench (callers)", "uvicorn", "postgres"):
-        used = after.groups.get(group, 0) - before.groups.get(group, 0)
-        accounted += used
-        parts.append(f"{group} {used / total * 100:.0f}%")
-    other = max(busy - accounted, 0) / total
-    parts.append(f"other {other * 100:.0f}%")
-    return f"CPU ({os.cpu_count()} cores = 100%): " + ", ".join(parts), other
+    used = dict.fromkeys(GROUPS, 0)
+    for pid, (group, jiffies) in after.processes.items():
+        used[group] += jiffies - before.processes.get(pid, (group, 0))[1]
+    other = max(busy - sum(used.values()), 0) / total
+    share = ", ".join(f"{g} {used[g] / total * 100:.0f}%" for g in GROUPS)
+    per = ", ".join(f"{g} {used[g] / CLK_TCK / max(webhooks, 1) * 1000:.1f} ms" for g in GROUPS)
+    return (
+        f"CPU ({os.cpu_count()} cores = 100%): machine busy {busy / total * 100:.0f}%, {share}, "
+        f"other {other * 100:.0f}%\nCPU per webhook: {per}",
+        other,
+    )
 
 
 # --- the database and the server ------------------------------------------------------------
@@ -550,7 +568,7 @@ def booking_call(caller: Caller) -> str:
         elif step == "offer_none":
             where = "anywhere" if venue == 0 else f"venue {venue}"
             with caller.shared.lock:
-                plan = f"{service_id} {where} for {party}"
+                plan = f"{service_id} at {where} for {party}"
                 caller.shared.no_time[plan] = caller.shared.no_time.get(plan, 0) + 1
             if venue == 0:
                 caller.press("9")  # back to the menu, where the caller hangs up
@@ -909,7 +927,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         install_ward(url, keys)
-        server = Server(url, keys, args.workers, log)
+        try:
+            server = Server(url, keys, args.workers, log)
+        except RuntimeError as failed:
+            print(Path(log.name).read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(f"uvicorn did not start: {failed}", file=sys.stderr)
+            return 1
         try:
             menus = ward_menus()
             warm = Shared(None, server.base_url, engine, menus, think=0.0)
@@ -918,9 +941,10 @@ def main(argv: list[str] | None = None) -> int:
             shared = Shared(samples, server.base_url, engine, menus, think=args.think)
             shared.booked = list(warm.booked)
             shared.numbers = set(warm.numbers)
-            before = cpu_mark(server.process.pid)
+            watch = CpuWatch(server.process.pid, str(url.database))
+            before = cpu_mark(watch)
             run = run_lines(shared, args)
-            after = cpu_mark(server.process.pid)
+            after = cpu_mark(watch)
         finally:
             server.stop()
         booked = warm.outcomes.get("booking: booked", 0) + shared.outcomes.get("booking: booked", 0)
@@ -951,7 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bookings made: {shared.outcomes.get('booking: booked', 0)} in the timed run "
         f"(+{warm.outcomes.get('booking: booked', 0)} in the warm-up); {db_summary}"
     )
-    cpu_line, other = describe_cpu(before, after)
+    cpu_line, other = describe_cpu(before, after, webhooks)
     print(cpu_line)
     if other > NOISE:
         print(
@@ -960,11 +984,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if shared.no_time:
         found = ", ".join(f"{plan} ×{n}" for plan, n in sorted(shared.no_time.items()))
-        print(f"no free time for: {found}")
+        print(f"no free time (venue numbers as the IVR lists them) for: {found}")
     if errors:
         print(f"\nERRORS ({len(errors)}):")
-        for error in errors[:30]:
-            print(f"  {error}")
+        for message in errors[:30]:
+            print(f"  {message}")
         if len(errors) > 30:
             print(f"  … and {len(errors) - 30} more")
     verdict = "met" if p99 < AIM_MS else "MISSED"
