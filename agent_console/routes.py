@@ -466,6 +466,59 @@ async def wrap_up(request: Request, call_sid: str) -> Response:
     return RedirectResponse("/console/", status_code=303)
 
 
+# --- the FAQ panel ----------------------------------------------------------------------------
+
+
+@router.get("/faq", response_class=HTMLResponse)
+def faq_panel(request: Request, q: str = "", saved: str = "") -> Response:
+    """The answers agents read from: the same entries the IVR's option 3 speaks."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "counter_manager", "supervisor")
+        entries = calls.faq_entries(db, query=q)
+    return _render(request, "faq.html", seat, entries=entries, q=q, saved=saved, error=None)
+
+
+@router.post("/faq/{faq_id}")
+async def faq_edit(request: Request, faq_id: str) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            calls.update_faq(
+                db,
+                faq_id=faq_id,
+                title_ja=form.get("title_ja", ""),
+                title_en=form.get("title_en", ""),
+                answer_ja=form.get("answer_ja", ""),
+                answer_en=form.get("answer_en", ""),
+            )
+        except ValueError:
+            db.rollback()
+            entries = calls.faq_entries(db)
+            return _render(
+                request,
+                "faq.html",
+                seat,
+                status_code=422,
+                entries=entries,
+                q="",
+                saved="",
+                error="日本語と英語の見出しと答えを、すべて入力してください。",
+            )
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="faq.edit",
+            subject_kind="faq",
+            subject_id=faq_id,
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
+
+
 # --- the supervisor's wallboard ---------------------------------------------------------------
 
 

@@ -658,7 +658,7 @@ def faq_call(caller: Caller) -> str:
     for _ in range(caller.rng.randint(1, 3)):
         if caller.step() != "faq":
             raise caller.unexpected(caller.step())
-        caller.press(caller.rng.choice(sorted(flow.FAQ)))
+        caller.press(caller.rng.choice(["1", "2", "3", "4"]))  # the first four FAQ entries
     if caller.step() != "faq":
         raise caller.unexpected(caller.step())
     caller.hang_up()

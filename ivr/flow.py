@@ -949,11 +949,20 @@ def answer_after_manage(turn: Turn, digits: str) -> None:
 
 # frequently asked questions
 
-FAQ = {"1": "faq_hours", "2": "faq_venues", "3": "faq_bring", "4": "faq_how_long"}
+
+def _faq(turn: Turn) -> list[calls.Faq]:
+    return calls.faq_entries(turn.db)[: calls.MAX_FAQ_ON_THE_LINE]
+
+
+def _faq_choices(turn: Turn) -> None:
+    for i, entry in enumerate(_faq(turn), start=1):
+        turn.say("faq_option", title=entry.title(turn.language), press=i)
+    turn.say("faq_back")
 
 
 def ask_faq(turn: Turn) -> None:
     turn.say("faq_intro")
+    _faq_choices(turn)
     turn.gather("faq", num_digits=1)
 
 
@@ -961,11 +970,14 @@ def answer_faq(turn: Turn, digits: str) -> None:
     if digits == "9":
         back_to_menu(turn)
         return
-    if digits not in FAQ:
+    entries = _faq(turn)
+    if not digits.isdigit() or not 1 <= int(digits) <= len(entries):
         raise Miss
     calls.set_outcome(turn.call, "self_served")
-    turn.say(FAQ[digits])
+    answer_text = entries[int(digits) - 1].answer(turn.language)
+    turn.pending.append((turn.language, answer_text))
     turn.say("faq_more")  # the choices again, briefly: not the whole introduction
+    _faq_choices(turn)
     turn.gather("faq", num_digits=1)
 
 

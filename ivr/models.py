@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.base import Base, UTCDateTime
@@ -123,3 +123,19 @@ class CallEvent(Base):
         Index("ix_call_event_at", "at", "kind"),
         Index("uq_call_event_once", "call_id", "kind", unique=True),
     )
+
+
+class FaqEntry(Base):
+    """A frequently asked question: what the IVR's option 3 speaks (key n for the n-th entry)
+    and what agents read from in the console. Supervisors edit them."""
+
+    __tablename__ = "faq_entry"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sort_order: Mapped[int] = mapped_column(Integer)
+    title_ja: Mapped[str] = mapped_column(String(100))
+    title_en: Mapped[str] = mapped_column(String(100))
+    answer_ja: Mapped[str] = mapped_column(Text)
+    answer_en: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -410,14 +410,16 @@ def test_the_faq_answers_without_an_agent(line: Line, lang: str) -> None:
     start(call, lang)
     call.press("3")
     assert heard(call, prompt(lang, "faq_intro"))
-    for key, answer in (
-        ("1", "faq_hours"),
-        ("2", "faq_venues"),
-        ("3", "faq_bring"),
-        ("4", "faq_how_long"),
-    ):
-        call.press(key)
-        assert heard(call, prompt(lang, answer))
+    with line.sessions() as db:
+        entries = calls.faq_entries(db)
+    assert len(entries) >= 4  # hours, venues, what to bring, how long a card takes
+    for i, entry in enumerate(entries, start=1):
+        assert heard(call, prompt(lang, "faq_option", title=entry.title(lang), press=i))
+    for i, entry in enumerate(entries, start=1):
+        call.press(str(i))
+        assert heard(call, entry.answer(lang))
+    call.press(str(len(entries) + 1))  # not a question
+    assert heard(call, prompt(lang, "wrong_key"))
     call.press("9")
     assert heard(call, prompt(lang, "menu"))
     call.hang_up()
@@ -536,3 +538,34 @@ def test_times_as_spoken() -> None:
     assert say_when(at + timedelta(hours=3, minutes=15), "ja").endswith("午後1時15分")
     assert say_digits("29532630", "ja", group=4) == "に、きゅう、ご、さん。に、ろく、さん、ゼロ"
     assert say_phone("+819012345678", "en").startswith("zero, nine, zero, one, two")
+
+
+def test_an_edited_answer_is_spoken_from_the_next_call(line: Line) -> None:
+    with line.sessions() as db:
+        first = calls.faq_entries(db)[0]
+        calls.update_faq(
+            db,
+            faq_id=first.id,
+            title_ja=first.title_ja,
+            title_en=first.title_en,
+            answer_ja="年末年始は12月29日から1月3日までお休みです。",
+            answer_en=first.answer_en,
+        )
+        db.commit()
+    try:
+        call = line.call()
+        call.dial()
+        call.press("3")
+        call.press("1")
+        assert heard(call, "年末年始は12月29日から1月3日までお休みです。")
+    finally:
+        with line.sessions() as db:
+            calls.update_faq(
+                db,
+                faq_id=first.id,
+                title_ja=first.title_ja,
+                title_en=first.title_en,
+                answer_ja=first.answer_ja,
+                answer_en=first.answer_en,
+            )
+            db.commit()
