@@ -451,6 +451,7 @@ async def wrap_up(request: Request, call_sid: str) -> Response:
             return _render(request, "expired.html", seat, status_code=403)
         disposition = form.get("disposition", "")
         if disposition not in DISPOSITIONS:
+            db.rollback()
             return call_screen(request, call_sid, error="対応結果を選んでください。")
         calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
         staff.audit(
@@ -623,6 +624,39 @@ async def finish_callback(request: Request, callback_id: int) -> Response:
     return RedirectResponse("/console/", status_code=303)
 
 
+# --- changing a caller's booking ---------------------------------------------------------------
+
+
+@router.post("/calls/{call_sid}/bookings/{booking_id}/cancel")
+async def cancel_for_caller(request: Request, call_sid: str, booking_id: int) -> Response:
+    """Cancel a booking the caller asked to cancel (they confirmed it on the phone)."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        _call_for(db, seat, call_sid)
+        if not _csrf_ok(seat, form) or form.get("confirm") != "yes":
+            db.rollback()  # SQLite: this request's lock goes before the page reads again
+            return call_screen(
+                request, call_sid, error="取り消す前に、確認の欄にチェックを入れてください。"
+            )
+        try:
+            cancelled = booking.cancel_booking(db, booking_id=booking_id)
+        except BookingError as refused:
+            db.rollback()
+            return call_screen(request, call_sid, error=refused.message("ja"))
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="booking.cancel",
+            subject_kind="booking",
+            subject_id=booking_id,
+            detail=f"for call {call_sid}",
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse(f"/console/calls/{call_sid}?cancelled={cancelled.code}", 303)
+
+
 # --- booking on the caller's behalf ----------------------------------------------------------
 
 
@@ -634,8 +668,10 @@ def book_search(
     venue: str = "",
     party: int = 1,
     day: str = "",
+    move: int | None = None,
 ) -> Response:
-    """Free times for the caller: a service, a venue or any, the party, a day."""
+    """Free times for the caller: a service, a venue or any, the party, a day. With ``move``,
+    the time chosen becomes that booking's new time."""
     with _db(request) as db:
         seat = _seat(request, db, "agent", "supervisor")
         _call_for(db, seat, call_sid)
@@ -675,6 +711,7 @@ def book_search(
         services=services,
         error=error,
         max_party=ctx.rules.max_party_size,
+        move=move,
     )
 
 
@@ -700,6 +737,26 @@ async def book_hold(request: Request, call_sid: str) -> Response:
                 refused.message("ja") if isinstance(refused, BookingError) else "入力が不正です。"
             )
             return call_screen(request, call_sid, error=message)
+        if form.get("move", "").isdigit():
+            # A move: the new seats are held, now the booking moves onto them (its old seats
+            # are given back only once the new ones are taken, in the engine).
+            booking_id = int(form["move"])
+            try:
+                moved = booking.reschedule_booking(db, booking_id=booking_id, hold_id=hold.id)
+            except BookingError as refused:
+                db.rollback()
+                return call_screen(request, call_sid, error=refused.message("ja"))
+            staff.audit(
+                db,
+                staff=seat.staff,
+                action="booking.move",
+                subject_kind="booking",
+                subject_id=booking_id,
+                detail=f"for call {call_sid}",
+                client=_client(request),
+            )
+            db.commit()
+            return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
         db.commit()
     return RedirectResponse(f"/console/calls/{call_sid}/book/{hold.id}", status_code=303)
 
@@ -718,6 +775,7 @@ def book_details(
         try:
             held = booking.get_hold(db, hold_id=hold_id)
         except BookingError as refused:
+            db.rollback()
             return call_screen(request, call_sid, error=refused.message("ja"))
         chosen = booking.service_or_404(db, held.service_id)
         venue = booking.venue_or_404(db, held.venue_id)

@@ -640,3 +640,53 @@ def test_agents_search_the_faq_and_supervisors_edit_it(console: Console) -> None
             answer_en=before.answer_en,
         )
         db.commit()
+
+
+def test_an_agent_moves_and_cancels_a_callers_booking(console: Console) -> None:
+    agent, login = console.signed_in("agent")
+    phone = new_mobile()
+    with console.app_sessions() as db:
+        made = booking.book(
+            db,
+            slot_id=SlotMaker(db)(3),
+            party=2,
+            resident=booking.ResidentInput("イドウ ハナ", phone, date(1966, 6, 6)),
+            channel="ivr",
+        )
+        target = SlotMaker(db)(2)
+        db.commit()
+    with TestClient(console.app) as http:
+        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=phone)
+        call.dial()
+        call.press("0")
+    home = agent.get("/console/")
+    screen = agent.post(f"/console/calls/{call.call_sid}/answer", data={"csrf": csrf_of(home.text)})
+    assert made.code in screen.text  # found by the caller ID
+    assert f"move={made.id}" in screen.text
+    moved = agent.post(
+        f"/console/calls/{call.call_sid}/book/hold",
+        data={
+            "csrf": csrf_of(screen.text),
+            "slot_id": str(target),
+            "party": "2",
+            "move": str(made.id),
+        },
+    )
+    assert f"予約番号 {made.code} の日時を変更しました" in moved.text
+    with console.app_sessions() as db:
+        after = booking.booking_by_code(db, code=made.code)
+    assert after.slot_id == target and after.status == "booked"
+    unconfirmed = agent.post(
+        f"/console/calls/{call.call_sid}/bookings/{made.id}/cancel",
+        data={"csrf": csrf_of(moved.text)},
+    )
+    assert "確認の欄にチェック" in unconfirmed.text
+    cancelled = agent.post(
+        f"/console/calls/{call.call_sid}/bookings/{made.id}/cancel",
+        data={"csrf": csrf_of(moved.text), "confirm": "yes"},
+    )
+    assert f"予約番号 {made.code} を取り消しました" in cancelled.text
+    with console.app_sessions() as db:
+        assert booking.booking_by_code(db, code=made.code).status == "cancelled"
+    actions = [e.action for e in events(console, login_id=login)]
+    assert "booking.move" in actions and "booking.cancel" in actions
