@@ -520,6 +520,50 @@ async def faq_edit(request: Request, faq_id: str) -> Response:
     return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
 
 
+# --- inquiry categories (supervisors) -----------------------------------------------------------
+
+
+@router.get("/categories", response_class=HTMLResponse)
+def category_list(request: Request, error: str | None = None) -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor")
+        rows = staff.all_categories(db)
+    return _render(request, "categories.html", seat, rows=rows, error=error)
+
+
+@router.post("/categories")
+async def category_save(request: Request) -> Response:
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            staff.save_category(
+                db,
+                category_id=form.get("id", ""),
+                name_ja=form.get("name_ja", ""),
+                active=form.get("active") == "yes",
+            )
+        except StaffError as refused:
+            db.rollback()
+            rows = staff.all_categories(db)
+            return _render(
+                request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
+            )
+        staff.audit(
+            db,
+            staff=seat.staff,
+            action="category.save",
+            subject_kind="category",
+            subject_id=form.get("id", "")[:40],
+            detail=f"active={form.get('active') == 'yes'}",
+            client=_client(request),
+        )
+        db.commit()
+    return RedirectResponse("/console/categories", status_code=303)
+
+
 # --- the supervisor's wallboard ---------------------------------------------------------------
 
 

@@ -487,3 +487,35 @@ def inquiries_for(db: DbSession, *, phone: str | None, call_id: int | None) -> l
         )
         for i, login, name in rows
     ]
+
+
+def all_categories(db: DbSession) -> list[tuple[Category, bool]]:
+    """Every category with whether it is offered (supervisors' list)."""
+    rows = db.execute(
+        select(InquiryCategory).order_by(InquiryCategory.sort_order, InquiryCategory.id)
+    ).scalars()
+    return [(Category(c.id, c.name_ja), c.active) for c in rows]
+
+
+def save_category(db: DbSession, *, category_id: str, name_ja: str, active: bool) -> None:
+    """Add a category or rename one; one no longer offered stays on past inquiries."""
+    category_id = category_id.strip()
+    name = name_ja.strip()
+    if not category_id or not category_id.isascii() or len(category_id) > 40 or not name:
+        raise StaffError("分類のIDは半角英数字、名前は必ず入力してください。")
+    found = db.get(InquiryCategory, category_id)
+    if found is None:
+        last = (
+            db.execute(
+                select(InquiryCategory.sort_order).order_by(InquiryCategory.sort_order.desc())
+            )
+            .scalars()
+            .first()
+        )
+        db.add(
+            InquiryCategory(id=category_id, name_ja=name, sort_order=(last or 0) + 1, active=active)
+        )
+    else:
+        found.name_ja = name
+        found.active = active
+    db.flush()

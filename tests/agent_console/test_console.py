@@ -690,3 +690,31 @@ def test_an_agent_moves_and_cancels_a_callers_booking(console: Console) -> None:
         assert booking.booking_by_code(db, code=made.code).status == "cancelled"
     actions = [e.action for e in events(console, login_id=login)]
     assert "booking.move" in actions and "booking.cancel" in actions
+
+
+def test_supervisors_edit_the_inquiry_categories(console: Console) -> None:
+    supervisor, login = console.signed_in("supervisor")
+    page = supervisor.get("/console/categories")
+    assert "カードの紛失" in page.text
+    new_id = f"moving{next(_logins)}"
+    added = supervisor.post(
+        "/console/categories",
+        data={"csrf": csrf_of(page.text), "id": new_id, "name_ja": "転居", "active": "yes"},
+    )
+    assert f'value="{new_id}"' in added.text
+    with console.app_sessions() as db:
+        assert new_id in [c.id for c in staff.categories(db)]
+    supervisor.post(
+        "/console/categories",
+        data={"csrf": csrf_of(page.text), "id": new_id, "name_ja": "転居・転入"},  # unticked
+    )
+    with console.app_sessions() as db:
+        assert new_id not in [c.id for c in staff.categories(db)]  # no longer offered
+        assert (new_id, False) in [(c.id, a) for c, a in staff.all_categories(db)]
+    bad = supervisor.post(
+        "/console/categories", data={"csrf": csrf_of(page.text), "id": "", "name_ja": ""}
+    )
+    assert bad.status_code == 422
+    assert events(console, login_id=login, action="category.save", subject_id=new_id)
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/categories").status_code == 403
