@@ -71,17 +71,31 @@ def _seat(request: Request, db: DbSession, *roles: str) -> Seat:
     if seat is None:
         raise SignInNeeded
     if roles and not seat.staff.can(*roles):
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="page.refused",
-            subject_kind="page",
-            subject_id=request.url.path,
-            client=_client(request),
-        )
+        _log(db, seat, request, "page.refused", "page", request.url.path)
         db.commit()
         raise NotAllowed
     return seat
+
+
+def _log(
+    db: DbSession,
+    seat: Seat,
+    request: Request,
+    action: str,
+    subject_kind: str,
+    subject_id: str | int,
+    detail: str = "",
+) -> None:
+    """An audit event by the signed-in staff member, in this request's transaction."""
+    staff.audit(
+        db,
+        staff=seat.staff,
+        action=action,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        detail=detail,
+        client=_client(request),
+    )
 
 
 def _csrf_ok(seat: Seat, form: dict[str, str]) -> bool:
@@ -175,14 +189,7 @@ async def logout(request: Request) -> Response:
         seat = _seat(request, db)
         if _csrf_ok(seat, form):
             staff.sign_out(db, session_id=seat.session_id)
-            staff.audit(
-                db,
-                staff=seat.staff,
-                action="staff.logout",
-                subject_kind="staff",
-                subject_id=seat.staff.id,
-                client=_client(request),
-            )
+            _log(db, seat, request, "staff.logout", "staff", seat.staff.id)
             db.commit()
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
@@ -292,14 +299,14 @@ def find_bookings(request: Request, phone: str = "", code: str = "") -> Response
         except BookingError as refused:
             error, subject = refused.message("ja"), None
         if subject is not None:
-            staff.audit(
+            _log(
                 db,
-                staff=seat.staff,
-                action="booking.search",
-                subject_kind=subject[0],
-                subject_id=subject[1],
-                detail=f"{len(found)} found; " + ",".join(str(b.id) for b in found),
-                client=_client(request),
+                seat,
+                request,
+                "booking.search",
+                subject[0],
+                subject[1],
+                f"{len(found)} found; " + ",".join(str(b.id) for b in found),
             )
         db.commit()
         venues = {v.id: v for v in booking.list_venues(db)}
@@ -346,14 +353,7 @@ async def answer_call(request: Request, call_sid: str) -> Response:
         if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
             db.rollback()
             return RedirectResponse("/console/?taken=1", status_code=303)
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="call.answer",
-            subject_kind="call",
-            subject_id=call_sid,
-            client=_client(request),
-        )
+        _log(db, seat, request, "call.answer", "call", call_sid)
         db.commit()
     return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
 
@@ -376,14 +376,14 @@ def call_screen(request: Request, call_sid: str, error: str | None = None) -> Re
         call = _call_for(db, seat, call_sid)
         bookings = booking.bookings_for_phone(db, phone=call.caller) if call.caller else []
         history = staff.inquiries_for(db, phone=call.caller, call_id=call.id)
-        staff.audit(
+        _log(
             db,
-            staff=seat.staff,
-            action="call.view",
-            subject_kind="call",
-            subject_id=call_sid,
-            detail="bookings " + ",".join(str(b.id) for b in bookings),
-            client=_client(request),
+            seat,
+            request,
+            "call.view",
+            "call",
+            call_sid,
+            "bookings " + ",".join(str(b.id) for b in bookings),
         )
         db.commit()
         venues = {v.id: v for v in booking.list_venues(db)}
@@ -428,14 +428,14 @@ async def log_inquiry(request: Request, call_sid: str) -> Response:
         except StaffError as refused:
             db.rollback()
             return call_screen(request, call_sid, error=str(refused))
-        staff.audit(
+        _log(
             db,
-            staff=seat.staff,
-            action="inquiry.create",
-            subject_kind="call",
-            subject_id=call_sid,
-            detail=f"inquiry {made}; booking {booking_id or '-'}",
-            client=_client(request),
+            seat,
+            request,
+            "inquiry.create",
+            "call",
+            call_sid,
+            f"inquiry {made}; booking {booking_id or '-'}",
         )
         db.commit()
     return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
@@ -454,15 +454,7 @@ async def wrap_up(request: Request, call_sid: str) -> Response:
             db.rollback()
             return call_screen(request, call_sid, error="対応結果を選んでください。")
         calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="call.wrap_up",
-            subject_kind="call",
-            subject_id=call_sid,
-            detail=disposition,
-            client=_client(request),
-        )
+        _log(db, seat, request, "call.wrap_up", "call", call_sid, disposition)
         db.commit()
     return RedirectResponse("/console/", status_code=303)
 
@@ -508,14 +500,7 @@ async def faq_edit(request: Request, faq_id: str) -> Response:
                 saved="",
                 error="日本語と英語の見出しと答えを、すべて入力してください。",
             )
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="faq.edit",
-            subject_kind="faq",
-            subject_id=faq_id,
-            client=_client(request),
-        )
+        _log(db, seat, request, "faq.edit", "faq", faq_id)
         db.commit()
     return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
 
@@ -551,14 +536,14 @@ async def category_save(request: Request) -> Response:
             return _render(
                 request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
             )
-        staff.audit(
+        _log(
             db,
-            staff=seat.staff,
-            action="category.save",
-            subject_kind="category",
-            subject_id=form.get("id", "")[:40],
-            detail=f"active={form.get('active') == 'yes'}",
-            client=_client(request),
+            seat,
+            request,
+            "category.save",
+            "category",
+            form.get("id", "")[:40],
+            f"active={form.get('active') == 'yes'}",
         )
         db.commit()
     return RedirectResponse("/console/categories", status_code=303)
@@ -619,14 +604,14 @@ def callback_screen(request: Request, callback_id: int) -> Response:
         if claimed is None:
             raise NotAllowed
         bookings = booking.bookings_for_phone(db, phone=claimed.phone)
-        staff.audit(
+        _log(
             db,
-            staff=seat.staff,
-            action="callback.view",
-            subject_kind="callback",
-            subject_id=callback_id,
-            detail="bookings " + ",".join(str(b.id) for b in bookings),
-            client=_client(request),
+            seat,
+            request,
+            "callback.view",
+            "callback",
+            callback_id,
+            "bookings " + ",".join(str(b.id) for b in bookings),
         )
         db.commit()
         venues = {v.id: v for v in booking.list_venues(db)}
@@ -655,15 +640,7 @@ async def finish_callback(request: Request, callback_id: int) -> Response:
             db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
         ):
             raise NotAllowed
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="callback.finish",
-            subject_kind="callback",
-            subject_id=callback_id,
-            detail=outcome,
-            client=_client(request),
-        )
+        _log(db, seat, request, "callback.finish", "callback", callback_id, outcome)
         db.commit()
     return RedirectResponse("/console/", status_code=303)
 
@@ -688,15 +665,7 @@ async def cancel_for_caller(request: Request, call_sid: str, booking_id: int) ->
         except BookingError as refused:
             db.rollback()
             return call_screen(request, call_sid, error=refused.message("ja"))
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="booking.cancel",
-            subject_kind="booking",
-            subject_id=booking_id,
-            detail=f"for call {call_sid}",
-            client=_client(request),
-        )
+        _log(db, seat, request, "booking.cancel", "booking", booking_id, f"for call {call_sid}")
         db.commit()
     return RedirectResponse(f"/console/calls/{call_sid}?cancelled={cancelled.code}", 303)
 
@@ -790,15 +759,7 @@ async def book_hold(request: Request, call_sid: str) -> Response:
             except BookingError as refused:
                 db.rollback()
                 return call_screen(request, call_sid, error=refused.message("ja"))
-            staff.audit(
-                db,
-                staff=seat.staff,
-                action="booking.move",
-                subject_kind="booking",
-                subject_id=booking_id,
-                detail=f"for call {call_sid}",
-                client=_client(request),
-            )
+            _log(db, seat, request, "booking.move", "booking", booking_id, f"for call {call_sid}")
             db.commit()
             return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
         db.commit()
@@ -877,15 +838,7 @@ async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Respons
                 else "生年月日を正しく入力してください。"
             )
             return book_details(request, call_sid, hold_id, error=message, values=form)
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="booking.create",
-            subject_kind="booking",
-            subject_id=made.id,
-            detail=f"for call {call.call_sid}",
-            client=_client(request),
-        )
+        _log(db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}")
         db.commit()
     return RedirectResponse(f"/console/calls/{call_sid}?booked={made.code}", status_code=303)
 
@@ -946,15 +899,7 @@ async def staff_change(request: Request) -> Response:
                 error=str(refused),
                 values=form,
             )
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action=f"staff.{action}",
-            subject_kind="staff",
-            subject_id=subject,
-            detail=what,
-            client=_client(request),
-        )
+        _log(db, seat, request, f"staff.{action}", "staff", subject, what)
         db.commit()
     return RedirectResponse("/console/staff", status_code=303)
 
@@ -988,15 +933,7 @@ def audit_log(request: Request) -> Response:
             query = {}
         entries = staff.search_audit(db, **query)
         report = staff.check_chain(db)
-        staff.audit(
-            db,
-            staff=seat.staff,
-            action="audit.search",
-            subject_kind="audit",
-            subject_id="-",
-            detail=str(dict(request.query_params)),
-            client=_client(request),
-        )
+        _log(db, seat, request, "audit.search", "audit", "-", str(dict(request.query_params)))
         db.commit()
     return _render(
         request, "audit.html", seat, entries=entries, report=report, q=request.query_params
@@ -1012,14 +949,14 @@ def audit_export(request: Request) -> Response:
         except ValueError:
             query = {}
         entries = staff.search_audit(db, limit=100_000, **query)
-        staff.audit(
+        _log(
             db,
-            staff=seat.staff,
-            action="audit.export",
-            subject_kind="audit",
-            subject_id="-",
-            detail=f"{len(entries)} events; " + str(dict(request.query_params)),
-            client=_client(request),
+            seat,
+            request,
+            "audit.export",
+            "audit",
+            "-",
+            f"{len(entries)} events; " + str(dict(request.query_params)),
         )
         db.commit()
     out = io.StringIO()

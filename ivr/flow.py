@@ -342,7 +342,7 @@ def release_offer(turn: Turn) -> None:
 def offer_next(turn: Turn) -> None:
     """Hold and offer the earliest free time after the last one offered."""
     state = turn.state
-    if not (state.service is not None):
+    if state.service is None:
         raise StateLost
     after = state.after_time
     start = after.astimezone(TOKYO).date() if after else None
@@ -382,7 +382,7 @@ def offer_next(turn: Turn) -> None:
 
 def _offered_time(turn: Turn) -> tuple[datetime, str, bool]:
     """The time on offer: when, the venue's name, and whether the hold still keeps it."""
-    if not (turn.state.hold is not None):
+    if turn.state.hold is None:
         raise StateLost
     held = booking.get_hold(turn.db, hold_id=turn.state.hold)
     venue = booking.venue_or_404(turn.db, held.venue_id)
@@ -446,7 +446,7 @@ def answer_offer_none(turn: Turn, digits: str) -> None:
 
 
 def _needs_notices(turn: Turn) -> bool:
-    if not (turn.state.service is not None):
+    if turn.state.service is None:
         raise StateLost
     return bool(booking.service_or_404(turn.db, turn.state.service).requires_notice_number)
 
@@ -527,23 +527,33 @@ def answer_notice_tail(turn: Turn, digits: str) -> None:
 
 
 def ask_notice_check(turn: Turn) -> None:
-    if not (turn.state.pending is not None):
+    if turn.state.pending is None:
         raise StateLost
     turn.say("notice_check", notice=say_notice(turn.state.pending, turn.language))
     turn.gather("notice_check", num_digits=1)
 
 
-def answer_notice_check(turn: Turn, digits: str) -> None:
-    state = turn.state
-    if digits == "1" and state.pending:
-        state.notices.append(state.pending)
-        state.pending = state.notice_head = None
-        next_detail(turn)
+def read_back(turn: Turn, digits: str, accept: Callable[[str], None], again: str) -> None:
+    """The answer to "…, is that right?": 1 keeps the value read back, 2 asks for it again."""
+    pending = turn.state.pending
+    if digits == "1" and pending:
+        turn.state.pending = None
+        accept(pending)
     elif digits == "2":
-        state.pending = state.notice_head = None
-        turn.ask("notice_head")
+        turn.state.pending = None
+        turn.ask(again)
     else:
         raise Miss
+
+
+def answer_notice_check(turn: Turn, digits: str) -> None:
+    def accept(number: str) -> None:
+        turn.state.notices.append(number)
+        turn.state.notice_head = None
+        next_detail(turn)
+
+    turn.state.notice_head = None if digits == "2" else turn.state.notice_head
+    read_back(turn, digits, accept, "notice_head")
 
 
 ERAS = {"1": 1868, "2": 1912, "3": 1926, "4": 1989, "5": 2019}  # 明治 大正 昭和 平成 令和
@@ -584,7 +594,7 @@ def say_birth(day: date, language: str) -> str:
 
 
 def ask_birth_check(turn: Turn) -> None:
-    if not (turn.state.pending is not None):
+    if turn.state.pending is None:
         raise StateLost
     day = date.fromisoformat(turn.state.pending)
     turn.say("birth_check", birth=say_birth(day, turn.language))
@@ -592,18 +602,15 @@ def ask_birth_check(turn: Turn) -> None:
 
 
 def answer_birth_check(turn: Turn, digits: str) -> None:
-    if digits == "1" and turn.state.pending:
-        turn.state.birth, turn.state.pending = turn.state.pending, None
+    def accept(day: str) -> None:
+        turn.state.birth = day
         next_detail(turn)
-    elif digits == "2":
-        turn.state.pending = None
-        turn.ask("birth")
-    else:
-        raise Miss
+
+    read_back(turn, digits, accept, "birth")
 
 
 def ask_phone_caller(turn: Turn) -> None:
-    if not (turn.caller.e164 is not None):
+    if turn.caller.e164 is None:
         raise StateLost
     turn.say("phone_caller", phone=say_phone(turn.caller.e164, turn.language))
     turn.gather("phone_caller", num_digits=1)
@@ -636,21 +643,18 @@ def answer_phone_entry(turn: Turn, digits: str) -> None:
 
 
 def ask_phone_check(turn: Turn) -> None:
-    if not (turn.state.pending is not None):
+    if turn.state.pending is None:
         raise StateLost
     turn.say("phone_check", phone=say_phone(turn.state.pending, turn.language))
     turn.gather("phone_check", num_digits=1)
 
 
 def answer_phone_check(turn: Turn, digits: str) -> None:
-    if digits == "1" and turn.state.pending:
-        turn.state.phone, turn.state.pending = turn.state.pending, None
+    def accept(phone: str) -> None:
+        turn.state.phone = phone
         after_phone(turn)
-    elif digits == "2":
-        turn.state.pending = None
-        turn.ask("phone_entry")
-    else:
-        raise Miss
+
+    read_back(turn, digits, accept, "phone_entry")
 
 
 def after_phone(turn: Turn) -> None:
@@ -677,6 +681,18 @@ def _read_back(turn: Turn, key: str) -> None:
         service=named(service, turn.language),
         party=state.party,
     )
+
+
+# The engine's answers meaning "the time on offer is gone": offer the next one instead.
+LOST_OFFER = ("hold_expired", "hold_not_found", "slot_full", "slot_closed")
+
+
+def offer_lost(turn: Turn) -> None:
+    if turn.state.offered is not None:
+        turn.state.seen.append(turn.state.offered)
+    turn.state.hold = None
+    turn.say("offer_taken")
+    offer_next(turn)
 
 
 def ask_confirm(turn: Turn) -> None:
@@ -721,12 +737,8 @@ def answer_confirm(turn: Turn, digits: str) -> None:
                 idempotency_key=f"ivr:{turn.call.call_sid}:{state.hold}",
             )
     except BookingError as error:
-        if error.code in ("hold_expired", "hold_not_found", "slot_full", "slot_closed"):
-            if state.offered is not None:
-                state.seen.append(state.offered)
-            state.hold = None
-            turn.say("offer_taken")
-            offer_next(turn)  # the details are kept: a new time goes straight to the read-back
+        if error.code in LOST_OFFER:
+            offer_lost(turn)  # the details are kept: a new time goes straight to the read-back
             return
         release_offer(turn)
         turn.say("booking_refused", reason=error.message(turn.language))
@@ -826,7 +838,7 @@ def answer_manage_birth(turn: Turn, digits: str) -> None:
 
 
 def ask_manage(turn: Turn) -> None:
-    if not (turn.state.booking_id is not None):
+    if turn.state.booking_id is None:
         raise StateLost
     found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
     venue = booking.venue_or_404(turn.db, found.venue_id)
@@ -850,7 +862,7 @@ def ask_manage(turn: Turn) -> None:
 
 
 def _changeable(turn: Turn) -> bool:
-    if not (turn.state.booking_id is not None):
+    if turn.state.booking_id is None:
         raise StateLost
     found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
     return found.status == "booked" and found.starts_at > turn.now()
@@ -858,7 +870,7 @@ def _changeable(turn: Turn) -> bool:
 
 def answer_manage(turn: Turn, digits: str) -> None:
     state = turn.state
-    if not (state.booking_id is not None):
+    if state.booking_id is None:
         raise StateLost
     if digits == "9":
         back_to_menu(turn)
@@ -886,12 +898,8 @@ def move_to_offer(turn: Turn) -> None:
                 turn.db, booking_id=state.booking_id, hold_id=state.hold
             )
     except BookingError as error:
-        if error.code in ("hold_expired", "hold_not_found", "slot_full", "slot_closed"):
-            if state.offered is not None:
-                state.seen.append(state.offered)
-            state.hold = None
-            turn.say("offer_taken")
-            offer_next(turn)
+        if error.code in LOST_OFFER:
+            offer_lost(turn)
             return
         release_offer(turn)
         turn.say("move_refused")
@@ -905,7 +913,7 @@ def move_to_offer(turn: Turn) -> None:
 
 
 def ask_cancel_check(turn: Turn) -> None:
-    if not (turn.state.booking_id is not None):
+    if turn.state.booking_id is None:
         raise StateLost
     found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
     turn.say("cancel_check", when=say_when(found.starts_at, turn.language))
@@ -913,7 +921,7 @@ def ask_cancel_check(turn: Turn) -> None:
 
 
 def answer_cancel_check(turn: Turn, digits: str) -> None:
-    if not (turn.state.booking_id is not None):
+    if turn.state.booking_id is None:
         raise StateLost
     if digits == "1":
         try:
@@ -1038,7 +1046,7 @@ def ask_callback(turn: Turn, reason: str) -> None:
 
 
 def ask_callback_phone(turn: Turn) -> None:
-    if not (turn.caller.e164 is not None):
+    if turn.caller.e164 is None:
         raise StateLost
     turn.say("phone_caller", phone=say_phone(turn.caller.e164, turn.language))
     turn.gather("callback_phone", num_digits=1)
