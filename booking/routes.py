@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from booking import service
+from booking.personal import refuse_my_number
 from booking.schemas import (
     BookingIn,
     BookingOut,
@@ -110,6 +111,10 @@ def create_booking(
         language=body.language,
         members=[MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members],
     )
+    if idempotency_key is not None:
+        # A client's own key is stored as given: it must not carry a My Number. (Keys the
+        # channels make from CallSids and hold ids are not checked: hex can hold any 12 digits.)
+        refuse_my_number("Idempotency-Key", idempotency_key)
     refuse_when_over_limit(request, "book")
     with unit_of_work(request) as db:
         booking = service.book(

@@ -60,7 +60,7 @@ from booking.models import (
     Slot,
     Venue,
 )
-from booking.personal import Sealed, check_members, parse_phone, refuse_my_number, seal
+from booking.personal import Sealed, check_members, parse_phone, seal
 from booking.views import (
     BookingView,
     HeldTime,
@@ -512,8 +512,6 @@ def book(
     if channel not in CHANNELS:
         raise BookingError("invalid_request", field="channel")
     check_party(ctx, party)
-    if idempotency_key is not None:
-        refuse_my_number("Idempotency-Key", idempotency_key)
     extra = {"slot": slot_id, "hold": hold_id, "channel": channel}
     if hold_id is None and slot_id is not None and db.get_bind().dialect.name == "postgresql":
         sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)

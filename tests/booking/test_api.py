@@ -584,3 +584,13 @@ def test_second_factor_guesses_are_limited_per_client(
     clock.advance(minutes=15, seconds=1)
     found = ok(client.post(f"{API}/bookings/{code}/lookup", json={"birth_date": "1950-04-01"}))
     assert found["code"] == code
+
+
+def test_a_my_number_in_the_retry_key_is_refused(client: TestClient, database: Db) -> None:
+    """The key is stored as the client sends it, so it is held to the same rule as every field."""
+    slot = database.slots(1)[0]
+    refused = client.post(
+        f"{API}/bookings", json=person(slot), headers={"Idempotency-Key": f"retry-{MY_NUMBER}"}
+    )
+    assert error_of(refused, 422, "my_number_refused")["field"] == "Idempotency-Key"
+    assert database.seats(slot) == (1, 0, 0)
