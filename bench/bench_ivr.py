@@ -699,7 +699,7 @@ def one_call(shared: Shared, rng: random.Random, kind: str) -> None:
         with shared.lock:
             shared.errors.append(
                 f"{kind} call {caller.call.call_sid} from {caller.call.from_number}: "
-                f"{type(error).__name__}: {str(error).strip()[:400]}"
+                f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
             )
         shared.count(f"{kind}: ERROR")
         if caller.call.state not in ("ended", "new"):
@@ -738,7 +738,7 @@ def warm_up(shared: Shared, calls: int, seed: int) -> None:
 class Run:
     seconds: float
     calls: int
-    busy_mean: float  # calls in progress, on average, from the last line's first call to the end
+    busy_mean: float  # calls in progress on average, from the end of the ramp to the end
     busy_max: int
 
 
@@ -752,8 +752,8 @@ def run_lines(shared: Shared, args: argparse.Namespace) -> Run:
     for t in threads:
         t.start()
     busy_sum, busy_n, busy_max = 0.0, 0, 0
-    args.seconds_total = math.ceil(args.seconds)
-    with tqdm(total=args.seconds_total, desc=f"{args.calls} lines", unit="s") as bar:
+    total = math.ceil(args.seconds)  # the bar counts seconds; calls done are beside it
+    with tqdm(total=total, desc=f"{args.calls} lines", unit="s") as bar:
         while any(t.is_alive() for t in threads):
             time.sleep(0.1)
             elapsed = time.perf_counter() - started
@@ -764,7 +764,7 @@ def run_lines(shared: Shared, args: argparse.Namespace) -> Run:
             if args.ramp <= elapsed < args.seconds:
                 busy_sum, busy_n, busy_max = busy_sum + busy, busy_n + 1, max(busy_max, busy)
             bar.set_postfix(calls=done, in_progress=busy, errors=len(shared.errors), refresh=False)
-            second = min(int(elapsed), args.seconds_total)
+            second = min(int(elapsed), total)
             if second > bar.n:
                 bar.update(second - bar.n)
     return Run(
