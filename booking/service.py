@@ -766,6 +766,43 @@ def find_booking(
     return _view(db, found.id)
 
 
+@dataclass(frozen=True)
+class EventView:
+    """One outbox row: a booking was made, moved or cancelled, at this version."""
+
+    id: int
+    booking_id: int
+    kind: str
+    booking_version: int
+    created_at: datetime
+
+
+def pending_events(db: DbSession, *, limit: int = 200) -> list[EventView]:
+    """Outbox rows not yet dispatched, oldest first, locked for this transaction; on
+    PostgreSQL another dispatcher skips them rather than waiting (SKIP LOCKED)."""
+    query = (
+        select(BookingEvent)
+        .where(BookingEvent.dispatched_at.is_(None))
+        .order_by(BookingEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [
+        EventView(e.id, e.booking_id, e.kind, e.booking_version, e.created_at)
+        for e in db.execute(query).scalars()
+    ]
+
+
+def mark_dispatched(db: DbSession, *, event_ids: list[int]) -> None:
+    """The consumer handled these (in the same transaction as what it made of them)."""
+    if event_ids:
+        db.execute(
+            update(BookingEvent)
+            .where(BookingEvent.id.in_(event_ids))
+            .values(dispatched_at=context(db).now())
+        )
+
+
 def bookings_for_phone(db: DbSession, *, phone: str, limit: int = 20) -> list[BookingView]:
     """A resident's bookings by their phone number, newest visit first: what an agent sees
     when the caller's number pops up. Staff only (no second factor); the console audits it."""

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
 
+    # Reminders: the day before at this time, optionally on the morning of the visit too; no
+    # SMS or calls between quiet_from and quiet_until (Tokyo time).
+    reminder_day_before_at: time = time(18, 0)
+    reminder_morning_at: time | None = None
+    quiet_from: time = time(21, 0)
+    quiet_until: time = time(8, 0)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

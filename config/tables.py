@@ -5,6 +5,7 @@ from __future__ import annotations
 import agent_console.models  # noqa: F401
 import booking.models  # noqa: F401  (registers the tables)
 import ivr.models  # noqa: F401
+import reminders.models  # noqa: F401
 from booking.base import Base
 
 metadata = Base.metadata
