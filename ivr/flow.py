@@ -659,8 +659,8 @@ def answer_phone_check(turn: Turn, digits: str) -> None:
 
 def after_phone(turn: Turn) -> None:
     """The number is for a booking's contact, or for a callback the caller asked for."""
-    if turn.call.expect in ("callback_phone",) or turn.state.callback:
-        callback_to(turn, str(turn.state.phone), "queue_wait" if turn.call.queue else "after_hours")
+    if turn.state.callback:
+        callback_to(turn, str(turn.state.phone))
     else:
         next_detail(turn)
 
@@ -1037,7 +1037,7 @@ def answer_after_hours(turn: Turn, digits: str) -> None:
 
 def ask_callback(turn: Turn, reason: str) -> None:
     """The number to call back: the caller's own (1 yes) or keyed in."""
-    turn.state.callback = True
+    turn.state.callback = reason
     if turn.caller.e164:
         turn.ask("callback_phone")
     else:
@@ -1054,18 +1054,19 @@ def ask_callback_phone(turn: Turn) -> None:
 
 def answer_callback_phone(turn: Turn, digits: str) -> None:
     if digits == "1" and turn.caller.e164:
-        callback_to(turn, turn.caller.e164, "queue_wait" if turn.call.queue else "after_hours")
+        callback_to(turn, turn.caller.e164)
     elif digits == "2":
         turn.ask("phone_entry")
     else:
         raise Miss
 
 
-def callback_to(turn: Turn, phone: str, reason: str) -> None:
+def callback_to(turn: Turn, phone: str) -> None:
+    reason = turn.state.callback or "queue_wait"
     calls.request_callback(
         turn.db, call=turn.call, phone=phone, language=turn.language, reason=reason
     )
-    turn.state.callback = False
+    turn.state.callback = None
     turn.say("callback_done", phone=say_phone(phone, turn.language))
     turn.hang_up()
 

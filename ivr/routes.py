@@ -224,7 +224,7 @@ async def queue_key(request: Request) -> Response:
             call = calls.lock_call(db, call_sid)
             if call is not None:
                 state = calls.load_state(db, call)
-                state.callback = True
+                state.callback = "queue_wait"
                 calls.note_step(call, "queue_wait=1")
                 calls.save_state(db, call, state)
                 db.commit()

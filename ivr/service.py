@@ -50,8 +50,9 @@ class CallState:
     code: str | None = None
     booking_id: int | None = None
     lookups: int = 0
-    # the agents' queue
-    callback: bool = False
+    # A callback the caller asked for, and why (queue_wait, after_hours, queue_failed): set
+    # when they ask, recorded once they confirm the number.
+    callback: str | None = None
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""
@@ -151,6 +152,10 @@ def load_state(db: DbSession, call: Call) -> CallState:
     if not call.state_enc:
         return CallState(language=call.language)
     raw = json.loads(context(db).vault.decrypt(call.state_enc))
+    if raw.get("callback") is True:  # a state saved before the reason was kept
+        raw["callback"] = "queue_wait"
+    elif raw.get("callback") is False:
+        raw["callback"] = None
     return CallState(**raw)
 
 

@@ -584,3 +584,40 @@ def test_an_edited_answer_is_spoken_from_the_next_call(line: Line) -> None:
                 answer_en=first.answer_en,
             )
             db.commit()
+
+
+def test_a_queue_that_fails_offers_a_callback_recorded_as_such(line: Line) -> None:
+    """Twilio answers the queue with queue-full: the caller hears so, asks for a callback, and
+    the request says why (not "waited too long")."""
+    from twilio.request_validator import RequestValidator
+
+    call = line.call()
+    call.dial()
+    call.press("0")
+    assert call.state == "queued"
+    enqueue = next(e for e in reversed(call.exchanges) if "<Enqueue" in e.body)
+    action = re.search(r'<Enqueue action="([^"]+)"', enqueue.body)
+    assert action
+
+    def post(url: str, **fields: str) -> str:
+        params = {**enqueue.params, **fields}
+        url = url.replace("&amp;", "&")
+        signature = RequestValidator(TOKEN).compute_signature(url, params)
+        answer = line.http.post(
+            url.removeprefix(PUBLIC), data=params, headers={"X-Twilio-Signature": signature}
+        )
+        assert answer.status_code == 200
+        return answer.text
+
+    failed = post(action.group(1), QueueResult="queue-full")
+    assert prompt("ja", "queue_failed") in failed
+    keys = re.search(r'<Gather action="([^"]+)"', failed)
+    assert keys
+    asked = post(keys.group(1), Digits="1")  # a callback, please
+    confirm = re.search(r'<Gather action="([^"]+)"', asked)
+    assert confirm
+    done = post(confirm.group(1), Digits="1")  # to this number
+    assert "折り返しのお電話を承りました" in done
+    with line.sessions() as db:
+        mine = [c for c in calls.open_callbacks(db) if c.phone == call.from_number]
+    assert [c.reason for c in mine] == ["queue_failed"]
