@@ -607,7 +607,8 @@ def test_a_queue_that_fails_offers_a_callback_recorded_as_such(line: Line) -> No
             url.removeprefix(PUBLIC), data=params, headers={"X-Twilio-Signature": signature}
         )
         assert answer.status_code == 200
-        return answer.text
+        text: str = answer.text
+        return text
 
     failed = post(action.group(1), QueueResult="queue-full")
     assert prompt("ja", "queue_failed") in failed
