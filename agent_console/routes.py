@@ -273,6 +273,13 @@ async def queue_stream(request: Request) -> Response:
     )
 
 
+def _catalogue(db: DbSession) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Venues and services by id, to name them beside bookings."""
+    venues = {v.id: v for v in booking.list_venues(db)}
+    services = {s.id: s for s in booking.list_services(db)}
+    return venues, services
+
+
 def _minutes(delta: timedelta) -> str:
     seconds = max(0, int(delta.total_seconds()))
     return f"{seconds // 60}分{seconds % 60:02d}秒"
@@ -309,8 +316,7 @@ def find_bookings(request: Request, phone: str = "", code: str = "") -> Response
                 f"{len(found)} found; " + ",".join(str(b.id) for b in found),
             )
         db.commit()
-        venues = {v.id: v for v in booking.list_venues(db)}
-        services = {s.id: s for s in booking.list_services(db)}
+        venues, services = _catalogue(db)
     return _render(
         request,
         "bookings.html",
@@ -386,8 +392,7 @@ def call_screen(request: Request, call_sid: str, error: str | None = None) -> Re
             "bookings " + ",".join(str(b.id) for b in bookings),
         )
         db.commit()
-        venues = {v.id: v for v in booking.list_venues(db)}
-        services = {s.id: s for s in booking.list_services(db)}
+        venues, services = _catalogue(db)
         categories = staff.categories(db)
     return _render(
         request,
@@ -614,8 +619,7 @@ def callback_screen(request: Request, callback_id: int) -> Response:
             "bookings " + ",".join(str(b.id) for b in bookings),
         )
         db.commit()
-        venues = {v.id: v for v in booking.list_venues(db)}
-        services = {s.id: s for s in booking.list_services(db)}
+        venues, services = _catalogue(db)
     return _render(
         request,
         "callback.html",

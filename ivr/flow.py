@@ -154,8 +154,10 @@ class Turn:
         self.call.expect = step
         self.finished = True
 
-    def hang_up(self) -> None:
-        self.say("goodbye")
+    def hang_up(self, farewell: str | None = "goodbye") -> None:
+        """Say ``farewell`` (if any) where nothing cuts it short, and end the call."""
+        if farewell is not None:
+            self.say(farewell)
         self.flush()
         self.reply.hangup()
         self.call.expect = "ended"
@@ -1079,18 +1081,12 @@ def queue_done(turn: Turn, result: str) -> None:
     if result == "bridged":
         calls.set_outcome(turn.call, "handed_to_agent")
         calls.note_event(turn.db, turn.call, "connected")
-        turn.say("agent_done")
-        turn.flush()
-        turn.reply.hangup()
-        turn.call.expect = "ended"
-        turn.finished = True
+        turn.hang_up("agent_done")
     elif result == "leave" and turn.state.callback:
         ask_callback(turn, "queue_wait")
     elif result == "hangup":
         calls.note_event(turn.db, turn.call, "abandoned")
-        turn.reply.hangup()
-        turn.call.expect = "ended"
-        turn.finished = True
+        turn.hang_up(farewell=None)  # nobody is listening
     else:
         turn.say("queue_failed")
         turn.ask("queue_failed")
