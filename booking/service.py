@@ -654,10 +654,27 @@ def _check_active_limit(db: DbSession, phone_hmac: str) -> None:
         raise BookingError("too_many_bookings", field="phone", max=ctx.rules.max_active_per_phone)
 
 
+# The longest window any attempt limit looks back over, and a margin.
+ATTEMPTS_KEPT = timedelta(days=1)
+
+
+def forget_old_attempts(db: DbSession) -> int:
+    """Housekeeping: attempts older than any limit's window, from every client."""
+    result = db.execute(
+        delete(ClientAttempt).where(ClientAttempt.at < context(db).now() - ATTEMPTS_KEPT)
+    )
+    return _rowcount(result)
+
+
 def note_attempt(db: DbSession, *, client: str, kind: str, limit: int, window: timedelta) -> bool:
     """Record one attempt by a client; False when it is over ``limit`` within ``window``."""
     now = context(db).now()
-    db.execute(delete(ClientAttempt).where(ClientAttempt.at < now - timedelta(days=1)))
+    # This client's own old rows only (the index covers it); everyone's go in housekeeping.
+    db.execute(
+        delete(ClientAttempt).where(
+            ClientAttempt.client == client, ClientAttempt.at < now - ATTEMPTS_KEPT
+        )
+    )
     recent = db.execute(
         select(func.count())
         .select_from(ClientAttempt)

@@ -56,10 +56,12 @@ HOUSEKEEPING_SECONDS = 300
 
 
 def housekeep(sessions: sessionmaker[Session]) -> None:
-    """Keep the schedule at the booking horizon and give lapsed holds back to sale."""
+    """Keep the schedule at the booking horizon, give lapsed holds back to sale, and forget
+    attempts older than any rate limit looks at."""
     with sessions() as db:
         schedule.extend_schedule(db)
         service.reclaim_expired_holds(db)
+        service.forget_old_attempts(db)
         db.commit()
 
 

@@ -477,3 +477,27 @@ def test_one_phone_holds_only_so_many_bookings(
     assert refused.value.status == 409
     other = ResidentInput(name_kana="ホカ", phone="08055556666", birth_date=date(1980, 1, 1))
     service.book(db, slot_id=slot, party=1, resident=other, channel="web")
+
+
+def test_attempts_are_counted_per_client_and_forgotten_after_a_day(
+    db: Session, clock: FakeClock
+) -> None:
+    from datetime import timedelta
+
+    from booking.models import ClientAttempt
+
+    def attempt(client: str) -> bool:
+        return service.note_attempt(
+            db, client=client, kind="lookup", limit=2, window=timedelta(minutes=15)
+        )
+
+    assert [attempt("client-a"), attempt("client-a"), attempt("client-a")] == [True, True, False]
+    assert attempt("client-b")  # another client's count is its own
+    clock.advance(minutes=16)
+    assert attempt("client-a")  # the window passed
+    clock.advance(days=1, minutes=1)
+    service.forget_old_attempts(db)
+    left = db.execute(
+        select(ClientAttempt.client).where(ClientAttempt.client.in_(["client-a", "client-b"]))
+    ).scalars()
+    assert sorted(left) == []
