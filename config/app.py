@@ -25,10 +25,14 @@ from booking.routes import router as booking_router
 from booking.web import install_error_handlers
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
+from config.queue import InlineJobs, RqJobs, redis_connection
 from config.settings import Settings
+from config.worker import reminder_rules, reminders_runtime, wake_pump_after_commit
 from ivr.flow import LineConfig
 from ivr.routes import PhoneLine
 from ivr.routes import router as ivr_router
+from reminders import jobs as reminder_jobs
+from reminders.routes import router as reminders_router
 
 
 def booking_context(settings: Settings) -> BookingContext:
@@ -92,16 +96,29 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     """The web application: resident API under /api/v1, /healthz; more channels plug in here.
 
     ``housekeeping`` runs the periodic schedule and hold upkeep inside this process (the embedded
-    default, `madoguchi serve`).
+    default, `madoguchi serve`), and, without Redis, the jobs too (residents' messages).
+    With Redis, the jobs run in `madoguchi worker`; this process only wakes them after commits.
     """
     settings = settings or Settings()
     logging.basicConfig(level=settings.log_level)
     sessions = session_factory(settings)
+    inline: InlineJobs | None = None
+    if settings.redis_url:
+        wake_pump_after_commit(sessions, RqJobs(redis_connection(settings.redis_url)))
+    elif housekeeping:
+        inline = InlineJobs()
+        reminder_jobs.use(reminders_runtime(settings, sessions, inline))
+        wake_pump_after_commit(sessions, inline)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_housekeeping_loop(sessions)) if housekeeping else None
+        if inline is not None:
+            inline.start()
+            reminder_jobs.wake_pump(inline)
         yield
+        if inline is not None:
+            inline.stop()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -120,12 +137,14 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
     app.state.phone_line = phone_line(settings)
+    app.state.reminder_rules = reminder_rules(settings)
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(ivr_router)
+    app.include_router(reminders_router)
     console.install(app)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 

@@ -23,6 +23,8 @@ Everyday use:
       --opens 09:00 --closes 17:00 --slot-minutes 15 --seats 6      (a 休日開庁 session)
   madoguchi staff create --login sato --name "佐藤" --role supervisor   (the first account)
   madoguchi audit check                verify the audit log has not been tampered with
+  madoguchi worker                     send residents' messages (needs MADOGUCHI_REDIS_URL;
+                                       without Redis, `serve` sends them itself)
   madoguchi call                       phone the running service's IVR from this terminal
   madoguchi call --from anonymous --lang en     (a withheld number, in English)
 
@@ -63,10 +65,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         token = load_twilio_token(settings, announce=False)
         print(f"IVR: webhooks are checked with the trial Twilio token {token}")
         print("     (kept in the data folder; `madoguchi call` signs with it)")
+    if settings.redis_url:
+        print("Messages: sent by `madoguchi worker` (Redis at MADOGUCHI_REDIS_URL)")
+    elif settings.twilio_account_sid and settings.twilio_from_number:
+        print("Messages: sent from this process through Twilio (no Redis configured)")
+    else:
+        print("Messages: logged, not sent (set MADOGUCHI_TWILIO_ACCOUNT_SID and _FROM_NUMBER)")
     print(f"Serving on http://{args.host}:{args.port}  (API docs at /docs)")
     uvicorn.run(
         create_app(settings, housekeeping=True), host=args.host, port=args.port, log_level="info"
     )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from config.worker import QUEUES, phone_api, run_worker
+
+    sending = "through Twilio" if phone_api(settings).live else "logged only (no Twilio account)"
+    print(f"Database: {_safe_url(settings.sqlalchemy_url)}")
+    print(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
+    print(f"Messages: {sending}")
+    run_worker(settings, _sessions(settings), burst=args.burst)
     return 0
 
 
@@ -297,6 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
     holds.add_argument("action", choices=["sweep"])
+
+    worker = add(
+        "worker",
+        cmd_worker,
+        "Run an RQ worker (with RQ's scheduler) that sends residents' confirmations and "
+        "reminders: SMS to mobiles, voice calls to landlines, through Twilio's REST API. "
+        "Needs MADOGUCHI_REDIS_URL; run as many as you like, each message still goes once. "
+        "Without MADOGUCHI_TWILIO_ACCOUNT_SID and MADOGUCHI_TWILIO_FROM_NUMBER it logs "
+        "instead of sending.",
+    )
+    worker.add_argument(
+        "--burst", action="store_true", help="stop when the queues are empty (for cron or tests)"
+    )
 
     call = add(
         "call",

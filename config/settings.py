@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     # The phone line (Twilio). Webhooks are signed with the auth token; without one, a trial
     # token is made up and kept in data_dir (see config.keys.load_twilio_token).
     twilio_auth_token: SecretStr | None = None
+    # Sending SMS and placing calls (reminders, callbacks) needs the account and a number of
+    # the ward's; without them, messages are logged as sent and nothing leaves the machine.
     twilio_account_sid: str = ""
+    twilio_from_number: str = ""
+    # Twilio's REST API (a regional edge, or a local fake in tests), and how long to wait.
+    twilio_api_base: str = "https://api.twilio.com"
+    twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Call-center hours for the hand-over to an agent (weekdays; not holidays or 12/29-1/3).
     call_center_opens: time = time(8, 30)
     call_center_closes: time = time(17, 15)
@@ -62,6 +68,10 @@ class Settings(BaseSettings):
     reminder_morning_at: time | None = None
     quiet_from: time = time(21, 0)
     quiet_until: time = time(8, 0)
+    # A send attempt unanswered for this long is settled by asking Twilio whether it went out.
+    reminder_claim_timeout_seconds: int = Field(default=120, ge=1)
+    # How often the outbox pump runs (it also runs right after every booking change).
+    reminder_pump_seconds: int = Field(default=60, ge=1, le=3600)
 
     log_level: str = "INFO"
 

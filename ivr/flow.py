@@ -33,6 +33,7 @@ from ivr import service as calls
 from ivr.models import Call
 from ivr.service import Caller, CallState
 from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
+from reminders import service as reminders
 
 LANGUAGES = ("ja", "en")
 SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US"}
@@ -236,6 +237,51 @@ def greet(turn: Turn) -> None:
     turn.say("greeting")
     turn.say("english", language="en")
     turn.ask("menu")
+
+
+# a reminder call we placed (the resident is the one called)
+
+
+def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
+    """Open a reminder call: the booking read out, keep it (1), cancel it (2), a person (0)."""
+    calls.note_step(turn.call, "reminder")
+    if about is None:
+        turn.hang_up(None)
+        return
+    turn.state.language = about.language if about.language in LANGUAGES else "ja"
+    turn.state.booking_id = about.booking_id
+    turn.say("reminder_intro")
+    turn.ask("reminder")
+
+
+def ask_reminder(turn: Turn) -> None:
+    if not _changeable(turn):
+        turn.say("reminder_gone")
+        turn.hang_up()
+        return
+    found = booking.get_booking(turn.db, booking_id=int(turn.state.booking_id or 0))
+    venue = booking.venue_or_404(turn.db, found.venue_id)
+    service = booking.service_or_404(turn.db, found.service_id)
+    turn.say(
+        "booking_details",
+        when=say_when(found.starts_at, turn.language),
+        venue=named(venue, turn.language),
+        service=named(service, turn.language),
+        party=found.party_size,
+    )
+    turn.say("reminder_keys")
+    turn.gather("reminder", num_digits=1)
+
+
+def answer_reminder(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        calls.set_outcome(turn.call, "self_served")
+        turn.say("reminder_kept")
+        turn.hang_up()
+    elif digits == "2" and _changeable(turn):
+        turn.ask("cancel_check")
+    else:
+        raise Miss
 
 
 # main menu
@@ -1149,4 +1195,5 @@ STEPS: dict[str, Step] = {
     "after_hours": Step(ask_after_hours, answer_after_hours, choice=True, agent_key=False),
     "callback_phone": Step(ask_callback_phone, answer_callback_phone, choice=True),
     "queue_failed": Step(ask_queue_failed, answer_queue_failed, choice=True, agent_key=False),
+    "reminder": Step(ask_reminder, answer_reminder, choice=True),
 }

@@ -24,6 +24,7 @@ from ivr import flow
 from ivr import service as calls
 from ivr.flow import LineConfig, Turn
 from ivr.models import Call
+from reminders import service as reminders
 
 router = APIRouter(prefix="/ivr", include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _line(request: Request) -> PhoneLine:
     return line
 
 
-async def _signed_form(request: Request) -> dict[str, str] | None:
+async def signed_form(request: Request) -> dict[str, str] | None:
     """The webhook's form fields, or None when the signature does not match."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     line = _line(request)
@@ -60,8 +61,12 @@ async def _signed_form(request: Request) -> dict[str, str] | None:
     return form
 
 
-def _forbidden() -> Response:
+def forbidden() -> Response:
     return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _twiml(reply: VoiceResponse | str) -> Response:
@@ -116,17 +121,20 @@ async def _run(request: Request, call_sid: str, work: Callable[[], str]) -> Resp
 @router.post("/voice")
 async def incoming_call(request: Request) -> Response:
     """A call comes in: greeting, the way to English, the main menu."""
-    form = await _signed_form(request)
+    form = await signed_form(request)
     if form is None:
-        return _forbidden()
+        return forbidden()
     call_sid = form.get("CallSid", "")
+    # A reminder call we placed: the resident is the one called, and the call is about a booking.
+    reminder = _int(request.query_params.get("reminder"))
 
     def work() -> str:
         with request.app.state.sessions() as db:
             call = calls.lock_call(db, call_sid)
             if call is not None:  # Twilio retried the first webhook
                 return call.last_reply
-            caller = calls.read_caller(form.get("From", ""))
+            resident = form.get("To" if reminder is not None else "From", "")
+            caller = calls.read_caller(resident)
             try:
                 call = calls.start_call(db, call_sid=call_sid, caller=caller)
             except IntegrityError:  # the retry raced the first request: answer as it did
@@ -134,7 +142,10 @@ async def incoming_call(request: Request) -> Response:
                 found = calls.lock_call(db, call_sid)
                 return found.last_reply if found is not None else ""
             turn = _turn(request, db, call)
-            flow.greet(turn)
+            if reminder is None:
+                flow.greet(turn)
+            else:
+                flow.remind(turn, reminders.call_about(db, message_id=reminder))
             return _finish(db, turn)
 
     return await _run(request, call_sid, work)
@@ -143,9 +154,9 @@ async def incoming_call(request: Request) -> Response:
 @router.post("/step/{step}")
 async def step_answer(request: Request, step: str) -> Response:
     """The keys pressed at a question (or Twilio's word on the queue, for queue_done)."""
-    form = await _signed_form(request)
+    form = await signed_form(request)
     if form is None:
-        return _forbidden()
+        return forbidden()
     call_sid = form.get("CallSid", "")
     try:
         seq = int(request.query_params.get("n", ""))
@@ -182,9 +193,9 @@ async def step_answer(request: Request, step: str) -> Response:
 @router.post("/wait")
 async def queue_wait(request: Request) -> Response:
     """The queue's wait loop (Twilio's waitUrl): the place in line, and 1 for a callback."""
-    form = await _signed_form(request)
+    form = await signed_form(request)
     if form is None:
-        return _forbidden()
+        return forbidden()
     call_sid = form.get("CallSid", "")
     line = _line(request)
 
@@ -211,9 +222,9 @@ async def queue_wait(request: Request) -> Response:
 @router.post("/wait/key")
 async def queue_key(request: Request) -> Response:
     """A key pressed while waiting: 1 leaves the queue for a callback (asked for next)."""
-    form = await _signed_form(request)
+    form = await signed_form(request)
     if form is None:
-        return _forbidden()
+        return forbidden()
     call_sid = form.get("CallSid", "")
 
     def work() -> str:
@@ -237,11 +248,12 @@ async def queue_key(request: Request) -> Response:
 @router.post("/status")
 async def call_status(request: Request) -> Response:
     """Twilio's status callback: the call ended (or failed). Records the outcome."""
-    form = await _signed_form(request)
+    form = await signed_form(request)
     if form is None:
-        return _forbidden()
+        return forbidden()
     call_sid = form.get("CallSid", "")
     status = form.get("CallStatus", "")
+    reminder = _int(request.query_params.get("reminder"))
 
     def work() -> None:
         if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
@@ -252,6 +264,14 @@ async def call_status(request: Request) -> Response:
             duration = None
         with request.app.state.sessions() as db:
             calls.end_call(db, call_sid=call_sid, status=status, duration=duration)
+            if reminder is not None:
+                reminders.apply_status(
+                    db,
+                    message_id=reminder,
+                    sid=call_sid,
+                    status=status,
+                    rules=request.app.state.reminder_rules,
+                )
             db.commit()
 
     await run_in_threadpool(work)

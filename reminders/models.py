@@ -12,6 +12,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from booking.base import Base, UTCDateTime
 
 KINDS = ("confirmation", "moved", "cancelled", "reminder", "reminder_morning")
+# Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
+# replied STOP: error 21610), or the resident's keypad in a reminder call.
+OPT_OUT_SOURCES = ("resident", "agent", "provider", "call")
 CHANNELS = ("sms", "voice")
 STATUSES = (
     "scheduled",  # planned; due at send_after
@@ -38,14 +41,23 @@ class Message(Base):
     # The text is made when the message is sent, from the booking as it is then.
     send_after: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(12), default="scheduled")
+    # 0 for the planned message; an agent's resend of it is copy 1, 2, ...
+    copy: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the last attempt was claimed: an attempt claimed long ago and never finished (a worker
+    # died) is reconciled with Twilio from this time on.
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     provider_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        UniqueConstraint("booking_id", "booking_version", "kind", name="once_per_version"),
+        # One SMS and one call at most per booking version and kind (a call where the SMS
+        # failed), plus agents' resends as further copies.
+        UniqueConstraint(
+            "booking_id", "booking_version", "kind", "channel", "copy", name="once_per_version"
+        ),
         CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")", name="kind_known"),
         CheckConstraint(
             "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")", name="channel_known"
@@ -54,4 +66,25 @@ class Message(Base):
             "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="status_known"
         ),
         Index("ix_message_due", "status", "send_after"),
+    )
+
+
+class OptOut(Base):
+    """A resident said no more messages: for one booking, or for every booking of a number."""
+
+    __tablename__ = "reminder_opt_out"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    to_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    source: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("(booking_id IS NULL) <> (to_hmac IS NULL)", name="booking_or_number"),
+        CheckConstraint(
+            "source IN (" + ", ".join(f"'{s}'" for s in OPT_OUT_SOURCES) + ")", name="source_known"
+        ),
     )

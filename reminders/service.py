@@ -19,13 +19,16 @@ from datetime import datetime, time, timedelta
 from functools import cache
 from importlib.resources import files
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service as booking
 from booking.context import TOKYO, context
+from booking.errors import BookingError
 from booking.views import BookingView
-from reminders.models import Message
+from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
+from reminders.models import Message, OptOut
 
 # Line types (from phonenumbers) and what reaches them.
 SMS_LINES = {"mobile"}
@@ -45,6 +48,8 @@ class Planned:
     events: int
     planned: int
     dropped: int
+    # The new messages and when each is due: what the caller arms jobs for after commit.
+    due: tuple[tuple[int, datetime], ...] = ()
 
 
 @cache
@@ -108,38 +113,45 @@ def after_quiet_hours(at: datetime, rules: ReminderRules) -> datetime:
 
 
 def _schedule(
-    db: DbSession, view: BookingView, kind: str, channel: str, send_after: datetime
-) -> bool:
-    """One message per booking, version and kind: planning twice makes no second row."""
+    db: DbSession,
+    view: BookingView,
+    kind: str,
+    channel: str,
+    send_after: datetime,
+    copy: int = 0,
+) -> int | None:
+    """One message per booking, version, kind and channel: planning twice makes no second row."""
     exists = db.execute(
         select(Message.id).where(
             Message.booking_id == view.id,
             Message.booking_version == view.version,
             Message.kind == kind,
+            Message.channel == channel,
+            Message.copy == copy,
         )
     ).first()
     if exists is not None or view.phone is None:
-        return False
+        return None
     ctx = context(db)
     now = ctx.now()
-    db.add(
-        Message(
-            booking_id=view.id,
-            booking_version=view.version,
-            kind=kind,
-            channel=channel,
-            to_enc=ctx.vault.encrypt(view.phone),
-            to_hmac=ctx.vault.digest(view.phone),
-            language=view.language,
-            send_after=send_after,
-            status="scheduled",
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+    message = Message(
+        booking_id=view.id,
+        booking_version=view.version,
+        kind=kind,
+        channel=channel,
+        to_enc=ctx.vault.encrypt(view.phone),
+        to_hmac=ctx.vault.digest(view.phone),
+        language=view.language,
+        send_after=send_after,
+        status="scheduled",
+        copy=copy,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
     )
+    db.add(message)
     db.flush()
-    return True
+    return message.id
 
 
 def _drop_stale(db: DbSession, booking_id: int, version: int) -> int:
@@ -156,23 +168,26 @@ def _drop_stale(db: DbSession, booking_id: int, version: int) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _plan_visit(db: DbSession, view: BookingView, rules: ReminderRules, first: str) -> int:
+def _plan_visit(
+    db: DbSession, view: BookingView, rules: ReminderRules, first: str
+) -> list[int | None]:
     """The confirmation (or move notice) and the reminders for a booked visit."""
     now = context(db).now()
-    made = 0
+    made: list[int | None] = []
     if view.phone_line_type in SMS_LINES:
-        made += _schedule(db, view, first, "sms", after_quiet_hours(now, rules))
+        made.append(_schedule(db, view, first, "sms", after_quiet_hours(now, rules)))
     channel = channel_for(view.phone_line_type)
     if channel is None:
         return made
     visit = view.starts_at.astimezone(TOKYO)
     day_before = datetime.combine(visit.date() - timedelta(days=1), rules.day_before_at, TOKYO)
     if day_before > now:
-        made += _schedule(db, view, "reminder", channel, after_quiet_hours(day_before, rules))
+        at = after_quiet_hours(day_before, rules)
+        made.append(_schedule(db, view, "reminder", channel, at))
     if rules.morning_at is not None:
         morning = datetime.combine(visit.date(), rules.morning_at, TOKYO)
         if now < morning < visit:
-            made += _schedule(db, view, "reminder_morning", channel, morning)
+            made.append(_schedule(db, view, "reminder_morning", channel, morning))
     return made
 
 
@@ -180,7 +195,8 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
     """Turn undispatched booking events into messages, in one transaction with marking them
     dispatched (the caller commits): each event is planned once."""
     events = booking.pending_events(db, limit=limit)
-    planned = dropped = 0
+    made: list[int | None] = []
+    dropped = 0
     for event in events:
         view = booking.get_booking(db, booking_id=event.booking_id)
         dropped += _drop_stale(db, view.id, event.booking_version)
@@ -188,13 +204,14 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
             continue  # changed again since: its later event plans for the version it has now
         if event.kind in ("booked", "moved") and view.status == "booked":
             first = "confirmation" if event.kind == "booked" else "moved"
-            planned += _plan_visit(db, view, rules, first)
+            made += _plan_visit(db, view, rules, first)
         elif event.kind == "cancelled" and view.phone_line_type in SMS_LINES:
-            planned += _schedule(
-                db, view, "cancelled", "sms", after_quiet_hours(context(db).now(), rules)
-            )
+            at = after_quiet_hours(context(db).now(), rules)
+            made.append(_schedule(db, view, "cancelled", "sms", at))
     booking.mark_dispatched(db, event_ids=[e.id for e in events])
-    return Planned(len(events), planned, dropped)
+    ids = [i for i in made if i is not None]
+    due = db.execute(select(Message.id, Message.send_after).where(Message.id.in_(ids))).all()
+    return Planned(len(events), len(ids), dropped, tuple((i, at) for i, at in due))
 
 
 @dataclass(frozen=True)
@@ -234,3 +251,326 @@ def messages_for(db: DbSession, *, booking_id: int) -> list[MessageView]:
         )
         for m in rows
     ]
+
+
+# --- sending: claim, record, reconcile (``reminders.jobs`` calls Twilio between these) -------
+
+MAX_ATTEMPTS = 5
+# Seconds before a retry, by the number of attempts made so far.
+BACKOFF = (30, 120, 600, 1800, 3600)
+# Twilio codes that say the number takes no SMS: the reminder goes by voice instead.
+NOT_A_MOBILE = {21612, 21614}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed message: one attempt recorded (and committed) before Twilio is called."""
+
+    id: int
+    kind: str
+    channel: str
+    to: str
+    body: str  # the SMS text (a call speaks the booking in the IVR instead)
+    claimed_at: datetime
+
+
+@dataclass(frozen=True)
+class Later:
+    """Not now: arm the message's job again at ``at``."""
+
+    id: int
+    at: datetime
+
+
+def due_message_ids(db: DbSession, *, limit: int = 1000) -> list[int]:
+    """Scheduled messages whose time has passed: normally their jobs take them; any left here
+    lost their job (Redis restarted empty, or was down when they were planned)."""
+    now = context(db).now()
+    query = (
+        select(Message.id)
+        .where(Message.status == "scheduled", Message.send_after <= now)
+        .order_by(Message.send_after)
+        .limit(limit)
+    )
+    return list(db.execute(query).scalars())
+
+
+def _opted_out(db: DbSession, booking_id: int, to_hmac: str) -> bool:
+    found = db.execute(
+        select(OptOut.id).where(or_(OptOut.booking_id == booking_id, OptOut.to_hmac == to_hmac))
+    ).first()
+    return found is not None
+
+
+def _unwanted(db: DbSession, message: Message, view: BookingView) -> str | None:
+    """Why this message must not go out now (None: it should)."""
+    if view.version != message.booking_version:
+        return "stale: the booking changed since"
+    if message.kind == "cancelled":
+        if view.status != "cancelled":
+            return "stale: the booking is not cancelled"
+    elif view.status != "booked" or view.starts_at <= context(db).now():
+        return "stale: the visit is not ahead"
+    if view.phone is None:
+        return "no number"
+    if _opted_out(db, view.id, message.to_hmac):
+        return "opted out"
+    return None
+
+
+def _set(db: DbSession, message_id: int, status_now: str, **values: object) -> bool:
+    """Move a message on from ``status_now`` (only from it): True when it moved."""
+    result = db.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == status_now)
+        .values(updated_at=context(db).now(), **values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing | Later | None:
+    """Take a due message for one attempt. The caller commits before calling Twilio, so a
+    worker that dies mid-send leaves a claim to reconcile, never a silent resend. None when it
+    is not due, already taken, or not wanted any more (then it is dropped)."""
+    now = context(db).now()
+    message = db.get(Message, message_id)
+    if message is None or message.status != "scheduled":
+        return None
+    if message.send_after > now:
+        return Later(message.id, message.send_after)  # armed early (a re-arm, a clock apart)
+    quiet_end = after_quiet_hours(now, rules)
+    if quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
+        _set(db, message.id, "scheduled", send_after=quiet_end)
+        return Later(message.id, quiet_end)
+    view = booking.get_booking(db, booking_id=message.booking_id)
+    reason = _unwanted(db, message, view)
+    if reason is not None:
+        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
+        return None
+    claimed = _set(
+        db,
+        message.id,
+        "scheduled",
+        status="claimed",
+        attempts=Message.attempts + 1,
+        claimed_at=now,
+    )
+    if not claimed:
+        return None  # another worker took it between our read and our claim
+    return Outgoing(
+        message.id, message.kind, message.channel, str(view.phone), _text(db, message, view), now
+    )
+
+
+def _text(db: DbSession, message: Message, view: BookingView) -> str:
+    if message.channel != "sms":
+        return ""
+    venue = booking.venue_or_404(db, view.venue_id)
+    name = venue.name_ja if message.language == "ja" else venue.name_en
+    return render(
+        message.kind, message.language, code=view.code, starts_at=view.starts_at, venue=name
+    )
+
+
+def outgoing(db: DbSession, *, message_id: int) -> Outgoing | None:
+    """A claimed message as it was sent: what to ask Twilio about when the outcome is unknown."""
+    message = db.get(Message, message_id)
+    if message is None or message.status != "claimed" or message.claimed_at is None:
+        return None
+    view = booking.get_booking(db, booking_id=message.booking_id)
+    to = context(db).vault.decrypt(message.to_enc)
+    body = _text(db, message, view)
+    return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)
+
+
+def record_sent(db: DbSession, *, message_id: int, accepted: Accepted) -> None:
+    """Twilio took it: keep its SID (status callbacks and reconciliation find it by that)."""
+    _set(db, message_id, "claimed", status="sent", provider_sid=accepted.sid, last_error=None)
+
+
+def _retry_or_give_up(
+    db: DbSession, message: Message, detail: str, rules: ReminderRules
+) -> Later | None:
+    if message.attempts >= MAX_ATTEMPTS:
+        _set(db, message.id, "claimed", status="failed", last_error=f"gave up: {detail}"[:200])
+        return None
+    wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1]
+    at = after_quiet_hours(context(db).now() + timedelta(seconds=wait), rules)
+    _set(db, message.id, "claimed", status="scheduled", send_after=at, last_error=detail[:200])
+    return Later(message.id, at)
+
+
+def record_failure(
+    db: DbSession, *, message_id: int, failure: TwilioFailure, rules: ReminderRules
+) -> Later | None:
+    """What Twilio's refusal means: try again later (it certainly did not send), leave the
+    claim for reconciliation (it may have), or fail (it never will: a voice call instead of an
+    SMS where the number takes none; an opt-out where the resident unsubscribed)."""
+    message = db.get(Message, message_id)
+    if message is None or message.status != "claimed":
+        return None
+    if failure.outcome == "retry":
+        return _retry_or_give_up(db, message, failure.detail, rules)
+    if failure.outcome == "uncertain":
+        _set(db, message.id, "claimed", last_error=failure.detail[:200])
+        return None
+    _set(db, message.id, "claimed", status="failed", last_error=failure.detail[:200])
+    if failure.code == UNSUBSCRIBED:
+        _opt_out_number(db, message.to_hmac, "provider")
+        return None
+    if failure.code in NOT_A_MOBILE:
+        return _call_instead(db, message, rules)
+    return None
+
+
+def claims_to_reconcile(db: DbSession, *, older_than: timedelta, limit: int = 200) -> list[int]:
+    """Claims left unfinished for longer than any send takes: their worker died or their
+    answer was lost. Each is settled by asking Twilio, never by sending again blindly."""
+    cutoff = context(db).now() - older_than
+    query = (
+        select(Message.id)
+        .where(Message.status == "claimed", Message.claimed_at < cutoff)
+        .order_by(Message.claimed_at)
+        .limit(limit)
+    )
+    return list(db.execute(query).scalars())
+
+
+def settle(
+    db: DbSession, *, sent: Outgoing, found: Accepted | None, rules: ReminderRules
+) -> Later | None:
+    """An uncertain attempt, settled by what Twilio says: sent (found there) or not sent
+    (free to try again). Only the claim that was asked about is settled."""
+    message = db.get(Message, sent.id)
+    if message is None or message.status != "claimed" or message.claimed_at != sent.claimed_at:
+        return None
+    if found is not None:
+        record_sent(db, message_id=sent.id, accepted=found)
+        return None
+    return _retry_or_give_up(db, message, "not found at Twilio after an unanswered attempt", rules)
+
+
+# Twilio's message and call statuses, as the message ledger keeps them.
+DELIVERED = {"delivered", "completed", "read"}
+FAILED = {"undelivered", "failed", "busy", "no-answer", "canceled"}
+
+
+def apply_status(
+    db: DbSession, *, message_id: int, sid: str, status: str, rules: ReminderRules
+) -> bool:
+    """A delivery status callback from Twilio. False when it is about no message of ours."""
+    message = db.get(Message, message_id)
+    if message is None or message.provider_sid not in (None, sid):
+        return False
+    if status in DELIVERED and message.status in ("claimed", "sent"):
+        message.status, message.provider_sid = "delivered", sid
+    elif status in FAILED and message.status in ("claimed", "sent"):
+        message.status, message.provider_sid = "failed", sid
+        message.last_error = f"Twilio: {status}"
+        if message.channel == "sms" and message.kind in REMINDERS:
+            _call_instead(db, message, rules)  # an SMS reminder that failed: call instead
+    elif message.status == "claimed" and status not in DELIVERED | FAILED:
+        message.status, message.provider_sid = "sent", sid  # the callback beat our own record
+    message.updated_at = context(db).now()
+    db.flush()
+    return True
+
+
+REMINDERS = {"reminder", "reminder_morning"}
+
+
+def _call_instead(db: DbSession, message: Message, rules: ReminderRules) -> Later | None:
+    """A reminder that could not go by SMS goes as a voice call, once."""
+    if message.kind not in REMINDERS:
+        return None
+    view = booking.get_booking(db, booking_id=message.booking_id)
+    if view.version != message.booking_version or view.status != "booked":
+        return None
+    at = after_quiet_hours(context(db).now(), rules)
+    made = _schedule(db, view, message.kind, "voice", at)
+    return Later(made, at) if made is not None else None
+
+
+# --- opt-outs, resends, what a reminder call is about ----------------------------------------
+
+
+def _opt_out_number(db: DbSession, to_hmac: str, source: str) -> None:
+    try:
+        with db.begin_nested():
+            db.add(OptOut(to_hmac=to_hmac, source=source, created_at=context(db).now()))
+    except IntegrityError:
+        pass  # already opted out
+
+
+def opt_out(
+    db: DbSession, *, booking_id: int, whole_number: bool = False, source: str = "resident"
+) -> int:
+    """No more messages for this booking (or for every booking of its number); messages not
+    sent yet are dropped. Returns how many were dropped."""
+    view = booking.get_booking(db, booking_id=booking_id)
+    ctx = context(db)
+    if whole_number:
+        if view.phone is None:
+            raise BookingError("booking_not_found")
+        to_hmac = ctx.vault.digest(view.phone)
+        _opt_out_number(db, to_hmac, source)
+        target = Message.to_hmac == to_hmac
+    else:
+        try:
+            with db.begin_nested():
+                db.add(OptOut(booking_id=booking_id, source=source, created_at=ctx.now()))
+        except IntegrityError:
+            pass
+        target = Message.booking_id == booking_id
+    result = db.execute(
+        update(Message)
+        .where(target, Message.status == "scheduled")
+        .values(status="dropped", last_error="opted out", updated_at=ctx.now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def opted_out(db: DbSession, *, booking_id: int) -> bool:
+    """Whether messages for this booking are off (for it, or for its number)."""
+    view = booking.get_booking(db, booking_id=booking_id)
+    digest = context(db).vault.digest(view.phone) if view.phone else ""
+    return _opted_out(db, booking_id, digest)
+
+
+def resend_confirmation(db: DbSession, *, booking_id: int, rules: ReminderRules) -> Later:
+    """An agent sends the booking's confirmation again (by SMS, to a mobile), now."""
+    view = booking.get_booking(db, booking_id=booking_id)
+    if view.status != "booked":
+        raise BookingError("booking_not_active", status=view.status)
+    if view.phone is None or view.phone_line_type not in SMS_LINES:
+        raise BookingError("sms_needs_mobile")
+    kind = "moved" if view.version > 1 else "confirmation"
+    copies = db.execute(
+        select(Message.copy).where(
+            Message.booking_id == view.id,
+            Message.booking_version == view.version,
+            Message.kind == kind,
+            Message.channel == "sms",
+        )
+    ).scalars()
+    copy = max(copies, default=-1) + 1
+    at = after_quiet_hours(context(db).now(), rules)
+    made = _schedule(db, view, kind, "sms", at, copy=copy)
+    if made is None:  # a new copy number is never there yet; only a missing number gets here
+        raise BookingError("sms_needs_mobile")
+    return Later(made, at)
+
+
+@dataclass(frozen=True)
+class CallAbout:
+    """What a reminder call is about: the IVR reads this booking out and offers keep/cancel."""
+
+    booking_id: int
+    language: str
+
+
+def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
+    message = db.get(Message, message_id)
+    if message is None or message.channel != "voice":
+        return None
+    return CallAbout(message.booking_id, message.language)

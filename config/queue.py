@@ -1,0 +1,116 @@
+"""Where jobs run: RQ on Redis (``RqJobs``, with `madoguchi worker`), or a thread inside the web
+process (``InlineJobs``, the embedded default with no Redis configured). Both take the same job
+functions by name, so the embedded default sends exactly what a worker would."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from datetime import UTC, datetime
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.utils import import_attribute
+
+log = logging.getLogger(__name__)
+WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+
+
+def redis_connection(url: str) -> Redis:
+    # Short timeouts: when Redis is down a booking must not wait on it (its messages wait in
+    # the outbox instead).
+    return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+
+
+class RqJobs:
+    """Jobs on RQ: ``run_at`` goes to RQ's scheduler (a worker started with it moves the job to
+    its queue on time). A Redis that cannot be reached is logged, not raised: what the job was
+    for is in the database, and the next pump finds it."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    def _waiting(self, job_id: str) -> bool:
+        try:
+            status = Job.fetch(job_id, connection=self.redis).get_status(refresh=False)
+        except Exception:  # no such job (rq raises NoSuchJobError), or an unreadable one
+            return False
+        return status in WAITING
+
+    def run_at(self, at: datetime, func: str, *args: object, job_id: str, queue: str) -> None:
+        try:
+            if not self._waiting(job_id):
+                Queue(queue, connection=self.redis).enqueue_at(
+                    at, func, *args, job_id=job_id, result_ttl=600, failure_ttl=7 * 86400
+                )
+        except RedisError as exc:
+            log.warning("Redis unreachable, job %s waits for the next pump: %s", job_id, exc)
+
+    def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
+        try:
+            if not self._waiting(job_id):
+                Queue(queue, connection=self.redis).enqueue(
+                    func, *args, job_id=job_id, result_ttl=600, failure_ttl=7 * 86400
+                )
+        except RedisError as exc:
+            log.warning("Redis unreachable, job %s waits for the next pump: %s", job_id, exc)
+
+
+class InlineJobs:
+    """The same jobs on one thread of this process, each at its time: no Redis needed."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[datetime, int, str, str, tuple[object, ...]]] = []
+        self._waiting: set[str] = set()
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._work, name="madoguchi-jobs", daemon=True)
+
+    def start(self) -> InlineJobs:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    def run_at(self, at: datetime, func: str, *args: object, job_id: str, queue: str) -> None:
+        with self._wake:
+            if job_id in self._waiting:
+                return
+            self._waiting.add(job_id)
+            heapq.heappush(self._heap, (at, next(self._order), job_id, func, args))
+            self._wake.notify()
+
+    def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
+        self.run_at(datetime.now(UTC), func, *args, job_id=job_id, queue=queue)
+
+    def _next(self) -> tuple[str, str, tuple[object, ...]] | None:
+        with self._wake:
+            while not self._stopped:
+                if self._heap:
+                    wait = (self._heap[0][0] - datetime.now(UTC)).total_seconds()
+                    if wait <= 0:
+                        _, _, job_id, func, args = heapq.heappop(self._heap)
+                        self._waiting.discard(job_id)
+                        return job_id, func, args
+                    self._wake.wait(timeout=min(wait, 60))
+                else:
+                    self._wake.wait(timeout=60)
+            return None
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            job_id, func, args = job
+            try:
+                result = import_attribute(func)(*args)
+                log.info("job %s: %s", job_id, result)
+            except Exception:  # one job failing must not stop the others
+                log.exception("job %s failed", job_id)

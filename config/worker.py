@@ -1,0 +1,145 @@
+"""Wiring for the jobs: Twilio's API, the reminders' runtime, the outbox hook that wakes the
+pump after a commit, and `madoguchi worker` (an RQ worker with RQ's scheduler)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, SimpleWorker
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from booking.models import BookingEvent
+from config.keys import load_twilio_token
+from config.queue import RqJobs, redis_connection
+from config.settings import Settings
+from ivr.twilio_api import LogOnly, PhoneApi, TwilioApi
+from reminders import jobs as reminder_jobs
+from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Jobs, Runtime
+from reminders.models import Message
+from reminders.service import ReminderRules
+
+log = logging.getLogger(__name__)
+QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE)
+
+
+def reminder_rules(settings: Settings) -> ReminderRules:
+    return ReminderRules(
+        day_before_at=settings.reminder_day_before_at,
+        morning_at=settings.reminder_morning_at,
+        quiet_from=settings.quiet_from,
+        quiet_until=settings.quiet_until,
+    )
+
+
+def phone_api(settings: Settings) -> PhoneApi:
+    """Twilio's REST API, or the logging stand-in without an account and a number."""
+    if not (settings.twilio_account_sid and settings.twilio_from_number):
+        return LogOnly()
+    return TwilioApi(
+        account_sid=settings.twilio_account_sid,
+        auth_token=load_twilio_token(settings, announce=False),
+        from_number=settings.twilio_from_number,
+        base_url=settings.twilio_api_base,
+        timeout=settings.twilio_timeout_seconds,
+    )
+
+
+def reminders_runtime(settings: Settings, sessions: sessionmaker[Session], jobs: Jobs) -> Runtime:
+    return Runtime(
+        sessions=sessions,
+        rules=reminder_rules(settings),
+        jobs=jobs,
+        phone=phone_api(settings),
+        public_base_url=settings.public_base_url,
+        claim_timeout=timedelta(seconds=settings.reminder_claim_timeout_seconds),
+        pump_every=timedelta(seconds=settings.reminder_pump_seconds),
+    )
+
+
+def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
+    """After any commit that wrote a booking event or a message, run the pump at once (the
+    booking service knows no queue; this hook is how its outbox is heard)."""
+
+    def noted(orm: ORMExecuteState) -> None:
+        if orm.is_insert and getattr(orm.statement, "table", None) is BookingEvent.__table__:
+            orm.session.info["wake_pump"] = True
+
+    def flushed(session: Session, _context: Any) -> None:
+        if any(isinstance(o, Message) for o in session.new):
+            session.info["wake_pump"] = True
+
+    def committed(session: Session) -> None:
+        if session.info.pop("wake_pump", False):
+            reminder_jobs.wake_pump(jobs)
+
+    def rolled_back(session: Session) -> None:
+        session.info.pop("wake_pump", None)
+
+    event.listen(sessions, "do_orm_execute", noted)
+    event.listen(sessions, "before_flush", flushed)
+    event.listen(sessions, "after_commit", committed)
+    event.listen(sessions, "after_rollback", rolled_back)
+
+
+def _pump_armed(redis: Redis) -> bool:
+    queue = Queue(OUTBOX_QUEUE, connection=redis)
+    return bool(
+        queue.count
+        or ScheduledJobRegistry(queue=queue).count  # type: ignore[no-untyped-call]
+        or StartedJobRegistry(queue=queue).count
+    )
+
+
+def _watch_pump(redis: Redis, jobs: Jobs, stop: threading.Event, every: float) -> None:
+    """Re-start the pump's chain if Redis lost it (restarted empty): RQ's scheduler keeps its
+    time, this only makes sure there is a next run."""
+    while not stop.wait(every):
+        try:
+            if not _pump_armed(redis):
+                log.warning("no outbox pump armed (Redis restarted?): arming one")
+                reminder_jobs.wake_pump(jobs)
+        except RedisError as exc:
+            log.warning("Redis unreachable: %s", exc)
+
+
+def run_worker(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    burst: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> None:
+    """An RQ worker on the outbox and message queues, with RQ's scheduler in it."""
+    if not settings.redis_url:
+        raise SystemExit(
+            "MADOGUCHI_REDIS_URL is not set: without Redis, `madoguchi serve` runs the jobs "
+            "itself and no worker is needed"
+        )
+    redis = redis_connection(settings.redis_url)
+    jobs = RqJobs(redis)
+    reminder_jobs.use(reminders_runtime(settings, sessions, jobs))
+    reminder_jobs.wake_pump(jobs)
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_pump,
+        args=(redis, jobs, stop, max(5.0, settings.reminder_pump_seconds / 2)),
+        daemon=True,
+    )
+    watcher.start()
+    if on_start is not None:
+        on_start()
+    # SimpleWorker: jobs run in this process, sharing its database pool (a forked child
+    # must not reuse the parent's connections); a crash is what claims are for.
+    worker = SimpleWorker([Queue(q, connection=redis) for q in QUEUES], connection=redis)
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        stop.set()

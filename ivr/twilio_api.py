@@ -1,0 +1,213 @@
+"""Twilio's REST API: the one place that calls out to Twilio (SMS, outbound calls, redirecting a
+queued call to an agent), with a timeout on every request and each failure sorted by what it
+means for a retry:
+
+- ``retry``: Twilio certainly did not take it (no connection, 429, 503, bad credentials): safe to
+  send again later.
+- ``uncertain``: the request may have been taken (read timeout, other 5xx): never resend blindly;
+  ask Twilio first (``find_sms`` / ``find_call``).
+- ``rejected``: Twilio will never take it (invalid number, a landline for SMS, unsubscribed).
+
+Without an account SID and a sending number, ``LogOnly`` stands in: it sends nothing and logs
+only message ids, never a number or a text (the embedded default).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import requests
+import urllib3
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+TWILIO_API = "https://api.twilio.com"
+
+# Error codes that mean the number itself cannot be reached this way, whatever we retry.
+# 21211 invalid 'To', 21214 not a reachable number, 21408 region not enabled, 21610 the resident
+# unsubscribed (STOP), 21612 / 21614 not a mobile (cannot take SMS), 13223-13224 invalid call To.
+UNSUBSCRIBED = 21610
+Outcome = Literal["retry", "uncertain", "rejected"]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Twilio took it: its SID and first status."""
+
+    sid: str
+    status: str
+
+
+class TwilioFailure(Exception):
+    """A request Twilio did not (or may not have) carried out, and what a retry may do."""
+
+    def __init__(self, outcome: Outcome, detail: str, code: int | None = None) -> None:
+        super().__init__(detail)
+        self.outcome: Outcome = outcome
+        self.detail = detail
+        self.code = code
+
+
+class PhoneApi(Protocol):
+    """What the rest of the service asks of Twilio's REST API."""
+
+    def send_sms(self, *, to: str, body: str, status_callback: str) -> Accepted: ...
+
+    def place_call(self, *, to: str, url: str, status_callback: str) -> Accepted: ...
+
+    def find_sms(self, *, to: str, body: str, since: datetime) -> Accepted | None: ...
+
+    def find_call(self, *, to: str, since: datetime) -> Accepted | None: ...
+
+    def redirect_call(self, *, sid: str, url: str) -> None: ...
+
+    @property
+    def live(self) -> bool: ...
+
+
+class _ToBase(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
+    """Twilio's own HTTP client, pointed at another base URL (a regional edge, a test fake)."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout, max_retries=0)  # retries are ours, where safe
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if self.base_url != TWILIO_API and url.startswith(TWILIO_API):
+            url = self.base_url + url[len(TWILIO_API) :]
+        return super().request(method, url, *args, **kwargs)
+
+
+def _failure(exc: Exception) -> TwilioFailure:
+    """Sort a failed request by what a retry may do."""
+    if isinstance(exc, TwilioRestException):
+        status, code = exc.status, exc.code
+        detail = f"Twilio {status} {code}: {exc.msg}"[:200]
+        if status in (401, 403, 429, 503):
+            return TwilioFailure("retry", detail, code)
+        if status >= 500:
+            return TwilioFailure("uncertain", detail, code)
+        return TwilioFailure("rejected", detail, code)
+    if isinstance(exc, TwilioException):  # a list page Twilio would not give (no status)
+        return TwilioFailure("uncertain", f"Twilio: {exc}"[:200])
+    if _never_connected(exc):  # refused, or no answer to connect: nothing reached Twilio
+        return TwilioFailure("retry", f"no connection to Twilio ({type(exc).__name__})")
+    return TwilioFailure("uncertain", f"no answer from Twilio ({type(exc).__name__})")
+
+
+def _never_connected(exc: Exception) -> bool:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError) or not exc.args:
+        return False
+    # A connection dropped after the request went out ("Connection aborted") is uncertain.
+    reason = getattr(exc.args[0], "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+class TwilioApi:
+    """The real thing: twilio's client with a timeout, no hidden retries."""
+
+    live = True
+
+    def __init__(
+        self, *, account_sid: str, auth_token: str, from_number: str, base_url: str, timeout: float
+    ) -> None:
+        self.from_number = from_number
+        self.client = Client(
+            account_sid, auth_token, http_client=_ToBase(base_url, timeout=timeout)
+        )
+
+    def send_sms(self, *, to: str, body: str, status_callback: str) -> Accepted:
+        try:
+            m = self.client.messages.create(
+                to=to, from_=self.from_number, body=body, status_callback=status_callback
+            )
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+        return Accepted(str(m.sid), str(m.status))
+
+    def place_call(self, *, to: str, url: str, status_callback: str) -> Accepted:
+        try:
+            c = self.client.calls.create(
+                to=to,
+                from_=self.from_number,
+                url=url,
+                status_callback=status_callback,
+                status_callback_event=["completed"],
+            )
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+        return Accepted(str(c.sid), str(c.status))
+
+    def find_sms(self, *, to: str, body: str, since: datetime) -> Accepted | None:
+        """A message to ``to`` with this text, made since ``since``: did an uncertain send land?"""
+        try:
+            # DateSent filters by day; a claim near midnight UTC looks at the day before too.
+            found = self.client.messages.list(
+                to=to, date_sent_after=since - timedelta(days=1), limit=50
+            )
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+        for m in found:
+            if m.body == body and m.date_created is not None and m.date_created >= _minute(since):
+                return Accepted(str(m.sid), str(m.status))
+        return None
+
+    def find_call(self, *, to: str, since: datetime) -> Accepted | None:
+        """A call to ``to`` placed since ``since``."""
+        try:
+            found = self.client.calls.list(
+                to=to, start_time_after=since - timedelta(days=1), limit=50
+            )
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+        for c in found:
+            if c.date_created is not None and c.date_created >= _minute(since):
+                return Accepted(str(c.sid), str(c.status))
+        return None
+
+    def redirect_call(self, *, sid: str, url: str) -> None:
+        """Give a live call new TwiML (takes a queued caller out of the queue to an agent)."""
+        try:
+            self.client.calls(sid).update(url=url, method="POST")
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+
+
+def _minute(at: datetime) -> datetime:
+    # Twilio's dates have whole seconds; allow for clocks a little apart.
+    return at - timedelta(minutes=1)
+
+
+class LogOnly:
+    """No Twilio account configured: send nothing, log that a message would have gone."""
+
+    live = False
+
+    def _accepted(self, prefix: str, what: str) -> Accepted:
+        sid = prefix + secrets.token_hex(16)
+        log.info("no Twilio account configured: %s %s not sent (logged only)", what, sid)
+        return Accepted(sid, "sent")
+
+    def send_sms(self, *, to: str, body: str, status_callback: str) -> Accepted:
+        return self._accepted("SMLOG", "SMS")
+
+    def place_call(self, *, to: str, url: str, status_callback: str) -> Accepted:
+        return self._accepted("CALOG", "call")
+
+    def find_sms(self, *, to: str, body: str, since: datetime) -> Accepted | None:
+        return None
+
+    def find_call(self, *, to: str, since: datetime) -> Accepted | None:
+        return None
+
+    def redirect_call(self, *, sid: str, url: str) -> None:
+        log.info("no Twilio account configured: call %s not redirected", sid)
