@@ -151,6 +151,7 @@ class PhoneCall:
         self._heard: list[str] = []
         self._documents = 0
         self._last: _Request | None = None
+        self._outbound = False
 
     # -- what the test sees ------------------------------------------------------------------
 
@@ -184,6 +185,16 @@ class PhoneCall:
         self._dialled = True
         self._started = self._clock()
         return self._act(lambda: self._follow(f"{self._base}/ivr/voice", self._params()))
+
+    def pick_up(self, url: str) -> list[str]:
+        """A call the ward placed (a reminder) is answered: Twilio fetches the call's Url, with
+        the ward's number as From and this resident as To."""
+        if self._dialled:
+            raise CallStateError("this call was already dialled")
+        self._dialled = True
+        self._outbound = True
+        self._started = self._clock()
+        return self._act(lambda: self._follow(url, self._params()))
 
     def press(self, digits: str) -> list[str]:
         """Answer the pending Gather with keys; a trailing finish key is sent as FinishedOnKey."""
@@ -408,15 +419,18 @@ class PhoneCall:
         """What Twilio sends on every voice webhook; ringing only on the very first."""
         status = "in-progress" if self._answered else "ringing"
         self._answered = True
+        # On a call we placed, the resident (from_number here) is the one called.
+        ours, theirs = self.to_number, self.from_number
+        caller, called = (ours, theirs) if self._outbound else (theirs, ours)
         return {
             "CallSid": self.call_sid,
             "AccountSid": self.account_sid,
-            "From": self.from_number,
-            "To": self.to_number,
-            "Caller": self.from_number,
-            "Called": self.to_number,
+            "From": caller,
+            "To": called,
+            "Caller": caller,
+            "Called": called,
             "CallStatus": status,
-            "Direction": "inbound",
+            "Direction": "outbound-api" if self._outbound else "inbound",
             "ApiVersion": "2010-04-01",
             "FromCountry": "JP",
             "ToCountry": "JP",

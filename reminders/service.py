@@ -227,6 +227,8 @@ class MessageView:
     status: str
     attempts: int
     provider_sid: str | None
+    last_error: str | None
+    updated_at: datetime
 
 
 def messages_for(db: DbSession, *, booking_id: int) -> list[MessageView]:
@@ -248,6 +250,8 @@ def messages_for(db: DbSession, *, booking_id: int) -> list[MessageView]:
             m.status,
             m.attempts,
             m.provider_sid,
+            m.last_error,
+            m.updated_at,
         )
         for m in rows
     ]

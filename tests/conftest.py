@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -61,7 +61,7 @@ class FakeClock:
 TEST_VAULT = Vault.from_keys([Fernet.generate_key().decode()], secrets.token_urlsafe(32))
 
 
-def make_context(clock: FakeClock, **rules: int) -> BookingContext:
+def make_context(clock: Callable[[], datetime], **rules: int) -> BookingContext:
     # Tests book many times with one phone number on shared data: the per-phone limit has its
     # own test (test_one_phone_holds_only_so_many_bookings).
     rules.setdefault("max_active_per_phone", 10_000)
@@ -157,7 +157,9 @@ def committed(engine: Engine, clock: FakeClock) -> sessionmaker[Session]:
     return make_sessionmaker(engine, make_context(clock))
 
 
-def app_for(engine: Engine, clock: FakeClock, data_dir: Path, **settings_: object) -> FastAPI:
+def app_for(
+    engine: Engine, clock: Callable[[], datetime], data_dir: Path, **settings_: object
+) -> FastAPI:
     """The real app on a test database, using the test's clock and vault for its sessions."""
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
