@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -72,7 +73,7 @@ def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
         if orm.is_insert and getattr(orm.statement, "table", None) is BookingEvent.__table__:
             orm.session.info["wake_pump"] = True
 
-    def flushed(session: Session, _context: Any) -> None:
+    def flushed(session: Session, _context: Any, _instances: Any) -> None:
         if any(isinstance(o, Message) for o in session.new):
             session.info["wake_pump"] = True
 
@@ -89,22 +90,25 @@ def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
     event.listen(sessions, "after_rollback", rolled_back)
 
 
-def _pump_armed(redis: Redis) -> bool:
+def _pump_stalled(redis: Redis, every: float) -> bool:
+    """No pump waiting to run, or the next one overdue (RQ's scheduler is not running: its
+    lock is still held by a worker that was killed, until the lock expires)."""
     queue = Queue(OUTBOX_QUEUE, connection=redis)
-    return bool(
-        queue.count
-        or ScheduledJobRegistry(queue=queue).count  # type: ignore[no-untyped-call]
-        or StartedJobRegistry(queue=queue).count
-    )
+    if queue.count or StartedJobRegistry(queue=queue).count:
+        return False
+    registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]
+    earliest = redis.zrange(registry.key, 0, 0, withscores=True)
+    return not earliest or float(earliest[0][1]) < time.time() - 2 * every
 
 
 def _watch_pump(redis: Redis, jobs: Jobs, stop: threading.Event, every: float) -> None:
-    """Re-start the pump's chain if Redis lost it (restarted empty): RQ's scheduler keeps its
-    time, this only makes sure there is a next run."""
-    while not stop.wait(every):
+    """Keep the outbox pump going when RQ cannot: after Redis restarted empty (the chain of
+    pump runs is gone) or while its scheduler is stalled. The pump re-arms every due message,
+    so nothing waits on the scheduler for long."""
+    while not stop.wait(max(5.0, every)):
         try:
-            if not _pump_armed(redis):
-                log.warning("no outbox pump armed (Redis restarted?): arming one")
+            if _pump_stalled(redis, every):
+                log.warning("the outbox pump is not armed or overdue: running it now")
                 reminder_jobs.wake_pump(jobs)
         except RedisError as exc:
             log.warning("Redis unreachable: %s", exc)
@@ -130,7 +134,7 @@ def run_worker(
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_pump,
-        args=(redis, jobs, stop, max(5.0, settings.reminder_pump_seconds / 2)),
+        args=(redis, jobs, stop, float(settings.reminder_pump_seconds)),
         daemon=True,
     )
     watcher.start()
@@ -138,7 +142,11 @@ def run_worker(
         on_start()
     # SimpleWorker: jobs run in this process, sharing its database pool (a forked child
     # must not reuse the parent's connections); a crash is what claims are for.
-    worker = SimpleWorker([Queue(q, connection=redis) for q in QUEUES], connection=redis)
+    # Maintenance every 30 s (not RQ's 10 min): that is also when a worker takes over the
+    # scheduler of one that died.
+    worker = SimpleWorker(
+        [Queue(q, connection=redis) for q in QUEUES], connection=redis, maintenance_interval=30
+    )
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
     finally:

@@ -393,12 +393,12 @@ def record_sent(db: DbSession, *, message_id: int, accepted: Accepted) -> None:
 
 
 def _retry_or_give_up(
-    db: DbSession, message: Message, detail: str, rules: ReminderRules
+    db: DbSession, message: Message, detail: str, rules: ReminderRules, *, back_off: bool = True
 ) -> Later | None:
     if message.attempts >= MAX_ATTEMPTS:
         _set(db, message.id, "claimed", status="failed", last_error=f"gave up: {detail}"[:200])
         return None
-    wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1]
+    wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1] if back_off else 0
     at = after_quiet_hours(context(db).now() + timedelta(seconds=wait), rules)
     _set(db, message.id, "claimed", status="scheduled", send_after=at, last_error=detail[:200])
     return Later(message.id, at)
@@ -451,7 +451,9 @@ def settle(
     if found is not None:
         record_sent(db, message_id=sent.id, accepted=found)
         return None
-    return _retry_or_give_up(db, message, "not found at Twilio after an unanswered attempt", rules)
+    # Twilio never got it (a worker died before its request went out): send it now.
+    detail = "not found at Twilio after an unfinished attempt"
+    return _retry_or_give_up(db, message, detail, rules, back_off=False)
 
 
 # Twilio's message and call statuses, as the message ledger keeps them.
