@@ -414,7 +414,13 @@ def _insert_booking_rows(
     return int(booking_id)
 
 
+# Set on a session whose transaction wrote outbox rows: whoever owns the session (config's
+# wiring) may wake the consumers after commit. The booking service itself calls no one.
+OUTBOX_WRITTEN = "booking_outbox_written"
+
+
 def _record_event(db: DbSession, booking_id: int, kind: str, version: int) -> None:
+    db.info[OUTBOX_WRITTEN] = True
     db.execute(
         insert(BookingEvent).values(
             booking_id=booking_id, kind=kind, booking_version=version, created_at=context(db).now()
@@ -466,6 +472,7 @@ def _book_pg(
         if row is None:
             return None
         if row.booking_id is not None:
+            db.info[OUTBOX_WRITTEN] = True  # the statement wrote the booking's event too
             slot = _SlotInfo(
                 slot_id, row.venue_id, row.service_id, row.starts_at, row.ends_at, True, None, False
             )

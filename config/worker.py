@@ -15,9 +15,9 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from booking.models import BookingEvent
+from booking import service as booking
 from config.keys import load_twilio_token
 from config.queue import RqJobs, redis_connection
 from config.settings import Settings
@@ -69,22 +69,19 @@ def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
     """After any commit that wrote a booking event or a message, run the pump at once (the
     booking service knows no queue; this hook is how its outbox is heard)."""
 
-    def noted(orm: ORMExecuteState) -> None:
-        if orm.is_insert and getattr(orm.statement, "table", None) is BookingEvent.__table__:
-            orm.session.info["wake_pump"] = True
-
     def flushed(session: Session, _context: Any, _instances: Any) -> None:
         if any(isinstance(o, Message) for o in session.new):
             session.info["wake_pump"] = True
 
     def committed(session: Session) -> None:
-        if session.info.pop("wake_pump", False):
+        wrote_outbox = session.info.pop(booking.OUTBOX_WRITTEN, False)
+        if session.info.pop("wake_pump", False) or wrote_outbox:
             reminder_jobs.wake_pump(jobs)
 
     def rolled_back(session: Session) -> None:
         session.info.pop("wake_pump", None)
+        session.info.pop(booking.OUTBOX_WRITTEN, None)
 
-    event.listen(sessions, "do_orm_execute", noted)
     event.listen(sessions, "before_flush", flushed)
     event.listen(sessions, "after_commit", committed)
     event.listen(sessions, "after_rollback", rolled_back)
