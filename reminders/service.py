@@ -112,29 +112,15 @@ def after_quiet_hours(at: datetime, rules: ReminderRules) -> datetime:
     return datetime.combine(day, rules.quiet_until, TOKYO)
 
 
-def _schedule(
-    db: DbSession,
-    view: BookingView,
-    kind: str,
-    channel: str,
-    send_after: datetime,
-    copy: int = 0,
-) -> int | None:
-    """One message per booking, version, kind and channel: planning twice makes no second row."""
-    exists = db.execute(
-        select(Message.id).where(
-            Message.booking_id == view.id,
-            Message.booking_version == view.version,
-            Message.kind == kind,
-            Message.channel == channel,
-            Message.copy == copy,
-        )
-    ).first()
-    if exists is not None or view.phone is None:
+def _message(
+    db: DbSession, view: BookingView, kind: str, channel: str, send_after: datetime, copy: int = 0
+) -> Message | None:
+    """A message for this booking version, not yet added (None without a number)."""
+    if view.phone is None:
         return None
     ctx = context(db)
     now = ctx.now()
-    message = Message(
+    return Message(
         booking_id=view.id,
         booking_version=view.version,
         kind=kind,
@@ -149,9 +135,48 @@ def _schedule(
         created_at=now,
         updated_at=now,
     )
-    db.add(message)
+
+
+def _key(m: Message) -> tuple[int, int, str, str, int]:
+    return (m.booking_id, m.booking_version, m.kind, m.channel, m.copy)
+
+
+def _add_new(db: DbSession, messages: list[Message]) -> list[Message]:
+    """Add the messages not planned already (one per booking, version, kind, channel and
+    copy: planning twice makes no second row), in one flush."""
+    if not messages:
+        return []
+    booking_ids = {m.booking_id for m in messages}
+    existing = {
+        tuple(row)
+        for row in db.execute(
+            select(
+                Message.booking_id,
+                Message.booking_version,
+                Message.kind,
+                Message.channel,
+                Message.copy,
+            ).where(Message.booking_id.in_(booking_ids))
+        )
+    }
+    new = [m for m in messages if _key(m) not in existing]
+    db.add_all(new)
     db.flush()
-    return message.id
+    return new
+
+
+def _schedule(
+    db: DbSession,
+    view: BookingView,
+    kind: str,
+    channel: str,
+    send_after: datetime,
+    copy: int = 0,
+) -> int | None:
+    """One message, planned unless it was already: its id, or None."""
+    message = _message(db, view, kind, channel, send_after, copy)
+    added = _add_new(db, [message] if message is not None else [])
+    return added[0].id if added else None
 
 
 def _drop_stale(db: DbSession, booking_id: int, version: int) -> int:
@@ -170,12 +195,12 @@ def _drop_stale(db: DbSession, booking_id: int, version: int) -> int:
 
 def _plan_visit(
     db: DbSession, view: BookingView, rules: ReminderRules, first: str
-) -> list[int | None]:
+) -> list[Message | None]:
     """The confirmation (or move notice) and the reminders for a booked visit."""
     now = context(db).now()
-    made: list[int | None] = []
+    made: list[Message | None] = []
     if view.phone_line_type in SMS_LINES:
-        made.append(_schedule(db, view, first, "sms", after_quiet_hours(now, rules)))
+        made.append(_message(db, view, first, "sms", after_quiet_hours(now, rules)))
     channel = channel_for(view.phone_line_type)
     if channel is None:
         return made
@@ -183,11 +208,11 @@ def _plan_visit(
     day_before = datetime.combine(visit.date() - timedelta(days=1), rules.day_before_at, TOKYO)
     if day_before > now:
         at = after_quiet_hours(day_before, rules)
-        made.append(_schedule(db, view, "reminder", channel, at))
+        made.append(_message(db, view, "reminder", channel, at))
     if rules.morning_at is not None:
         morning = datetime.combine(visit.date(), rules.morning_at, TOKYO)
         if now < morning < visit:
-            made.append(_schedule(db, view, "reminder_morning", channel, morning))
+            made.append(_message(db, view, "reminder_morning", channel, morning))
     return made
 
 
@@ -195,11 +220,12 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
     """Turn undispatched booking events into messages, in one transaction with marking them
     dispatched (the caller commits): each event is planned once."""
     events = booking.pending_events(db, limit=limit)
-    made: list[int | None] = []
+    made: list[Message | None] = []
     dropped = 0
     for event in events:
         view = booking.get_booking(db, booking_id=event.booking_id)
-        dropped += _drop_stale(db, view.id, event.booking_version)
+        if event.booking_version > 1:  # a first version has nothing earlier to drop
+            dropped += _drop_stale(db, view.id, event.booking_version)
         if event.booking_version != view.version:
             continue  # changed again since: its later event plans for the version it has now
         if event.kind in ("booked", "moved") and view.status == "booked":
@@ -207,11 +233,10 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
             made += _plan_visit(db, view, rules, first)
         elif event.kind == "cancelled" and view.phone_line_type in SMS_LINES:
             at = after_quiet_hours(context(db).now(), rules)
-            made.append(_schedule(db, view, "cancelled", "sms", at))
+            made.append(_message(db, view, "cancelled", "sms", at))
     booking.mark_dispatched(db, event_ids=[e.id for e in events])
-    ids = [i for i in made if i is not None]
-    due = db.execute(select(Message.id, Message.send_after).where(Message.id.in_(ids))).all()
-    return Planned(len(events), len(ids), dropped, tuple((i, at) for i, at in due))
+    new = _add_new(db, [m for m in made if m is not None])
+    return Planned(len(events), len(new), dropped, tuple((m.id, m.send_after) for m in new))
 
 
 @dataclass(frozen=True)

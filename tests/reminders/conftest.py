@@ -23,6 +23,7 @@ from booking.service import ResidentInput
 from booking.views import BookingView
 from config.db import make_sessionmaker
 from ivr.caller import PhoneCall
+from ivr.fake_twilio import FakeTwilio
 from ivr.twilio_api import TwilioApi
 from reminders import jobs
 from reminders import service as reminders
@@ -30,7 +31,6 @@ from reminders.jobs import Runtime
 from reminders.models import Message
 from reminders.service import MessageView, ReminderRules
 from tests.conftest import SlotMaker, app_for, make_context
-from tests.fake_twilio import FakeTwilio
 
 PUBLIC = "https://madoguchi.example.jp"
 TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 (the test account's token)

@@ -18,8 +18,8 @@ from config.app import create_app
 from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings
+from ivr.fake_twilio import FakeTwilio
 from reminders import service as reminders
-from tests.fake_twilio import FakeTwilio
 from tests.reminders.conftest import TOKEN, WARD, new_mobile
 
 

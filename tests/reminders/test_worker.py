@@ -33,9 +33,9 @@ from config.app import create_app
 from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings
+from ivr.fake_twilio import FakeTwilio
 from reminders import service as reminders
 from tests.conftest import _pg_admin_url
-from tests.fake_twilio import FakeTwilio
 from tests.reminders.conftest import TOKEN, WARD, new_mobile
 
 CI_REDIS = os.environ.get("MADOGUCHI_TEST_REDIS_URL", "redis://127.0.0.1:6379")

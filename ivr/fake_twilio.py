@@ -1,4 +1,5 @@
-"""A local fake of Twilio's REST API (2010-04-01 Messages and Calls) for tests and benchmarks.
+"""A local fake of Twilio's REST API (2010-04-01 Messages and Calls) for tests and benchmarks
+(like ``ivr.caller``, the fake of Twilio's voice side).
 
 It is a real HTTP server on 127.0.0.1, so the official ``twilio`` client can be pointed at it
 by rewriting ``https://api.twilio.com`` to ``FakeTwilio.base_url`` in its HTTP client. Kept free
