@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -32,6 +33,7 @@ from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.personal import mask_phone, parse_phone
 from ivr import service as calls
+from reminders import service as reminders
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -647,6 +649,98 @@ async def finish_callback(request: Request, callback_id: int) -> Response:
         _log(db, seat, request, "callback.finish", "callback", callback_id, outcome)
         db.commit()
     return RedirectResponse("/console/", status_code=303)
+
+
+# --- one booking: its details and the messages sent about it ------------------------------------
+
+MESSAGE_KINDS = {
+    "confirmation": "予約確認",
+    "moved": "変更のお知らせ",
+    "cancelled": "取消のお知らせ",
+    "reminder": "前日リマインダー",
+    "reminder_morning": "当日リマインダー",
+}
+MESSAGE_STATUSES = {
+    "scheduled": "送信予定",
+    "claimed": "送信中",
+    "sent": "送信済み",
+    "delivered": "到達",
+    "failed": "失敗",
+    "dropped": "取りやめ",
+}
+
+
+STOPPED = {
+    "booking": "この予約のお知らせを止めました。",
+    "number": "この番号へのお知らせを止めました。",
+}
+
+
+@router.get("/bookings/{booking_id}", response_class=HTMLResponse)
+def booking_page(request: Request, booking_id: int, done: str = "", error: str = "") -> Response:
+    """One booking and every message sent (or not) about it. Audited."""
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "counter_manager", "supervisor")
+        try:
+            found = booking.get_booking(db, booking_id=booking_id)
+        except BookingError:
+            raise NotAllowed from None
+        history = reminders.messages_for(db, booking_id=booking_id)
+        off = reminders.opted_out(db, booking_id=booking_id)
+        _log(db, seat, request, "booking.view", "booking", booking_id, "details and messages")
+        db.commit()
+        venues, services = _catalogue(db)
+    return _render(
+        request,
+        "booking.html",
+        seat,
+        b=found,
+        history=history,
+        opted_out=off,
+        kinds=MESSAGE_KINDS,
+        statuses=MESSAGE_STATUSES,
+        venues=venues,
+        services=services,
+        mask=mask_phone,
+        done=done,
+        error=error,
+    )
+
+
+@router.post("/bookings/{booking_id}/messages")
+async def booking_messages(request: Request, booking_id: int) -> Response:
+    """Resend the confirmation SMS, or stop messages for the booking or its number."""
+    form = await _form(request)
+    action = form.get("action", "")
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            if action == "resend":
+                reminders.resend_confirmation(
+                    db, booking_id=booking_id, rules=request.app.state.reminder_rules
+                )
+                done = "確認のSMSを再送します。"
+            elif action in ("stop_booking", "stop_number"):
+                whole = action == "stop_number"
+                reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
+                done = (
+                    "この番号へのお知らせを止めました。"
+                    if whole
+                    else "この予約のお知らせを止めました。"
+                )
+            else:
+                raise NotAllowed
+        except BookingError as refused:
+            db.rollback()
+            return RedirectResponse(
+                f"/console/bookings/{booking_id}?" + urlencode({"error": refused.message("ja")}),
+                303,
+            )
+        _log(db, seat, request, f"booking.{action}", "booking", booking_id, "messages")
+        db.commit()
+    return RedirectResponse(f"/console/bookings/{booking_id}?" + urlencode({"done": done}), 303)
 
 
 # --- changing a caller's booking ---------------------------------------------------------------

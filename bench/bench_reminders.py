@@ -68,6 +68,8 @@ def make_bookings(settings: Settings, count: int) -> None:
     with sessions() as db:
         schedule.install_ward(db, sample_ward())
         schedule.extend_schedule(db)
+        # A card campaign's month: ten times the sample ward's seats, so 10,000 residents fit.
+        db.execute(text("UPDATE slot SET capacity = capacity * 10"))
         db.commit()
     with sessions() as db:
         free = [

@@ -22,8 +22,10 @@ from agent_console import service as staff
 from agent_console.models import AuditEvent
 from booking import service as booking
 from ivr.caller import PhoneCall
+from reminders import service as reminders
 from tests.conftest import FakeClock, SlotMaker, app_for
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
+from tests.reminders.conftest import RULES
 
 PASSWORD = "correct horse battery"  # noqa: S105 (a test password)
 _logins = itertools.count(1)
@@ -438,6 +440,9 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
     )
     agent.get("/console/bookings", params={"phone": call.from_number})
     agent.get("/console/bookings", params={"code": code.group(1)})
+    with console.app_sessions() as db:
+        booking_id = booking.booking_by_code(db, code=code.group(1)).id
+    assert agent.get(f"/console/bookings/{booking_id}").status_code == 200
     actions = [e.action for e in events(console, login_id=login)]
     for expected in (
         "call.answer",
@@ -445,6 +450,7 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
         "booking.create",
         "inquiry.create",
         "booking.search",
+        "booking.view",
     ):
         assert expected in actions, (expected, actions)
     assert actions.count("call.view") >= 3  # each time the screen was shown
@@ -718,3 +724,64 @@ def test_supervisors_edit_the_inquiry_categories(console: Console) -> None:
     assert events(console, login_id=login, action="category.save", subject_id=new_id)
     agent, _ = console.signed_in("agent")
     assert agent.get("/console/categories").status_code == 403
+
+
+def test_agents_see_a_bookings_messages_resend_its_confirmation_and_stop_them(
+    console: Console,
+) -> None:
+    mobile, landline = new_mobile(), "+81352734999"
+    with console.app_sessions() as db:
+        made = [
+            booking.book(
+                db,
+                slot_id=SlotMaker(db)(2),
+                party=1,
+                resident=booking.ResidentInput("テスト ハナコ", phone, date(1960, 1, 1)),
+                channel="web",
+            )
+            for phone in (mobile, landline)
+        ]
+        reminders.plan_from_outbox(db, RULES, limit=100_000)
+        db.commit()
+    on_mobile, on_landline = made
+    agent, login = console.signed_in("agent")
+    page = agent.get(f"/console/bookings/{on_mobile.id}")
+    assert "予約確認" in page.text and "前日リマインダー" in page.text
+    assert mobile not in page.text  # masked
+    resent = agent.post(
+        f"/console/bookings/{on_mobile.id}/messages",
+        data={"csrf": csrf_of(page.text), "action": "resend"},
+    )
+    assert "確認のSMSを再送します" in resent.text
+    with console.app_sessions() as db:
+        kinds = [m.kind for m in reminders.messages_for(db, booking_id=on_mobile.id)]
+    assert kinds.count("confirmation") == 2
+    landline_page = agent.get(f"/console/bookings/{on_landline.id}")
+    refused = agent.post(
+        f"/console/bookings/{on_landline.id}/messages",
+        data={"csrf": csrf_of(landline_page.text), "action": "resend"},
+    )
+    assert "携帯電話の番号" in refused.text
+    stopped = agent.post(
+        f"/console/bookings/{on_mobile.id}/messages",
+        data={"csrf": csrf_of(page.text), "action": "stop_booking"},
+    )
+    assert "停止されています" in stopped.text
+    with console.app_sessions() as db:
+        left = {m.status for m in reminders.messages_for(db, booking_id=on_mobile.id)}
+    assert left == {"dropped"}
+    actions = [e.action for e in events(console, login_id=login)]
+    assert {"booking.view", "booking.resend", "booking.stop_booking"} <= set(actions)
+    forged = agent.post(
+        f"/console/bookings/{on_mobile.id}/messages", data={"csrf": "x", "action": "resend"}
+    )
+    assert forged.status_code == 403
+    manager, _ = console.signed_in("counter_manager")
+    seen = manager.get(f"/console/bookings/{on_mobile.id}")
+    assert seen.status_code == 200
+    assert "確認SMSを再送" not in seen.text  # managers look; agents act
+    token = csrf_of(manager.get("/console/").text)
+    answer = manager.post(
+        f"/console/bookings/{on_mobile.id}/messages", data={"csrf": token, "action": "resend"}
+    )
+    assert answer.status_code == 403
