@@ -88,6 +88,8 @@ def phone_line(settings: Settings) -> PhoneLine:
             opens=settings.call_center_opens,
             closes=settings.call_center_closes,
             lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
+            # Promise a text message only where one is really sent.
+            sms_confirmations=bool(settings.twilio_account_sid and settings.twilio_from_number),
         ),
     )
 

@@ -79,8 +79,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from config.worker import QUEUES, phone_api, run_worker
+    from config.worker import NO_REDIS, QUEUES, phone_api, run_worker
 
+    if not settings.redis_url:
+        raise SystemExit(NO_REDIS)
     sending = "through Twilio" if phone_api(settings).live else "logged only (no Twilio account)"
     print(f"Database: {_safe_url(settings.sqlalchemy_url)}")
     print(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")

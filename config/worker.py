@@ -29,6 +29,10 @@ from reminders.service import ReminderRules
 
 log = logging.getLogger(__name__)
 QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE)
+NO_REDIS = (
+    "MADOGUCHI_REDIS_URL is not set: without Redis, `madoguchi serve` runs the jobs itself "
+    "and no worker is needed"
+)
 
 
 def reminder_rules(settings: Settings) -> ReminderRules:
@@ -120,10 +124,7 @@ def run_worker(
 ) -> None:
     """An RQ worker on the outbox and message queues, with RQ's scheduler in it."""
     if not settings.redis_url:
-        raise SystemExit(
-            "MADOGUCHI_REDIS_URL is not set: without Redis, `madoguchi serve` runs the jobs "
-            "itself and no worker is needed"
-        )
+        raise SystemExit(NO_REDIS)
     redis = redis_connection(settings.redis_url)
     jobs = RqJobs(redis)
     reminder_jobs.use(reminders_runtime(settings, sessions, jobs))

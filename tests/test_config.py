@@ -422,3 +422,28 @@ def test_the_first_supervisor_is_made_on_the_command_line_and_the_log_checked(
         conn.execute("DELETE FROM audit_event")
     assert main(["audit", "check"]) == 1
     assert "1 events were written, 0 are there" in capsys.readouterr().err
+
+
+def test_messages_are_sent_only_with_a_twilio_account_and_number(tmp_path: Path) -> None:
+    from config.app import phone_line
+    from config.worker import phone_api
+
+    bare = Settings(data_dir=tmp_path)
+    assert not phone_api(bare).live  # logged, not sent
+    assert not phone_line(bare).config.sms_confirmations  # and the IVR promises no SMS
+    account = Settings(
+        data_dir=tmp_path,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_from_number="+81353334111",
+    )
+    assert phone_api(account).live
+    assert phone_line(account).config.sms_confirmations
+
+
+def test_worker_without_redis_explains_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MADOGUCHI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("MADOGUCHI_REDIS_URL", raising=False)
+    with pytest.raises(SystemExit, match="MADOGUCHI_REDIS_URL is not set"):
+        main(["worker", "--burst"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -104,7 +105,7 @@ def test_a_caller_books_a_card_pickup_for_two_by_itself(line: Line) -> None:
     spoken = say_digits(made.code, "ja", group=4)
     assert sum(spoken in line_ for line_ in call.said) == 2
     assert any("予約番号は" in u.text for u in call.utterances)
-    # No text message is promised while no SMS confirmations are sent (the reminders pipeline).
+    # No text message is promised on a line with no Twilio account to send one from.
     assert not heard(call, "確認のショートメッセージ")
     # The time read back is the time booked, spoken as a person would say it.
     assert any(say_when(made.starts_at, "ja") in s for s in call.said)
@@ -122,6 +123,17 @@ def test_a_caller_books_a_card_pickup_for_two_by_itself(line: Line) -> None:
     assert record.ended_at is not None
     assert record.path.startswith("menu=1 book_service=1 book_party=2 book_venue=1 offer=1")
     assert "19580401" not in record.path and "234567" not in record.path  # keys, not data
+
+
+def test_a_line_that_sends_sms_promises_the_confirmation(line: Line) -> None:
+    config = line.http.app.state.phone_line.config  # type: ignore[attr-defined]
+    line.http.app.state.phone_line = replace(  # type: ignore[attr-defined]
+        line.http.app.state.phone_line,  # type: ignore[attr-defined]
+        config=replace(config, sms_confirmations=True),
+    )
+    call = line.call()
+    book_pickup_for_two(line, call)
+    assert heard(call, "確認のショートメッセージ")
 
 
 def test_an_english_caller_with_a_withheld_number_books_a_pin_reset(line: Line) -> None:
