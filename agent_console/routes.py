@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -33,9 +34,11 @@ from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.personal import mask_phone, parse_phone
 from ivr import service as calls
+from ivr.twilio_api import TwilioFailure
 from reminders import service as reminders
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SESSION_COOKIE = "console"
 LOGIN_CSRF_COOKIE = "console_login"
@@ -206,6 +209,7 @@ def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
     return {
         "waiting": calls.waiting_calls(db),
         "callbacks": calls.open_callbacks(db),
+        "on_duty": staff.on_duty(db, busy_ids=calls.agents_on_calls(db)),
         "waited": lambda at: _minutes(now - at),
         "csrf": seat.csrf,
         "can_answer": seat.staff.can("agent", "supervisor"),
@@ -221,7 +225,13 @@ def home(request: Request) -> Response:
         context = _queue_context(db, seat)
         mine = calls.my_open_call(db, staff_id=seat.staff.id)
     return _render(
-        request, "home.html", seat, taken=request.query_params.get("taken"), mine=mine, **context
+        request,
+        "home.html",
+        seat,
+        taken=request.query_params.get("taken"),
+        phone_error=request.query_params.get("phone_error"),
+        mine=mine,
+        **context,
     )
 
 
@@ -362,8 +372,32 @@ async def answer_call(request: Request, call_sid: str) -> Response:
             db.rollback()
             return RedirectResponse("/console/?taken=1", status_code=303)
         _log(db, seat, request, "call.answer", "call", call_sid)
+        language = calls.get_call(db, call_sid=call_sid)
         db.commit()
-    return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
+    audio = await run_in_threadpool(
+        _put_through, request, call_sid, seat, language.language if language else "ja"
+    )
+    return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
+
+
+def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
+    """Take the caller out of the queue to this agent's desk phone (Twilio redirects the live
+    call to TwiML that dials it). What happened, for the screen: connected, no_phone,
+    no_twilio or failed (the screen pops anyway; the caller keeps waiting in the queue)."""
+    api = request.app.state.phone_api
+    desk = seat.staff.desk_phone
+    if desk is None:
+        return "no_phone"
+    if not api.live:
+        return "no_twilio"
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    url = f"{base}/ivr/connect?" + urlencode({"to": desk, "lang": language})
+    try:
+        api.redirect_call(sid=call_sid, url=url)
+    except TwilioFailure as failure:
+        log.warning("call %s not put through: %s", call_sid, failure.detail)
+        return "failed"
+    return "connected"
 
 
 def _call_for(db: DbSession, seat: Seat, call_sid: str) -> calls.CallView:
@@ -375,8 +409,19 @@ def _call_for(db: DbSession, seat: Seat, call_sid: str) -> calls.CallView:
     return call
 
 
+AUDIO = {
+    "connected": "お客様の電話を、あなたのデスク電話に転送しています。",
+    "no_phone": "デスク電話が未設定のため、音声はつながっていません"
+    "（受付キュー画面で設定できます）。",
+    "no_twilio": "Twilioのアカウントが未設定のため、音声はつながっていません（画面のみ）。",
+    "failed": "音声の転送に失敗しました（Twilioに接続できません）。お客様はキューで待っています。",
+}
+
+
 @router.get("/calls/{call_sid}", response_class=HTMLResponse)
-def call_screen(request: Request, call_sid: str, error: str | None = None) -> Response:
+def call_screen(
+    request: Request, call_sid: str, error: str | None = None, audio: str = ""
+) -> Response:
     """The screen pop: who is calling, what they did in the IVR, their bookings (by caller
     ID), earlier inquiries; then the inquiry note and the wrap-up. Audited."""
     with _db(request) as db:
@@ -409,6 +454,8 @@ def call_screen(request: Request, call_sid: str, error: str | None = None) -> Re
         dispositions=DISPOSITIONS,
         mask=mask_phone,
         error=error,
+        audio=AUDIO.get(audio),
+        audio_ok=audio == "connected",
     )
 
 
@@ -631,7 +678,70 @@ def callback_screen(request: Request, callback_id: int) -> Response:
         venues=venues,
         services=services,
         outcomes=CALLBACK_OUTCOMES,
+        dial=DIAL.get(request.query_params.get("dial", "")),
     )
+
+
+@router.post("/callbacks/{callback_id}/dial")
+async def dial_callback(request: Request, callback_id: int) -> Response:
+    """Call the resident back: Twilio rings the agent's desk phone, then dials the resident
+    from the ward's number once the agent picks up."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        if calls.callback_number(db, callback_id=callback_id, staff_id=seat.staff.id) is None:
+            raise NotAllowed
+        _log(db, seat, request, "callback.dial", "callback", callback_id)
+        db.commit()
+    dialled = await run_in_threadpool(_dial_back, request, callback_id, seat)
+    return RedirectResponse(f"/console/callbacks/{callback_id}?dial={dialled}", 303)
+
+
+def _dial_back(request: Request, callback_id: int, seat: Seat) -> str:
+    api = request.app.state.phone_api
+    desk = seat.staff.desk_phone
+    if desk is None:
+        return "no_phone"
+    if not api.live:
+        return "no_twilio"
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    query = urlencode({"callback": callback_id, "staff": seat.staff.id})
+    try:
+        api.place_call(
+            to=desk, url=f"{base}/ivr/bridge?{query}", status_callback=f"{base}/ivr/status"
+        )
+    except TwilioFailure as failure:
+        log.warning("callback %s not dialled: %s", callback_id, failure.detail)
+        return "failed"
+    return "connected"
+
+
+DIAL = {
+    "connected": "あなたのデスク電話を呼び出しています。出ると、お客様に発信します。",
+    "no_phone": "デスク電話が未設定です。受付キュー画面で設定するか、手元の電話でおかけください。",
+    "no_twilio": "Twilioのアカウントが未設定のため発信できません。手元の電話でおかけください。",
+    "failed": "発信に失敗しました（Twilioに接続できません）。少し待ってもう一度お試しください。",
+}
+
+
+@router.post("/me/phone")
+async def my_phone(request: Request) -> Response:
+    """The phone this agent takes calls on for this shift (a desk phone or extension)."""
+    form = await _form(request)
+    with _db(request) as db:
+        seat = _seat(request, db, "agent", "supervisor")
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
+        except StaffError as refused:
+            db.rollback()
+            return RedirectResponse("/console/?" + urlencode({"phone_error": str(refused)}), 303)
+        _log(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
+        db.commit()
+    return RedirectResponse("/console/", status_code=303)
 
 
 @router.post("/callbacks/{callback_id}/finish")

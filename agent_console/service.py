@@ -32,6 +32,8 @@ from agent_console.models import (
     StaffUser,
 )
 from booking.context import context
+from booking.errors import BookingError
+from booking.personal import parse_phone
 
 MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
@@ -58,13 +60,14 @@ class Staff:
     display_name: str
     role: str
     active: bool
+    desk_phone: str | None = None  # E.164: where a queued caller is put through
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
 
 
 def _view(user: StaffUser) -> Staff:
-    return Staff(user.id, user.login_id, user.display_name, user.role, user.active)
+    return Staff(user.id, user.login_id, user.display_name, user.role, user.active, user.desk_phone)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -519,3 +522,54 @@ def save_category(db: DbSession, *, category_id: str, name_ja: str, active: bool
         found.name_ja = name
         found.active = active
     db.flush()
+
+
+# --- where agents take calls, and who is on duty ----------------------------------------------
+
+
+def set_desk_phone(db: DbSession, *, staff_id: int, phone: str) -> str | None:
+    """The phone this agent takes calls on (empty: none). Returns it in E.164."""
+    e164: str | None = None
+    if phone.strip():
+        try:
+            e164 = parse_phone(phone).e164
+        except BookingError as refused:
+            raise StaffError(refused.message("ja")) from None
+    db.execute(
+        update(StaffUser)
+        .where(StaffUser.id == staff_id)
+        .values(desk_phone=e164, updated_at=context(db).now())
+    )
+    return e164
+
+
+@dataclass(frozen=True)
+class OnDuty:
+    """A signed-in agent (or supervisor) the queue can go to."""
+
+    staff_id: int
+    display_name: str
+    role: str
+    has_phone: bool
+    busy: bool  # on a call, or wrapping one up
+
+
+def on_duty(db: DbSession, *, busy_ids: set[int]) -> list[OnDuty]:
+    """Agents and supervisors with a live console session, free ones first."""
+    since = context(db).now() - timedelta(minutes=IDLE_MINUTES)
+    rows = db.execute(
+        select(StaffUser)
+        .join(StaffSession, StaffSession.staff_id == StaffUser.id)
+        .where(
+            StaffSession.ended_at.is_(None),
+            StaffSession.last_seen_at >= since,
+            StaffUser.active.is_(True),
+            StaffUser.role.in_(("agent", "supervisor")),
+        )
+        .distinct()
+    ).scalars()
+    people = [
+        OnDuty(u.id, u.display_name, u.role, u.desk_phone is not None, u.id in busy_ids)
+        for u in rows
+    ]
+    return sorted(people, key=lambda p: (p.busy, p.display_name))

@@ -27,7 +27,12 @@ from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, redis_connection
 from config.settings import Settings
-from config.worker import reminder_rules, reminders_runtime, wake_pump_after_commit
+from config.worker import (
+    phone_api,
+    reminder_rules,
+    reminders_runtime,
+    wake_pump_after_commit,
+)
 from ivr.flow import LineConfig
 from ivr.routes import PhoneLine
 from ivr.routes import router as ivr_router
@@ -90,6 +95,7 @@ def phone_line(settings: Settings) -> PhoneLine:
             lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
             # Promise a text message only where one is really sent.
             sms_confirmations=bool(settings.twilio_account_sid and settings.twilio_from_number),
+            ward_number=settings.twilio_from_number,
         ),
     )
 
@@ -140,6 +146,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
     app.state.phone_line = phone_line(settings)
     app.state.reminder_rules = reminder_rules(settings)
+    app.state.phone_api = phone_api(settings)
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)

@@ -150,6 +150,7 @@ class FakeTwilio:
         self.lock = threading.Lock()  # guards sent, redirects, requests and the error knobs
         self.sent: list[Sent] = []
         self.redirects: list[tuple[str, str]] = []
+        self._inbound: dict[str, Sent] = {}
         self.requests = 0
         # Plain floats: one attribute store/load is atomic and handlers read each once per request.
         self.delay = 0.0
@@ -198,10 +199,17 @@ class FakeTwilio:
         with self.lock:
             return [s for s in self.sent if s.kind == "call"]
 
+    def inbound(self, sid: str, from_: str, to: str) -> None:
+        """A call that came in to the ward's number (as Twilio knows it, so it can be updated:
+        the console redirects a queued caller to the agent's phone). Not listed in calls()."""
+        with self.lock:
+            self._inbound[sid] = Sent(sid, "call", to, from_, None, None, None, datetime.now(UTC))
+
     def fail_next(
         self, n: int, status: int = 500, code: int = 20500, message: str = "Internal error"
     ) -> None:
-        """Answer the next n creates with this error, creating nothing (adds to pending ones)."""
+        """Answer the next n POSTs (creates and call updates) with this error, changing
+        nothing (adds to pending ones)."""
         with self.lock:
             self._failures.extend([(status, code, message)] * n)
 
@@ -236,11 +244,15 @@ class FakeTwilio:
             return 200, self._list(kind, path, query), 0.0
         with self.lock:
             item = next((s for s in self.sent if s.sid == sid and s.kind == kind), None)
+            if item is None and kind == "call":
+                item = self._inbound.get(sid)
             if item is None:
                 raise _ApiError(404, 20404, f"The requested resource {path} was not found")
             if method == "POST":
                 if kind != "call":
                     raise _ApiError(405, 20004, "Method not allowed")
+                if self._failures:
+                    raise _ApiError(*self._failures.pop(0))
                 self._update_call(item, form)
             return 200, self._resource(item), 0.0
 

@@ -62,6 +62,8 @@ class LineConfig:
     opens: time
     closes: time
     lookups_per_15_minutes: int
+    # The ward's number, shown to residents the ward calls (callbacks).
+    ward_number: str = ""
     # Whether booking confirmations go out by SMS (the reminders pipeline): only then does the
     # line promise a text message.
     sms_confirmations: bool = False

@@ -276,3 +276,73 @@ async def call_status(request: Request) -> Response:
 
     await run_in_threadpool(work)
     return Response(status_code=204)
+
+
+# --- putting callers through to agents' phones -----------------------------------------------
+
+
+@router.post("/connect")
+async def connect_to_agent(request: Request, to: str, lang: str = "ja") -> Response:
+    """A queued caller, taken out of the queue by the console (the agent pressed answer): ring
+    the agent's desk phone. ``to`` is in the URL the console gave Twilio, signed with it."""
+    if await signed_form(request) is None:
+        return forbidden()
+    language = lang if lang in flow.LANGUAGES else "ja"
+    reply = VoiceResponse()
+    reply.say(flow.prompt(language, "connecting"), language=flow.SAY_LANGUAGE[language])
+    done = _line(request).config.public_base_url.rstrip("/") + f"/ivr/connect/done?lang={language}"
+    dial = reply.dial(action=done, method="POST", timeout=20)
+    dial.number(to)
+    return _twiml(reply)
+
+
+@router.post("/connect/done")
+async def connect_done(request: Request, lang: str = "ja") -> Response:
+    """The agent's phone was answered and the talk is over (hang up), or it was not answered:
+    back into the queue, for the next agent."""
+    form = await signed_form(request)
+    if form is None:
+        return forbidden()
+    call_sid = form.get("CallSid", "")
+    if form.get("DialCallStatus") == "completed":
+        reply = VoiceResponse()
+        reply.hangup()
+        return _twiml(reply)
+
+    def work() -> str:
+        with request.app.state.sessions() as db:
+            call = calls.release_call(db, call_sid=call_sid)
+            if call is None:
+                hang_up = VoiceResponse()
+                hang_up.hangup()
+                return str(hang_up)
+            turn = _turn(request, db, call)
+            turn.say("agent_missed")
+            turn.enqueue()
+            return _finish(db, turn)
+
+    return await _run(request, call_sid, work)
+
+
+@router.post("/bridge")
+async def callback_bridge(request: Request, callback: int, staff: int) -> Response:
+    """The agent picked up the call the console placed to their desk phone: dial the resident
+    who asked for a callback (the number never leaves the database except to Twilio here)."""
+    if await signed_form(request) is None:
+        return forbidden()
+
+    def work() -> str:
+        with request.app.state.sessions() as db:
+            number = calls.callback_number(db, callback_id=callback, staff_id=staff)
+        reply = VoiceResponse()
+        if number is None:
+            reply.say(flow.prompt("ja", "sorry_call_later"), language="ja-JP")
+            reply.hangup()
+            return str(reply)
+        reply.say(flow.prompt("ja", "callback_dialling"), language="ja-JP")
+        ward = _line(request).config.ward_number
+        dial = reply.dial(caller_id=ward or None, timeout=30)
+        dial.number(number)
+        return str(reply)
+
+    return _twiml(await run_in_threadpool(work))

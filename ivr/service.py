@@ -399,6 +399,34 @@ def claim_call(db: DbSession, *, call_sid: str, staff_id: int) -> bool:
     return True
 
 
+def agents_on_calls(db: DbSession) -> set[int]:
+    """Staff with a call taken and not yet wrapped up."""
+    rows = db.execute(
+        select(Call.agent_staff_id).where(
+            Call.agent_staff_id.is_not(None), Call.wrapped_at.is_(None)
+        )
+    ).scalars()
+    return {int(r) for r in rows if r is not None}
+
+
+def release_call(db: DbSession, *, call_sid: str) -> Call | None:
+    """The agent's phone did not take the call: back in the queue for the next agent."""
+    call = lock_call(db, call_sid)
+    if call is None or call.ended_at is not None:
+        return None
+    call.agent_staff_id, call.answered_at = None, None
+    note_step(call, "agent_missed")
+    return call
+
+
+def callback_number(db: DbSession, *, callback_id: int, staff_id: int) -> str | None:
+    """The number to call back, for the agent who took the request on (no one else)."""
+    row = db.get(CallbackRequest, callback_id)
+    if row is None or row.claimed_by != staff_id or row.status != "open":
+        return None
+    return context(db).vault.decrypt(row.phone_enc)
+
+
 def wrap_up(db: DbSession, *, call_sid: str, staff_id: int, disposition: str) -> bool:
     """The agent finished the after-call work: the wrap-up time ends here."""
     result = db.execute(

@@ -366,7 +366,7 @@ def test_two_agents_pressing_answer_one_gets_the_call(console: Console) -> None:
         )
         for browser, page in zip((first, second), pages, strict=True)
     ]
-    assert answers[0].headers["location"] == f"/console/calls/{call.call_sid}"
+    assert answers[0].headers["location"] == f"/console/calls/{call.call_sid}?audio=no_phone"
     assert answers[1].headers["location"] == "/console/?taken=1"
     # The screen is the first agent's: the second may not open it.
     assert first.get(f"/console/calls/{call.call_sid}").status_code == 200

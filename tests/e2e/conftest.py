@@ -39,6 +39,8 @@ from config.db import make_engine, make_sessionmaker
 from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings
+from ivr.fake_twilio import FakeTwilio
+from ivr.twilio_api import TwilioApi
 from tests.conftest import START, FakeClock, make_context
 
 E2E_DIR = Path(__file__).parent
@@ -105,6 +107,7 @@ class LiveServer:
     base_url: str
     clock: FakeClock
     sessions: sessionmaker[Session]
+    twilio: FakeTwilio  # Twilio's REST API, where the console puts callers through
     twilio_token: str = LIVE_TWILIO_TOKEN
     public_base_url: str = LIVE_PUBLIC_URL
 
@@ -155,6 +158,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     app = create_app(settings)
     app.state.sessions = sessions
     app.state.console_tick_seconds = 0.2  # the console's live queue, quick for the tests
+    twilio = FakeTwilio(auth_token=LIVE_TWILIO_TOKEN).start()
+    app.state.phone_api = TwilioApi(
+        account_sid=twilio.account_sid,
+        auth_token=LIVE_TWILIO_TOKEN,
+        from_number="+81353334111",
+        base_url=twilio.base_url,
+        timeout=5,
+    )
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,8 +181,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base_url + "/healthz", thread)
-        yield LiveServer(base_url=base_url, clock=clock, sessions=sessions)
+        yield LiveServer(base_url=base_url, clock=clock, sessions=sessions, twilio=twilio)
     finally:
+        twilio.stop()
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
