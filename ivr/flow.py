@@ -29,6 +29,7 @@ from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.personal import check_birth_date, normalise_notice_number, parse_phone
 from booking.service import MemberInput, ResidentInput
+from booking.views import BookingView
 from ivr import service as calls
 from ivr.models import Call
 from ivr.service import Caller, CallState
@@ -262,15 +263,7 @@ def ask_reminder(turn: Turn) -> None:
         turn.hang_up()
         return
     found = booking.get_booking(turn.db, booking_id=int(turn.state.booking_id or 0))
-    venue = booking.venue_or_404(turn.db, found.venue_id)
-    service = booking.service_or_404(turn.db, found.service_id)
-    turn.say(
-        "booking_details",
-        when=say_when(found.starts_at, turn.language),
-        venue=named(venue, turn.language),
-        service=named(service, turn.language),
-        party=found.party_size,
-    )
+    say_booking(turn, found)
     turn.say("reminder_keys")
     turn.gather("reminder", num_digits=1)
 
@@ -887,10 +880,8 @@ def answer_manage_birth(turn: Turn, digits: str) -> None:
     turn.ask("manage_code")
 
 
-def ask_manage(turn: Turn) -> None:
-    if turn.state.booking_id is None:
-        raise StateLost
-    found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
+def say_booking(turn: Turn, found: BookingView) -> None:
+    """When, where, what and for how many: a found booking read out."""
     venue = booking.venue_or_404(turn.db, found.venue_id)
     service = booking.service_or_404(turn.db, found.service_id)
     turn.say(
@@ -900,6 +891,13 @@ def ask_manage(turn: Turn) -> None:
         service=named(service, turn.language),
         party=found.party_size,
     )
+
+
+def ask_manage(turn: Turn) -> None:
+    if turn.state.booking_id is None:
+        raise StateLost
+    found = booking.get_booking(turn.db, booking_id=turn.state.booking_id)
+    say_booking(turn, found)
     if found.status == "cancelled":
         turn.say("booking_is_cancelled")
         turn.say("manage_keys_closed")

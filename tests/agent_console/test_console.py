@@ -58,6 +58,23 @@ class Console:
         return browser, login
 
 
+def ask_for_a_callback(console: Console) -> PhoneCall:
+    """A resident calls out of hours and asks to be called back (the number they call from)."""
+    console.clock.set(console.clock.now.replace(hour=20))
+    try:
+        with TestClient(console.app) as http:
+            call = PhoneCall(
+                http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile()
+            )
+            call.dial()
+            call.press("0")
+            call.press("1")
+            call.press("1")
+    finally:
+        console.clock.set(console.clock.now.replace(hour=10))
+    return call
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"
@@ -464,18 +481,7 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
 def test_a_callback_is_taken_on_by_one_agent_and_its_outcome_recorded(console: Console) -> None:
     first, first_login = console.signed_in("agent")
     second, _ = console.signed_in("agent")
-    console.clock.set(console.clock.now.replace(hour=20))  # out of hours: a callback
-    try:
-        with TestClient(console.app) as http:
-            call = PhoneCall(
-                http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile()
-            )
-            call.dial()
-            call.press("0")
-            call.press("1")
-            call.press("1")
-    finally:
-        console.clock.set(console.clock.now.replace(hour=10))
+    call = ask_for_a_callback(console)
     with console.app_sessions() as db:
         from ivr import service as calls
 

@@ -18,7 +18,7 @@ from ivr import service as calls
 from ivr.caller import PhoneCall
 from ivr.fake_twilio import FakeTwilio
 from ivr.twilio_api import TwilioApi
-from tests.agent_console.test_console import Console, csrf_of
+from tests.agent_console.test_console import Console, ask_for_a_callback, csrf_of
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
 
 DESK = "+81352734999"
@@ -138,18 +138,7 @@ def test_a_callback_rings_the_agent_then_dials_the_resident(
     console: Console, twilio: FakeTwilio
 ) -> None:
     agent, _ = agent_with_desk_phone(console)
-    console.clock.set(console.clock.now.replace(hour=20))  # out of hours: a callback request
-    try:
-        with TestClient(console.app) as http:
-            call = PhoneCall(
-                http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile()
-            )
-            call.dial()
-            call.press("0")
-            call.press("1")
-            call.press("1")
-    finally:
-        console.clock.set(console.clock.now.replace(hour=10))
+    call = ask_for_a_callback(console)
     with console.app_sessions() as db:
         [mine] = [c for c in calls.open_callbacks(db) if c.phone == call.from_number]
     page = agent.get("/console/")
