@@ -140,10 +140,15 @@ class Slot(Base):
     held: Mapped[int] = mapped_column(Integer, default=0)
     # Mirrors the session's status so the seat UPDATE can refuse a closed slot without a join.
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Seats a manager kept booked on purpose above a cut capacity (nothing more is sold until
+    # bookings fall below the capacity); the CHECK allows exactly these, no more.
+    kept_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         CheckConstraint(
-            "booked >= 0 AND held >= 0 AND booked + held <= capacity", name="seats_within_capacity"
+            "booked >= 0 AND held >= 0 AND kept_over >= 0 AND capacity >= 0 "
+            "AND booked + held <= capacity + kept_over",
+            name="seats_within_capacity",
         ),
         Index("ix_slot_service_start", "service_id", "starts_at"),
         Index("ix_slot_venue_service_start", "venue_id", "service_id", "starts_at"),

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Time,
     bindparam,
+    case,
     column,
     delete,
     func,
@@ -57,6 +58,7 @@ from booking.models import (
     Hold,
     IdempotencyKey,
     Service,
+    Session,
     Slot,
     Venue,
 )
@@ -945,7 +947,13 @@ def reschedule_booking(
         return _move(db, booking_id, slot_id, hold_id)
 
 
-def _move(db: DbSession, booking_id: int, slot_id: int | None, hold_id: str | None) -> BookingView:
+def _move(
+    db: DbSession,
+    booking_id: int,
+    slot_id: int | None,
+    hold_id: str | None,
+    event: str = "moved",
+) -> BookingView:
     if (slot_id is None) == (hold_id is None):
         raise BookingError("both_slot_and_hold", field="slot_id")
     target = slot_id if slot_id is not None else _hold_slot(db, str(hold_id))
@@ -974,7 +982,7 @@ def _move(db: DbSession, booking_id: int, slot_id: int | None, hold_id: str | No
         .where(Booking.id == booking_id)
         .values(slot_id=new_slot.id, venue_id=new_slot.venue_id)
     )
-    _record_event(db, booking_id, "moved", booking.version)
+    _record_event(db, booking_id, event, booking.version)
     return _view(db, booking_id)
 
 
@@ -1043,3 +1051,159 @@ __all__ = [
     "venue_or_404",
     "venue_services",
 ]
+
+
+# --- Capacity and closures: the counter managers' changes ------------------------------------
+
+
+@dataclass(frozen=True)
+class SlotDay:
+    """One slot as a manager sees it on the day view."""
+
+    id: int
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    booked: int
+    held: int
+    kept_over: int
+    is_open: bool
+
+
+def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
+    """Every slot of a venue's day (open or closed), by time then service."""
+    start = datetime.combine(day, time(0), TOKYO)
+    rows = db.execute(
+        select(
+            Slot.id,
+            Slot.service_id,
+            Slot.starts_at,
+            Slot.ends_at,
+            Slot.capacity,
+            Slot.booked,
+            Slot.held,
+            Slot.kept_over,
+            Slot.is_open,
+        )
+        .where(
+            Slot.venue_id == venue_id,
+            Slot.starts_at >= start,
+            Slot.starts_at < start + timedelta(days=1),
+        )
+        .order_by(Slot.starts_at, Slot.service_id)
+    )
+    return [SlotDay(*row) for row in rows]
+
+
+def stranded(db: DbSession, *, slot_ids: list[int], capacity: int | None) -> list[BookingView]:
+    """The bookings a change would leave without a seat: every active booking in the slots
+    when they close (``capacity`` None); otherwise, per slot, those beyond the new capacity,
+    the latest booked first (the earliest keep their seats)."""
+    rows = db.execute(
+        select(Booking.id, Booking.slot_id, Booking.party_size)
+        .where(Booking.slot_id.in_(slot_ids), Booking.status == "booked")
+        .order_by(Booking.slot_id, Booking.created_at, Booking.id)
+    ).all()
+    out: list[int] = []
+    taken: dict[int, int] = {}
+    for booking_id, slot_id, party in rows:
+        taken[slot_id] = taken.get(slot_id, 0) + party
+        if capacity is None or taken[slot_id] > capacity:
+            out.append(booking_id)
+    return [_view(db, booking_id) for booking_id in out]
+
+
+def set_capacity(
+    db: DbSession, *, slot_ids: list[int], capacity: int, keep_stranded: bool = False
+) -> list[BookingView]:
+    """Give slots a new capacity. A cut below what is booked is refused unless the manager
+    keeps those bookings on purpose (the seats over capacity are recorded as kept, and nothing
+    more is sold until bookings fall below the capacity). Returns the bookings kept over."""
+    if capacity < 0:
+        raise BookingError("invalid_party_size", field="capacity")
+    if not slot_ids:
+        return []
+    _lock_slots(db, slot_ids)  # no booking slips in between the check and the change
+    over = stranded(db, slot_ids=slot_ids, capacity=capacity)
+    if over and not keep_stranded:
+        raise BookingError("capacity_strands", field="capacity", count=len(over))
+    excess = Slot.booked + Slot.held - capacity
+    db.execute(
+        update(Slot)
+        .where(Slot.id.in_(slot_ids))
+        .values(capacity=capacity, kept_over=case((excess > 0, excess), else_=0))
+    )
+    return over
+
+
+def close_slots(
+    db: DbSession, *, slot_ids: list[int], reason: str, keep_stranded: bool = False
+) -> list[BookingView]:
+    """Close slots (part of a day, or all of it) to every channel. Bookings on them are
+    refused unless kept on purpose (the counter will see them anyway). A session whose slots
+    are all closed is closed too, with the reason."""
+    if not slot_ids:
+        return []
+    _lock_slots(db, slot_ids)
+    over = stranded(db, slot_ids=slot_ids, capacity=None)
+    if over and not keep_stranded:
+        raise BookingError("capacity_strands", field="slots", count=len(over))
+    db.execute(update(Slot).where(Slot.id.in_(slot_ids)).values(is_open=False))
+    sessions = select(Slot.session_id).where(Slot.id.in_(slot_ids)).distinct()
+    still_open = select(Slot.session_id).where(Slot.is_open.is_(True)).distinct()
+    db.execute(
+        update(Session)
+        .where(Session.id.in_(sessions), Session.id.not_in(still_open))
+        .values(status="closed", closed_reason=reason)
+    )
+    return over
+
+
+def reopen_slots(db: DbSession, *, slot_ids: list[int]) -> None:
+    """Open closed slots again (and their sessions)."""
+    if not slot_ids:
+        return
+    db.execute(update(Slot).where(Slot.id.in_(slot_ids)).values(is_open=True))
+    sessions = select(Slot.session_id).where(Slot.id.in_(slot_ids)).distinct()
+    db.execute(
+        update(Session).where(Session.id.in_(sessions)).values(status="open", closed_reason=None)
+    )
+
+
+RELOCATE_SEARCH_DAYS = 14
+
+
+def nearest_free_slot(db: DbSession, *, booking_id: int, avoid: list[int]) -> SlotView | None:
+    """The free time nearest to a booking's own, for its service and party: at the same venue
+    first, then anywhere; never one of ``avoid`` (the slots being cut or closed)."""
+    found = _view(db, booking_id)
+    ctx = context(db)
+    day = found.starts_at.astimezone(TOKYO).date()
+    first = max(first_bookable_day(ctx, None), day - timedelta(days=RELOCATE_SEARCH_DAYS))
+    last = min(last_bookable_day(ctx), day + timedelta(days=RELOCATE_SEARCH_DAYS))
+    if last < first:
+        return None
+    for venue in (found.venue_id, None):
+        free = [
+            s
+            for s in availability(
+                db,
+                service_id=found.service_id,
+                venue_id=venue,
+                start=first,
+                end=last,
+                party=found.party_size,
+                limit=1000,
+            )
+            if s.id not in avoid and s.id != found.slot_id
+        ]
+        if free:
+            return min(free, key=lambda s: abs((s.starts_at - found.starts_at).total_seconds()))
+    return None
+
+
+def relocate(db: DbSession, *, booking_id: int, slot_id: int) -> BookingView:
+    """The ward moves a booking (capacity cut, day closed): like a move, with the notice
+    saying it was the ward's doing (event ``relocated``)."""
+    return _move(db, booking_id, slot_id, None, event="relocated")

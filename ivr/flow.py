@@ -253,6 +253,10 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
         return
     turn.state.language = about.language if about.language in LANGUAGES else "ja"
     turn.state.booking_id = about.booking_id
+    if about.kind == "relocated":
+        turn.say("relocated_intro")
+        turn.ask("relocated")
+        return
     turn.say("reminder_intro")
     turn.ask("reminder")
 
@@ -275,6 +279,27 @@ def answer_reminder(turn: Turn, digits: str) -> None:
         turn.hang_up()
     elif digits == "2" and _changeable(turn):
         turn.ask("cancel_check")
+    else:
+        raise Miss
+
+
+def ask_relocated(turn: Turn) -> None:
+    if not _changeable(turn):
+        turn.say("reminder_gone")
+        turn.hang_up()
+        return
+    say_booking(turn, booking.get_booking(turn.db, booking_id=int(turn.state.booking_id or 0)))
+    turn.say("relocated_keys")
+    turn.gather("relocated", num_digits=1)
+
+
+def answer_relocated(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        calls.set_outcome(turn.call, "self_served")
+        turn.say("relocated_accepted")
+        turn.hang_up()
+    elif digits == "2":
+        hand_over(turn)
     else:
         raise Miss
 
@@ -1196,4 +1221,5 @@ STEPS: dict[str, Step] = {
     "callback_phone": Step(ask_callback_phone, answer_callback_phone, choice=True),
     "queue_failed": Step(ask_queue_failed, answer_queue_failed, choice=True, agent_key=False),
     "reminder": Step(ask_reminder, answer_reminder, choice=True),
+    "relocated": Step(ask_relocated, answer_relocated, choice=True),
 }

@@ -235,6 +235,25 @@ def request_callback(db: DbSession, *, call: Call, phone: str, language: str, re
     return row.id
 
 
+def ask_agents_to_call(db: DbSession, *, phone: str, language: str, reason: str) -> int:
+    """A callback the ward owes a resident it could not reach another way (no call behind
+    it): a row in the agents' callback list."""
+    ctx = context(db)
+    e164 = parse_phone(phone).e164
+    row = CallbackRequest(
+        call_id=None,
+        phone_enc=ctx.vault.encrypt(e164),
+        phone_hmac=ctx.vault.digest(e164),
+        language=language,
+        reason=reason,
+        status="open",
+        requested_at=ctx.now(),
+    )
+    db.add(row)
+    db.flush()
+    return row.id
+
+
 @dataclass(frozen=True)
 class CallbackView:
     id: int

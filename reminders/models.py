@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.base import Base, UTCDateTime
 
-KINDS = ("confirmation", "moved", "cancelled", "reminder", "reminder_morning")
+KINDS = ("confirmation", "moved", "cancelled", "reminder", "reminder_morning", "relocated")
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
 OPT_OUT_SOURCES = ("resident", "agent", "provider", "call")

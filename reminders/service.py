@@ -27,6 +27,7 @@ from booking import service as booking
 from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.views import BookingView
+from ivr import service as calls
 from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import Message, OptOut
 
@@ -199,9 +200,14 @@ def _plan_visit(
     """The confirmation (or move notice) and the reminders for a booked visit."""
     now = context(db).now()
     made: list[Message | None] = []
+    channel = channel_for(view.phone_line_type)
     if view.phone_line_type in SMS_LINES:
         made.append(_message(db, view, first, "sms", after_quiet_hours(now, rules)))
-    channel = channel_for(view.phone_line_type)
+    elif first == "relocated" and channel == "voice":
+        # The ward moved it: a landline hears it too (press 1 to accept, 2 for an agent).
+        made.append(_message(db, view, first, "voice", after_quiet_hours(now, rules)))
+    elif first == "relocated" and view.phone is not None:
+        _agents_call(db, view.phone, view.language)  # neither SMS nor a call reaches it
     if channel is None:
         return made
     visit = view.starts_at.astimezone(TOKYO)
@@ -216,6 +222,19 @@ def _plan_visit(
     return made
 
 
+# The first message after a booking event; reminders follow for the visit.
+FIRST_MESSAGE = {"booked": "confirmation", "moved": "moved", "relocated": "relocated"}
+
+
+def _agents_call(db: DbSession, phone: str, language: str) -> None:
+    """A resident the ward must tell of a change and cannot reach by SMS or an automated call:
+    on the agents' callback list."""
+    try:
+        calls.ask_agents_to_call(db, phone=phone, language=language, reason="relocated")
+    except BookingError:
+        pass  # not a number an agent can call either; the counter sees the booking
+
+
 def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -> Planned:
     """Turn undispatched booking events into messages, in one transaction with marking them
     dispatched (the caller commits): each event is planned once."""
@@ -228,9 +247,8 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
             dropped += _drop_stale(db, view.id, event.booking_version)
         if event.booking_version != view.version:
             continue  # changed again since: its later event plans for the version it has now
-        if event.kind in ("booked", "moved") and view.status == "booked":
-            first = "confirmation" if event.kind == "booked" else "moved"
-            made += _plan_visit(db, view, rules, first)
+        if event.kind in FIRST_MESSAGE and view.status == "booked":
+            made += _plan_visit(db, view, rules, FIRST_MESSAGE[event.kind])
         elif event.kind == "cancelled" and view.phone_line_type in SMS_LINES:
             at = after_quiet_hours(context(db).now(), rules)
             made.append(_message(db, view, "cancelled", "sms", at))
@@ -444,6 +462,8 @@ def record_failure(
         _set(db, message.id, "claimed", last_error=failure.detail[:200])
         return None
     _set(db, message.id, "claimed", status="failed", last_error=failure.detail[:200])
+    if message.kind == "relocated":
+        _agents_call(db, context(db).vault.decrypt(message.to_enc), message.language)
     if failure.code == UNSUBSCRIBED:
         _opt_out_number(db, message.to_hmac, "provider")
         return None
@@ -498,7 +518,9 @@ def apply_status(
     elif status in FAILED and message.status in ("claimed", "sent"):
         message.status, message.provider_sid = "failed", sid
         message.last_error = f"Twilio: {status}"
-        if message.channel == "sms" and message.kind in REMINDERS:
+        if message.kind == "relocated":
+            _agents_call(db, context(db).vault.decrypt(message.to_enc), message.language)
+        elif message.channel == "sms" and message.kind in REMINDERS:
             _call_instead(db, message, rules)  # an SMS reminder that failed: call instead
     elif message.status == "claimed" and status not in DELIVERED | FAILED:
         message.status, message.provider_sid = "sent", sid  # the callback beat our own record
@@ -594,14 +616,16 @@ def resend_confirmation(db: DbSession, *, booking_id: int, rules: ReminderRules)
 
 @dataclass(frozen=True)
 class CallAbout:
-    """What a reminder call is about: the IVR reads this booking out and offers keep/cancel."""
+    """What a call the ward placed is about: the IVR reads this booking out, then offers keep
+    or cancel (a reminder) or accept or an agent (a relocation)."""
 
     booking_id: int
     language: str
+    kind: str
 
 
 def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
     message = db.get(Message, message_id)
     if message is None or message.channel != "voice":
         return None
-    return CallAbout(message.booking_id, message.language)
+    return CallAbout(message.booking_id, message.language, message.kind)

@@ -1,0 +1,137 @@
+"""Counter managers' changes through the one engine: a capacity cut or a closure shows whom it
+strands; they are kept on purpose or moved to the nearest free time (one notice each); the
+seat invariant holds throughout. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from booking import service
+from booking.errors import BookingError
+from booking.service import ResidentInput
+from reminders import service as reminders
+from tests.conftest import SlotMaker
+from tests.reminders.conftest import RULES
+
+MOBILE = "090-3333-4444"
+LANDLINE = "03-5273-4222"
+
+
+def book(db: Session, slot_id: int, party: int = 1, phone: str = MOBILE) -> service.BookingView:
+    resident = ResidentInput("カンリ ハナコ", phone, date(1970, 1, 1))
+    return service.book(db, slot_id=slot_id, party=party, resident=resident, channel="web")
+
+
+def seats(db: Session, slot_id: int) -> tuple[int, int, int, int]:
+    row = db.execute(
+        text("SELECT capacity, booked, held, kept_over FROM slot WHERE id = :s"), {"s": slot_id}
+    ).one()
+    return (row.capacity, row.booked, row.held, row.kept_over)
+
+
+def test_a_cut_below_the_bookings_lists_the_latest_booked_and_is_refused(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(6)
+    first, second, third = book(db, slot, 2), book(db, slot, 2), book(db, slot, 1)
+    over = service.stranded(db, slot_ids=[slot], capacity=3)
+    assert [b.id for b in over] == [second.id, third.id]  # the earliest keeps its seats
+    with pytest.raises(BookingError) as refused:
+        service.set_capacity(db, slot_ids=[slot], capacity=3)
+    assert refused.value.code == "capacity_strands"
+    assert refused.value.status == 409
+    assert "2件" in refused.value.message("ja")
+    assert seats(db, slot) == (6, 5, 0, 0)  # nothing changed
+    assert first.id not in {b.id for b in over}
+
+
+def test_kept_on_purpose_the_slot_is_over_capacity_and_sells_nothing(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(4)
+    made = [book(db, slot, 1) for _ in range(4)]
+    kept = service.set_capacity(db, slot_ids=[slot], capacity=2, keep_stranded=True)
+    assert [b.id for b in kept] == [made[2].id, made[3].id]
+    assert seats(db, slot) == (2, 4, 0, 2)
+    with pytest.raises(BookingError) as full:
+        book(db, slot, 1)
+    assert full.value.code == "slot_full"
+    service.cancel_booking(db, booking_id=made[0].id)  # 3 booked, capacity 2: still none sold
+    with pytest.raises(BookingError):
+        book(db, slot, 1)
+    # The CHECK allows only the seats kept: a direct write past them is refused.
+    with pytest.raises(Exception), db.begin_nested():  # noqa: B017,PT011 (the database's CHECK)
+        db.execute(text("UPDATE slot SET booked = booked + 3 WHERE id = :s"), {"s": slot})
+
+
+def test_raising_capacity_sells_again_and_forgets_the_seats_kept(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(3)
+    for _ in range(3):
+        book(db, slot, 1)
+    service.set_capacity(db, slot_ids=[slot], capacity=1, keep_stranded=True)
+    service.set_capacity(db, slot_ids=[slot], capacity=5)
+    assert seats(db, slot) == (5, 3, 0, 0)
+    book(db, slot, 2)
+    assert seats(db, slot) == (5, 5, 0, 0)
+
+
+def test_moving_the_stranded_keeps_the_invariant_and_queues_one_notice_each(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(4)
+    keep = book(db, slot, 2)
+    mobile = book(db, slot, 1)
+    landline = book(db, slot, 1, phone=LANDLINE)
+    reminders.plan_from_outbox(db, RULES, limit=100_000)
+    over = service.stranded(db, slot_ids=[slot], capacity=2)
+    assert {b.id for b in over} == {mobile.id, landline.id}
+    for stranded in over:
+        target = service.nearest_free_slot(db, booking_id=stranded.id, avoid=[slot])
+        assert target is not None
+        assert target.venue_id == stranded.venue_id  # the same venue first
+        moved = service.relocate(db, booking_id=stranded.id, slot_id=target.id)
+        assert moved.slot_id == target.id
+    assert service.set_capacity(db, slot_ids=[slot], capacity=2) == []
+    assert seats(db, slot) == (2, 2, 0, 0)
+    bad = db.execute(
+        text("SELECT count(*) FROM slot WHERE booked + held > capacity + kept_over")
+    ).scalar_one()
+    assert bad == 0
+    reminders.plan_from_outbox(db, RULES, limit=100_000)
+    notices = {
+        b.id: [(m.kind, m.channel) for m in reminders.messages_for(db, booking_id=b.id)]
+        for b in (keep, mobile, landline)
+    }
+    assert notices[keep.id].count(("relocated", "sms")) == 0
+    assert notices[mobile.id].count(("relocated", "sms")) == 1
+    assert notices[landline.id].count(("relocated", "voice")) == 1
+
+
+def test_closing_slots_with_bookings_is_refused_unless_kept(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(2)
+    made = book(db, slot, 1)
+    assert [b.id for b in service.stranded(db, slot_ids=[slot], capacity=None)] == [made.id]
+    with pytest.raises(BookingError):
+        service.close_slots(db, slot_ids=[slot], reason="停電")
+    service.close_slots(db, slot_ids=[slot], reason="停電", keep_stranded=True)
+    state = db.execute(
+        text(
+            "SELECT slot.is_open, session.status, session.closed_reason FROM slot "
+            "JOIN session ON session.id = slot.session_id WHERE slot.id = :s"
+        ),
+        {"s": slot},
+    ).one()
+    assert (bool(state.is_open), state.status, state.closed_reason) == (False, "closed", "停電")
+    with pytest.raises(BookingError) as closed:
+        book(db, slot, 1)
+    assert closed.value.code == "slot_closed"
+    service.reopen_slots(db, slot_ids=[slot])
+    book(db, slot, 1)
