@@ -1209,3 +1209,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SignInNeeded, to_login)
     app.add_exception_handler(NotAllowed, not_allowed)
     app.include_router(router)
+    from agent_console.counter import router as counter_router  # it builds on this module
+
+    app.include_router(counter_router)

@@ -198,3 +198,52 @@ def test_an_agent_answers_sees_the_screen_pop_books_logs_and_wraps_up(
     assert record is not None
     assert (record.outcome, record.queue_result) == ("handed_to_agent", "bridged")
     assert record.wrapped_at is not None and record.answered_at is not None
+
+
+def test_a_manager_cuts_capacity_sees_whom_it_strands_and_moves_them(
+    live_server: LiveServer, desk: Page, screenshot: Shot, assert_accessible: AssertAccessible
+) -> None:
+    from datetime import date
+
+    from booking import service as booking
+    from booking.context import TOKYO
+    from tests.conftest import SlotMaker
+
+    with live_server.sessions() as db:
+        slot = SlotMaker(db)(3)
+        made = [
+            booking.book(
+                db,
+                slot_id=slot,
+                party=party,
+                resident=booking.ResidentInput(
+                    "マド グチコ", f"+81901{next(_numbers):07d}", date(1980, 2, 2)
+                ),
+                channel="web",
+            )
+            for party in (1, 2)
+        ]
+        db.commit()
+    day = made[0].starts_at.astimezone(TOKYO).date().isoformat()
+    page = desk
+    sign_in(page, live_server, make_person(live_server, "counter_manager"))
+    page.get_by_role("link", name="窓口の一日").click()
+    page.get_by_label("会場").select_option("main")
+    page.get_by_label("日付").fill(day)
+    page.get_by_role("button", name="表示").click()
+    page.locator(f"#slot-{slot}").check()
+    page.get_by_label("新しい定員").fill("1")
+    page.get_by_role("button", name="変更する").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("この変更で席を失う予約（1件）")
+    expect(page.locator(".stranded")).to_contain_text(made[1].code)  # the later booking
+    screenshot(page, "console-06-stranded")
+    page.get_by_role("button", name="近い空き時間へ移してお知らせする").click()
+    expect(page.get_by_role("status")).to_contain_text("1件の予約を近い時間へ移し")
+    row = page.locator(".slot-row").filter(has=page.locator(f"#slot-{slot}"))
+    expect(row.locator(".capacity")).to_have_text("1")
+    expect(row.locator(".booked")).to_have_text("1")
+    screenshot(page, "console-05-day-view")
+    assert_accessible(page)
+    with live_server.sessions() as db:
+        assert booking.get_booking(db, booking_id=made[1].id).slot_id != slot
+        assert booking.get_booking(db, booking_id=made[0].id).slot_id == slot

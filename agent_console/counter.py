@@ -1,0 +1,186 @@
+"""Counter managers' screens: a venue's day, slot by slot; capacity changes and closures that
+show first whom they strand, then keep those bookings on purpose or move them to the nearest
+free time (each resident is told through the reminder pipeline). Every action is audited."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
+
+from agent_console.routes import (
+    NotAllowed,
+    _catalogue,
+    _csrf_ok,
+    _db,
+    _log,
+    _render,
+    _seat,
+)
+from booking import service as booking
+from booking.errors import BookingError
+from booking.personal import mask_phone
+
+router = APIRouter(prefix="/console/manage", include_in_schema=False)
+MANAGERS = ("counter_manager", "supervisor")
+ACTIONS = {"capacity": "定員を変更", "close": "受付を停止", "reopen": "受付を再開"}
+
+
+def _day(value: str, db: DbSession) -> date:
+    today: date = db.info["booking"].today()
+    try:
+        return date.fromisoformat(value) if value else today
+    except ValueError:
+        return today
+
+
+@router.get("", response_class=HTMLResponse)
+def day_view(request: Request, venue: str = "main", day: str = "", done: str = "") -> Response:
+    """A venue's day: every slot with its capacity, seats booked and held, open or closed."""
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        chosen = _day(day, db)
+        venues, services = _catalogue(db)
+        if venue not in venues:
+            raise NotAllowed
+        slots = booking.slots_of_day(db, venue_id=venue, day=chosen)
+    return _render(
+        request,
+        "manage_day.html",
+        seat,
+        venue=venue,
+        day=chosen,
+        slots=slots,
+        venues=venues,
+        services=services,
+        done=done,
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """The day view's form: which slots, what to do, and the manager's choice if asked."""
+
+    csrf: str
+    slot_ids: list[int]
+    action: str
+    capacity: str
+    reason: str
+    venue: str
+    day: str
+    choice: str
+
+
+async def _change(request: Request) -> Change:
+    form = await request.form()
+    ids = [int(str(v)) for v in form.getlist("slot") if str(v).isdigit()]
+    one = {k: str(form.get(k, "")) for k in ("csrf", "capacity", "reason", "venue")}
+    one["action"] = str(form.get("change", ""))
+    rest = {k: str(form.get(k, "")) for k in ("day", "choice")}
+    return Change(slot_ids=ids, **one, **rest)
+
+
+def _back(change: Change, said: str) -> Response:
+    query = urlencode({"venue": change.venue, "day": change.day, "done": said})
+    return RedirectResponse(f"/console/manage?{query}", 303)
+
+
+@router.post("/change", response_class=HTMLResponse)
+async def change(request: Request) -> Response:
+    """Apply a change to the chosen slots. When it would strand bookings and the manager has
+    not chosen yet, show exactly whom, and ask: keep them, or move them."""
+    c = await _change(request)
+    slot_ids, action, capacity_text, reason, choice = (
+        c.slot_ids,
+        c.action,
+        c.capacity,
+        c.reason,
+        c.choice,
+    )
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        if not _csrf_ok(seat, {"csrf": c.csrf}):
+            return _render(request, "expired.html", seat, status_code=403)
+        if action not in ACTIONS or not slot_ids:
+            return _back(c, "時間枠を選んでください。")
+        capacity = int(capacity_text) if capacity_text.isdigit() else None
+        if action == "capacity" and capacity is None:
+            return _back(c, "定員を数字で入れてください。")
+        if action == "reopen":
+            booking.reopen_slots(db, slot_ids=slot_ids)
+            _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
+            db.commit()
+            return _back(c, "受付を再開しました。")
+        over = booking.stranded(
+            db, slot_ids=slot_ids, capacity=capacity if action == "capacity" else None
+        )
+        if over and choice not in ("keep", "move"):
+            db.rollback()
+            venues, services = _catalogue(db)
+            return _render(
+                request,
+                "manage_stranded.html",
+                seat,
+                over=over,
+                slot_ids=slot_ids,
+                action=action,
+                capacity=capacity_text,
+                reason=reason,
+                venue=c.venue,
+                day=c.day,
+                venues=venues,
+                services=services,
+                mask=mask_phone,
+                label=ACTIONS[action],
+            )
+        moved, kept = _move_or_keep(db, over, slot_ids) if choice == "move" else ([], over)
+        if action == "capacity":
+            booking.set_capacity(
+                db, slot_ids=slot_ids, capacity=int(capacity or 0), keep_stranded=True
+            )
+        else:
+            booking.close_slots(
+                db, slot_ids=slot_ids, reason=reason or "臨時休止", keep_stranded=True
+            )
+        detail = (
+            f"slots {_ids(slot_ids)}; {action} {capacity_text or reason}; "
+            f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
+        )
+        _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids)[:64], detail)
+        db.commit()
+    said = f"{ACTIONS[action]}しました。"
+    if moved:
+        said += f"{len(moved)}件の予約を近い時間へ移し、お知らせを送ります。"
+    if kept:
+        said += f"{len(kept)}件の予約はそのまま残しました。"
+    return _back(c, said)
+
+
+def _move_or_keep(
+    db: DbSession, over: list[booking.BookingView], avoid: list[int]
+) -> tuple[list[tuple[booking.BookingView, datetime]], list[booking.BookingView]]:
+    """Each stranded booking to the nearest free time (same venue first); those with none
+    near stay where they are, kept on purpose."""
+    moved: list[tuple[booking.BookingView, datetime]] = []
+    kept: list[booking.BookingView] = []
+    for stranded in over:
+        target = booking.nearest_free_slot(db, booking_id=stranded.id, avoid=avoid)
+        if target is None:
+            kept.append(stranded)
+            continue
+        try:
+            with db.begin_nested():
+                booking.relocate(db, booking_id=stranded.id, slot_id=target.id)
+        except BookingError:  # taken in the meantime: keep rather than fail the whole change
+            kept.append(stranded)
+            continue
+        moved.append((stranded, target.starts_at))
+    return moved, kept
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join(str(i) for i in ids)

@@ -1,0 +1,152 @@
+"""Counter managers' day view: a capacity cut shows the bookings it strands; they are moved to
+the nearest free time (one notice each) or kept on purpose; closures and reopening; every
+action audited; agents may not open it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from sqlalchemy import text
+
+from booking import service as booking
+from booking.context import TOKYO
+from reminders import service as reminders
+from tests.agent_console.test_console import Console, csrf_of, events
+from tests.conftest import SlotMaker
+from tests.ivr.conftest import new_mobile
+from tests.reminders.conftest import RULES
+
+
+def a_full_slot(console: Console, parties: list[int]) -> tuple[int, list[booking.BookingView]]:
+    with console.app_sessions() as db:
+        slot = SlotMaker(db)(sum(parties))
+        made = [
+            booking.book(
+                db,
+                slot_id=slot,
+                party=party,
+                resident=booking.ResidentInput("マド グチコ", new_mobile(), date(1980, 2, 2)),
+                channel="web",
+            )
+            for party in parties
+        ]
+        reminders.plan_from_outbox(db, RULES, limit=100_000)
+        db.commit()
+    return slot, made
+
+
+def day_of(made: booking.BookingView) -> tuple[str, str]:
+    """The venue and the Tokyo day of a booking's slot: the day view to open."""
+    return made.venue_id, made.starts_at.astimezone(TOKYO).date().isoformat()
+
+
+def seats(console: Console, slot: int) -> tuple[int, int, int]:
+    with console.app_sessions() as db:
+        row = db.execute(
+            text("SELECT capacity, booked, kept_over FROM slot WHERE id = :s"), {"s": slot}
+        ).one()
+    return (row.capacity, row.booked, row.kept_over)
+
+
+def test_a_cut_shows_whom_it_strands_and_moves_them_with_a_notice_each(console: Console) -> None:
+    slot, made = a_full_slot(console, [2, 1, 1])
+    manager, login = console.signed_in("counter_manager")
+    venue, day = day_of(made[0])
+    page = manager.get("/console/manage", params={"venue": venue, "day": day})
+    assert page.status_code == 200
+    assert f'value="{slot}"' in page.text
+    form = {
+        "csrf": csrf_of(page.text),
+        "slot": str(slot),
+        "change": "capacity",
+        "capacity": "2",
+        "venue": venue,
+        "day": day,
+    }
+    preview = manager.post("/console/manage/change", data=form)
+    assert "この変更で席を失う予約（2件）" in preview.text
+    listed = set(re.findall(r'<tr class="stranded"><td><a href="[^"]+">(\d{8})</a>', preview.text))
+    assert listed == {made[1].code, made[2].code}
+    assert seats(console, slot) == (4, 4, 0)  # nothing changed yet
+    done = manager.post("/console/manage/change", data=form | {"choice": "move"})
+    assert "2件の予約を近い時間へ移し" in done.text
+    assert seats(console, slot) == (2, 2, 0)
+    with console.app_sessions() as db:
+        moved = [booking.get_booking(db, booking_id=b.id) for b in made]
+        reminders.plan_from_outbox(db, RULES, limit=100_000)
+        db.commit()
+        notices = [
+            [m.kind for m in reminders.messages_for(db, booking_id=b.id)].count("relocated")
+            for b in made
+        ]
+        over = db.execute(
+            text("SELECT count(*) FROM slot WHERE booked + held > capacity + kept_over")
+        ).scalar_one()
+    assert moved[0].slot_id == slot
+    assert moved[1].slot_id != slot and moved[2].slot_id != slot
+    assert all(m.venue_id == venue for m in moved[1:])  # the same venue first
+    assert notices == [0, 1, 1]
+    assert over == 0
+    [event] = events(console, login_id=login, action="manage.capacity")
+    assert f"moved {made[1].id},{made[2].id}; kept " in event.detail
+
+
+def test_kept_on_purpose_the_slot_shows_the_seats_over(console: Console) -> None:
+    slot, made = a_full_slot(console, [1, 1, 1])
+    manager, _ = console.signed_in("counter_manager")
+    venue, day = day_of(made[0])
+    page = manager.get("/console/manage", params={"venue": venue, "day": day})
+    form = {
+        "csrf": csrf_of(page.text),
+        "slot": str(slot),
+        "change": "capacity",
+        "capacity": "1",
+        "venue": venue,
+        "day": day,
+        "choice": "keep",
+    }
+    done = manager.post("/console/manage/change", data=form)
+    assert "2件の予約はそのまま残しました" in done.text
+    assert seats(console, slot) == (1, 3, 2)
+    assert "超過2" in done.text
+
+
+def test_closing_and_reopening_part_of_a_day(console: Console) -> None:
+    slot, made = a_full_slot(console, [1])
+    manager, login = console.signed_in("supervisor")
+    venue, day = day_of(made[0])
+    page = manager.get("/console/manage", params={"venue": venue, "day": day})
+    base = {"csrf": csrf_of(page.text), "slot": str(slot), "venue": venue, "day": day}
+    preview = manager.post(
+        "/console/manage/change", data=base | {"change": "close", "reason": "停電工事"}
+    )
+    assert made[0].code in preview.text
+    closed = manager.post(
+        "/console/manage/change",
+        data=base | {"change": "close", "reason": "停電工事", "choice": "keep"},
+    )
+    assert "受付を停止しました" in closed.text
+    with console.app_sessions() as db:
+        assert not any(
+            s.is_open
+            for s in booking.slots_of_day(db, venue_id=venue, day=date.fromisoformat(day))
+            if s.id == slot
+        )
+    reopened = manager.post("/console/manage/change", data=base | {"change": "reopen"})
+    assert "受付を再開しました" in reopened.text
+    actions = [e.action for e in events(console, login_id=login)]
+    assert "manage.close" in actions and "manage.reopen" in actions
+
+
+def test_agents_cannot_manage_and_a_forged_form_changes_nothing(console: Console) -> None:
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/manage").status_code == 403
+    slot, _ = a_full_slot(console, [1])
+    manager, _ = console.signed_in("counter_manager")
+    forged = manager.post(
+        "/console/manage/change",
+        data={"csrf": "x", "slot": str(slot), "change": "capacity", "capacity": "0"},
+    )
+    assert forged.status_code == 403
+    assert seats(console, slot) == (1, 1, 0)
