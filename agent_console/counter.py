@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
+from starlette.datastructures import UploadFile
 
 from agent_console.routes import (
     NotAllowed,
@@ -24,6 +25,7 @@ from agent_console.routes import (
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import mask_phone
+from calendar_sync import service as calendar
 
 router = APIRouter(prefix="/console/manage", include_in_schema=False)
 MANAGERS = ("counter_manager", "supervisor")
@@ -184,3 +186,45 @@ def _move_or_keep(
 
 def _ids(ids: list[int]) -> str:
     return ",".join(str(i) for i in ids)
+
+
+# --- the ward's calendar: feeds and import ---------------------------------------------------
+
+
+@router.get("/calendar", response_class=HTMLResponse)
+def calendar_page(request: Request) -> Response:
+    """Each venue's calendar feeds (free times; bookings behind the venue's secret), and the
+    import of the ward's published holiday sessions and closures."""
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        venues, _services = _catalogue(db)
+        tokens = {v: calendar.feed_token(db, v) for v in venues}
+        _log(db, seat, request, "manage.calendar.view", "venues", "feeds")
+        db.commit()
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    return _render(request, "manage_calendar.html", seat, venues=venues, tokens=tokens, base=base)
+
+
+@router.post("/calendar/import", response_class=HTMLResponse)
+async def calendar_import(request: Request) -> Response:
+    """Import an uploaded .ics: what was created, already there, changed since, or refused."""
+    form = await request.form()
+    upload = form.get("file")
+    data = await upload.read() if isinstance(upload, UploadFile) else b""
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            report = calendar.import_calendar(db, ics=data)
+        except BookingError:
+            db.rollback()
+            report = None
+        if report is not None:
+            detail = (
+                f"created {len(report.created)}, unchanged {len(report.unchanged)}, "
+                f"changed {len(report.changed)}, refused {len(report.refused)}"
+            )
+            _log(db, seat, request, "manage.calendar.import", "calendar", "upload", detail)
+        db.commit()
+    return _render(request, "manage_import.html", seat, report=report)

@@ -1207,3 +1207,20 @@ def relocate(db: DbSession, *, booking_id: int, slot_id: int) -> BookingView:
     """The ward moves a booking (capacity cut, day closed): like a move, with the notice
     saying it was the ward's doing (event ``relocated``)."""
     return _move(db, booking_id, slot_id, None, event="relocated")
+
+
+def bookings_of_day(db: DbSession, *, venue_id: str, day: date) -> list[BookingView]:
+    """A venue's bookings on a day (not cancelled), by time: the counter's list and its feed."""
+    start = datetime.combine(day, time(0), TOKYO)
+    ids = db.execute(
+        select(Booking.id)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(
+            Slot.venue_id == venue_id,
+            Slot.starts_at >= start,
+            Slot.starts_at < start + timedelta(days=1),
+            Booking.status != "cancelled",
+        )
+        .order_by(Slot.starts_at, Booking.id)
+    ).scalars()
+    return [_view(db, booking_id) for booking_id in ids]

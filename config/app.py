@@ -23,6 +23,7 @@ from booking.pages.manage import router as manage_router
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
 from booking.web import install_error_handlers
+from calendar_sync.routes import router as calendar_router
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, redis_connection
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(manage_router)
     app.include_router(ivr_router)
     app.include_router(reminders_router)
+    app.include_router(calendar_router)
     console.install(app)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
 

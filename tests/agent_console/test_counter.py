@@ -150,3 +150,28 @@ def test_agents_cannot_manage_and_a_forged_form_changes_nothing(console: Console
     )
     assert forged.status_code == 403
     assert seats(console, slot) == (1, 1, 0)
+
+
+def test_managers_import_the_wards_calendar_and_find_the_feeds(console: Console) -> None:
+    from tests.calendar_sync.test_feeds import ward_calendar
+
+    manager, login = console.signed_in("counter_manager")
+    page = manager.get("/console/manage/calendar")
+    assert page.status_code == 200
+    feeds = re.findall(r'class="feed" href="([^"]+)"', page.text)
+    assert len(feeds) == 11 and all("token=" in f for f in feeds)
+    ics = ward_calendar(
+        f"console-{login}@city.example.jp", f"console-close-{login}@city.example.jp"
+    )
+    upload = {"file": ("holidays.ics", ics, "text/calendar")}
+    done = manager.post(
+        "/console/manage/calendar/import", data={"csrf": csrf_of(page.text)}, files=upload
+    )
+    assert "新規 2件" in done.text and "取り込めず 1件" in done.text
+    again = manager.post(
+        "/console/manage/calendar/import", data={"csrf": csrf_of(page.text)}, files=upload
+    )
+    assert "新規 0件、変更なし 2件" in again.text
+    assert len(events(console, login_id=login, action="manage.calendar.import")) == 2
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/manage/calendar").status_code == 403

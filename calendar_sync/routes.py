@@ -1,0 +1,51 @@
+"""iCalendar feeds for staff calendars: a venue's free times, and (behind the venue's secret)
+its bookings of a day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+
+from booking.errors import BookingError
+from calendar_sync import service
+
+router = APIRouter(prefix="/calendar", tags=["calendar"])
+ICS = "text/calendar; charset=utf-8"
+
+
+@router.get("/venues/{venue_id}/free.ics")
+async def free_times(request: Request, venue_id: str) -> Response:
+    """The venue's open times with free seats over the booking window (no personal data)."""
+
+    def work() -> bytes:
+        with request.app.state.sessions() as db:
+            return service.slots_feed(db, venue_id=venue_id)
+
+    try:
+        body = await run_in_threadpool(work)
+    except BookingError as error:
+        return PlainTextResponse(error.message("en"), status_code=error.status)
+    return Response(body, media_type=ICS, headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/venues/{venue_id}/bookings.ics")
+async def bookings(
+    request: Request, venue_id: str, token: str, day: date | None = None
+) -> Response:
+    """The venue's bookings of a day (today by default): code, service, party size; staff
+    only, by the venue's secret token."""
+
+    def work() -> bytes | None:
+        with request.app.state.sessions() as db:
+            if not service.token_ok(db, venue_id, token):
+                return None
+            chosen = day or db.info["booking"].today()
+            return service.bookings_feed(db, venue_id=venue_id, day=chosen)
+
+    body = await run_in_threadpool(work)
+    if body is None:
+        return PlainTextResponse("wrong or missing feed token", status_code=403)
+    return Response(body, media_type=ICS, headers={"Cache-Control": "no-store"})
