@@ -1224,3 +1224,51 @@ def bookings_of_day(db: DbSession, *, venue_id: str, day: date) -> list[BookingV
         .order_by(Slot.starts_at, Booking.id)
     ).scalars()
     return [_view(db, booking_id) for booking_id in ids]
+
+
+@dataclass(frozen=True)
+class SessionDay:
+    """A session as the counter's calendar shows it: when, what, how many seats in all."""
+
+    id: int
+    service_id: str
+    starts_at: datetime
+    ends_at: datetime
+    kind: str
+    is_open: bool
+    closed_reason: str | None
+    seats: int
+
+
+def sessions_between(db: DbSession, *, venue_id: str, start: date, end: date) -> list[SessionDay]:
+    """A venue's sessions from ``start`` to ``end`` (inclusive), open or closed."""
+    rows = db.execute(
+        select(
+            Session.id,
+            Session.service_id,
+            Session.day,
+            Session.opens,
+            Session.closes,
+            Session.kind,
+            Session.status,
+            Session.closed_reason,
+            func.coalesce(func.sum(Slot.capacity), 0),
+        )
+        .outerjoin(Slot, Slot.session_id == Session.id)
+        .where(Session.venue_id == venue_id, Session.day >= start, Session.day <= end)
+        .group_by(Session.id)
+        .order_by(Session.day, Session.opens, Session.service_id)
+    )
+    return [
+        SessionDay(
+            sid,
+            service,
+            datetime.combine(day, opens, TOKYO),
+            datetime.combine(day, closes, TOKYO),
+            kind,
+            status == "open",
+            reason,
+            int(seats),
+        )
+        for sid, service, day, opens, closes, kind, status, reason, seats in rows
+    ]

@@ -16,13 +16,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from icalendar import Calendar, Event
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from booking import schedule
 from booking import service as booking
 from booking.context import TOKYO, context
 from booking.errors import BookingError
-from calendar_sync.models import ImportedEvent
+from calendar_sync.models import ImportedEvent, PushedEvent
 
 PRODID = "-//Madoguchi//My Number card counters//JA"
 UID_DOMAIN = "madoguchi"
@@ -259,3 +260,110 @@ def _apply(db: DbSession, wanted: _Wanted) -> str:
         kind="holiday",
     )
     return f"session:{session.id}"
+
+
+# --- pushing to satellite counters' CalDAV calendars ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An event a satellite counter's calendar should hold, before its SEQUENCE is known."""
+
+    uid: str
+    summary: str
+    starts_at: datetime
+    ends_at: datetime
+    description: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        raw = f"{self.summary}|{self.starts_at.isoformat()}|{self.ends_at.isoformat()}|"
+        return hashlib.sha256((raw + self.description).encode()).hexdigest()
+
+    def ical(self, sequence: int, stamp: datetime) -> bytes:
+        cal = _calendar("madoguchi")
+        event = _event(self.uid, self.summary, self.starts_at, self.ends_at, stamp)
+        event.add("sequence", sequence)
+        if self.description:
+            event.add("description", self.description)
+        cal.add_component(event)
+        return _finish(cal)
+
+
+def wanted_events(db: DbSession, *, venue_id: str, days: int) -> dict[str, Wanted]:
+    """What the counter's calendar should hold for the coming days: each open session, and
+    each booking (code, service, party: no names), by UID."""
+    services = {s.id: s.name_ja for s in booking.list_services(db)}
+    today = context(db).today()
+    out: dict[str, Wanted] = {}
+    for s in booking.sessions_between(
+        db, venue_id=venue_id, start=today, end=today + timedelta(days=days)
+    ):
+        if s.is_open:
+            uid = f"session-{s.id}@{UID_DOMAIN}"
+            summary = f"{services.get(s.service_id, s.service_id)} 受付（定員{s.seats}）"
+            out[uid] = Wanted(uid, summary, s.starts_at, s.ends_at)
+    for offset in range(days + 1):
+        for b in booking.bookings_of_day(db, venue_id=venue_id, day=today + timedelta(offset)):
+            uid = f"booking-{b.id}@{UID_DOMAIN}"
+            summary = f"予約 {b.code} {services.get(b.service_id, b.service_id)} {b.party_size}名"
+            out[uid] = Wanted(uid, summary, b.starts_at, b.ends_at, f"status: {b.status}")
+    return out
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """What to put (with its SEQUENCE) and what to delete on one counter's calendar."""
+
+    puts: list[tuple[Wanted, int]]
+    deletes: list[str]
+
+
+def plan_push(db: DbSession, *, venue_id: str, days: int) -> PushPlan:
+    """The difference between what the counter's calendar should hold and what was last put
+    there: new events (SEQUENCE 0), changed ones (SEQUENCE bumped), gone ones (deleted)."""
+    wanted = wanted_events(db, venue_id=venue_id, days=days)
+    pushed = {
+        p.uid: p
+        for p in db.execute(select(PushedEvent).where(PushedEvent.venue_id == venue_id)).scalars()
+    }
+    puts = []
+    for uid, event in wanted.items():
+        before = pushed.get(uid)
+        if before is None:
+            puts.append((event, 0))
+        elif before.fingerprint != event.fingerprint:
+            puts.append((event, before.sequence + 1))
+    deletes = [uid for uid in pushed if uid not in wanted]
+    return PushPlan(puts, deletes)
+
+
+def record_put(db: DbSession, *, venue_id: str, event: Wanted, sequence: int) -> None:
+    row = db.get(PushedEvent, (venue_id, event.uid))
+    now = context(db).now()
+    if row is None:
+        db.add(
+            PushedEvent(
+                venue_id=venue_id,
+                uid=event.uid,
+                fingerprint=event.fingerprint,
+                sequence=sequence,
+                pushed_at=now,
+            )
+        )
+    else:
+        row.fingerprint, row.sequence, row.pushed_at = event.fingerprint, sequence, now
+    db.flush()
+
+
+def record_delete(db: DbSession, *, venue_id: str, uid: str) -> None:
+    row = db.get(PushedEvent, (venue_id, uid))
+    if row is not None:
+        db.delete(row)
+        db.flush()
+
+
+def pushed_uids(db: DbSession, *, venue_id: str) -> dict[str, int]:
+    """UID to SEQUENCE of what was last put on the counter's calendar."""
+    rows = db.execute(select(PushedEvent).where(PushedEvent.venue_id == venue_id)).scalars()
+    return {p.uid: p.sequence for p in rows}

@@ -23,12 +23,14 @@ from booking.pages.manage import router as manage_router
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
 from booking.web import install_error_handlers
+from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, redis_connection
 from config.settings import Settings
 from config.worker import (
+    calendar_runtime,
     phone_api,
     reminder_rules,
     reminders_runtime,
@@ -112,12 +114,15 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     logging.basicConfig(level=settings.log_level)
     sessions = session_factory(settings)
     inline: InlineJobs | None = None
+    calendars = bool(settings.caldav_url)
     if settings.redis_url:
-        wake_pump_after_commit(sessions, RqJobs(redis_connection(settings.redis_url)))
+        jobs = RqJobs(redis_connection(settings.redis_url))
+        wake_pump_after_commit(sessions, jobs, calendars=calendars)
     elif housekeeping:
         inline = InlineJobs()
         reminder_jobs.use(reminders_runtime(settings, sessions, inline))
-        wake_pump_after_commit(sessions, inline)
+        calendar_jobs.use(calendar_runtime(settings, sessions, inline))
+        wake_pump_after_commit(sessions, inline, calendars=calendars)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

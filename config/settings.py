@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     # How often the outbox pump runs (it also runs right after every booking change).
     reminder_pump_seconds: int = Field(default=60, ge=1, le=3600)
 
+    # Satellite counters' calendars on a CalDAV server: the principal URL (each venue's
+    # calendar is <url>/<venue id>/), its account, and which venues (empty: every branch and
+    # pop-up venue). Unset URL: no pushing.
+    caldav_url: str = ""
+    caldav_username: str = ""
+    caldav_password: SecretStr | None = None
+    caldav_venues: str = ""
+    caldav_days: int = Field(default=14, ge=1, le=60)
+    caldav_push_minutes: int = Field(default=5, ge=1, le=1440)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import service as booking
+from calendar_sync import jobs as calendar_jobs
+from calendar_sync.caldav_target import CalDavTarget
 from config.keys import load_twilio_token
 from config.queue import RqJobs, redis_connection
 from config.settings import Settings
@@ -28,7 +30,7 @@ from reminders.models import Message
 from reminders.service import ReminderRules
 
 log = logging.getLogger(__name__)
-QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE)
+QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE, calendar_jobs.QUEUE)
 NO_REDIS = (
     "MADOGUCHI_REDIS_URL is not set: without Redis, `madoguchi serve` runs the jobs itself "
     "and no worker is needed"
@@ -69,9 +71,37 @@ def reminders_runtime(settings: Settings, sessions: sessionmaker[Session], jobs:
     )
 
 
-def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
+def calendar_runtime(
+    settings: Settings, sessions: sessionmaker[Session], jobs: Jobs
+) -> calendar_jobs.Runtime | None:
+    """The satellite counters' calendar push, when a CalDAV server is configured."""
+    if not settings.caldav_url:
+        return None
+    target = CalDavTarget(
+        url=settings.caldav_url,
+        username=settings.caldav_username,
+        password=settings.caldav_password.get_secret_value() if settings.caldav_password else "",
+    )
+    venues = tuple(v.strip() for v in settings.caldav_venues.split(",") if v.strip())
+    if not venues:
+        with sessions() as db:
+            venues = tuple(v.id for v in booking.list_venues(db) if v.kind in ("branch", "popup"))
+    return calendar_jobs.Runtime(
+        sessions=sessions,
+        jobs=jobs,
+        target=target,
+        venues=venues,
+        days=settings.caldav_days,
+        every=timedelta(minutes=settings.caldav_push_minutes),
+    )
+
+
+def wake_pump_after_commit(
+    sessions: sessionmaker[Session], jobs: Jobs, *, calendars: bool = False
+) -> None:
     """After any commit that wrote a booking event or a message, run the pump at once (the
-    booking service knows no queue; this hook is how its outbox is heard)."""
+    booking service knows no queue; this hook is how its outbox is heard); with satellite
+    calendars configured, push them too."""
 
     def flushed(session: Session, _context: Any, _instances: Any) -> None:
         if any(isinstance(o, Message) for o in session.new):
@@ -81,6 +111,8 @@ def wake_pump_after_commit(sessions: sessionmaker[Session], jobs: Jobs) -> None:
         wrote_outbox = session.info.pop(booking.OUTBOX_WRITTEN, False)
         if session.info.pop("wake_pump", False) or wrote_outbox:
             reminder_jobs.wake_pump(jobs)
+        if wrote_outbox and calendars:
+            calendar_jobs.wake(jobs)
 
     def rolled_back(session: Session) -> None:
         session.info.pop("wake_pump", None)
@@ -129,6 +161,9 @@ def run_worker(
     jobs = RqJobs(redis)
     reminder_jobs.use(reminders_runtime(settings, sessions, jobs))
     reminder_jobs.wake_pump(jobs)
+    calendar_jobs.use(calendar_runtime(settings, sessions, jobs))
+    if calendar_jobs.configured():
+        calendar_jobs.wake(jobs)
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch_pump,
