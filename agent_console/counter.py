@@ -228,3 +228,104 @@ async def calendar_import(request: Request) -> Response:
             _log(db, seat, request, "manage.calendar.import", "calendar", "upload", detail)
         db.commit()
     return _render(request, "manage_import.html", seat, report=report)
+
+
+# --- the counter's day list (交付窓口受付) ----------------------------------------------------
+
+COUNTER = ("counter_manager", "supervisor")
+
+
+@router.get("/counter", response_class=HTMLResponse)
+def counter_day(request: Request, venue: str = "main", done: str = "", error: str = "") -> Response:
+    """Today's bookings at a venue, check-in by code (typed, or read by a QR scanner), done,
+    and walk-ins with their queue numbers. Audited (it lists residents' bookings)."""
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        venues, services = _catalogue(db)
+        if venue not in venues:
+            raise NotAllowed
+        today = db.info["booking"].today()
+        bookings = booking.bookings_of_day(db, venue_id=venue, day=today)
+        walk_ins = booking.walk_ins_of_day(db, venue_id=venue, day=today)
+        offered = booking.venue_services(db).get(venue, [])
+        _log(db, seat, request, "counter.view", "venue", venue, f"{len(bookings)} bookings")
+        db.commit()
+    return _render(
+        request,
+        "counter.html",
+        seat,
+        venue=venue,
+        today=today,
+        bookings=bookings,
+        walk_ins=walk_ins,
+        offered=offered,
+        venues=venues,
+        services=services,
+        done=done,
+        error=error,
+    )
+
+
+def _to_counter(venue: str, **said: str) -> Response:
+    return RedirectResponse("/console/manage/counter?" + urlencode({"venue": venue, **said}), 303)
+
+
+@router.post("/counter/check-in")
+async def counter_check_in(request: Request) -> Response:
+    form = await request.form()
+    venue, code = str(form.get("venue", "")), str(form.get("code", ""))
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            found = booking.check_in(db, code=code, venue_id=venue)
+        except BookingError as refused:
+            db.rollback()
+            return _to_counter(venue, error=refused.message("ja"))
+        _log(db, seat, request, "counter.check_in", "booking", found.id)
+        db.commit()
+    return _to_counter(
+        venue, done=f"予約番号 {found.code}（{found.party_size}名）を受け付けました。"
+    )
+
+
+@router.post("/counter/bookings/{booking_id}/done")
+async def counter_done(request: Request, booking_id: int) -> Response:
+    form = await request.form()
+    venue = str(form.get("venue", ""))
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            finished = booking.set_status(db, booking_id=booking_id, status="completed")
+        except BookingError as refused:
+            db.rollback()
+            return _to_counter(venue, error=refused.message("ja"))
+        _log(db, seat, request, "counter.completed", "booking", booking_id)
+        db.commit()
+    return _to_counter(venue, done=f"予約番号 {finished.code} の手続きを完了にしました。")
+
+
+@router.post("/counter/walk-in")
+async def counter_walk_in(request: Request) -> Response:
+    form = await request.form()
+    venue, service = str(form.get("venue", "")), str(form.get("service", ""))
+    party_text = str(form.get("party", "1"))
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            party = int(party_text)
+            made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja") if isinstance(refused, BookingError) else "人数は数字で。"
+            )
+            return _to_counter(venue, error=message)
+        _log(db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}")
+        db.commit()
+    return _to_counter(venue, done=f"当日受付の番号は {made.number} 番です。")

@@ -272,3 +272,25 @@ class ClientAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_client_attempt_recent", "client", "kind", "at"),)
+
+
+class WalkIn(Base):
+    """A resident who came to the counter without a booking: a queue number for the day, and
+    the seats they took in the slot being served (a no-show's, or unsold ones). No personal
+    data: the counter calls the number."""
+
+    __tablename__ = "walk_in"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    day: Mapped[date] = mapped_column(Date)
+    number: Mapped[int] = mapped_column(Integer)
+    party_size: Mapped[int] = mapped_column(Integer)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("venue_id", "day", "number", name="one_number_a_day"),
+        CheckConstraint("party_size >= 1", name="party_positive"),
+    )

@@ -61,6 +61,7 @@ from booking.models import (
     Session,
     Slot,
     Venue,
+    WalkIn,
 )
 from booking.personal import Sealed, check_members, parse_phone, seal
 from booking.views import (
@@ -1272,3 +1273,121 @@ def sessions_between(db: DbSession, *, venue_id: str, start: date, end: date) ->
         )
         for sid, service, day, opens, closes, kind, status, reason, seats in rows
     ]
+
+
+# --- The counter's day: check-in, no-shows, walk-ins -----------------------------------------
+
+
+def check_in(db: DbSession, *, code: str, venue_id: str) -> BookingView:
+    """A resident at the counter, by the code typed or read from the confirmation's QR code:
+    it must be today's booking at this venue (a late arrival marked no-show is let in too)."""
+    digits = "".join(ch for ch in code if ch.isdigit())
+    found = db.execute(select(Booking.id).where(Booking.code == digits)).scalar_one_or_none()
+    if found is None:
+        raise BookingError("booking_not_found", field="code")
+    view = _view(db, found)
+    today = context(db).today()
+    if view.venue_id != venue_id or view.starts_at.astimezone(TOKYO).date() != today:
+        raise BookingError("not_today_here", field="code")
+    return set_status(db, booking_id=found, status="checked_in")
+
+
+def mark_no_shows(db: DbSession, *, late_after: timedelta) -> list[int]:
+    """Bookings whose time began more than ``late_after`` ago with nobody checked in become
+    no-shows, and their seats go back to the counter for walk-ins."""
+    ctx = context(db)
+    cutoff = ctx.now() - late_after
+    today_start = datetime.combine(ctx.today(), time(0), TOKYO)
+    late = db.execute(
+        select(Booking.id, Booking.slot_id, Booking.party_size)
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(
+            Booking.status == "booked",
+            Slot.starts_at < cutoff,
+            Slot.starts_at >= today_start - timedelta(days=7),  # a missed run catches up
+        )
+        .order_by(Booking.id)
+    ).all()
+    marked = []
+    for booking_id, slot_id, party in late:
+        result = db.execute(
+            update(Booking)
+            .where(Booking.id == booking_id, Booking.status == "booked")
+            .values(status="no_show", version=Booking.version + 1, updated_at=ctx.now())
+            .returning(Booking.version)
+        ).first()
+        if result is None:  # checked in at the last moment
+            continue
+        db.execute(_RELEASE_BOOKED, {"slot_id": slot_id, "seats": party})
+        _record_event(db, booking_id, "status", int(result.version))
+        marked.append(booking_id)
+    return marked
+
+
+@dataclass(frozen=True)
+class WalkInView:
+    number: int
+    slot_id: int
+    starts_at: datetime
+    party_size: int
+
+
+def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> WalkInView:
+    """A resident without a booking: seats in the slot being served now or next today (a
+    no-show's, or unsold ones), and the day's next queue number."""
+    ctx = context(db)
+    check_party(ctx, party)
+    now = ctx.now()
+    day_end = datetime.combine(ctx.today() + timedelta(days=1), time(0), TOKYO)
+    candidates = db.execute(
+        select(Slot.id, Slot.starts_at)
+        .where(
+            Slot.venue_id == venue_id,
+            Slot.service_id == service_id,
+            Slot.is_open.is_(True),
+            Slot.ends_at > now,
+            Slot.starts_at < day_end,
+            Slot.booked + Slot.held + party <= Slot.capacity,
+        )
+        .order_by(Slot.starts_at)
+        .limit(5)
+    ).all()
+    for slot_id, starts_at in candidates:
+        if _rowcount(db.execute(_CLAIM_BOOKED, {"slot_id": slot_id, "seats": party})) != 1:
+            continue  # taken meanwhile: the next one
+        for _ in range(5):  # a number drawn at the same moment elsewhere: the next number
+            number = 1 + int(
+                db.execute(
+                    select(func.coalesce(func.max(WalkIn.number), 0)).where(
+                        WalkIn.venue_id == venue_id, WalkIn.day == ctx.today()
+                    )
+                ).scalar_one()
+            )
+            try:
+                with db.begin_nested():
+                    db.add(
+                        WalkIn(
+                            venue_id=venue_id,
+                            service_id=service_id,
+                            day=ctx.today(),
+                            number=number,
+                            party_size=party,
+                            slot_id=slot_id,
+                            created_at=now,
+                        )
+                    )
+            except IntegrityError:
+                continue
+            return WalkInView(number, slot_id, starts_at, party)
+        raise RuntimeError("could not draw a queue number in 5 tries")
+    raise BookingError("slot_full", field="service")
+
+
+def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInView]:
+    rows = db.execute(
+        select(WalkIn.number, WalkIn.slot_id, Slot.starts_at, WalkIn.party_size)
+        .join(Slot, Slot.id == WalkIn.slot_id)
+        .where(WalkIn.venue_id == venue_id, WalkIn.day == day)
+        .order_by(WalkIn.number)
+    )
+    return [WalkInView(*row) for row in rows]

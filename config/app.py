@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -65,23 +66,26 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 300
+NO_SHOW_AFTER = timedelta(minutes=15)
 
 
-def housekeep(sessions: sessionmaker[Session]) -> None:
-    """Keep the schedule at the booking horizon, give lapsed holds back to sale, and forget
-    attempts older than any rate limit looks at."""
+def housekeep(sessions: sessionmaker[Session], no_show_after: timedelta = NO_SHOW_AFTER) -> None:
+    """Keep the schedule at the booking horizon, give lapsed holds back to sale, mark the
+    day's no-shows (their seats go to walk-ins), and forget attempts older than any rate
+    limit looks at."""
     with sessions() as db:
         schedule.extend_schedule(db)
         service.reclaim_expired_holds(db)
+        service.mark_no_shows(db, late_after=no_show_after)
         service.forget_old_attempts(db)
         db.commit()
 
 
-async def _housekeeping_loop(sessions: sessionmaker[Session]) -> None:
+async def _housekeeping_loop(sessions: sessionmaker[Session], no_show_after: timedelta) -> None:
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
-            await asyncio.to_thread(housekeep, sessions)
+            await asyncio.to_thread(housekeep, sessions, no_show_after)
         except Exception:  # keep serving; the next round tries again
             log.exception("housekeeping failed")
 
@@ -126,7 +130,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_housekeeping_loop(sessions)) if housekeeping else None
+        late = timedelta(minutes=settings.no_show_after_minutes)
+        task = asyncio.create_task(_housekeeping_loop(sessions, late)) if housekeeping else None
         if inline is not None:
             inline.start()
             reminder_jobs.wake_pump(inline)

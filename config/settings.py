@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # How often the outbox pump runs (it also runs right after every booking change).
     reminder_pump_seconds: int = Field(default=60, ge=1, le=3600)
 
+    # A booking not checked in this many minutes after its time is a no-show; its seats go
+    # back to the counter for walk-ins.
+    no_show_after_minutes: int = Field(default=15, ge=1, le=240)
+
     # Satellite counters' calendars on a CalDAV server: the principal URL (each venue's
     # calendar is <url>/<venue id>/), its account, and which venues (empty: every branch and
     # pop-up venue). Unset URL: no pushing.

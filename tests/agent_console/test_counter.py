@@ -175,3 +175,22 @@ def test_managers_import_the_wards_calendar_and_find_the_feeds(console: Console)
     assert len(events(console, login_id=login, action="manage.calendar.import")) == 2
     agent, _ = console.signed_in("agent")
     assert agent.get("/console/manage/calendar").status_code == 403
+
+
+def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) -> None:
+    _, made = a_full_slot(console, [1])
+    console.clock.set(made[0].starts_at.astimezone(TOKYO))  # the counter's day (this test's clock)
+    clerk, login = console.signed_in("counter_manager")
+    page = clerk.get("/console/manage/counter", params={"venue": made[0].venue_id})
+    assert made[0].code in page.text
+    base = {"csrf": csrf_of(page.text), "venue": made[0].venue_id}
+    wrong = clerk.post("/console/manage/counter/check-in", data=base | {"code": "1"})
+    assert 'role="alert"' in wrong.text
+    done = clerk.post("/console/manage/counter/check-in", data=base | {"code": made[0].code})
+    assert f"予約番号 {made[0].code}（1名）を受け付けました" in done.text
+    walk = clerk.post(
+        "/console/manage/counter/walk-in", data=base | {"service": "application_help", "party": "1"}
+    )
+    assert re.search(r"当日受付の番号は \d+ 番です", walk.text)
+    actions = [e.action for e in events(console, login_id=login)]
+    assert {"counter.view", "counter.check_in", "counter.walk_in"} <= set(actions)

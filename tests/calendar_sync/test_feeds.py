@@ -100,7 +100,7 @@ DTSTART;TZID=Asia/Tokyo:20270124T090000
 DTEND;TZID=Asia/Tokyo:20270124T120000
 SUMMARY:休日開庁（交付）
 X-MADOGUCHI-VENUE:yotsuya
-X-MADOGUCHI-SERVICE:application_help
+X-MADOGUCHI-SERVICE:pin_reset
 X-MADOGUCHI-SEATS:{seats}
 X-MADOGUCHI-SLOT-MINUTES:30
 END:VEVENT
@@ -150,7 +150,7 @@ def test_importing_the_same_calendar_twice_changes_nothing_the_second_time(db: S
     assert len(changed.changed) == 1 and len(changed.unchanged) == 1
     assert counts(db) == after_first  # a changed event waits for a manager
     slots = booking.slots_of_day(db, venue_id="yotsuya", day=date(2027, 1, 24))
-    assert [s.capacity for s in slots if s.service_id == "application_help"] == [6] * 6
+    assert [s.capacity for s in slots if s.service_id == "pin_reset"] == [6] * 6
 
 
 def test_a_file_that_is_not_icalendar_is_refused(db: Session) -> None:
