@@ -25,6 +25,7 @@ from agent_console.routes import (
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import mask_phone
+from calendar_sync import roster
 from calendar_sync import service as calendar
 
 router = APIRouter(prefix="/console/manage", include_in_schema=False)
@@ -329,3 +330,61 @@ async def counter_walk_in(request: Request) -> Response:
         _log(db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}")
         db.commit()
     return _to_counter(venue, done=f"当日受付の番号は {made.number} 番です。")
+
+
+# --- the signed offline roster ----------------------------------------------------------------
+
+
+@router.get("/counter/roster.{kind}")
+def counter_roster(request: Request, kind: str, venue: str, day: str = "") -> Response:
+    """A day's roster to take offline: CSV (with a column for check-ins) or .ics. Signed."""
+    if kind not in ("csv", "ics"):
+        raise NotAllowed
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        chosen = _day(day, db)
+        venues, _services = _catalogue(db)
+        if venue not in venues:
+            raise NotAllowed
+        if kind == "csv":
+            body: bytes = roster.roster_csv(db, venue_id=venue, day=chosen).encode("utf-8-sig")
+            media = "text/csv; charset=utf-8"
+        else:
+            body = roster.roster_ics(db, venue_id=venue, day=chosen)
+            media = "text/calendar; charset=utf-8"
+        _log(db, seat, request, "counter.roster", "venue", venue, f"{kind} {chosen}")
+        db.commit()
+    name = f"roster-{venue}-{chosen.isoformat()}.{kind}"
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post("/counter/roster")
+async def counter_roster_upload(request: Request) -> Response:
+    """The roster back from an offline day, with its check-ins marked: applied once."""
+    form = await request.form()
+    venue = str(form.get("venue", ""))
+    upload = form.get("file")
+    data = await upload.read() if isinstance(upload, UploadFile) else b""
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            report = roster.upload_check_ins(db, text=data.decode("utf-8-sig"))
+        except (roster.RosterRefused, UnicodeDecodeError) as refused:
+            db.rollback()
+            return _to_counter(venue, error=f"名簿を受け付けられません：{refused}")
+        detail = f"applied {len(report.applied)}, unchanged {len(report.unchanged)}"
+        _log(db, seat, request, "counter.roster_upload", "venue", venue, detail)
+        db.commit()
+    said = f"受付済みに {len(report.applied)}件、変更なし {len(report.unchanged)}件"
+    if report.refused:
+        said += f"、受け付けられず {len(report.refused)}件（{'; '.join(report.refused)}）"
+    return _to_counter(venue, done=said + "。")

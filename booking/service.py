@@ -1391,3 +1391,26 @@ def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInVi
         .order_by(WalkIn.number)
     )
     return [WalkInView(*row) for row in rows]
+
+
+def check_in_offline(db: DbSession, *, booking_id: int, venue_id: str, day: date) -> bool:
+    """A check-in a counter recorded while offline, uploaded later: applied once (True), or
+    already so (False). The booking must be on that day at that venue. Its time has passed, so
+    no seats move (a no-show's seat may have gone to a walk-in meanwhile)."""
+    view = _view(db, booking_id)
+    if view.venue_id != venue_id or view.starts_at.astimezone(TOKYO).date() != day:
+        raise BookingError("not_today_here", field="code")
+    if view.status in ("checked_in", "completed"):
+        return False
+    if view.status not in ("booked", "no_show"):
+        raise BookingError("invalid_status_change", current=view.status, target="checked_in")
+    result = db.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == view.status)
+        .values(status="checked_in", version=Booking.version + 1, updated_at=context(db).now())
+        .returning(Booking.version)
+    ).first()
+    if result is None:
+        return False  # changed meanwhile: the other change stands
+    _record_event(db, booking_id, "status", int(result.version))
+    return True

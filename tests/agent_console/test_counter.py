@@ -18,9 +18,12 @@ from tests.ivr.conftest import new_mobile
 from tests.reminders.conftest import RULES
 
 
-def a_full_slot(console: Console, parties: list[int]) -> tuple[int, list[booking.BookingView]]:
+def a_full_slot(
+    console: Console, parties: list[int], spare: int = 0
+) -> tuple[int, list[booking.BookingView]]:
+    """A slot of the console's own, booked by these parties (plus ``spare`` free seats)."""
     with console.app_sessions() as db:
-        slot = SlotMaker(db)(sum(parties))
+        slot = SlotMaker(db)(sum(parties) + spare)
         made = [
             booking.book(
                 db,
@@ -178,7 +181,7 @@ def test_managers_import_the_wards_calendar_and_find_the_feeds(console: Console)
 
 
 def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) -> None:
-    _, made = a_full_slot(console, [1])
+    _, made = a_full_slot(console, [1], spare=1)  # a seat for the walk-in
     console.clock.set(made[0].starts_at.astimezone(TOKYO))  # the counter's day (this test's clock)
     clerk, login = console.signed_in("counter_manager")
     page = clerk.get("/console/manage/counter", params={"venue": made[0].venue_id})
@@ -194,3 +197,35 @@ def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) 
     assert re.search(r"当日受付の番号は \d+ 番です", walk.text)
     actions = [e.action for e in events(console, login_id=login)]
     assert {"counter.view", "counter.check_in", "counter.walk_in"} <= set(actions)
+
+
+def test_a_counter_takes_its_roster_offline_and_uploads_its_check_ins(console: Console) -> None:
+    from tests.calendar_sync.test_roster import mark
+
+    _, made = a_full_slot(console, [1, 1])
+    clerk, login = console.signed_in("counter_manager")
+    venue, day = day_of(made[0])
+    page = clerk.get("/console/manage/counter", params={"venue": venue})
+    csv_file = clerk.get("/console/manage/counter/roster.csv", params={"venue": venue, "day": day})
+    assert csv_file.status_code == 200
+    assert "attachment" in csv_file.headers["content-disposition"]
+    ics = clerk.get("/console/manage/counter/roster.ics", params={"venue": venue, "day": day})
+    assert ics.text.startswith("BEGIN:VCALENDAR") and made[0].code in ics.text
+    returned = mark(csv_file.content.decode("utf-8-sig"), made[1].code).encode()
+    done = clerk.post(
+        "/console/manage/counter/roster",
+        data={"csrf": csrf_of(page.text), "venue": venue},
+        files={"file": ("roster.csv", returned, "text/csv")},
+    )
+    assert "受付済みに 1件" in done.text  # (others' bookings that day may be checked in)
+    with console.app_sessions() as db:
+        assert booking.get_booking(db, booking_id=made[1].id).status == "checked_in"
+    tampered = returned.replace(b"# signature=", b"# signature=0")
+    refused = clerk.post(
+        "/console/manage/counter/roster",
+        data={"csrf": csrf_of(page.text), "venue": venue},
+        files={"file": ("roster.csv", tampered, "text/csv")},
+    )
+    assert "名簿を受け付けられません" in refused.text
+    actions = [e.action for e in events(console, login_id=login)]
+    assert actions.count("counter.roster") == 2 and "counter.roster_upload" in actions

@@ -89,15 +89,19 @@ def test_the_bookings_feed_needs_the_venues_secret_and_holds_no_names(
     assert "フィード" not in answer.text and "5555" not in answer.text
 
 
-def ward_calendar(uid_session: str, uid_closure: str, seats: int = 6) -> bytes:
+def ward_calendar(
+    uid_session: str, uid_closure: str, seats: int = 6, day: int = 24, closed: int = 22
+) -> bytes:
+    """The ward's calendar: a holiday session at Yotsuya on 2027-01-<day>, Tansumachi closed
+    on 2027-01-<closed>, and an event without a UID."""
     return f"""BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//Shinjuku Ward//Holiday sessions//JA
 BEGIN:VEVENT
 UID:{uid_session}
 DTSTAMP:20261201T000000Z
-DTSTART;TZID=Asia/Tokyo:20270124T090000
-DTEND;TZID=Asia/Tokyo:20270124T120000
+DTSTART;TZID=Asia/Tokyo:202701{day}T090000
+DTEND;TZID=Asia/Tokyo:202701{day}T120000
 SUMMARY:休日開庁（交付）
 X-MADOGUCHI-VENUE:yotsuya
 X-MADOGUCHI-SERVICE:pin_reset
@@ -107,8 +111,8 @@ END:VEVENT
 BEGIN:VEVENT
 UID:{uid_closure}
 DTSTAMP:20261201T000000Z
-DTSTART;VALUE=DATE:20270122
-DTEND;VALUE=DATE:20270123
+DTSTART;VALUE=DATE:202701{closed}
+DTEND;VALUE=DATE:202701{closed + 1}
 SUMMARY:臨時閉庁（システム更新）
 CATEGORIES:閉庁
 X-MADOGUCHI-VENUE:tansumachi
