@@ -5,7 +5,7 @@ free time (each resident is told through the reminder pipeline). Every action is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -22,6 +22,7 @@ from agent_console.routes import (
     _render,
     _seat,
 )
+from booking import schedule
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import mask_phone
@@ -388,3 +389,84 @@ async def counter_roster_upload(request: Request) -> Response:
     if report.refused:
         said += f"、受け付けられず {len(report.refused)}件（{'; '.join(report.refused)}）"
     return _to_counter(venue, done=said + "。")
+
+
+# --- extra sessions and pop-up venues ----------------------------------------------------------
+
+
+@router.get("/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, done: str = "", error: str = "") -> Response:
+    """Open a holiday or evening session, or a pop-up venue, for a range of days."""
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        venues, services = _catalogue(db)
+        today = db.info["booking"].today()
+    return _render(
+        request,
+        "manage_sessions.html",
+        seat,
+        venues=venues,
+        services=services,
+        today=today,
+        done=done,
+        error=error,
+    )
+
+
+SESSION_KINDS = ("holiday", "extra", "popup")
+
+
+def _sessions_back(**said: str) -> Response:
+    return RedirectResponse("/console/manage/sessions?" + urlencode(said), 303)
+
+
+@router.post("/sessions")
+async def open_sessions(request: Request) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    with _db(request) as db:
+        seat = _seat(request, db, *MANAGERS)
+        if not _csrf_ok(seat, form):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            venue = form.get("venue", "")
+            if venue == "_new":
+                venue = form.get("new_id", "").strip()
+                schedule.add_popup_venue(
+                    db,
+                    venue_id=venue,
+                    name_ja=form.get("new_name_ja", ""),
+                    name_en=form.get("new_name_en", ""),
+                    address_ja=form.get("new_address", ""),
+                )
+            result = schedule.open_sessions_for_range(
+                db,
+                venue_id=venue,
+                service_id=form.get("service", ""),
+                first=date.fromisoformat(form.get("first", "")),
+                last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
+                opens=time.fromisoformat(form.get("opens", "")),
+                closes=time.fromisoformat(form.get("closes", "")),
+                slot_minutes=int(form.get("slot_minutes", "15") or 15),
+                seats=int(form.get("seats", "0") or 0),
+                kind=form.get("kind", "extra")
+                if form.get("kind") in ("holiday", "extra", "popup")
+                else "extra",
+            )
+        except BookingError as refused:
+            db.rollback()
+            return _sessions_back(error=refused.message("ja"))
+        except ValueError:
+            db.rollback()
+            return _sessions_back(
+                error="日付・時刻・人数の形をご確認ください（例：2027-01-09、09:00）。"
+            )
+        opened, refused_days = len(result.opened), len(result.refused)
+        detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
+        _log(db, seat, request, "manage.sessions.open", "venue", venue, detail)
+        db.commit()
+    said = f"{len(result.opened)}日分の受付を開きました。"
+    if result.refused:
+        said += "開けなかった日：" + "、".join(
+            f"{d.isoformat()}（{why}）" for d, why in result.refused
+        )
+    return _sessions_back(done=said)

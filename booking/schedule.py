@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import jpholiday
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import TOKYO, context
@@ -288,3 +288,77 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
 def is_empty(db: DbSession) -> bool:
     """True before any venue was loaded."""
     return db.execute(select(Venue.id).limit(1)).first() is None
+
+
+def add_popup_venue(
+    db: DbSession, *, venue_id: str, name_ja: str, name_en: str, address_ja: str
+) -> Venue:
+    """A pop-up venue (出張会場: a community centre, a shopping mall) that sessions can open at."""
+    if not venue_id.replace("_", "").isalnum() or not venue_id.isascii() or len(venue_id) > 40:
+        raise BookingError("unknown_venue", field="venue")
+    if db.get(Venue, venue_id) is not None:
+        raise BookingError("venue_exists", field="venue")
+    order = db.execute(select(func.coalesce(func.max(Venue.sort_order), 0))).scalar_one()
+    venue = Venue(
+        id=venue_id,
+        name_ja=name_ja.strip() or venue_id,
+        name_en=name_en.strip() or venue_id,
+        kind="popup",
+        address_ja=address_ja.strip(),
+        address_en="",
+        cutoff_time=None,
+        active=True,
+        sort_order=int(order) + 1,
+    )
+    db.add(venue)
+    db.flush()
+    return venue
+
+
+@dataclass(frozen=True)
+class OpenedDays:
+    opened: list[date]
+    refused: list[tuple[date, str]]
+
+
+def open_sessions_for_range(
+    db: DbSession,
+    *,
+    venue_id: str,
+    service_id: str,
+    first: date,
+    last: date,
+    opens: time,
+    closes: time,
+    slot_minutes: int,
+    seats: int,
+    kind: str = "extra",
+) -> OpenedDays:
+    """The same session on every day of a range (a pop-up week, evening openings before a
+    deadline); a day that cannot take it (it overlaps a session there) is reported, not fatal."""
+    if last < first or (last - first).days > 92:
+        raise BookingError("invalid_date_range", field="last", max_days=92)
+    opened: list[date] = []
+    refused: list[tuple[date, str]] = []
+    day = first
+    while day <= last:
+        try:
+            with db.begin_nested():
+                open_extra_session(
+                    db,
+                    venue_id=venue_id,
+                    service_id=service_id,
+                    day=day,
+                    opens=opens,
+                    closes=closes,
+                    slot_minutes=slot_minutes,
+                    seats=seats,
+                    kind=kind,
+                )
+            opened.append(day)
+        except BookingError as error:
+            if error.code in ("unknown_venue", "unknown_service", "invalid_request"):
+                raise
+            refused.append((day, error.message("ja")))
+        day += timedelta(days=1)
+    return OpenedDays(opened, refused)

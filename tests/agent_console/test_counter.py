@@ -229,3 +229,35 @@ def test_a_counter_takes_its_roster_offline_and_uploads_its_check_ins(console: C
     assert "名簿を受け付けられません" in refused.text
     actions = [e.action for e in events(console, login_id=login)]
     assert actions.count("counter.roster") == 2 and "counter.roster_upload" in actions
+
+
+def test_managers_open_evening_sessions_for_a_range_of_days(console: Console) -> None:
+    manager, login = console.signed_in("counter_manager")
+    page = manager.get("/console/manage/sessions")
+    assert page.status_code == 200
+    form = {
+        "csrf": csrf_of(page.text),
+        "venue": "ochiai_daini",
+        "service": "pin_reset",
+        "kind": "extra",
+        "first": "2027-01-25",
+        "last": "2027-01-26",
+        "opens": "18:00",
+        "closes": "19:00",
+        "slot_minutes": "30",
+        "seats": "2",
+    }
+    done = manager.post("/console/manage/sessions", data=form)
+    assert "2日分の受付を開きました" in done.text
+    again = manager.post("/console/manage/sessions", data=form)
+    assert "0日分の受付を開きました" in again.text and "開けなかった日" in again.text
+    bad = manager.post("/console/manage/sessions", data=form | {"first": "someday"})
+    assert "日付・時刻・人数の形" in bad.text
+    with console.app_sessions() as db:
+        evening = [
+            s
+            for s in booking.slots_of_day(db, venue_id="ochiai_daini", day=date(2027, 1, 25))
+            if s.starts_at.astimezone(TOKYO).hour == 18
+        ]
+    assert [s.capacity for s in evening] == [2, 2]
+    assert len(events(console, login_id=login, action="manage.sessions.open")) == 2

@@ -4,7 +4,7 @@ seat invariant holds throughout. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 
 import pytest
 from sqlalchemy import text
@@ -135,3 +135,47 @@ def test_closing_slots_with_bookings_is_refused_unless_kept(
     assert closed.value.code == "slot_closed"
     service.reopen_slots(db, slot_ids=[slot])
     book(db, slot, 1)
+
+
+def test_a_popup_venue_opens_for_a_range_of_days(db: Session) -> None:
+    from booking import schedule
+
+    schedule.add_popup_venue(
+        db, venue_id="mall_popup", name_ja="駅前モール出張会場", name_en="Mall", address_ja="駅前"
+    )
+    with pytest.raises(BookingError):  # the id is taken now
+        schedule.add_popup_venue(db, venue_id="mall_popup", name_ja="x", name_en="x", address_ja="")
+    opened = schedule.open_sessions_for_range(
+        db,
+        venue_id="mall_popup",
+        service_id="pin_reset",
+        first=date(2027, 1, 18),
+        last=date(2027, 1, 20),
+        opens=time(10),
+        closes=time(12),
+        slot_minutes=30,
+        seats=3,
+        kind="popup",
+    )
+    assert opened.opened == [date(2027, 1, 18), date(2027, 1, 19), date(2027, 1, 20)]
+    free = service.availability(
+        db,
+        service_id="pin_reset",
+        venue_id="mall_popup",
+        start=date(2027, 1, 18),
+        end=date(2027, 1, 20),
+    )
+    assert len(free) == 12 and {s.remaining for s in free} == {3}  # 4 slots a day, 3 days
+    again = schedule.open_sessions_for_range(
+        db,
+        venue_id="mall_popup",
+        service_id="pin_reset",
+        first=date(2027, 1, 20),
+        last=date(2027, 1, 21),
+        opens=time(11),
+        closes=time(13),
+        slot_minutes=30,
+        seats=3,
+    )
+    assert again.opened == [date(2027, 1, 21)]
+    assert [d for d, _ in again.refused] == [date(2027, 1, 20)]  # overlaps the session there
