@@ -92,7 +92,8 @@ def test_the_bookings_feed_needs_the_venues_secret_and_holds_no_names(
 def ward_calendar(
     uid_session: str, uid_closure: str, seats: int = 6, day: int = 24, closed: int = 22
 ) -> bytes:
-    """The ward's calendar: a holiday session at Yotsuya on 2027-01-<day>, Tansumachi closed
+    """The ward's calendar: an early session at Yotsuya on 2027-01-<day> (6:00-8:00, hours no
+    other session or test uses), Tansumachi closed
     on 2027-01-<closed>, and an event without a UID."""
     return f"""BEGIN:VCALENDAR
 VERSION:2.0
@@ -100,8 +101,8 @@ PRODID:-//Shinjuku Ward//Holiday sessions//JA
 BEGIN:VEVENT
 UID:{uid_session}
 DTSTAMP:20261201T000000Z
-DTSTART;TZID=Asia/Tokyo:202701{day}T090000
-DTEND;TZID=Asia/Tokyo:202701{day}T120000
+DTSTART;TZID=Asia/Tokyo:202701{day}T060000
+DTEND;TZID=Asia/Tokyo:202701{day}T080000
 SUMMARY:休日開庁（交付）
 X-MADOGUCHI-VENUE:yotsuya
 X-MADOGUCHI-SERVICE:pin_reset
@@ -140,10 +141,12 @@ def test_importing_the_same_calendar_twice_changes_nothing_the_second_time(db: S
     ics = ward_calendar(f"holiday-{n}@city.example.jp", f"closure-{n}@city.example.jp")
     before = counts(db)
     first = calendar.import_calendar(db, ics=ics)
-    assert (len(first.created), len(first.unchanged), len(first.refused)) == (2, 0, 1)
+    assert (len(first.created), len(first.unchanged), len(first.refused)) == (2, 0, 1), (
+        first.refused
+    )
     after_first = counts(db)
     assert after_first[0] == before[0] + 1  # the holiday session
-    assert after_first[1] == before[1] + 6  # 9:00-12:00 in 30-minute slots
+    assert after_first[1] == before[1] + 4  # 6:00-8:00 in 30-minute slots
     assert after_first[2] == before[2] + 1  # the closure
     second = calendar.import_calendar(db, ics=ics)
     assert (len(second.created), len(second.unchanged), len(second.refused)) == (0, 2, 1)
@@ -154,7 +157,7 @@ def test_importing_the_same_calendar_twice_changes_nothing_the_second_time(db: S
     assert len(changed.changed) == 1 and len(changed.unchanged) == 1
     assert counts(db) == after_first  # a changed event waits for a manager
     slots = booking.slots_of_day(db, venue_id="yotsuya", day=date(2027, 1, 24))
-    assert [s.capacity for s in slots if s.service_id == "pin_reset"] == [6] * 6
+    assert [s.capacity for s in slots if s.service_id == "pin_reset"] == [6] * 4
 
 
 def test_a_file_that_is_not_icalendar_is_refused(db: Session) -> None:
