@@ -60,8 +60,10 @@ def test_an_altered_roster_is_refused(db: Session, make_slot: SlotMaker) -> None
     forged = "\n".join([*lines[:-1], "999999,12345678,09:00,pickup,1,済", lines[-1]])
     with pytest.raises(roster.RosterRefused):
         roster.upload_check_ins(db, text=forged)
-    party_changed = text.replace(f"{first.code},", f"{first.code[:-1]}0,", 1)
+    other_code = first.code[:-1] + str((int(first.code[-1]) + 1) % 10)  # a different code
+    code_changed = text.replace(f"{first.code},", f"{other_code},", 1)
+    assert code_changed != text
     with pytest.raises(roster.RosterRefused):
-        roster.upload_check_ins(db, text=mark(party_changed, first.code[:-1] + "0"))
+        roster.upload_check_ins(db, text=mark(code_changed, other_code))
     with pytest.raises(roster.RosterRefused):
         roster.upload_check_ins(db, text="code,checked_in\n12345678,済\n")
