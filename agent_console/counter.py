@@ -9,6 +9,7 @@ from datetime import date, datetime, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import UploadFile
@@ -28,6 +29,7 @@ from booking.errors import BookingError
 from booking.personal import mask_phone
 from calendar_sync import roster
 from calendar_sync import service as calendar
+from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
 
 router = APIRouter(prefix="/console/manage", include_in_schema=False)
 MANAGERS = ("counter_manager", "supervisor")
@@ -213,10 +215,19 @@ async def calendar_import(request: Request) -> Response:
     form = await request.form()
     upload = form.get("file")
     data = await upload.read() if isinstance(upload, UploadFile) else b""
+    address = str(form.get("url", "")).strip()
+    fetch_error = None
+    if not data and address:
+        try:
+            data = await run_in_threadpool(fetch_calendar, address)
+        except CalendarFetchFailed as failed:
+            fetch_error = f"{address} を読めませんでした：{failed}"
     with _db(request) as db:
         seat = _seat(request, db, *MANAGERS)
         if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
             return _render(request, "expired.html", seat, status_code=403)
+        if fetch_error is not None:
+            return _render(request, "manage_import.html", seat, report=None, error=fetch_error)
         try:
             report = calendar.import_calendar(db, ics=data)
         except BookingError:

@@ -23,6 +23,7 @@ Everyday use:
       --opens 09:00 --closes 17:00 --slot-minutes 15 --seats 6      (a 休日開庁 session)
   madoguchi staff create --login sato --name "佐藤" --role supervisor   (the first account)
   madoguchi audit check                verify the audit log has not been tampered with
+  madoguchi calendar import https://city.example.jp/holidays.ics   (休日開庁・閉庁)
   madoguchi worker                     send residents' messages (needs MADOGUCHI_REDIS_URL;
                                        without Redis, `serve` sends them itself)
   madoguchi call                       phone the running service's IVR from this terminal
@@ -88,6 +89,41 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
     print(f"Messages: {sending}")
     run_worker(settings, _sessions(settings), burst=args.burst)
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path as FilePath
+
+    from booking.errors import BookingError
+    from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
+    from calendar_sync.service import import_calendar
+
+    source: str = args.source
+    try:
+        if source.startswith(("http://", "https://")):
+            data = fetch_calendar(source)
+        else:
+            data = FilePath(source).read_bytes()
+    except (CalendarFetchFailed, OSError) as failed:
+        print(f"Could not read {source}: {failed}", file=sys.stderr)
+        return 1
+    with _sessions(settings)() as db:
+        try:
+            report = import_calendar(db, ics=data)
+        except BookingError:
+            print(f"{source} is not an iCalendar file", file=sys.stderr)
+            return 1
+        db.commit()
+    for title, items in (
+        ("created", report.created),
+        ("already imported, unchanged", report.unchanged),
+        ("changed since imported (not applied: see to them in the console)", report.changed),
+        ("refused", report.refused),
+    ):
+        print(f"{title}: {len(items)}")
+        for item in items:
+            print(f"  {item}")
     return 0
 
 
@@ -318,6 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
     holds.add_argument("action", choices=["sweep"])
+
+    cal = add(
+        "calendar",
+        cmd_calendar,
+        "Import the ward's published holiday sessions and closures from an iCalendar file or "
+        "URL. Events are matched by UID: importing the same calendar again changes nothing, "
+        "and an event changed since it was imported is reported, not applied.",
+    )
+    cal.add_argument("action", choices=["import"])
+    cal.add_argument("source", help="a .ics file, or an https:// address to fetch it from")
 
     worker = add(
         "worker",
