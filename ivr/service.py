@@ -218,30 +218,22 @@ def end_call(db: DbSession, *, call_sid: str, status: str, duration: int | None)
 
 def request_callback(db: DbSession, *, call: Call, phone: str, language: str, reason: str) -> int:
     """A caller asks to be called back: a row in the agents' callback list."""
-    ctx = context(db)
-    e164 = parse_phone(phone).e164
-    row = CallbackRequest(
-        call_id=call.id,
-        phone_enc=ctx.vault.encrypt(e164),
-        phone_hmac=ctx.vault.digest(e164),
-        language=language,
-        reason=reason,
-        status="open",
-        requested_at=ctx.now(),
-    )
-    db.add(row)
+    callback_id = _callback(db, call_id=call.id, phone=phone, language=language, reason=reason)
     set_outcome(call, "callback_requested")
-    db.flush()
-    return row.id
+    return callback_id
 
 
 def ask_agents_to_call(db: DbSession, *, phone: str, language: str, reason: str) -> int:
     """A callback the ward owes a resident it could not reach another way (no call behind
     it): a row in the agents' callback list."""
+    return _callback(db, call_id=None, phone=phone, language=language, reason=reason)
+
+
+def _callback(db: DbSession, *, call_id: int | None, phone: str, language: str, reason: str) -> int:
     ctx = context(db)
     e164 = parse_phone(phone).e164
     row = CallbackRequest(
-        call_id=None,
+        call_id=call_id,
         phone_enc=ctx.vault.encrypt(e164),
         phone_hmac=ctx.vault.digest(e164),
         language=language,

@@ -179,3 +179,20 @@ def test_a_popup_venue_opens_for_a_range_of_days(db: Session) -> None:
     )
     assert again.opened == [date(2027, 1, 21)]
     assert [d for d, _ in again.refused] == [date(2027, 1, 20)]  # overlaps the session there
+
+
+def test_a_moved_resident_no_message_can_reach_lands_on_the_callback_list(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    from ivr import service as calls
+
+    slot = make_slot(1)
+    made = book(db, slot, 1, phone="0570-012-345")  # a navigation-dial number: no SMS, no call
+    reminders.plan_from_outbox(db, RULES, limit=100_000)
+    target = service.nearest_free_slot(db, booking_id=made.id, avoid=[slot])
+    assert target is not None
+    service.relocate(db, booking_id=made.id, slot_id=target.id)
+    reminders.plan_from_outbox(db, RULES, limit=100_000)
+    assert [m.kind for m in reminders.messages_for(db, booking_id=made.id)] == []
+    waiting = [c for c in calls.open_callbacks(db) if c.phone == "+81570012345"]
+    assert [c.reason for c in waiting] == ["relocated"]
