@@ -13,7 +13,7 @@ import csv
 import io
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.personal import mask_phone, parse_phone
 from ivr import service as calls
-from ivr.twilio_api import TwilioFailure
+from ivr.twilio_api import PhoneApi, TwilioFailure
 from reminders import service as reminders
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -380,24 +380,35 @@ async def answer_call(request: Request, call_sid: str) -> Response:
     return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
 
 
-def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
-    """Take the caller out of the queue to this agent's desk phone (Twilio redirects the live
-    call to TwiML that dials it). What happened, for the screen: connected, no_phone,
-    no_twilio or failed (the screen pops anyway; the caller keeps waiting in the queue)."""
-    api = request.app.state.phone_api
+def _via_desk_phone(
+    request: Request, seat: Seat, what: str, act: Callable[[PhoneApi, str, str], None]
+) -> str:
+    """Have Twilio reach this agent's desk phone (``act`` gets the API, the desk number and
+    the public base URL). What happened, for the screen: connected, no_phone, no_twilio or
+    failed; nothing is lost when it fails (the caller keeps waiting, the callback stays)."""
+    api: PhoneApi = request.app.state.phone_api
     desk = seat.staff.desk_phone
     if desk is None:
         return "no_phone"
     if not api.live:
         return "no_twilio"
-    base = request.app.state.settings.public_base_url.rstrip("/")
-    url = f"{base}/ivr/connect?" + urlencode({"to": desk, "lang": language})
     try:
-        api.redirect_call(sid=call_sid, url=url)
+        act(api, desk, request.app.state.settings.public_base_url.rstrip("/"))
     except TwilioFailure as failure:
-        log.warning("call %s not put through: %s", call_sid, failure.detail)
+        log.warning("%s failed: %s", what, failure.detail)
         return "failed"
     return "connected"
+
+
+def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
+    """Take the caller out of the queue to this agent's desk phone: Twilio redirects the live
+    call to TwiML that dials it."""
+
+    def redirect(api: PhoneApi, desk: str, base: str) -> None:
+        query = urlencode({"to": desk, "lang": language})
+        api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?{query}")
+
+    return _via_desk_phone(request, seat, f"putting call {call_sid} through", redirect)
 
 
 def _call_for(db: DbSession, seat: Seat, call_sid: str) -> calls.CallView:
@@ -700,22 +711,15 @@ async def dial_callback(request: Request, callback_id: int) -> Response:
 
 
 def _dial_back(request: Request, callback_id: int, seat: Seat) -> str:
-    api = request.app.state.phone_api
-    desk = seat.staff.desk_phone
-    if desk is None:
-        return "no_phone"
-    if not api.live:
-        return "no_twilio"
-    base = request.app.state.settings.public_base_url.rstrip("/")
-    query = urlencode({"callback": callback_id, "staff": seat.staff.id})
-    try:
+    """Ring the agent's desk phone; once picked up, the bridge dials the resident."""
+
+    def ring(api: PhoneApi, desk: str, base: str) -> None:
+        query = urlencode({"callback": callback_id, "staff": seat.staff.id})
         api.place_call(
             to=desk, url=f"{base}/ivr/bridge?{query}", status_callback=f"{base}/ivr/status"
         )
-    except TwilioFailure as failure:
-        log.warning("callback %s not dialled: %s", callback_id, failure.detail)
-        return "failed"
-    return "connected"
+
+    return _via_desk_phone(request, seat, f"dialling callback {callback_id}", ring)
 
 
 DIAL = {
