@@ -83,11 +83,20 @@ class Change:
 
 async def _change(request: Request) -> Change:
     form = await request.form()
-    ids = [int(str(v)) for v in form.getlist("slot") if str(v).isdigit()]
-    one = {k: str(form.get(k, "")) for k in ("csrf", "capacity", "reason", "venue")}
-    one["action"] = str(form.get("change", ""))
-    rest = {k: str(form.get(k, "")) for k in ("day", "choice")}
-    return Change(slot_ids=ids, **one, **rest)
+
+    def field(name: str) -> str:
+        return str(form.get(name, ""))
+
+    return Change(
+        csrf=field("csrf"),
+        slot_ids=[int(str(v)) for v in form.getlist("slot") if str(v).isdigit()],
+        action=field("change"),
+        capacity=field("capacity"),
+        reason=field("reason"),
+        venue=field("venue"),
+        day=field("day"),
+        choice=field("choice"),
+    )
 
 
 def _back(change: Change, said: str) -> Response:
@@ -100,13 +109,7 @@ async def change(request: Request) -> Response:
     """Apply a change to the chosen slots. When it would strand bookings and the manager has
     not chosen yet, show exactly whom, and ask: keep them, or move them."""
     c = await _change(request)
-    slot_ids, action, capacity_text, reason, choice = (
-        c.slot_ids,
-        c.action,
-        c.capacity,
-        c.reason,
-        c.choice,
-    )
+    slot_ids, action, capacity_text = c.slot_ids, c.action, c.capacity
     with _db(request) as db:
         seat = _seat(request, db, *MANAGERS)
         if not _csrf_ok(seat, {"csrf": c.csrf}):
@@ -124,7 +127,7 @@ async def change(request: Request) -> Response:
         over = booking.stranded(
             db, slot_ids=slot_ids, capacity=capacity if action == "capacity" else None
         )
-        if over and choice not in ("keep", "move"):
+        if over and c.choice not in ("keep", "move"):
             db.rollback()
             venues, services = _catalogue(db)
             return _render(
@@ -135,7 +138,7 @@ async def change(request: Request) -> Response:
                 slot_ids=slot_ids,
                 action=action,
                 capacity=capacity_text,
-                reason=reason,
+                reason=c.reason,
                 venue=c.venue,
                 day=c.day,
                 venues=venues,
@@ -143,17 +146,17 @@ async def change(request: Request) -> Response:
                 mask=mask_phone,
                 label=ACTIONS[action],
             )
-        moved, kept = _move_or_keep(db, over, slot_ids) if choice == "move" else ([], over)
+        moved, kept = _move_or_keep(db, over, slot_ids) if c.choice == "move" else ([], over)
         if action == "capacity":
             booking.set_capacity(
                 db, slot_ids=slot_ids, capacity=int(capacity or 0), keep_stranded=True
             )
         else:
             booking.close_slots(
-                db, slot_ids=slot_ids, reason=reason or "臨時休止", keep_stranded=True
+                db, slot_ids=slot_ids, reason=c.reason or "臨時休止", keep_stranded=True
             )
         detail = (
-            f"slots {_ids(slot_ids)}; {action} {capacity_text or reason}; "
+            f"slots {_ids(slot_ids)}; {action} {capacity_text or c.reason}; "
             f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
         )
         _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids)[:64], detail)
