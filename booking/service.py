@@ -1212,14 +1212,20 @@ def relocate(db: DbSession, *, booking_id: int, slot_id: int) -> BookingView:
 
 def bookings_of_day(db: DbSession, *, venue_id: str, day: date) -> list[BookingView]:
     """A venue's bookings on a day (not cancelled), by time: the counter's list and its feed."""
-    start = datetime.combine(day, time(0), TOKYO)
+    return bookings_between(db, venue_id=venue_id, first=day, last=day)
+
+
+def bookings_between(db: DbSession, *, venue_id: str, first: date, last: date) -> list[BookingView]:
+    """A venue's bookings (not cancelled) from ``first`` to ``last`` inclusive, by time."""
+    start = datetime.combine(first, time(0), TOKYO)
+    end = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
     ids = db.execute(
         select(Booking.id)
         .join(Slot, Slot.id == Booking.slot_id)
         .where(
             Slot.venue_id == venue_id,
             Slot.starts_at >= start,
-            Slot.starts_at < start + timedelta(days=1),
+            Slot.starts_at < end,
             Booking.status != "cancelled",
         )
         .order_by(Slot.starts_at, Booking.id)

@@ -139,7 +139,9 @@ class ImportReport:
 
 
 @dataclass(frozen=True)
-class _Wanted:
+class _WardEvent:
+    """One event of the ward's published calendar: a session to open, or a closure."""
+
     uid: str
     kind: str  # session | closure
     venue_id: str | None  # None: a closure of every venue
@@ -172,7 +174,7 @@ def _local(value: Any) -> datetime | date:
     return moment  # type: ignore[no-any-return]
 
 
-def _read(component: Any) -> _Wanted:
+def _read(component: Any) -> _WardEvent:
     """One VEVENT as a session or a closure. Venue and service by X-MADOGUCHI-VENUE /
     -SERVICE (or the LOCATION as a venue id); a closure by its CATEGORIES or SUMMARY."""
     uid = str(component.get("uid", "")).strip()
@@ -191,7 +193,7 @@ def _read(component: Any) -> _Wanted:
     closes = ends.time() if isinstance(ends, datetime) else None
     if not closure and (service is None or opens is None or closes is None or not venue):
         raise ValueError("a session needs a venue, a service (X-MADOGUCHI-SERVICE) and times")
-    return _Wanted(
+    return _WardEvent(
         uid=uid,
         kind="closure" if closure else "session",
         venue_id=venue or None,
@@ -244,7 +246,7 @@ def import_calendar(db: DbSession, *, ics: bytes) -> ImportReport:
     return report
 
 
-def _apply(db: DbSession, wanted: _Wanted) -> str:
+def _apply(db: DbSession, wanted: _WardEvent) -> str:
     if wanted.kind == "closure":
         schedule.close_day(db, day=wanted.day, reason=wanted.reason, venue_id=wanted.venue_id)
         return f"closure:{wanted.venue_id or '*'}:{wanted.day.isoformat()}"
@@ -303,11 +305,11 @@ def wanted_events(db: DbSession, *, venue_id: str, days: int) -> dict[str, Wante
             uid = f"session-{s.id}@{UID_DOMAIN}"
             summary = f"{services.get(s.service_id, s.service_id)} 受付（定員{s.seats}）"
             out[uid] = Wanted(uid, summary, s.starts_at, s.ends_at)
-    for offset in range(days + 1):
-        for b in booking.bookings_of_day(db, venue_id=venue_id, day=today + timedelta(offset)):
-            uid = f"booking-{b.id}@{UID_DOMAIN}"
-            summary = f"予約 {b.code} {services.get(b.service_id, b.service_id)} {b.party_size}名"
-            out[uid] = Wanted(uid, summary, b.starts_at, b.ends_at, f"status: {b.status}")
+    last = today + timedelta(days=days)
+    for b in booking.bookings_between(db, venue_id=venue_id, first=today, last=last):
+        uid = f"booking-{b.id}@{UID_DOMAIN}"
+        summary = f"予約 {b.code} {services.get(b.service_id, b.service_id)} {b.party_size}名"
+        out[uid] = Wanted(uid, summary, b.starts_at, b.ends_at, f"status: {b.status}")
     return out
 
 
