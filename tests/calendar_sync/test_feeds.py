@@ -79,6 +79,8 @@ def test_the_bookings_feed_needs_the_venues_secret_and_holds_no_names(
     day = made.starts_at.astimezone(TOKYO).date().isoformat()
     path = f"/calendar/venues/{made.venue_id}/bookings.ics"
     assert http.get(path, params={"token": "nope", "day": day}).status_code == 403
+    missing = http.get(path, params={"day": day})
+    assert (missing.status_code, missing.text) == (403, "wrong or missing feed token")
     assert http.get(path, params={"token": other, "day": day}).status_code == 403  # per venue
     answer = http.get(path, params={"token": token, "day": day})
     assert answer.status_code == 200
