@@ -146,13 +146,15 @@ async def change(request: Request) -> Response:
                 mask=mask_phone,
                 label=ACTIONS[action],
             )
-        moved, kept = _move_or_keep(db, over, slot_ids) if c.choice == "move" else ([], over)
+        moved = _move_or_keep(db, over, slot_ids) if c.choice == "move" else []
+        # What stays over is what the engine finds under the slots' lock: the bookings kept
+        # on purpose, those with no free time to move to, and any made since the preview.
         if action == "capacity":
-            booking.set_capacity(
+            kept = booking.set_capacity(
                 db, slot_ids=slot_ids, capacity=int(capacity or 0), keep_stranded=True
             )
         else:
-            booking.close_slots(
+            kept = booking.close_slots(
                 db, slot_ids=slot_ids, reason=c.reason or "臨時休止", keep_stranded=True
             )
         detail = (
@@ -171,24 +173,21 @@ async def change(request: Request) -> Response:
 
 def _move_or_keep(
     db: DbSession, over: list[booking.BookingView], avoid: list[int]
-) -> tuple[list[tuple[booking.BookingView, datetime]], list[booking.BookingView]]:
+) -> list[tuple[booking.BookingView, datetime]]:
     """Each stranded booking to the nearest free time (same venue first); those with none
-    near stay where they are, kept on purpose."""
+    near stay where they are (the change then keeps them on purpose)."""
     moved: list[tuple[booking.BookingView, datetime]] = []
-    kept: list[booking.BookingView] = []
     for stranded in over:
         target = booking.nearest_free_slot(db, booking_id=stranded.id, avoid=avoid)
         if target is None:
-            kept.append(stranded)
             continue
         try:
             with db.begin_nested():
                 booking.relocate(db, booking_id=stranded.id, slot_id=target.id)
         except BookingError:  # taken in the meantime: keep rather than fail the whole change
-            kept.append(stranded)
             continue
         moved.append((stranded, target.starts_at))
-    return moved, kept
+    return moved
 
 
 def _ids(ids: list[int]) -> str:
