@@ -23,6 +23,7 @@ from agent_console.routes import (
     _render,
     _seat,
 )
+from agent_console.service import Seat
 from booking import schedule
 from booking import service as booking
 from booking.errors import BookingError
@@ -33,7 +34,12 @@ from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
 
 router = APIRouter(prefix="/console/manage", include_in_schema=False)
 MANAGERS = ("counter_manager", "supervisor")
-ACTIONS = {"capacity": "定員を変更", "close": "受付を停止", "reopen": "受付を再開"}
+ACTIONS = {
+    "capacity": "定員を変更",
+    "close": "受付を停止",
+    "reopen": "受付を再開",
+    "quota": "確保席を設定",
+}
 
 
 def _day(value: str, db: DbSession) -> date:
@@ -54,6 +60,7 @@ def day_view(request: Request, venue: str = "main", day: str = "", done: str = "
         if venue not in venues:
             raise NotAllowed
         slots = booking.slots_of_day(db, venue_id=venue, day=chosen)
+        now = db.info["booking"].now()
     return _render(
         request,
         "manage_day.html",
@@ -61,6 +68,7 @@ def day_view(request: Request, venue: str = "main", day: str = "", done: str = "
         venue=venue,
         day=chosen,
         slots=slots,
+        now=now,
         venues=venues,
         services=services,
         done=done,
@@ -79,6 +87,10 @@ class Change:
     venue: str
     day: str
     choice: str
+    kept_phone: str
+    kept_walk_in: str
+    release: str
+    release_hours: str
 
 
 async def _change(request: Request) -> Change:
@@ -96,6 +108,10 @@ async def _change(request: Request) -> Change:
         venue=field("venue"),
         day=field("day"),
         choice=field("choice"),
+        kept_phone=field("kept_phone"),
+        kept_walk_in=field("kept_walk_in"),
+        release=field("release"),
+        release_hours=field("release_hours"),
     )
 
 
@@ -124,6 +140,8 @@ async def change(request: Request) -> Response:
             _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
             db.commit()
             return _back(c, "受付を再開しました。")
+        if action == "quota":
+            return _set_quota(request, db, seat, c)
         over = booking.stranded(
             db, slot_ids=slot_ids, capacity=capacity if action == "capacity" else None
         )
@@ -169,6 +187,36 @@ async def change(request: Request) -> Response:
     if kept:
         said += f"{len(kept)}件の予約はそのまま残しました。"
     return _back(c, said)
+
+
+def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Response:
+    """Seats kept for the phone line and for walk-ins, released at a set time before each
+    slot or when its session opens on the day. Nobody is stranded: a quota limits only what
+    is claimed from now on."""
+    counts = (c.kept_phone or "0", c.kept_walk_in or "0")
+    hours = c.release_hours if c.release == "hours" else "0"
+    if not all(n.isdigit() for n in (*counts, hours)):
+        return _back(c, "確保する席数と解放の時間は数字で入れてください。")
+    phone, walk_in = int(counts[0]), int(counts[1])
+    release_hours = int(hours) if c.release == "hours" else None
+    try:
+        booking.set_quota(
+            db,
+            slot_ids=c.slot_ids,
+            phone=phone,
+            walk_in=walk_in,
+            release_hours_before=release_hours,
+        )
+    except BookingError as refused:
+        db.rollback()
+        return _back(c, refused.message("ja"))
+    when = "当日の開庁時" if release_hours is None else f"{release_hours}時間前"
+    detail = f"slots {_ids(c.slot_ids)}; phone {phone}, walk-in {walk_in}, released {when}"
+    _log(db, seat, request, "manage.quota", "slots", _ids(c.slot_ids)[:64], detail)
+    db.commit()
+    if phone == walk_in == 0:
+        return _back(c, "確保席をなくしました。すべての受付方法で予約できます。")
+    return _back(c, f"電話用{phone}席・来庁用{walk_in}席を確保しました（{when}に解放）。")
 
 
 def _move_or_keep(

@@ -917,6 +917,7 @@ def book_search(
                 end=chosen,
                 party=party,
                 limit=200,
+                channel="agent",
             )
         except BookingError as refused:
             error = refused.message("ja")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Time, and_, bindparam, case, func, select
+from sqlalchemy import Integer, Time, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from booking.base import UTCDateTime
@@ -100,7 +100,29 @@ _ACTIVE_HOLDS = (
     .group_by(Hold.slot_id)
     .subquery()
 )
-_REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0)
+# Channel quotas: the seats a slot still keeps back from the asking channel (see Slot).
+KEPT_BACK = case(
+    (
+        Slot.kept_until > _NOW,
+        Slot.kept_for_phone * bindparam("not_phone", type_=Integer())
+        + Slot.kept_for_walk_in * bindparam("not_walk_in", type_=Integer()),
+    ),
+    else_=0,
+)
+_REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 0) - KEPT_BACK
+
+# Which kept seats each channel must leave alone while they are kept: the web leaves the
+# phone line's and the walk-ins', the phone line (IVR and agents) the walk-ins', a walk-in none.
+QUOTA_CHANNELS = ("web", "ivr", "agent", "walk_in")
+
+
+def quota_params(channel: str) -> dict[str, int]:
+    """The bind parameters of KEPT_BACK for a channel."""
+    if channel not in QUOTA_CHANNELS:
+        raise BookingError("invalid_request", field="channel")
+    return {"not_phone": int(channel == "web"), "not_walk_in": int(channel != "walk_in")}
+
+
 # Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first
 # bookable day on by one once the local time has passed it. Shared by the time list and the
 # month calendar, so both show the same seats.
@@ -150,15 +172,17 @@ def availability(
     end: date | None = None,
     party: int = 1,
     limit: int = 100,
+    channel: str = "web",
 ) -> list[SlotView]:
-    """Open slots with ``party`` seats free, earliest first; across all venues if none given."""
+    """Open slots with ``party`` seats free to ``channel``, earliest first; across all venues
+    if none given. Seats a quota keeps for another channel do not count as free."""
     ctx = context(db)
     check_party(ctx, party)
     start = start or ctx.today()
     end = end or last_bookable_day(ctx)
     if end < start or (end - start).days > MAX_RANGE_DAYS or not _plausible(start, end):
         raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
-    params = _sale_params(ctx, service_id, venue_id, start, end, party)
+    params = _sale_params(ctx, service_id, venue_id, start, end, party, channel)
     params["limit"] = limit
     query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
     found = [SlotView(*row) for row in db.execute(query, params)]
@@ -173,11 +197,18 @@ def _plausible(*days: date) -> bool:
 
 
 def _sale_params(
-    ctx: BookingContext, service_id: str, venue_id: str | None, start: date, end: date, party: int
+    ctx: BookingContext,
+    service_id: str,
+    venue_id: str | None,
+    start: date,
+    end: date,
+    party: int,
+    channel: str,
 ) -> dict[str, object]:
     now = ctx.now()
     first = first_bookable_day(ctx, None)
     return {
+        **quota_params(channel),
         "service_id": service_id,
         "venue_id": venue_id,
         "now": now,
@@ -222,16 +253,23 @@ class DayMark:
 
 
 def month_marks(
-    db: DbSession, *, service_id: str, venue_id: str | None, month: date, party: int = 1
+    db: DbSession,
+    *,
+    service_id: str,
+    venue_id: str | None,
+    month: date,
+    party: int = 1,
+    channel: str = "web",
 ) -> list[DayMark]:
-    """Every day of ``month`` (any date in it) marked for a party of ``party``."""
+    """Every day of ``month`` (any date in it) marked for a party of ``party`` asking through
+    ``channel``."""
     ctx = context(db)
     check_party(ctx, party)
     first = month.replace(day=1)
     if not _plausible(first):
         raise BookingError("invalid_date_range", field="month", max_days=MAX_RANGE_DAYS)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    params = _sale_params(ctx, service_id, venue_id, first, last, party)
+    params = _sale_params(ctx, service_id, venue_id, first, last, party, channel)
     query = _DAYS if venue_id is None else _DAYS_AT_VENUE
     sold = {row.day: (int(row.capacity), int(row.free)) for row in db.execute(query, params)}
     if not sold:

@@ -143,12 +143,21 @@ class Slot(Base):
     # Seats a manager kept booked on purpose above a cut capacity (nothing more is sold until
     # bookings fall below the capacity); the CHECK allows exactly these, no more.
     kept_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Channel quotas: until ``kept_until`` the web may not take the last ``kept_for_phone +
+    # kept_for_walk_in`` seats and the phone line not the last ``kept_for_walk_in`` (nested
+    # limits: the seats are a floor kept back, not a separate pot), then every channel may.
+    kept_for_phone: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    kept_for_walk_in: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    kept_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint(
             "booked >= 0 AND held >= 0 AND kept_over >= 0 AND capacity >= 0 "
             "AND booked + held <= capacity + kept_over",
             name="seats_within_capacity",
+        ),
+        CheckConstraint(
+            "kept_for_phone >= 0 AND kept_for_walk_in >= 0", name="kept_seats_not_negative"
         ),
         Index("ix_slot_service_start", "service_id", "starts_at"),
         Index("ix_slot_venue_service_start", "venue_id", "service_id", "starts_at"),

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from booking import codes
 from booking.availability import (
+    KEPT_BACK,
     DayMark,
     availability,
     check_party,
@@ -43,6 +44,7 @@ from booking.availability import (
     list_venues,
     local_midnight,
     month_marks,
+    quota_params,
     service_or_404,
     venue_or_404,
     venue_services,
@@ -78,11 +80,13 @@ CHANNELS = ("ivr", "web", "agent")
 
 # --- Seats: the conditional updates -------------------------------------------------------
 
-# The one rule every claim obeys: an open slot, and the seats fit beside the booked and held.
+# The one rule every claim obeys: an open slot, and the seats fit beside the booked and held
+# within what the slot's quota lets the asking channel have (KEPT_BACK: now, not_phone,
+# not_walk_in).
 _SEATS_FIT = (
     Slot.id == bindparam("slot_id"),
     Slot.is_open.is_(True),
-    Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
+    Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity - KEPT_BACK,
 )
 _CLAIM_HOLD = update(Slot).where(*_SEATS_FIT).values(held=Slot.held + bindparam("seats"))
 _CLAIM_BOOKED = update(Slot).where(*_SEATS_FIT).values(booked=Slot.booked + bindparam("seats"))
@@ -185,10 +189,16 @@ def _why_not_claimed(db: DbSession, slot_id: int) -> BookingError:
     return BookingError("slot_full" if is_open else "slot_closed", field="slot_id")
 
 
-def _claim(db: DbSession, statement: Any, slot_id: int, seats: int) -> None:
-    """Run a conditional seat claim; on failure, reclaim lapsed holds once and try again."""
+def _claim_params(db: DbSession, slot_id: int, seats: int, channel: str) -> dict[str, object]:
+    return {"slot_id": slot_id, "seats": seats, "now": context(db).now(), **quota_params(channel)}
+
+
+def _claim(db: DbSession, statement: Any, slot_id: int, seats: int, channel: str) -> None:
+    """Run a conditional seat claim for a channel; on failure, reclaim lapsed holds once and
+    try again."""
     for attempt in range(2):
-        if _rowcount(db.execute(statement, {"slot_id": slot_id, "seats": seats})) == 1:
+        params = _claim_params(db, slot_id, seats, channel)
+        if _rowcount(db.execute(statement, params)) == 1:
             return
         if attempt == 0 and reclaim_expired_holds(db, slot_id=slot_id) == 0:
             break
@@ -203,7 +213,7 @@ def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> Hol
     ctx = context(db)
     check_party(ctx, seats)
     _slot_for_sale(db, slot_id)
-    _claim(db, _CLAIM_HOLD, slot_id, seats)
+    _claim(db, _CLAIM_HOLD, slot_id, seats, channel)
     hold = Hold(
         id=secrets.token_hex(16),
         slot_id=slot_id,
@@ -253,7 +263,7 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
     row = db.execute(
         delete(Hold)
         .where(Hold.id == hold_id, Hold.kind == "offer")
-        .returning(Hold.slot_id, Hold.seats, Hold.expires_at)
+        .returning(Hold.slot_id, Hold.seats, Hold.expires_at, Hold.channel)
     ).first()
     if row is None:
         raise BookingError("hold_not_found", field="hold_id")
@@ -264,7 +274,7 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
     # A lapsed hold, or a different party size: give it back and book like anyone else.
     db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
     try:
-        _claim(db, _CLAIM_BOOKED, row.slot_id, seats)
+        _claim(db, _CLAIM_BOOKED, row.slot_id, seats, row.channel)
     except BookingError as exc:
         if exc.code == "slot_full" and row.expires_at <= context(db).now():
             raise BookingError("hold_expired", field="hold_id") from exc
@@ -296,7 +306,10 @@ WITH claimed AS (
     FROM venue, service
     WHERE slot.id = :slot_id AND venue.id = slot.venue_id AND service.id = slot.service_id
       AND slot.is_open
-      AND slot.booked + slot.held + :party <= slot.capacity
+      AND slot.booked + slot.held + :party <= slot.capacity - CASE
+          WHEN slot.kept_until > :now
+          THEN slot.kept_for_phone * :not_phone + slot.kept_for_walk_in * :not_walk_in
+          ELSE 0 END
       AND slot.starts_at > :now AND slot.starts_at < :window_end
       AND slot.starts_at >= CASE
           WHEN venue.cutoff_time IS NOT NULL AND venue.cutoff_time <= :local_time
@@ -342,6 +355,8 @@ FROM claimed LEFT JOIN made ON true
         bindparam("idem_hmac", type_=String()),
         bindparam("party", type_=Integer()),
         bindparam("notices", type_=Integer()),
+        bindparam("not_phone", type_=Integer()),
+        bindparam("not_walk_in", type_=Integer()),
     )
     .columns(
         column("venue_id", String()),
@@ -468,6 +483,7 @@ def _book_pg(
         "m_ecert": [m[4] for m in members],
         "idem_key": idempotency_key,
         "idem_hmac": sealed.fingerprint,
+        **quota_params(channel),
     }
     for _ in range(5):  # a code already in use: undo the claim and draw another
         code = codes.new_code()
@@ -590,7 +606,7 @@ def book(
                     raise
                 return earlier
         else:
-            _claim(db, _CLAIM_BOOKED, slot.id, party)
+            _claim(db, _CLAIM_BOOKED, slot.id, party, channel)
         code = _free_code(db)
         booking_id = _insert_booking_rows(
             db,
@@ -940,12 +956,18 @@ def reschedule(
 
 
 def reschedule_booking(
-    db: DbSession, *, booking_id: int, slot_id: int | None = None, hold_id: str | None = None
+    db: DbSession,
+    *,
+    booking_id: int,
+    slot_id: int | None = None,
+    hold_id: str | None = None,
+    channel: str = "web",
 ) -> BookingView:
     """Move by id (staff, after their own checks). All or nothing, even for a caller that
-    catches the refusal and commits: the move runs in a savepoint."""
+    catches the refusal and commits: the move runs in a savepoint. A move to a slot (not a
+    hold) takes seats as ``channel`` may (the web's share unless said otherwise)."""
     with db.begin_nested():
-        return _move(db, booking_id, slot_id, hold_id)
+        return _move(db, booking_id, slot_id, hold_id, channel)
 
 
 def _move(
@@ -953,6 +975,7 @@ def _move(
     booking_id: int,
     slot_id: int | None,
     hold_id: str | None,
+    channel: str,
     event: str = "moved",
 ) -> BookingView:
     if (slot_id is None) == (hold_id is None):
@@ -975,7 +998,7 @@ def _move(
     if hold_id is not None:
         _take_hold(db, hold_id, seats)
     else:
-        _claim(db, _CLAIM_BOOKED, new_slot.id, seats)
+        _claim(db, _CLAIM_BOOKED, new_slot.id, seats, channel)
     # Only now, with the new seats secured, do the old ones go.
     _release_seats(db, booking.slot_id, seats)
     db.execute(
@@ -1070,6 +1093,20 @@ class SlotDay:
     held: int
     kept_over: int
     is_open: bool
+    kept_for_phone: int
+    kept_for_walk_in: int
+    kept_until: datetime | None
+
+    def free_for(self, channel: str, now: datetime) -> int:
+        """Seats ``channel`` may still take now (holds counted as taken)."""
+        kept = 0
+        if self.kept_until is not None and self.kept_until > now:
+            params = quota_params(channel)
+            kept = (
+                self.kept_for_phone * params["not_phone"]
+                + self.kept_for_walk_in * params["not_walk_in"]
+            )
+        return max(self.capacity - self.booked - self.held - kept, 0)
 
 
 def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
@@ -1086,6 +1123,9 @@ def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
             Slot.held,
             Slot.kept_over,
             Slot.is_open,
+            Slot.kept_for_phone,
+            Slot.kept_for_walk_in,
+            Slot.kept_until,
         )
         .where(
             Slot.venue_id == venue_id,
@@ -1094,7 +1134,7 @@ def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
         )
         .order_by(Slot.starts_at, Slot.service_id)
     )
-    return [SlotDay(*row) for row in rows]
+    return [SlotDay(**row._mapping) for row in rows]
 
 
 def stranded(db: DbSession, *, slot_ids: list[int], capacity: int | None) -> list[BookingView]:
@@ -1161,6 +1201,52 @@ def close_slots(
     return over
 
 
+def set_quota(
+    db: DbSession,
+    *,
+    slot_ids: list[int],
+    phone: int,
+    walk_in: int,
+    release_hours_before: int | None,
+) -> None:
+    """Keep seats of each slot back for the phone line and for walk-ins (channel quotas)
+    until ``release_hours_before`` hours before it starts or, when None, until its session
+    opens on the day; then every channel may take them. No seats kept clears the quota.
+    Bookings already made stay: a quota only limits what is claimed from now on."""
+    if phone < 0 or walk_in < 0 or (release_hours_before is not None and release_hours_before < 0):
+        raise BookingError("invalid_party_size", field="kept")
+    if not slot_ids:
+        return
+    _lock_slots(db, slot_ids)
+    rows = db.execute(
+        select(Slot.id, Slot.capacity, Slot.starts_at, Session.day, Session.opens)
+        .join(Session, Session.id == Slot.session_id)
+        .where(Slot.id.in_(slot_ids))
+    ).all()
+    for row in rows:
+        if phone + walk_in > row.capacity:
+            raise BookingError(
+                "quota_exceeds_capacity", field="kept", kept=phone + walk_in, capacity=row.capacity
+            )
+    for row in rows:
+        until: datetime | None = None
+        if phone or walk_in:
+            until = (
+                datetime.combine(row.day, row.opens, TOKYO)
+                if release_hours_before is None
+                else row.starts_at - timedelta(hours=release_hours_before)
+            )
+        db.execute(
+            update(Slot)
+            .where(Slot.id == row.id)
+            .values(
+                kept_for_phone=phone if until else 0,
+                kept_for_walk_in=walk_in if until else 0,
+                kept_until=until,
+            )
+        )
+
+
 def reopen_slots(db: DbSession, *, slot_ids: list[int]) -> None:
     """Open closed slots again (and their sessions)."""
     if not slot_ids:
@@ -1196,6 +1282,7 @@ def nearest_free_slot(db: DbSession, *, booking_id: int, avoid: list[int]) -> Sl
                 end=last,
                 party=found.party_size,
                 limit=1000,
+                channel=found.channel,
             )
             if s.id not in avoid and s.id != found.slot_id
         ]
@@ -1206,8 +1293,10 @@ def nearest_free_slot(db: DbSession, *, booking_id: int, avoid: list[int]) -> Sl
 
 def relocate(db: DbSession, *, booking_id: int, slot_id: int) -> BookingView:
     """The ward moves a booking (capacity cut, day closed): like a move, with the notice
-    saying it was the ward's doing (event ``relocated``)."""
-    return _move(db, booking_id, slot_id, None, event="relocated")
+    saying it was the ward's doing (event ``relocated``). It may take the seats the booking's
+    own channel could have taken (a phone booking those kept for the phone line)."""
+    channel = db.execute(select(Booking.channel).where(Booking.id == booking_id)).scalar_one()
+    return _move(db, booking_id, slot_id, None, channel, event="relocated")
 
 
 def bookings_of_day(db: DbSession, *, venue_id: str, day: date) -> list[BookingView]:
@@ -1359,7 +1448,8 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
         .limit(5)
     ).all()
     for slot_id, starts_at in candidates:
-        if _rowcount(db.execute(_CLAIM_BOOKED, {"slot_id": slot_id, "seats": party})) != 1:
+        params = _claim_params(db, slot_id, party, "walk_in")
+        if _rowcount(db.execute(_CLAIM_BOOKED, params)) != 1:
             continue  # taken meanwhile: the next one
         for _ in range(5):  # a number drawn at the same moment elsewhere: the next number
             number = 1 + int(

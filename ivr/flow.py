@@ -422,6 +422,7 @@ def offer_next(turn: Turn) -> None:
             start=start,
             party=state.party,
             limit=MAX_OFFERS_TRIED + len(state.seen),
+            channel="ivr",
         )
     except BookingError:
         slots = []

@@ -265,3 +265,52 @@ def test_managers_open_evening_sessions_for_a_range_of_days(console: Console) ->
         ]
     assert [s.capacity for s in evening] == [2, 2]
     assert len(events(console, login_id=login, action="manage.sessions.open")) == 2
+
+
+def test_managers_keep_seats_for_the_phone_line_that_the_web_cannot_take(
+    console: Console,
+) -> None:
+    slot, made = a_full_slot(console, [1], spare=3)  # 4 seats, 1 booked
+    manager, login = console.signed_in("counter_manager")
+    venue, day = day_of(made[0])
+    page = manager.get("/console/manage", params={"venue": venue, "day": day})
+    base = {"csrf": csrf_of(page.text), "slot": str(slot), "venue": venue, "day": day}
+    quota = base | {"change": "quota", "kept_phone": "2", "kept_walk_in": "0"}
+    too_many = manager.post(
+        "/console/manage/change", data=quota | {"kept_phone": "5", "release": "opening"}
+    )
+    assert "定員4席の時間枠を超えています" in too_many.text
+    done = manager.post(
+        "/console/manage/change", data=quota | {"release": "hours", "release_hours": "48"}
+    )
+    assert "電話用2席・来庁用0席を確保しました（48時間前に解放）" in done.text
+    row = re.search(rf'value="{slot}".*?</tr>', done.text, re.S)
+    assert row is not None
+    assert '<td class="free">1／3／3</td>' in row.group(0)  # web / phone / walk-in
+    assert "電話2・来庁0" in row.group(0)
+
+    def web_offers() -> int:
+        found = manager.get(
+            "/api/v1/availability",
+            params={"service": "application_help", "venue": venue, "from": day, "to": day},
+        ).json()
+        return next((s["remaining"] for s in found if s["id"] == slot), 0)
+
+    assert web_offers() == 1  # the web page and API offer only the seat not kept
+    with console.app_sessions() as db:
+        by_phone = booking.book(
+            db,
+            slot_id=slot,
+            party=3,
+            resident=booking.ResidentInput("デンワ ヨヤク", new_mobile(), date(1940, 4, 4)),
+            channel="agent",
+        )
+        db.commit()
+    assert by_phone.slot_id == slot
+    assert web_offers() == 0
+    cleared = manager.post(
+        "/console/manage/change", data=base | {"change": "quota", "kept_phone": "0"}
+    )
+    assert "確保席をなくしました" in cleared.text
+    [event] = events(console, login_id=login, action="manage.quota")[-2:-1]
+    assert "phone 2, walk-in 0, released 48時間前" in event.detail
