@@ -311,6 +311,7 @@ def counter_day(request: Request, venue: str = "main", done: str = "", error: st
         bookings = booking.bookings_of_day(db, venue_id=venue, day=today)
         walk_ins = booking.walk_ins_of_day(db, venue_id=venue, day=today)
         offered = booking.venue_services(db).get(venue, [])
+        figures = booking.counter_figures(db, first=today, last=today, venue_id=venue)
         _log(db, seat, request, "counter.view", "venue", venue, f"{len(bookings)} bookings")
         db.commit()
     return _render(
@@ -326,6 +327,7 @@ def counter_day(request: Request, venue: str = "main", done: str = "", error: st
         services=services,
         done=done,
         error=error,
+        figures=figures[0] if figures else booking.CounterDay(venue, today),
     )
 
 
@@ -369,6 +371,44 @@ async def counter_done(request: Request, booking_id: int) -> Response:
         _log(db, seat, request, "counter.completed", "booking", booking_id)
         db.commit()
     return _to_counter(venue, done=f"予約番号 {finished.code} の手続きを完了にしました。")
+
+
+@router.post("/counter/bookings/{booking_id}/call")
+async def counter_call(request: Request, booking_id: int) -> Response:
+    """Call a checked-in resident to the counter (呼出): their wait ends here."""
+    form = await request.form()
+    venue = str(form.get("venue", ""))
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            called = booking.call_to_counter(db, booking_id=booking_id)
+        except BookingError as refused:
+            db.rollback()
+            return _to_counter(venue, error=refused.message("ja"))
+        _log(db, seat, request, "counter.call", "booking", booking_id)
+        db.commit()
+    return _to_counter(venue, done=f"予約番号 {called.code} の方をお呼びしました。")
+
+
+@router.post("/counter/walk-ins/{number}/call")
+async def counter_call_walk_in(request: Request, number: int) -> Response:
+    """Call today's queue number to the counter."""
+    form = await request.form()
+    venue = str(form.get("venue", ""))
+    with _db(request) as db:
+        seat = _seat(request, db, *COUNTER)
+        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+            return _render(request, "expired.html", seat, status_code=403)
+        try:
+            booking.call_walk_in(db, venue_id=venue, number=number)
+        except BookingError as refused:
+            db.rollback()
+            return _to_counter(venue, error=refused.message("ja"))
+        _log(db, seat, request, "counter.call_walk_in", "walk_in", number)
+        db.commit()
+    return _to_counter(venue, done=f"{number}番の方をお呼びしました。")
 
 
 @router.post("/counter/walk-in")

@@ -212,6 +212,9 @@ class Booking(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The counter's times, for the wait figures: checked in, and called to the counter.
+    checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint("party_size >= 1", name="party_positive"),
@@ -298,6 +301,7 @@ class WalkIn(Base):
     party_size: Mapped[int] = mapped_column(Integer)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("venue_id", "day", "number", name="one_number_a_day"),

@@ -52,6 +52,7 @@ from booking.availability import (
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
 from booking.errors import BookingError
+from booking.figures import CounterDay, counter_figures
 from booking.models import (
     Booking,
     BookingEvent,
@@ -775,6 +776,8 @@ def _view(db: DbSession, booking_id: int) -> BookingView:
             MemberView(m.position, clear(m.notice_number_enc), m.braille, m.e_certificate)
             for m in members
         ],
+        checked_in_at=booking.checked_in_at,
+        called_at=booking.called_at,
     )
 
 
@@ -1031,10 +1034,16 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
         raise BookingError("booking_not_found")
     if (current, status) not in _TRANSITIONS:
         raise BookingError("invalid_status_change", current=current, target=status)
+    now = context(db).now()
+    times: dict[str, datetime | None] = {}
+    if status == "checked_in":  # arrived now (a no-show arriving late too): the wait starts
+        times = {"checked_in_at": now, "called_at": None}
+    elif status == "booked":  # checked in by mistake
+        times = {"checked_in_at": None, "called_at": None}
     result = db.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == current)
-        .values(status=status, version=Booking.version + 1, updated_at=context(db).now())
+        .values(status=status, version=Booking.version + 1, updated_at=now, **times)
         .returning(Booking.version)
     ).first()
     if result is None:  # someone else changed it in between
@@ -1045,6 +1054,7 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
 
 __all__ = [
     "BookingView",
+    "CounterDay",
     "DayMark",
     "HeldTime",
     "HoldView",
@@ -1056,6 +1066,7 @@ __all__ = [
     "book",
     "cancel",
     "cancel_booking",
+    "counter_figures",
     "create_hold",
     "find_booking",
     "first_bookable_day",
@@ -1425,6 +1436,7 @@ class WalkInView:
     slot_id: int
     starts_at: datetime
     party_size: int
+    called_at: datetime | None = None
 
 
 def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> WalkInView:
@@ -1481,12 +1493,51 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
 
 def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInView]:
     rows = db.execute(
-        select(WalkIn.number, WalkIn.slot_id, Slot.starts_at, WalkIn.party_size)
+        select(WalkIn.number, WalkIn.slot_id, Slot.starts_at, WalkIn.party_size, WalkIn.called_at)
         .join(Slot, Slot.id == WalkIn.slot_id)
         .where(WalkIn.venue_id == venue_id, WalkIn.day == day)
         .order_by(WalkIn.number)
     )
     return [WalkInView(*row) for row in rows]
+
+
+def call_to_counter(db: DbSession, *, booking_id: int) -> BookingView:
+    """The counter calls a checked-in resident: their wait ends now. Calling again (nobody
+    came) keeps the first call's time."""
+    now = context(db).now()
+    result = db.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == "checked_in")
+        .values(called_at=func.coalesce(Booking.called_at, now), updated_at=now)
+    )
+    if _rowcount(result) != 1:
+        current = db.execute(
+            select(Booking.status).where(Booking.id == booking_id)
+        ).scalar_one_or_none()
+        if current is None:
+            raise BookingError("booking_not_found")
+        raise BookingError("invalid_status_change", current=current, target="called")
+    return _view(db, booking_id)
+
+
+def call_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
+    """The counter calls today's queue number ``number``: that walk-in's wait ends now."""
+    ctx = context(db)
+    now = ctx.now()
+    db.execute(
+        update(WalkIn)
+        .where(
+            WalkIn.venue_id == venue_id,
+            WalkIn.day == ctx.today(),
+            WalkIn.number == number,
+            WalkIn.called_at.is_(None),
+        )
+        .values(called_at=now)
+    )
+    for view in walk_ins_of_day(db, venue_id=venue_id, day=ctx.today()):
+        if view.number == number:
+            return view
+    raise BookingError("walk_in_not_found", field="number")
 
 
 def check_in_offline(db: DbSession, *, booking_id: int, venue_id: str, day: date) -> bool:
@@ -1500,6 +1551,8 @@ def check_in_offline(db: DbSession, *, booking_id: int, venue_id: str, day: date
         return False
     if view.status not in ("booked", "no_show"):
         raise BookingError("invalid_status_change", current=view.status, target="checked_in")
+    # Its checked_in_at stays empty: the time the counter ticked the roster is not known, so
+    # it is left out of the wait figures rather than guessed.
     result = db.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == view.status)

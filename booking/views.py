@@ -64,6 +64,9 @@ class BookingView:
     version: int
     created_at: datetime
     members: list[MemberView] = field(default_factory=list)
+    # The counter's times: arrival (check-in) and the call to the counter (the wait between).
+    checked_in_at: datetime | None = None
+    called_at: datetime | None = None
 
 
 @dataclass(frozen=True)

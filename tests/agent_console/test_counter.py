@@ -5,7 +5,7 @@ action audited; agents may not open it."""
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import text
 
@@ -198,9 +198,29 @@ def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) 
     walk = clerk.post(
         "/console/manage/counter/walk-in", data=base | {"service": "application_help", "party": "1"}
     )
-    assert re.search(r"当日受付の番号は \d+ 番です", walk.text)
+    number = re.search(r"当日受付の番号は (\d+) 番です", walk.text)
+    assert number is not None
+    assert "<section" not in walk.text.split("</title>")[0]  # the page's title is just text
+    console.clock.advance(minutes=7)
+    called = clerk.post(f"/console/manage/counter/bookings/{made[0].id}/call", data=base)
+    assert f"予約番号 {made[0].code} の方をお呼びしました" in called.text
+    when = made[0].starts_at.astimezone(TOKYO) + timedelta(minutes=7)
+    row = re.search(rf"<td>{made[0].code}</td>.*?</tr>", called.text, re.S)
+    assert row is not None and f"{when:%H:%M} 呼出" in row.group(0)
+    walk_call = clerk.post(f"/console/manage/counter/walk-ins/{number.group(1)}/call", data=base)
+    assert f"{number.group(1)}番の方をお呼びしました" in walk_call.text
+    assert "待ち時間（呼出まで）平均" in walk_call.text
+    again = clerk.post(f"/console/manage/counter/bookings/{made[0].id}/done", data=base)
+    assert "完了にしました" in again.text
+    refused = clerk.post(f"/console/manage/counter/bookings/{made[0].id}/call", data=base)
+    assert 'role="alert"' in refused.text  # completed: no longer waiting to be called
+    with console.app_sessions() as db:
+        day = made[0].starts_at.astimezone(TOKYO).date()
+        [figures] = booking.counter_figures(db, first=day, last=day, venue_id=made[0].venue_id)
+    assert 7.0 in figures.waits  # checked in on time, called 7 minutes later
     actions = [e.action for e in events(console, login_id=login)]
-    assert {"counter.view", "counter.check_in", "counter.walk_in"} <= set(actions)
+    assert {"counter.view", "counter.check_in", "counter.walk_in", "counter.call"} <= set(actions)
+    assert "counter.call_walk_in" in actions
 
 
 def test_a_counter_takes_its_roster_offline_and_uploads_its_check_ins(console: Console) -> None:

@@ -71,3 +71,78 @@ def test_no_shows_give_their_seats_to_walk_ins_who_get_numbers(
     numbers = [w.number for w in service.walk_ins_of_day(db, venue_id="main", day=day)]
     assert numbers[-2:] == [first.number, second.number]
     assert away.id not in service.mark_no_shows(db, late_after=LATE)  # marked once
+
+
+def test_the_days_figures_count_no_shows_walk_ins_and_waits(db: Session, clock: FakeClock) -> None:
+    """A pop-up venue's day played minute by minute; the figures are checked against the
+    counts and waits worked out by hand from the script."""
+    from datetime import datetime, time
+
+    from booking import schedule
+
+    venue = f"figures_{clock.now.microsecond}_{id(db)}"[:40]
+    schedule.add_popup_venue(db, venue_id=venue, name_ja="集計会場", name_en="", address_ja="")
+    day = date(2027, 1, 20)
+    session = schedule.open_extra_session(
+        db,
+        venue_id=venue,
+        service_id="application_help",
+        day=day,
+        opens=time(10, 0),
+        closes=time(11, 0),
+        slot_minutes=30,
+        seats=4,
+        kind="popup",
+    )
+    first, second = (
+        int(s)
+        for s in db.execute(
+            text("SELECT id FROM slot WHERE session_id = :s ORDER BY starts_at"), {"s": session.id}
+        ).scalars()
+    )
+    early, late, missed, gone = (
+        book(db, first, 2),
+        book(db, first),
+        book(db, first),
+        book(db, second),
+    )
+    service.cancel_booking(db, booking_id=gone.id)  # cancelled: not counted at all
+
+    def at(hh: int, mm: int) -> None:
+        clock.set(datetime.combine(day, time(hh, mm), TOKYO))
+
+    at(9, 50)
+    service.check_in(db, code=early.code, venue_id=venue)  # early: waits from 10:00
+    at(10, 12)
+    service.check_in(db, code=late.code, venue_id=venue)
+    at(10, 16)
+    assert missed.id in service.mark_no_shows(db, late_after=LATE)
+    ticket = service.walk_in(db, venue_id=venue, service_id="application_help", party=3)
+    at(10, 5 + 20)
+    service.call_to_counter(db, booking_id=early.id)  # 25 min after 10:00
+    at(10, 30)
+    service.call_to_counter(db, booking_id=late.id)  # 18 min after 10:12
+    service.call_to_counter(db, booking_id=late.id)  # a second call keeps the first time
+    at(10, 40)
+    service.call_walk_in(db, venue_id=venue, number=ticket.number)  # 24 min after 10:16
+    service.set_status(db, booking_id=early.id, status="completed")
+    with pytest.raises(BookingError):
+        service.call_to_counter(db, booking_id=missed.id)  # a no-show cannot be called
+    with pytest.raises(BookingError):
+        service.call_walk_in(db, venue_id=venue, number=ticket.number + 1)
+
+    [figures] = service.counter_figures(db, first=day, last=day, venue_id=venue)
+    assert (figures.venue_id, figures.day) == (venue, day)
+    assert (figures.bookings, figures.people_booked) == (3, 4)
+    assert (figures.arrived, figures.completed, figures.no_shows) == (2, 1, 1)
+    assert (figures.walk_ins, figures.walk_in_people) == (1, 3)
+    assert sorted(figures.waits) == [18.0, 24.0, 25.0]
+    assert figures.average_wait == pytest.approx((18 + 24 + 25) / 3)
+    assert figures.wait_90th == 25.0 and figures.longest_wait == 25.0
+    assert figures.no_show_rate == pytest.approx(1 / 3)
+    assert (
+        service.counter_figures(
+            db, first=day + timedelta(days=1), last=day + timedelta(days=9), venue_id=venue
+        )
+        == []
+    )

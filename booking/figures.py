@@ -1,0 +1,111 @@
+"""The counter's figures over a period, per venue and day: bookings kept and missed (no-shows),
+walk-ins, and how long residents waited to be called. Read only; the counter's list and the
+monthly report reach these through booking.service, which re-exports them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as DbSession
+
+from booking.context import TOKYO
+from booking.models import Booking, Slot, WalkIn
+
+
+@dataclass
+class CounterDay:
+    """One venue's day at the counter.
+
+    A wait runs from arrival to the counter's call: for a booking from check-in, or from its
+    booked time if the resident came early (waiting for one's own time is not the counter's
+    delay); for a walk-in from drawing the queue number. Only residents who were called (呼出)
+    count; check-ins uploaded from an offline roster have no time and are left out.
+    """
+
+    venue_id: str
+    day: date
+    bookings: int = 0  # not cancelled
+    people_booked: int = 0
+    arrived: int = 0  # checked in, or completed
+    completed: int = 0
+    no_shows: int = 0
+    walk_ins: int = 0
+    walk_in_people: int = 0
+    waits: list[float] = field(default_factory=list)  # minutes, one per resident called
+
+    @property
+    def no_show_rate(self) -> float | None:
+        """No-shows among the bookings whose outcome is known (arrived or missed)."""
+        settled = self.arrived + self.no_shows
+        return self.no_shows / settled if settled else None
+
+    @property
+    def average_wait(self) -> float | None:
+        return sum(self.waits) / len(self.waits) if self.waits else None
+
+    @property
+    def wait_90th(self) -> float | None:
+        """The wait nine in ten residents called did not exceed (nearest rank)."""
+        if not self.waits:
+            return None
+        ordered = sorted(self.waits)
+        return ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]
+
+    @property
+    def longest_wait(self) -> float | None:
+        return max(self.waits) if self.waits else None
+
+
+def _minutes(since: datetime, until: datetime) -> float:
+    return max((until - since).total_seconds() / 60, 0.0)
+
+
+def counter_figures(
+    db: DbSession, *, first: date, last: date, venue_id: str | None = None
+) -> list[CounterDay]:
+    """Every venue's counter days from ``first`` to ``last`` inclusive (or one venue's), by
+    venue then day; a day with neither bookings nor walk-ins is not listed."""
+    start = datetime.combine(first, time(0), TOKYO)
+    end = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
+    days: dict[tuple[str, date], CounterDay] = {}
+
+    def day_of(venue: str, when: date) -> CounterDay:
+        return days.setdefault((venue, when), CounterDay(venue, when))
+
+    bookings = (
+        select(
+            Slot.venue_id,
+            Slot.starts_at,
+            Booking.status,
+            Booking.party_size,
+            Booking.checked_in_at,
+            Booking.called_at,
+        )
+        .join(Slot, Slot.id == Booking.slot_id)
+        .where(Slot.starts_at >= start, Slot.starts_at < end, Booking.status != "cancelled")
+    )
+    walk_ins = select(
+        WalkIn.venue_id, WalkIn.day, WalkIn.party_size, WalkIn.created_at, WalkIn.called_at
+    ).where(WalkIn.day >= first, WalkIn.day <= last)
+    if venue_id is not None:
+        bookings = bookings.where(Slot.venue_id == venue_id)
+        walk_ins = walk_ins.where(WalkIn.venue_id == venue_id)
+    for venue, starts_at, status, party, checked_in_at, called_at in db.execute(bookings):
+        counted = day_of(venue, starts_at.astimezone(TOKYO).date())
+        counted.bookings += 1
+        counted.people_booked += party
+        counted.arrived += status in ("checked_in", "completed")
+        counted.completed += status == "completed"
+        counted.no_shows += status == "no_show"
+        if checked_in_at is not None and called_at is not None:
+            counted.waits.append(_minutes(max(checked_in_at, starts_at), called_at))
+    for venue, day, party, created_at, called_at in db.execute(walk_ins):
+        counted = day_of(venue, day)
+        counted.walk_ins += 1
+        counted.walk_in_people += party
+        if called_at is not None:
+            counted.waits.append(_minutes(created_at, called_at))
+    return [days[key] for key in sorted(days)]
