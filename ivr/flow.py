@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import jpholiday
 from sqlalchemy.orm import Session as DbSession
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 
 from booking import codes
 from booking import service as booking
@@ -32,12 +32,15 @@ from booking.service import MemberInput, ResidentInput
 from booking.views import BookingView
 from ivr import service as calls
 from ivr.models import Call
+from ivr.recognition import grammar_for
 from ivr.service import Caller, CallState
 from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
 from reminders import service as reminders
 
-LANGUAGES = ("ja", "en")
-SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US"}
+LANGUAGES = ("ja", "en", "ko")
+SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US", "ko": "ko-KR"}
+# The key that switches the line to a language from the main menu (and back to Japanese).
+LANGUAGE_KEYS = {"9": "en", "8": "ko"}
 MAX_MISSES = 3
 MENU_TIMEOUT = 8  # seconds of silence before "we did not hear a key": generous, for elderly callers
 ENTRY_TIMEOUT = 10
@@ -68,6 +71,14 @@ class LineConfig:
     # Whether booking confirmations go out by SMS (the reminders pipeline): only then does the
     # line promise a text message.
     sms_confirmations: bool = False
+    # Languages with a speech model: their questions also listen (Twilio Media Streams).
+    speech: frozenset[str] = frozenset()
+
+    @property
+    def stream_url(self) -> str:
+        """Where Twilio streams a caller's audio: this app's /ivr/stream over WebSocket."""
+        base = self.public_base_url.rstrip("/")
+        return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ivr/stream"
 
 
 class StateLost(RuntimeError):
@@ -149,6 +160,7 @@ class Turn:
         }
         if num_digits is not None:
             options["num_digits"] = num_digits
+        self._listen(step)
         gathering = Gather(**options)
         for lang, text in self.pending:
             gathering.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
@@ -158,8 +170,32 @@ class Turn:
         self.call.expect = step
         self.finished = True
 
+    def _listen(self, step: str) -> None:
+        """Where the caller's language has a speech model and the question a grammar, stream
+        the caller's audio to /ivr/stream while it is asked: the answer may be spoken. The
+        stream of the last question stops first."""
+        self._stop_listening()
+        if self.language not in self.config.speech or grammar_for(step, self.language) is None:
+            return
+        name = f"speech-{self.next_seq}"
+        start = Start()
+        stream = start.stream(name=name, url=self.config.stream_url, track="inbound_track")
+        for key, value in (("step", step), ("n", str(self.next_seq)), ("lang", self.language)):
+            stream.parameter(name=key, value=value)
+        self.reply.append(start)
+        self.state.stream = name
+
+    def _stop_listening(self) -> None:
+        if self.state.stream is None:
+            return
+        stop = Stop()
+        stop.stream(name=self.state.stream)
+        self.reply.verbs.insert(0, stop)  # before anything is said: the question has changed
+        self.state.stream = None
+
     def hang_up(self, farewell: str | None = "goodbye") -> None:
         """Say ``farewell`` (if any) where nothing cuts it short, and end the call."""
+        self._stop_listening()
         if farewell is not None:
             self.say(farewell)
         self.flush()
@@ -170,6 +206,7 @@ class Turn:
     def enqueue(self) -> None:
         """Into the agents' queue for the caller's language; the wait loop tells the place in
         line and offers a callback instead."""
+        self._stop_listening()
         self.flush()
         queue = f"madoguchi-{self.language}"
         self.reply.enqueue(
@@ -235,10 +272,24 @@ def answer(turn: Turn, step_name: str, digits: str) -> None:
     turn.state.misses = 0
 
 
+def answer_by_voice(turn: Turn, step_name: str, seq: int) -> None:
+    """The answer the media stream heard for this question, taken as the keys it stands for;
+    an unclear one asks again (the caller may press keys instead)."""
+    state = turn.state
+    keys = state.heard if state.heard_for == f"{step_name}:{seq}" else None
+    state.heard, state.heard_for = None, None
+    calls.note_step(turn.call, "voice")
+    if keys is None:
+        turn.miss(step_name, "speech_unclear")
+        return
+    answer(turn, step_name, keys)
+
+
 def greet(turn: Turn) -> None:
     """A new call: the greeting, the way to English, the main menu."""
     turn.say("greeting")
     turn.say("english", language="en")
+    turn.say("english", language="ko")  # the Korean catalogue's offer of Korean (key 8)
     turn.ask("menu")
 
 
@@ -320,8 +371,9 @@ def answer_menu(turn: Turn, digits: str) -> None:
         turn.ask("manage_code")
     elif digits == "3":
         turn.ask("faq")
-    elif digits == "9":
-        turn.state.language = "en" if turn.language == "ja" else "ja"
+    elif digits in LANGUAGE_KEYS:
+        wanted = LANGUAGE_KEYS[digits]
+        turn.state.language = wanted if turn.language != wanted else "ja"
         turn.call.language = turn.state.language
         turn.ask("menu")
     else:
@@ -341,6 +393,8 @@ def _services(turn: Turn) -> list[Any]:
 
 
 def named(thing: Any, language: str) -> str:
+    # Korean callers hear the romanised (English) names: venues and services have no Korean
+    # names yet, and a Korean voice cannot read kanji.
     return str(thing.name_ja if language == "ja" else thing.name_en)
 
 
@@ -659,6 +713,8 @@ def answer_birth(turn: Turn, digits: str) -> None:
 def say_birth(day: date, language: str) -> str:
     if language == "ja":
         return f"{day.year}年{day.month}月{day.day}日"
+    if language == "ko":
+        return f"{day.year}년 {day.month}월 {day.day}일"
     return say_date(day, language).split(", ", 1)[1] + f", {day.year}"
 
 

@@ -162,6 +162,8 @@ async def step_answer(request: Request, step: str) -> Response:
         seq = int(request.query_params.get("n", ""))
     except ValueError:
         seq = -1
+    # The media stream heard the answer and redirected the call here; it is kept on the call.
+    by_voice = request.query_params.get("voice") == "1"
 
     def work() -> str:
         with request.app.state.sessions() as db:
@@ -179,6 +181,8 @@ async def step_answer(request: Request, step: str) -> Response:
             turn = _turn(request, db, call)
             if step == "queue_done":
                 flow.queue_done(turn, form.get("QueueResult", ""))
+            elif step in flow.STEPS and by_voice:
+                flow.answer_by_voice(turn, step, seq)
             elif step in flow.STEPS:
                 flow.answer(turn, step, form.get("Digits", "").strip())
             else:

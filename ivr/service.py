@@ -53,10 +53,17 @@ class CallState:
     # A callback the caller asked for, and why (queue_wait, after_hours, queue_failed): set
     # when they ask, recorded once they confirm the number.
     callback: str | None = None
+    # The media stream listening to the current question (stopped when the next one starts),
+    # and an answer it heard: the keys it stands for (None: unclear), for which question
+    # ("step:turn"), and how sure the recogniser was.
+    stream: str | None = None
+    heard: str | None = None
+    heard_for: str | None = None
+    heard_confidence: float = 0.0
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""
-        keep = CallState(language=self.language, lookups=self.lookups)
+        keep = CallState(language=self.language, lookups=self.lookups, stream=self.stream)
         self.__dict__.update(keep.__dict__)
 
     @property
@@ -163,6 +170,20 @@ def save_state(db: DbSession, call: Call, state: CallState) -> None:
     call.state_enc = context(db).vault.encrypt(json.dumps(asdict(state)))
     call.language = state.language
     call.updated_at = context(db).now()
+
+
+def keep_voice_answer(
+    db: DbSession, *, call_sid: str, step: str, seq: int, keys: str | None, confidence: float
+) -> bool:
+    """An answer the media stream heard, kept on the call for the question's step to read;
+    False (and nothing kept) when the call has moved on meanwhile (a key was pressed)."""
+    call = lock_call(db, call_sid)
+    if call is None or call.expect != step or call.seq != seq:
+        return False
+    state = load_state(db, call)
+    state.heard, state.heard_for, state.heard_confidence = keys, f"{step}:{seq}", confidence
+    save_state(db, call, state)
+    return True
 
 
 def note_step(call: Call, entry: str) -> None:

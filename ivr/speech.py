@@ -2,7 +2,7 @@
 
 Japanese: 12月16日 水曜日 午前8時30分; a booking code one digit at a time in words, so the
 voice cannot read 2953 as "two thousand nine hundred...". English: Wednesday, December 16,
-at 8:30 AM.
+at 8:30 AM. Korean: 12월 16일 수요일 오전 8시 30분.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import phonenumbers
 from booking.context import TOKYO
 
 WEEKDAYS_JA = ("月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日", "日曜日")
+WEEKDAYS_KO = ("월요일", "화요일", "수요일", "목요일", "금요일", "토요일", "일요일")
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = (
     "January",
@@ -32,12 +33,16 @@ MONTHS_EN = (
 # Digits as words: "ゼロ" and "よん"/"なな" are the forms used on the phone, where "し" and
 # "しち" are easily misheard.
 DIGITS_JA = ("ゼロ", "いち", "に", "さん", "よん", "ご", "ろく", "なな", "はち", "きゅう")
+# Sino-Korean digits, 0 as 공 as on the phone.
+DIGITS_KO = ("공", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구")
 DIGITS_EN = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
 def say_date(day: date, language: str) -> str:
     if language == "ja":
         return f"{day.month}月{day.day}日 {WEEKDAYS_JA[day.weekday()]}"
+    if language == "ko":
+        return f"{day.month}월 {day.day}일 {WEEKDAYS_KO[day.weekday()]}"
     return f"{WEEKDAYS_EN[day.weekday()]}, {MONTHS_EN[day.month - 1]} {day.day}"
 
 
@@ -45,6 +50,12 @@ def say_clock(at: datetime, language: str) -> str:
     """A time of day in Tokyo: 午前8時30分, 午後1時, 正午; 8:30 AM, 1 PM, noon."""
     local = at.astimezone(TOKYO)
     hour, minute = local.hour, local.minute
+    if language == "ko":
+        if (hour, minute) == (12, 0):
+            return "정오"
+        half = "오전" if hour < 12 else "오후"
+        shown = hour if hour <= 12 else hour - 12
+        return f"{half} {shown}시" + (f" {minute}분" if minute else "")
     if language == "ja":
         if (hour, minute) == (12, 0):
             return "正午"
@@ -61,14 +72,14 @@ def say_clock(at: datetime, language: str) -> str:
 def say_when(at: datetime, language: str) -> str:
     """A visit's start: 12月16日 水曜日 午前8時30分 / Wednesday, December 16, at 8:30 AM."""
     day = at.astimezone(TOKYO).date()
-    if language == "ja":
+    if language in ("ja", "ko"):
         return f"{say_date(day, language)} {say_clock(at, language)}"
     return f"{say_date(day, language)}, at {say_clock(at, language)}"
 
 
 def say_digits(digits: str, language: str, group: int = 0) -> str:
     """One digit at a time, with a pause (a comma) between; a longer pause between groups."""
-    words = DIGITS_JA if language == "ja" else DIGITS_EN
+    words = {"ja": DIGITS_JA, "ko": DIGITS_KO}.get(language, DIGITS_EN)
     comma = "、" if language == "ja" else ", "
     stop = "。" if language == "ja" else ". "
     spoken = [words[int(c)] if c.isdigit() else c for c in digits if not c.isspace()]
@@ -86,7 +97,7 @@ def say_phone(e164: str, language: str) -> str:
     except phonenumbers.NumberParseException:
         national = e164
     groups = national.replace("(", " ").replace(")", " ").replace("-", " ").split()
-    stop = "の、" if language == "ja" else ", "
+    stop = {"ja": "の、", "ko": "에, "}.get(language, ", ")
     return stop.join(say_digits(g, language) for g in groups)
 
 
@@ -95,7 +106,7 @@ def say_notice(number: str, language: str) -> str:
     head, _, tail = number.partition("-")
     letters = [say_letter(c, language) if c.isalpha() else say_digits(c, language) for c in head]
     comma = "、" if language == "ja" else ", "
-    dash = "、の、" if language == "ja" else ", dash, "
+    dash = {"ja": "、の、", "ko": ", 다시, "}.get(language, ", dash, ")
     return comma.join(letters) + dash + say_digits(tail, language)
 
 

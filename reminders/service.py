@@ -60,17 +60,21 @@ def texts() -> dict[str, dict[str, str]]:
 
 
 WEEKDAYS_JA = "月火水木金土日"
+WEEKDAYS_KO = "월화수목금토일"
 
 
 def when_text(at: datetime, language: str) -> str:
     local = at.astimezone(TOKYO)
     if language == "ja":
         return f"{local.month}/{local.day}({WEEKDAYS_JA[local.weekday()]}){local:%-H:%M}"
+    if language == "ko":
+        return f"{local.month}/{local.day}({WEEKDAYS_KO[local.weekday()]}) {local:%-H:%M}"
     return f"{local:%a %b} {local.day} {local:%-H:%M}"
 
 
 def render(kind: str, language: str, *, code: str, starts_at: datetime, venue: str) -> str:
-    template = texts()[kind]["ja" if language == "ja" else "en"]
+    texts_of_kind = texts()[kind]
+    template = texts_of_kind.get(language) or texts_of_kind["en"]
     return template.format(code=code, when=when_text(starts_at, language), venue=venue)
 
 
