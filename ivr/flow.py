@@ -290,7 +290,14 @@ def greet(turn: Turn) -> None:
     turn.say("greeting")
     turn.say("english", language="en")
     turn.say("english", language="ko")  # the Korean catalogue's offer of Korean (key 8)
+    hint_speech(turn)
     turn.ask("menu")
+
+
+def hint_speech(turn: Turn) -> None:
+    """Where the caller's language takes speech, say once that answers may be spoken."""
+    if turn.language in turn.config.speech:
+        turn.say("speech_hint")
 
 
 # a reminder call we placed (the resident is the one called)
@@ -375,6 +382,7 @@ def answer_menu(turn: Turn, digits: str) -> None:
         wanted = LANGUAGE_KEYS[digits]
         turn.state.language = wanted if turn.language != wanted else "ja"
         turn.call.language = turn.state.language
+        hint_speech(turn)
         turn.ask("menu")
     else:
         raise Miss

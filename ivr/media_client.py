@@ -8,6 +8,7 @@ import base64
 import json
 import secrets
 import time
+from contextlib import ExitStack
 from types import TracebackType
 
 import numpy as np
@@ -48,6 +49,7 @@ class MediaStreamSender:
         self._signature = RequestValidator(auth_token).compute_signature(stream.url, {})
         self._url = connect_to or stream.url
         self._socket: ClientConnection | None = None
+        self._open = ExitStack()
         self._sequence = 0
         self._chunk = 0
         self.last_voice_sent: float | None = None
@@ -65,8 +67,12 @@ class MediaStreamSender:
         self.close()
 
     def open(self, *, start: bool = True) -> None:
-        self._socket = connect(
-            self._url, additional_headers={"X-Twilio-Signature": self._signature}, open_timeout=5
+        self._socket = self._open.enter_context(
+            connect(
+                self._url,
+                additional_headers={"X-Twilio-Signature": self._signature},
+                open_timeout=5,
+            )
         )
         self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         if start:
@@ -149,5 +155,5 @@ class MediaStreamSender:
     def close(self) -> None:
         """Close the socket (after stop, or without it: the caller hung up)."""
         if self._socket is not None:
-            self._socket.close()
             self._socket = None
+            self._open.close()

@@ -17,6 +17,7 @@ import binascii
 import json
 import logging
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,24 @@ class Question:
     language: str
 
 
+@dataclass(frozen=True)
+class StreamStats:
+    """One finished stream, for the operators' figures (no audio, no words, no answer)."""
+
+    step: str
+    language: str
+    audio_seconds: float
+    real_time_factor: float
+    cpu_real_time_factor: float
+    decided: bool
+    # From the answer heard to the call redirected (keeping it on the call, Twilio's REST API).
+    acting_seconds: float | None
+
+
+# The last streams' figures (bench/bench_speech.py reads them; a monitor could too).
+RECENT_STREAMS: deque[StreamStats] = deque(maxlen=1000)
+
+
 @dataclass
 class Decision:
     """What the stream decided and when (for the logs and the benchmark)."""
@@ -60,6 +79,7 @@ class Decision:
     heard: Heard
     redirected: bool
     at: float
+    redirected_at: float | None = None
 
 
 def _question(start: dict[str, Any]) -> Question:
@@ -196,6 +216,7 @@ class StreamSession:
             )
             return
         self.decision.redirected = True
+        self.decision.redirected_at = time.monotonic()
 
     def _keep(self, question: Question, heard: Heard) -> bool:
         with self.sessions() as db:
@@ -209,6 +230,23 @@ class StreamSession:
             )
             db.commit()
         return kept
+
+    def stats(self) -> StreamStats | None:
+        if self.question is None or self.listener is None:
+            return None
+        return StreamStats(
+            step=self.question.step,
+            language=self.question.language,
+            audio_seconds=self.listener.audio_seconds,
+            real_time_factor=self.listener.real_time_factor,
+            cpu_real_time_factor=self.listener.cpu_real_time_factor,
+            decided=self.decision is not None and self.decision.heard.keys is not None,
+            acting_seconds=(
+                self.decision.redirected_at - self.decision.at
+                if self.decision is not None and self.decision.redirected_at is not None
+                else None
+            ),
+        )
 
     async def close(self) -> None:
         """The stream is over (stopped, broken, or the caller hung up): free its worker."""
@@ -251,6 +289,9 @@ async def media_stream(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_BAD_DATA, reason=str(broken)[:120])
     finally:
         await stream.close()
+        stats = stream.stats()
+        if stats is not None:
+            RECENT_STREAMS.append(stats)
 
 
 def _sid(stream: StreamSession) -> str:

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -232,9 +233,30 @@ class Listener:
         self._end_after = NUMBER_END if grammar.digits else SHORT_ANSWER_END
         self._voiced = False  # speech heard since the last answer
         self._quiet = 0.0  # seconds below the speech level since the last speech
+        # Time spent recognising, on the clock and on the CPU: over the audio's length, the
+        # real-time factor (the CPU one is the model's cost; the clock one adds waiting for a
+        # core when many calls share few).
+        self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def feed(self, payloads: list[bytes]) -> Heard | None:
         """Some 8 kHz mu-law frames; what was said, once an utterance has ended."""
+        began, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return self._feed(payloads)
+        finally:
+            self.busy_seconds += time.perf_counter() - began
+            self.cpu_seconds += time.thread_time() - cpu
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.busy_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    @property
+    def cpu_real_time_factor(self) -> float:
+        return self.cpu_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def _feed(self, payloads: list[bytes]) -> Heard | None:
         samples = decode_mulaw(b"".join(payloads))
         self._samples += len(samples)
         self.audio_seconds = self._samples / TELEPHONE_RATE

@@ -156,7 +156,15 @@ def test_openapi_and_healthz(client: TestClient) -> None:
         operation = paths[f"{API}/bookings/{{code}}/{action}"]["post"]
         assert [(p["name"], p["in"]) for p in operation["parameters"]] == [("code", "path")]
         assert operation["requestBody"]["required"] is True
-    assert ok(client.get("/healthz")) == {"status": "ok", "database": "ok"}
+    assert ok(client.get("/healthz")) == {
+        "status": "ok",
+        "database": "ok",
+        "speech": {
+            "ja": "keys only (no vosk model)",
+            "en": "keys only (no vosk model)",
+            "ko": "keys only (no vosk model)",
+        },
+    }
 
 
 # --- Availability -----------------------------------------------------------------------
