@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from config.keys import load_twilio_token
     from config.migrate import upgrade
     from config.sample import sample_ward
+    from ivr.recognition import SpeechModelError
 
     if settings.sqlalchemy_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -72,10 +73,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("Messages: sent from this process through Twilio (no Redis configured)")
     else:
         print("Messages: logged, not sent (set MADOGUCHI_TWILIO_ACCOUNT_SID and _FROM_NUMBER)")
+    try:
+        app = create_app(settings, housekeeping=True)
+    except SpeechModelError as problem:  # a vosk model set but not usable: say what to fix
+        print(f"Cannot start: {problem}", file=sys.stderr)
+        return 2
+    speech = app.state.speech.health()
+    print("Speech: " + ", ".join(f"{lang} {how}" for lang, how in speech.items()))
     print(f"Serving on http://{args.host}:{args.port}  (API docs at /docs)")
-    uvicorn.run(
-        create_app(settings, housekeeping=True), host=args.host, port=args.port, log_level="info"
-    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
@@ -391,7 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="+819012345678",
         help="the calling number as Twilio gives it (+819012345678); 'anonymous' = withheld",
     )
-    call.add_argument("--lang", choices=["ja", "en"], default="ja", help="ja (default) or en")
+    call.add_argument(
+        "--lang",
+        choices=["ja", "en", "ko"],
+        default="ja",
+        help="ja (default), en (presses 9 for you) or ko (presses 8)",
+    )
     call.add_argument(
         "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"
     )

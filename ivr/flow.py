@@ -148,8 +148,10 @@ class Turn:
         num_digits: int | None = None,
         finish_on_key: str = "#",
         timeout: int = MENU_TIMEOUT,
+        choices: list[str] | None = None,
     ) -> None:
-        """Ask: the pending prompts inside a <Gather> whose answer comes back to ``step``."""
+        """Ask: the pending prompts inside a <Gather> whose answer comes back to ``step``.
+        ``choices``: the names of numbered choices, which may be said instead (venues)."""
         options: dict[str, Any] = {
             "input": "dtmf",
             "action": self.url(f"/ivr/step/{step}", n=self.next_seq),
@@ -160,7 +162,7 @@ class Turn:
         }
         if num_digits is not None:
             options["num_digits"] = num_digits
-        self._listen(step)
+        self._listen(step, choices or [])
         gathering = Gather(**options)
         for lang, text in self.pending:
             gathering.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
@@ -170,7 +172,7 @@ class Turn:
         self.call.expect = step
         self.finished = True
 
-    def _listen(self, step: str) -> None:
+    def _listen(self, step: str, choices: list[str]) -> None:
         """Where the caller's language has a speech model and the question a grammar, stream
         the caller's audio to /ivr/stream while it is asked: the answer may be spoken. The
         stream of the last question stops first."""
@@ -182,6 +184,8 @@ class Turn:
         stream = start.stream(name=name, url=self.config.stream_url, track="inbound_track")
         for key, value in (("step", step), ("n", str(self.next_seq)), ("lang", self.language)):
             stream.parameter(name=key, value=value)
+        if choices:  # public names only (venues): never anything the caller keyed
+            stream.parameter(name="choices", value="|".join(c.replace("|", " ") for c in choices))
         self.reply.append(start)
         self.state.stream = name
 
@@ -442,7 +446,8 @@ def ask_venue(turn: Turn) -> None:
     turn.say("venue_anywhere")
     for i, venue in enumerate(_venues(turn), start=1):
         turn.say("venue_option", name=named(venue, turn.language), press=i)
-    turn.gather("book_venue", timeout=ENTRY_TIMEOUT)
+    names = [named(venue, turn.language) for venue in _venues(turn)]
+    turn.gather("book_venue", timeout=ENTRY_TIMEOUT, choices=names)
 
 
 def answer_venue(turn: Turn, digits: str) -> None:

@@ -52,6 +52,7 @@ class Question:
     step: str
     seq: int
     language: str
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def _question(start: dict[str, Any]) -> Question:
             step=str(params["step"]),
             seq=int(params["n"]),
             language=str(params["lang"]),
+            choices=tuple(c for c in str(params.get("choices", "")).split("|") if c),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BrokenStream):
@@ -162,7 +164,7 @@ class StreamSession:
     async def _start(self, question: Question) -> None:
         self.question = question
         model = self.speech.get(question.language)
-        grammar = grammar_for(question.step, question.language)
+        grammar = grammar_for(question.step, question.language, question.choices)
         if model is None or grammar is None:
             log.info(
                 "stream for call %s at %s: no speech in %s, keys only",

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -138,7 +138,6 @@ YES_NO = {
 # Questions answered with a number keyed in full (the finish key is not spoken).
 DIGIT_ENTRY = {
     "book_party",
-    "book_venue",
     "notice_tail",
     "birth",
     "phone_entry",
@@ -148,7 +147,18 @@ DIGIT_ENTRY = {
 # Menus whose choices have names as well as numbers.
 NAMED_CHOICES = {"menu": {"book": "1", "manage": "2", "questions": "3"}}
 # Menus answered by saying the choice's number.
-NUMBERED = {"book_service", "offer_none", "after_booking", "manage", "after_manage", "faq"}
+NUMBERED = {
+    "book_service",
+    "book_venue",
+    "offer_none",
+    "after_booking",
+    "manage",
+    "after_manage",
+    "faq",
+}
+# Questions whose choices are also said by name (the names come with the stream, in order:
+# the first is key 1), and the words for the choice of key 0.
+NAMED_BY_STREAM = {"book_venue": "anywhere"}
 
 
 @dataclass(frozen=True)
@@ -160,8 +170,14 @@ class Grammar:
     digits: bool
 
 
-def grammar_for(step: str, language: str) -> Grammar | None:
-    """What ``step`` listens for in ``language``; None where it takes keys only."""
+def spoken_name(name: str, language: str) -> str:
+    """A choice's name as the model's vocabulary writes it (English models: lower case)."""
+    return " ".join(name.lower().split()) if language == "en" else " ".join(name.split())
+
+
+def grammar_for(step: str, language: str, choices: Sequence[str] = ()) -> Grammar | None:
+    """What ``step`` listens for in ``language``; None where it takes keys only. ``choices``:
+    the names of a question's numbered choices (venues), key 1 first."""
     if language not in LANGUAGES:
         return None
     table = words(language)
@@ -179,6 +195,11 @@ def grammar_for(step: str, language: str) -> Grammar | None:
             phrases |= dict.fromkeys(table[name], key)
     elif step in NUMBERED:
         phrases |= by_digit
+        if step in NAMED_BY_STREAM:
+            phrases |= dict.fromkeys(table[NAMED_BY_STREAM[step]], "0")
+            for number, name in enumerate(choices, start=1):
+                if name.strip():
+                    phrases[spoken_name(name, language)] = str(number)
     else:
         return None
     phrases |= dict.fromkeys(table["repeat"], "*") | dict.fromkeys(table["agent"], "0")

@@ -15,7 +15,8 @@ from ivr.caller import KEYS, InvalidTwiML, PhoneCall, WebhookFailed
 KEYS_PROMPT = "keys (0-9 * #, empty = stay silent, q = hang up) > "
 QUEUE_PROMPT = "on hold (a = an agent answers, keys = press, empty = keep waiting, q = hang up) > "
 QUEUE_MUSIC_PROMPT = "on hold (a = an agent answers, empty = keep waiting, q = hang up) > "
-ENGLISH_KEY = "9"  # the IVR switches to English on 9 at its first menu
+# The keys that switch the IVR's language at its first menu.
+LANGUAGE_KEYS = {"en": ("9", "English"), "ko": ("8", "Korean")}
 
 
 def run(
@@ -41,9 +42,10 @@ def run(
 
     try:
         show(call.dial())
-        if language == "en" and call.state == "gathering":
-            print_fn(f"(pressing {ENGLISH_KEY} for English)")
-            show(call.press(ENGLISH_KEY))
+        if language in LANGUAGE_KEYS and call.state == "gathering":
+            key, name = LANGUAGE_KEYS[language]
+            print_fn(f"(pressing {key} for {name})")
+            show(call.press(key))
         while call.state != "ended":
             _turn(call, input_fn, print_fn, show)
     except httpx.ConnectError:

@@ -166,6 +166,8 @@ def test_a_korean_caller_answers_by_voice_and_the_call_goes_on(voice_line: Voice
     assert line.state(call).party == 3
     assert line.expect(call) == "book_venue"
 
+    venue_stream = call.stream
+    assert venue_stream is not None and venue_stream.parameters["choices"]  # venues by name
     call.press("0#")  # the earliest time anywhere
     assert line.expect(call) == "offer"
     first = line.state(call).offered

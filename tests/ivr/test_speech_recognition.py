@@ -4,6 +4,9 @@ grammar recognition of real (synthesised) Korean answers with the real vosk-mode
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -142,3 +145,35 @@ def test_languages_without_a_model_take_keys_only(models: SpeechModels) -> None:
     first = models.get("ko")
     assert again is not None and first is not None
     assert again.model is first.model  # loaded once per process
+
+
+def test_serve_refuses_a_broken_model_and_says_what_to_fix(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")}
+    env |= {
+        "MADOGUCHI_DATA_DIR": str(tmp_path),
+        "MADOGUCHI_VOSK_MODEL_JA": str(tmp_path / "vosk-model-small-ja-0.22"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "config.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Cannot start: MADOGUCHI_VOSK_MODEL_JA=" in done.stderr
+    assert "no such folder" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_venues_may_be_chosen_by_name() -> None:
+    grammar = grammar_for("book_venue", "en", ["Main  Office", "Yotsuya Branch"])
+    assert grammar is not None and not grammar.digits
+    assert grammar.phrases["main office"] == "1"
+    assert grammar.phrases["yotsuya branch"] == "2"
+    assert grammar.phrases["anywhere"] == "0"  # the earliest time at any place
+    assert grammar.phrases["two"] == "2"
+    korean = grammar_for("book_venue", "ko", ["Main Office"])
+    assert korean is not None and korean.phrases["Main Office"] == "1"
+    assert korean.phrases["아무데나"] == "0"
