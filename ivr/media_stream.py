@@ -38,6 +38,7 @@ router = APIRouter(prefix="/ivr", include_in_schema=False)
 # WebSocket close codes (RFC 6455): bad data, and a refused handshake signature.
 CLOSE_BAD_DATA = 1007
 CLOSE_POLICY = 1008
+REDIRECT_RETRY_SECONDS = 0.2
 
 
 class BrokenStream(ValueError):
@@ -210,13 +211,24 @@ class StreamSession:
         if not kept:
             return
         url = f"{self.base}/ivr/step/{question.step}?" + urlencode({"n": question.seq, "voice": 1})
-        try:
-            await run_in_threadpool(self.phone_api.redirect_call, sid=question.call_sid, url=url)
-        except TwilioFailure as failed:  # the caller can still answer with keys
-            log.warning(
-                "call %s: the voice answer could not move the call: %s", question.call_sid, failed
-            )
-            return
+        # Twilio refused before acting (busy, unavailable): once more, shortly. Not after a
+        # timeout: the call may have moved already. Either way the caller can still use keys.
+        for attempt in range(2):
+            try:
+                await run_in_threadpool(
+                    self.phone_api.redirect_call, sid=question.call_sid, url=url
+                )
+                break
+            except TwilioFailure as failed:
+                if attempt == 0 and failed.outcome == "retry":
+                    await asyncio.sleep(REDIRECT_RETRY_SECONDS)
+                    continue
+                log.warning(
+                    "call %s: a voice answer could not move the call: %s",
+                    question.call_sid,
+                    failed,
+                )
+                return
         self.decision.redirected = True
         self.decision.redirected_at = time.monotonic()
 

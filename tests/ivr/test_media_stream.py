@@ -285,3 +285,22 @@ def test_without_a_model_the_language_takes_keys_and_health_says_so(
     forged = MediaStreamSender(fake, call_sid=call.call_sid, auth_token="x" * 32)
     with pytest.raises(InvalidStatus):
         forged.open()
+
+
+def test_twilio_failing_the_redirect_is_tried_once_more_then_keys_remain(
+    voice_line: VoiceLine,
+) -> None:
+    line = voice_line
+    call = korean_call(line)
+    line.twilio.fail_next(1, status=503, code=20503, message="Service unavailable")
+    with line.stream(call) as sender:
+        sender.send_audio(audio("ko_book"), realtime=False)
+        call.redirected(line.redirect(call))  # the second try went through
+    assert line.expect(call) == "book_service"
+    line.twilio.fail_next(2, status=503, code=20503, message="Service unavailable")
+    call.press("*")  # back at the same question, listening again
+    with line.stream(call) as sender:
+        sender.send_audio(audio("ko_agent"), realtime=False)
+        assert line.no_redirect(call, wait=1.0)  # Twilio down: the voice answer is lost
+    call.press("1")  # but the keys still work
+    assert line.expect(call) == "book_party"
