@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
@@ -22,6 +22,7 @@ from agent_console.routes import (
     _log,
     _render,
     _seat,
+    refuse_my_numbers,
 )
 from agent_console.service import Seat
 from booking import schedule
@@ -32,7 +33,9 @@ from calendar_sync import roster
 from calendar_sync import service as calendar
 from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
 
-router = APIRouter(prefix="/console/manage", include_in_schema=False)
+router = APIRouter(
+    prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
+)
 MANAGERS = ("counter_manager", "supervisor")
 ACTIONS = {
     "capacity": "定員を変更",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -32,12 +32,42 @@ from agent_console.service import Seat, StaffError
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
-from booking.personal import mask_phone, parse_phone
+from booking.personal import contains_my_number, mask_phone, parse_phone
 from ivr import service as calls
 from ivr.twilio_api import PhoneApi, TwilioFailure
 from reminders import service as reminders
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+
+class MyNumberInForm(Exception):
+    """A form field held an individual number (My Number): refused before anything is done."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+# Fields that are not free text (or must not be read): never scanned.
+_UNSCANNED = frozenset({"csrf", "password"})
+
+
+async def refuse_my_numbers(request: Request) -> None:
+    """Every console form, whatever it is for (inquiry notes, FAQ answers, closure reasons,
+    names...): a value holding a 12-digit number that passes the My Number check is refused,
+    so no free-text field can store one. Uploaded files are checked where they are read."""
+    if request.method != "POST":
+        return
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return
+    form = await request.form()  # read once; the route reads the same parsed form
+    for name, value in form.multi_items():
+        if name not in _UNSCANNED and isinstance(value, str) and contains_my_number(value):
+            raise MyNumberInForm(name)
+
+
+router = APIRouter(
+    prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
+)
 log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SESSION_COOKIE = "console"
@@ -298,10 +328,24 @@ def _minutes(delta: timedelta) -> str:
 
 
 @router.get("/bookings", response_class=HTMLResponse)
-def find_bookings(request: Request, phone: str = "", code: str = "") -> Response:
+def find_bookings(request: Request, code: str = "") -> Response:
+    """The search form; a booking by its code (a link may carry the code, never a phone
+    number: those are searched by POST, so they stay out of URLs, histories and logs)."""
+    return _search(request, "", code, None)
+
+
+@router.post("/bookings", response_class=HTMLResponse)
+async def search_bookings(request: Request) -> Response:
     """A caller's bookings, by their phone number or a booking code. Audited."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    return _search(request, form.get("phone", ""), form.get("code", ""), form.get("csrf", ""))
+
+
+def _search(request: Request, phone: str, code: str, csrf: str | None) -> Response:
     with _db(request) as db:
         seat = _seat(request, db, "agent", "counter_manager", "supervisor")
+        if csrf is not None and not _csrf_ok(seat, {"csrf": csrf}):
+            return _render(request, "expired.html", seat, status_code=403)
         found: list[booking.BookingView] = []
         error = None
         try:
@@ -1211,8 +1255,14 @@ def install(app: FastAPI) -> None:
     def not_allowed(request: Request, _exc: Exception) -> Response:
         return _render(request, "forbidden.html", None, status_code=403)
 
+    def my_number(request: Request, exc: Exception) -> Response:
+        field = exc.field if isinstance(exc, MyNumberInForm) else ""
+        log.info("a console form field (%s) held a My Number: refused", field)
+        return _render(request, "my_number.html", None, status_code=422, field=field)
+
     app.add_exception_handler(SignInNeeded, to_login)
     app.add_exception_handler(NotAllowed, not_allowed)
+    app.add_exception_handler(MyNumberInForm, my_number)
     app.include_router(router)
     from agent_console.counter import router as counter_router  # it builds on this module
 

@@ -58,16 +58,20 @@ class Vault:
 
 # --- The My Number guard ------------------------------------------------------------------
 
-# Digit groups joined by single spaces or hyphens, as people write "1234 5678 9018".
-_DIGIT_RUN = re.compile(r"\d+(?:[ \-]\d+)*")
+# Digit groups joined by separators, as people write "1234 5678 9018", "1234-5678-9018",
+# "1234.5678.9018", "1234・5678・9018" or "1234 / 5678 / 9018".
+_SEPARATOR = r"[ \-./・_]+"
+_DIGIT_RUN = re.compile(rf"\d+(?:{_SEPARATOR}\d+)*")
 
 
 def contains_my_number(text: str) -> bool:
     """True if the text holds a 12-digit number that passes the My Number check-digit rule,
     written whole or in groups ("1234 5678 9018"), alone or beside other numbers."""
     normalised = unicodedata.normalize("NFKC", text).replace("\u2212", "-").replace("\u30fc", "-")
-    for run in _DIGIT_RUN.findall(normalised):
-        groups = re.split(r"[ \-]", run)
+    for found in _DIGIT_RUN.finditer(normalised):
+        if normalised[found.start() - 1 : found.start()] == "+":
+            continue  # +81 90 1234 5678: an international phone number, not an individual number
+        groups = re.split(_SEPARATOR, found.group())
         # Every stretch of whole groups that adds up to 12 digits is a candidate.
         for first in range(len(groups)):
             digits = ""

@@ -358,3 +358,21 @@ def test_a_vault_needs_both_keys() -> None:
         Vault.from_keys([], "lookup")
     with pytest.raises(ValueError, match="needed"):
         Vault.from_keys([key()], "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["6214.9832.0257", "6214・9832・0257", "６２１４．９８３２．０２５７", "6214 / 9832 / 0257"],
+)
+def test_the_guard_sees_numbers_written_with_dots_and_middle_dots(text: str) -> None:
+    assert contains_my_number(text)
+
+
+def test_an_international_phone_number_is_not_taken_for_a_my_number() -> None:
+    # +81 and a 10-digit number make 12 digits; one in ten would pass the check digit.
+    numbers = [f"+8190{n:08d}" for n in range(10_000_000, 10_000_100)]
+    assert (
+        sum(1 for n in numbers if "".join(c for c in n if c.isdigit()) and published_rule(n[1:]))
+        > 0
+    )
+    assert not any(contains_my_number(n) for n in numbers)
