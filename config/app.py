@@ -30,6 +30,7 @@ from calendar_sync.routes import router as calendar_router
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, redis_connection
+from config.security import SecurityHeaders
 from config.settings import Settings
 from config.worker import (
     calendar_runtime,
@@ -198,6 +199,12 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(calendar_router)
     console.install(app)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")
+    app.mount(
+        "/console/static",
+        StaticFiles(packages=[("agent_console", "static")]),
+        name="console_static",
+    )
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["operations"])
     def healthz(request: Request) -> JSONResponse:

@@ -94,7 +94,10 @@ def sign_in(browser: TestClient, login: str, password: str = PASSWORD) -> httpx.
 def search_by_phone(browser: TestClient, phone: str) -> httpx.Response:
     """The booking search by phone: a POST, so the number stays out of the URL."""
     form = browser.get("/console/bookings")
-    return browser.post("/console/bookings", data={"csrf": csrf_of(form.text), "phone": phone})
+    found: httpx.Response = browser.post(
+        "/console/bookings", data={"csrf": csrf_of(form.text), "phone": phone}
+    )
+    return found
 
 
 def events(console: Console, **where: str) -> list[AuditEvent]:

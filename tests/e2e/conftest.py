@@ -239,10 +239,18 @@ def _new_page(browser: Browser, blocked: list[str], **options: Any) -> Iterator[
             route.abort("blockedbyclient")
 
     context.route("**/*", offline)
+    violations: list[str] = []
     try:
-        yield context.new_page()
+        page = context.new_page()
+        # The Content-Security-Policy must not block anything the pages do.
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+        yield page
     finally:
         context.close()
+    assert violations == [], f"the pages broke their Content-Security-Policy: {violations}"
 
 
 @pytest.fixture
