@@ -259,7 +259,7 @@ def home(request: Request) -> Response:
         "home.html",
         seat,
         taken=request.query_params.get("taken"),
-        phone_error=request.query_params.get("phone_error"),
+        phone_error=None,
         mine=mine,
         **context,
     )
@@ -449,8 +449,10 @@ def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> 
     call to TwiML that dials it."""
 
     def redirect(api: PhoneApi, desk: str, base: str) -> None:
-        query = urlencode({"to": desk, "lang": language})
-        api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?{query}")
+        with _db(request) as db:  # the number waits on the call, not in the URL
+            calls.put_through_to(db, call_sid=call_sid, number=desk)
+            db.commit()
+        api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?lang={language}")
 
     return _via_desk_phone(request, seat, f"putting call {call_sid} through", redirect)
 
@@ -785,8 +787,19 @@ async def my_phone(request: Request) -> Response:
         try:
             staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
         except StaffError as refused:
-            db.rollback()
-            return RedirectResponse("/console/?" + urlencode({"phone_error": str(refused)}), 303)
+            db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
+            context = _queue_context(db, seat)
+            mine = calls.my_open_call(db, staff_id=seat.staff.id)
+            return _render(
+                request,
+                "home.html",
+                seat,
+                status_code=422,
+                taken=None,
+                phone_error=str(refused),
+                mine=mine,
+                **context,
+            )
         _log(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
         db.commit()
     return RedirectResponse("/console/", status_code=303)

@@ -275,12 +275,58 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_keys(_args: argparse.Namespace, _settings: Settings) -> int:
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from config.keys import new_key_material
 
+    if args.action == "rotate":
+        return _rotate_keys(settings)
     print("# Fresh keys for the ward's key store; keep them out of version control.")
     for name, value in new_key_material().items():
         print(f"{name}={value}")
+    return 0
+
+
+def _rotate_keys(settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from config.keys import load_vault
+    from config.rotate import rotate, under_old_keys
+
+    keys = [k.strip() for k in settings.data_keys.split(",") if k.strip()]
+    if len(keys) < 2:
+        print(
+            "keys rotate: put the new key first in MADOGUCHI_DATA_KEYS, the old ones after it "
+            "(comma-separated), and restart the service; then run this again.",
+            file=sys.stderr,
+        )
+        return 2
+    sessions = _sessions(settings)
+    bar = tqdm(desc="re-encrypting", unit="value")
+
+    def progress(field: str, n: int) -> None:
+        bar.set_postfix_str(field)
+        bar.update(n)
+
+    report = rotate(sessions, load_vault(settings), progress=progress)
+    bar.close()
+    for done in report:
+        if done.values:
+            print(
+                f"{done.table}.{done.column}: {done.rewritten} re-encrypted"
+                + (
+                    f", {done.changed_meanwhile} written anew meanwhile"
+                    if done.changed_meanwhile
+                    else ""
+                )
+            )
+    left = {field: n for field, n in under_old_keys(sessions, keys[0]).items() if n}
+    if left:
+        print(f"still under an old key: {left}; run `madoguchi keys rotate` again")
+        return 1
+    print(
+        "Every personal field is under the newest key: the old keys can now be removed from "
+        "MADOGUCHI_DATA_KEYS."
+    )
     return 0
 
 
@@ -355,8 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", default="holiday", choices=["holiday", "popup", "extra"], help="open: kind"
     )
 
-    keys = add("keys", cmd_keys, "Print fresh personal-data keys for the ward's key store.")
-    keys.add_argument("action", choices=["new"])
+    keys = add(
+        "keys",
+        cmd_keys,
+        "new: print fresh personal-data keys for the ward's key store. rotate: re-encrypt every "
+        "stored personal field under the newest data key, without stopping the service (put "
+        "the new key first in MADOGUCHI_DATA_KEYS and restart first; see the README).",
+    )
+    keys.add_argument("action", choices=["new", "rotate"])
 
     holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
     holds.add_argument("action", choices=["sweep"])

@@ -286,15 +286,26 @@ async def call_status(request: Request) -> Response:
 
 
 @router.post("/connect")
-async def connect_to_agent(request: Request, to: str, lang: str = "ja") -> Response:
+async def connect_to_agent(request: Request, lang: str = "ja") -> Response:
     """A queued caller, taken out of the queue by the console (the agent pressed answer): ring
-    the agent's desk phone. ``to`` is in the URL the console gave Twilio, signed with it."""
-    if await signed_form(request) is None:
+    the agent's desk phone, which the console kept on the call."""
+    form = await signed_form(request)
+    if form is None:
         return forbidden()
+    call_sid = form.get("CallSid", "")
+
+    def number() -> str | None:
+        with request.app.state.sessions() as db:
+            return calls.put_through_number(db, call_sid=call_sid)
+
+    to = await run_in_threadpool(number)
     language = lang if lang in flow.LANGUAGES else "ja"
     reply = VoiceResponse()
-    reply.say(flow.prompt(language, "connecting"), language=flow.SAY_LANGUAGE[language])
     done = _line(request).config.public_base_url.rstrip("/") + f"/ivr/connect/done?lang={language}"
+    if to is None:  # nobody to ring after all: back in the queue
+        reply.redirect(done, method="POST")
+        return _twiml(reply)
+    reply.say(flow.prompt(language, "connecting"), language=flow.SAY_LANGUAGE[language])
     dial = reply.dial(action=done, method="POST", timeout=20)
     dial.number(to)
     return _twiml(reply)

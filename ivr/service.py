@@ -60,6 +60,8 @@ class CallState:
     heard: str | None = None
     heard_for: str | None = None
     heard_confidence: float = 0.0
+    # The agent's desk phone the caller is being put through to (kept here, not in a URL).
+    connect_to: str | None = None
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""
@@ -170,6 +172,23 @@ def save_state(db: DbSession, call: Call, state: CallState) -> None:
     call.state_enc = context(db).vault.encrypt(json.dumps(asdict(state)))
     call.language = state.language
     call.updated_at = context(db).now()
+
+
+def put_through_to(db: DbSession, *, call_sid: str, number: str) -> bool:
+    """The console is putting this caller through to an agent's phone: keep the number on the
+    call, for /ivr/connect to dial (a number in the redirect URL would be logged by proxies)."""
+    call = lock_call(db, call_sid)
+    if call is None:
+        return False
+    state = load_state(db, call)
+    state.connect_to = number
+    save_state(db, call, state)
+    return True
+
+
+def put_through_number(db: DbSession, *, call_sid: str) -> str | None:
+    call = db.execute(select(Call).where(Call.call_sid == call_sid)).scalar_one_or_none()
+    return load_state(db, call).connect_to if call is not None else None
 
 
 def keep_voice_answer(

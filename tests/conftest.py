@@ -32,6 +32,9 @@ from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings, normalise_database_url
 
+# No resident's data in the logs of the whole run (tests/log_audit.py).
+pytest_plugins = ["tests.log_audit"]
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 # Tuesday 2026-12-15, 10:00 in Tokyo: the booking window (to 2027-01-29) spans the year-end
 # closure, 成人の日 (2027-01-11) and the main office's 2nd/4th-Sunday holiday sessions.
@@ -118,6 +121,38 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         db.commit()
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own, migrated, with the sample ward: for whole-database work
+    (key rotation, erasing everything, dumps) that must not touch the shared test data."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        name = None
+    else:
+        request.getfixturevalue("pg_url")  # skips (or fails under CI) without a server
+        admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+        name = f"madoguchi_own_{os.getpid()}_{secrets.token_hex(3)}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = make_url(_pg_admin_url()).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        eng = make_engine(url)
+        with Session(eng, info={"booking": make_context(FakeClock())}) as db:
+            schedule.install_ward(db, sample_ward())
+            schedule.extend_schedule(db)
+            db.commit()
+        eng.dispose()
+        yield url
+    finally:
+        if name is not None:
+            admin = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 @pytest.fixture(scope="session")

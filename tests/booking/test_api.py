@@ -513,8 +513,9 @@ def test_lookup_by_code_and_second_factor(client: TestClient, database: Db) -> N
     typo = client.post(f"{API}/bookings/{slipped}/lookup", json={"phone": PHONE})
     assert error_of(typo, 422, "invalid_code")["field"] == "code"
     error_of(client.post(url, json={}), 422, "second_factor_required")
-    # A factor in the query string is not read: only the body counts.
-    in_url = client.post(url, params={"phone": PHONE}, json={})
+    # A factor in the query string is not read: only the body counts. (Not the resident's own
+    # number: the test client logs the URL, and the run's log audit would rightly object.)
+    in_url = client.post(url, params={"phone": "090-9999-0000"}, json={})
     error_of(in_url, 422, "second_factor_required")
 
 

@@ -139,9 +139,7 @@ def test_an_agent_answers_sees_the_screen_pop_books_logs_and_wraps_up(
         expect(page).to_have_url(re.compile(re.escape(screen) + r"(\?audio=connected)?$"))
         # Twilio took the caller out of the queue to TwiML that dials the agent's phone.
         [connect_url] = [u for s, u in live_server.twilio.redirects if s == call.call_sid]
-        assert connect_url.startswith(
-            f"{live_server.public_base_url}/ivr/connect?to=%2B81352734999"
-        )
+        assert connect_url == f"{live_server.public_base_url}/ivr/connect?lang=en"
         expect(page.get_by_role("heading", level=1)).to_have_text("対応中の電話")
         expect(page.locator(".caller")).to_have_text(number)
         expect(page.locator(".path")).to_contain_text("menu=9 menu=0 agent answered")
