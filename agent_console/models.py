@@ -90,6 +90,29 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
     events: Mapped[int] = mapped_column(Integer, default=0)
+    # Events older than the audit log's retention are removed from the front of the chain: the
+    # hash the oldest kept event follows, and how many went, so the chain still checks.
+    anchor_hash: Mapped[str] = mapped_column(String(64), server_default="0" * 64)
+    purged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The purge's cutoff: the only events the append-only trigger lets go are older than this.
+    purge_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ErasureRecord(Base):
+    """消去記録: one run that erased residents' personal data, for the ward's records and a
+    certificate of erasure: what, how many, when, by which job, up to which date."""
+
+    __tablename__ = "erasure_record"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    job: Mapped[str] = mapped_column(String(60))  # e.g. retention (daily), erase --all
+    scope: Mapped[str] = mapped_column(String(20))  # retention | everything
+    cutoff: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # What was erased, as JSON: {"bookings": 12, "messages": 30, ...}
+    counts: Mapped[str] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(Text)  # how: fields overwritten, rows kept for figures
 
 
 class InquiryCategory(Base):

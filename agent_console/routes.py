@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console import report
 from agent_console import service as staff
 from agent_console.models import ROLES
 from agent_console.service import Seat, StaffError
@@ -1207,6 +1208,77 @@ def audit_log(request: Request) -> Response:
         db.commit()
     return _render(
         request, "audit.html", seat, entries=entries, report=report, q=request.query_params
+    )
+
+
+def _month(value: str, db: DbSession) -> date:
+    """A report's month (YYYY-MM); the last whole month by default."""
+    try:
+        return date.fromisoformat(value + "-01")
+    except ValueError:
+        today: date = db.info["booking"].today()
+        return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+@router.get("/reports/monthly", response_class=HTMLResponse)
+def monthly_report_page(request: Request, month: str = "") -> Response:
+    """The monthly report for the ward, printable (supervisors and auditors)."""
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor", "supervisor")
+        chosen = _month(month, db)
+        made = report.monthly_report(db, month=chosen)
+        _log(db, seat, request, "report.monthly", "report", chosen.strftime("%Y-%m"))
+        db.commit()
+    response = HTMLResponse(report.render_html(made, console=True))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/reports/monthly.csv")
+def monthly_report_csv(request: Request, month: str = "") -> Response:
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor", "supervisor")
+        chosen = _month(month, db)
+        made = report.monthly_report(db, month=chosen)
+        _log(db, seat, request, "report.monthly.csv", "report", chosen.strftime("%Y-%m"))
+        db.commit()
+    return Response(
+        "\ufeff" + report.report_csv(made),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="report-{chosen:%Y-%m}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/erasures", response_class=HTMLResponse)
+def erasure_records(request: Request) -> Response:
+    """消去記録: every erasure run, what and how many; each with its printable certificate."""
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor", "supervisor")
+        records = staff.erasures(db)
+        _log(db, seat, request, "erasure.list", "erasure", "-")
+        db.commit()
+    return _render(request, "erasures.html", seat, records=records)
+
+
+@router.get("/erasures/{erasure_id}", response_class=HTMLResponse)
+def erasure_certificate(request: Request, erasure_id: int) -> Response:
+    """The certificate of erasure (消去証明書) of one run, to print for the ward."""
+    with _db(request) as db:
+        seat = _seat(request, db, "auditor", "supervisor")
+        record = staff.get_erasure(db, erasure_id)
+        if record is None:
+            raise NotAllowed
+        _log(db, seat, request, "erasure.certificate", "erasure", erasure_id)
+        db.commit()
+    return _render(
+        request,
+        "erasure_certificate.html",
+        seat,
+        record=record,
+        text=staff.certificate_text(record),
     )
 
 

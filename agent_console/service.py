@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console.models import (
@@ -26,12 +26,13 @@ from agent_console.models import (
     ROLES,
     AuditEvent,
     AuditHead,
+    ErasureRecord,
     Inquiry,
     InquiryCategory,
     StaffSession,
     StaffUser,
 )
-from booking.context import context
+from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.personal import parse_phone
 
@@ -352,7 +353,10 @@ def check_chain(db: DbSession) -> ChainReport:
     insertion)."""
     key = _chain_key(db)
     breaks: list[str] = []
-    prev = GENESIS
+    head = db.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
+    # Events past the log's retention were removed from the front: the first kept follows the
+    # anchor the purge recorded.
+    prev = head.anchor_hash if head is not None else GENESIS
     count = 0
     for event in _events(db):
         count += 1
@@ -361,14 +365,15 @@ def check_chain(db: DbSession) -> ChainReport:
         if _event_hash(key, event.prev_hash, _fields(event)) != event.hash:
             breaks.append(f"event {event.id}: its content does not match its hash (edited?)")
         prev = event.hash
-    head = db.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     if head is None:
         breaks.append("the chain's head is missing")
     else:
         if head.last_hash != prev:
             breaks.append("the newest events are missing (the head names a later event)")
-        if head.events != count:
-            breaks.append(f"{head.events} events were written, {count} are there")
+        if head.events - head.purged != count:
+            breaks.append(
+                f"{head.events} events were written and {head.purged} purged, {count} are there"
+            )
     return ChainReport(count, breaks)
 
 
@@ -573,3 +578,195 @@ def on_duty(db: DbSession, *, busy_ids: set[int]) -> list[OnDuty]:
         for u in rows
     ]
     return sorted(people, key=lambda p: (p.busy, p.display_name))
+
+
+def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """Erase the notes (and the caller's lookup hash) of inquiries logged before ``before``, or
+    of all: the category, the outcome and the time stay for the figures."""
+    due = update(Inquiry).where((Inquiry.note_enc != "") | Inquiry.phone_hmac.is_not(None))
+    if not everything:
+        due = due.where(Inquiry.created_at < before)
+    return int(db.execute(due.values(note_enc="", phone_hmac=None)).rowcount)  # type: ignore[attr-defined]
+
+
+def purge_audit(db: DbSession, *, before: datetime) -> int:
+    """Remove the audit events older than the log's retention, oldest first, keeping the chain
+    checkable: the head records the hash the oldest kept event follows, and how many went."""
+    head = db.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one()
+    old = list(
+        db.execute(
+            select(AuditEvent.id, AuditEvent.hash)
+            .where(AuditEvent.at < before)
+            .order_by(AuditEvent.id)
+        )
+    )
+    if not old:
+        return 0
+    # Only a prefix of the chain may go: stop at the first kept event's predecessor.
+    first_kept = db.execute(
+        select(func.min(AuditEvent.id)).where(AuditEvent.at >= before)
+    ).scalar_one()
+    gone = [row for row in old if first_kept is None or row.id < first_kept]
+    if not gone:
+        return 0
+    head.purge_before = before  # the trigger lets go of older events only, in this transaction
+    db.flush()
+    db.execute(delete(AuditEvent).where(AuditEvent.id <= gone[-1].id))
+    head.anchor_hash = gone[-1].hash
+    head.purged += len(gone)
+    db.flush()
+    return len(gone)
+
+
+# --- Erasure records (消去記録) and certificates ----------------------------------------------
+
+ERASURE_METHOD = (
+    "Personal fields (names, phone numbers, birth dates, notice numbers, notes, callers' keyed "
+    "answers) overwritten in the database with nothing, with their lookup hashes; the rows "
+    "stay with what the statistics need. The database's own free-space reuse and the backups' "
+    "retention complete the erasure on disk."
+)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    id: int
+    at: datetime
+    job: str
+    scope: str
+    cutoff: datetime | None
+    counts: dict[str, int]
+    total: int
+    method: str
+
+
+def _erasure(row: ErasureRecord) -> Erasure:
+    counts = {str(k): int(v) for k, v in json.loads(row.counts).items()}
+    return Erasure(row.id, row.at, row.job, row.scope, row.cutoff, counts, row.total, row.method)
+
+
+def record_erasure(
+    db: DbSession, *, job: str, scope: str, cutoff: datetime | None, counts: dict[str, int]
+) -> Erasure:
+    """Write the erasure record of one run (also when it found nothing to erase)."""
+    row = ErasureRecord(
+        at=context(db).now(),
+        job=job,
+        scope=scope,
+        cutoff=cutoff,
+        counts=json.dumps(counts, ensure_ascii=False),
+        total=sum(counts.values()),
+        method=ERASURE_METHOD,
+    )
+    db.add(row)
+    db.flush()
+    return _erasure(row)
+
+
+def erasures(db: DbSession, *, limit: int = 200) -> list[Erasure]:
+    rows = db.execute(select(ErasureRecord).order_by(ErasureRecord.id.desc()).limit(limit))
+    return [_erasure(row) for row in rows.scalars()]
+
+
+def get_erasure(db: DbSession, erasure_id: int) -> Erasure | None:
+    row = db.get(ErasureRecord, erasure_id)
+    return _erasure(row) if row is not None else None
+
+
+def last_erasure_at(db: DbSession, *, scope: str) -> datetime | None:
+    found: datetime | None = db.execute(
+        select(func.max(ErasureRecord.at)).where(ErasureRecord.scope == scope)
+    ).scalar_one()
+    return found
+
+
+def _scope(erasure: Erasure) -> str:
+    if erasure.scope == "everything":
+        return "全データ (all personal data, at the contract's end)"
+    if erasure.cutoff is not None:
+        cutoff = erasure.cutoff.astimezone(TOKYO)
+        return f"保存期間経過分 (past the retention period): before {cutoff:%Y-%m-%d %H:%M}"
+    return erasure.scope
+
+
+def certificate_text(erasure: Erasure) -> str:
+    """The certificate of erasure (消去証明書) for the ward, as plain text to print or file."""
+    local = erasure.at.astimezone(TOKYO)
+    lines = [
+        "消去証明書 (Certificate of erasure)",
+        "",
+        f"記録番号 Record no.: {erasure.id}",
+        f"実施日時 Erased at: {local:%Y-%m-%d %H:%M} (Asia/Tokyo)",
+        f"実施処理 Job: {erasure.job}",
+        f"対象 Scope: {_scope(erasure)}",
+        "",
+        "消去件数 Erased:",
+        *[f"  {what}: {count}" for what, count in erasure.counts.items()],
+        f"  合計 Total: {erasure.total}",
+        "",
+        f"方法 Method: {erasure.method}",
+        "",
+        "上記のとおり、個人情報を消去したことを証明します。",
+        "We certify that the personal data above was erased.",
+    ]
+    return "\n".join(lines)
+
+
+# --- the office's part of the monthly report -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OfficePeriod:
+    """Inquiries by category, staff accounts added and deactivated, and what was erased."""
+
+    inquiries_by_category: dict[str, int]
+    staff_added: list[str]  # "login (role)"
+    staff_removed: list[str]
+    erased: dict[str, int]
+    erasure_runs: int
+
+
+def office_period(db: DbSession, *, start: datetime, end: datetime) -> OfficePeriod:
+    names = {c.id: c.name_ja for c in db.execute(select(InquiryCategory)).scalars()}
+    by_category: dict[str, int] = {}
+    for category, count in db.execute(
+        select(Inquiry.category_id, func.count())
+        .where(Inquiry.created_at >= start, Inquiry.created_at < end)
+        .group_by(Inquiry.category_id)
+    ):
+        by_category[names.get(category, category)] = int(count)
+    added = [
+        f"{login} ({role})"
+        for login, role in db.execute(
+            select(StaffUser.login_id, StaffUser.role)
+            .where(StaffUser.created_at >= start, StaffUser.created_at < end)
+            .order_by(StaffUser.created_at)
+        )
+    ]
+    removed = list(
+        db.execute(
+            select(AuditEvent.subject_id)
+            .where(
+                AuditEvent.action == "staff.deactivate",
+                AuditEvent.at >= start,
+                AuditEvent.at < end,
+            )
+            .order_by(AuditEvent.id)
+        ).scalars()
+    )
+    logins = {str(i): login for i, login in db.execute(select(StaffUser.id, StaffUser.login_id))}
+    erased: dict[str, int] = {}
+    runs = 0
+    for row in db.execute(
+        select(ErasureRecord).where(ErasureRecord.at >= start, ErasureRecord.at < end)
+    ).scalars():
+        runs += 1
+        for what, count in json.loads(row.counts).items():
+            erased[what] = erased.get(what, 0) + int(count)
+    return OfficePeriod(
+        inquiries_by_category=dict(sorted(by_category.items(), key=lambda kv: -kv[1])),
+        staff_added=added,
+        staff_removed=[logins.get(s, s) for s in removed],
+        erased=erased,
+        erasure_runs=runs,
+    )

@@ -8,11 +8,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import TOKYO
-from booking.models import Booking, Slot, WalkIn
+from booking.models import Booking, BookingEvent, Slot, WalkIn
 
 
 @dataclass
@@ -109,3 +109,80 @@ def counter_figures(
         if called_at is not None:
             counted.waits.append(_minutes(created_at, called_at))
     return [days[key] for key in sorted(days)]
+
+
+@dataclass
+class CapacityDay:
+    """One venue's day: the seats open for booking and the seats taken (bookings and walk-ins)."""
+
+    venue_id: str
+    day: date
+    capacity: int
+    taken: int
+
+    @property
+    def use(self) -> float | None:
+        return self.taken / self.capacity if self.capacity else None
+
+
+@dataclass
+class BookingPeriod:
+    """What residents booked in a period (by when the booking was made), what they cancelled,
+    and how the seats of the period's days were used."""
+
+    made: int = 0
+    people: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    by_service: dict[str, int] = field(default_factory=dict)
+    by_venue: dict[str, int] = field(default_factory=dict)
+    by_day: dict[date, int] = field(default_factory=dict)
+    cancelled: int = 0
+    capacity: list[CapacityDay] = field(default_factory=list)
+
+
+def booking_period(db: DbSession, *, first: date, last: date) -> BookingPeriod:
+    """Bookings made from ``first`` to ``last`` (Tokyo days, inclusive), cancellations in it,
+    and capacity use per venue and day of the slots in it."""
+    start = datetime.combine(first, time(0), TOKYO)
+    end = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
+    found = BookingPeriod()
+    made = db.execute(
+        select(
+            Booking.channel,
+            Booking.service_id,
+            Booking.venue_id,
+            Booking.party_size,
+            Booking.created_at,
+        ).where(Booking.created_at >= start, Booking.created_at < end)
+    )
+    for channel, service, venue, party, created_at in made:
+        found.made += 1
+        found.people += party
+        found.by_channel[channel] = found.by_channel.get(channel, 0) + 1
+        found.by_service[service] = found.by_service.get(service, 0) + 1
+        found.by_venue[venue] = found.by_venue.get(venue, 0) + 1
+        day = created_at.astimezone(TOKYO).date()
+        found.by_day[day] = found.by_day.get(day, 0) + 1
+    found.by_day = dict(sorted(found.by_day.items()))
+    found.cancelled = int(
+        db.execute(
+            select(func.count(func.distinct(BookingEvent.booking_id))).where(
+                BookingEvent.kind == "cancelled",
+                BookingEvent.created_at >= start,
+                BookingEvent.created_at < end,
+            )
+        ).scalar_one()
+    )
+    days: dict[tuple[str, date], CapacityDay] = {}
+    slots = db.execute(
+        select(Slot.venue_id, Slot.starts_at, Slot.capacity, Slot.booked).where(
+            Slot.starts_at >= start, Slot.starts_at < end, Slot.is_open.is_(True)
+        )
+    )
+    for venue, starts_at, capacity, booked in slots:
+        day = starts_at.astimezone(TOKYO).date()
+        counted = days.setdefault((venue, day), CapacityDay(venue, day, 0, 0))
+        counted.capacity += capacity
+        counted.taken += booked
+    found.capacity = [days[key] for key in sorted(days)]
+    return found

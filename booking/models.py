@@ -215,6 +215,8 @@ class Booking(Base):
     # The counter's times, for the wait figures: checked in, and called to the counter.
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the retention rule erased the resident's personal data (what statistics need stays).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint("party_size >= 1", name="party_positive"),

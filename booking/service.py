@@ -52,7 +52,7 @@ from booking.availability import (
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
 from booking.errors import BookingError
-from booking.figures import CounterDay, counter_figures
+from booking.figures import BookingPeriod, CapacityDay, CounterDay, booking_period, counter_figures
 from booking.models import (
     Booking,
     BookingEvent,
@@ -1053,7 +1053,9 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
 
 
 __all__ = [
+    "BookingPeriod",
     "BookingView",
+    "CapacityDay",
     "CounterDay",
     "DayMark",
     "HeldTime",
@@ -1064,6 +1066,7 @@ __all__ = [
     "SlotView",
     "availability",
     "book",
+    "booking_period",
     "cancel",
     "cancel_booking",
     "counter_figures",
@@ -1538,6 +1541,45 @@ def call_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
         if view.number == number:
             return view
     raise BookingError("walk_in_not_found", field="number")
+
+
+# --- Retention: erasing residents' personal data --------------------------------------------
+
+
+def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """Erase the personal data of bookings whose visit was before ``before``, or that were
+    cancelled before it (or, ``everything``, of every booking: the contract's end). The name,
+    phone number, birth date and notice numbers go, with their lookup hashes; what statistics
+    need stays (when, where, what, how many, by which channel, the outcome). Returns how many
+    bookings were erased."""
+    now = context(db).now()
+    due = select(Booking.id).where(Booking.erased_at.is_(None))
+    if not everything:
+        visited = select(Slot.id).where(Slot.starts_at < before)
+        due = due.where(
+            Booking.slot_id.in_(visited)
+            | ((Booking.status == "cancelled") & (Booking.updated_at < before))
+        )
+    ids = list(db.execute(due).scalars())
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        db.execute(
+            update(BookingMember)
+            .where(BookingMember.booking_id.in_(chunk))
+            .values(notice_number_enc=None, notice_number_hmac=None)
+        )
+        db.execute(
+            update(Booking)
+            .where(Booking.id.in_(chunk))
+            .values(
+                name_kana_enc=None,
+                phone_enc=None,
+                phone_hmac=None,
+                birth_date_enc=None,
+                erased_at=now,
+            )
+        )
+    return len(ids)
 
 
 def check_in_offline(db: DbSession, *, booking_id: int, venue_id: str, day: date) -> bool:

@@ -30,6 +30,7 @@ from calendar_sync.routes import router as calendar_router
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, redis_connection
+from config.retention import erase_expired_daily
 from config.security import SecurityHeaders
 from config.settings import Settings
 from config.worker import (
@@ -73,23 +74,31 @@ HOUSEKEEPING_SECONDS = 300
 NO_SHOW_AFTER = timedelta(minutes=15)
 
 
-def housekeep(sessions: sessionmaker[Session], no_show_after: timedelta = NO_SHOW_AFTER) -> None:
+def housekeep(
+    sessions: sessionmaker[Session],
+    no_show_after: timedelta = NO_SHOW_AFTER,
+    settings: Settings | None = None,
+) -> None:
     """Keep the schedule at the booking horizon, give lapsed holds back to sale, mark the
-    day's no-shows (their seats go to walk-ins), and forget attempts older than any rate
-    limit looks at."""
+    day's no-shows (their seats go to walk-ins), forget attempts older than any rate limit
+    looks at, and once a day erase the personal data past its retention (with a record)."""
     with sessions() as db:
         schedule.extend_schedule(db)
         service.reclaim_expired_holds(db)
         service.mark_no_shows(db, late_after=no_show_after)
         service.forget_old_attempts(db)
         db.commit()
+    if settings is not None:
+        erase_expired_daily(sessions, settings)
 
 
-async def _housekeeping_loop(sessions: sessionmaker[Session], no_show_after: timedelta) -> None:
+async def _housekeeping_loop(
+    sessions: sessionmaker[Session], no_show_after: timedelta, settings: Settings
+) -> None:
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
-            await asyncio.to_thread(housekeep, sessions, no_show_after)
+            await asyncio.to_thread(housekeep, sessions, no_show_after, settings)
         except Exception:  # keep serving; the next round tries again
             log.exception("housekeeping failed")
 
@@ -157,7 +166,11 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         late = timedelta(minutes=settings.no_show_after_minutes)
-        task = asyncio.create_task(_housekeeping_loop(sessions, late)) if housekeeping else None
+        task = (
+            asyncio.create_task(_housekeeping_loop(sessions, late, settings))
+            if housekeeping
+            else None
+        )
         if inline is not None:
             inline.start()
             reminder_jobs.wake_pump(inline)

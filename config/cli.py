@@ -330,6 +330,89 @@ def _rotate_keys(settings: Settings) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_console import service as staff
+    from config.retention import erase_all, erase_expired
+
+    sessions = _sessions(settings)
+    if args.list:
+        with sessions() as db:
+            for record in staff.erasures(db):
+                print(
+                    f"{record.id:>5}  {record.at:%Y-%m-%d %H:%M}Z  {record.scope:<10} "
+                    f"{record.total:>7} erased  {record.job}"
+                )
+        return 0
+    if args.certificate is not None:
+        with sessions() as db:
+            found = staff.get_erasure(db, args.certificate)
+        if found is None:
+            print(f"erase: there is no erasure record {args.certificate}", file=sys.stderr)
+            return 2
+        print(staff.certificate_text(found))
+        return 0
+    if args.all:
+        if not args.yes:
+            print(
+                "erase --all erases EVERY resident's personal data, for good (the contract's "
+                "end). Export first (madoguchi export), then run again with --yes.",
+                file=sys.stderr,
+            )
+            return 2
+        record = erase_all(sessions, job="madoguchi erase --all")
+    else:
+        record = erase_expired(sessions, settings, job="madoguchi erase (by hand)")
+    print(staff.certificate_text(record))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from config.export import export
+    from config.keys import load_vault
+
+    out = Path(args.out)
+    bar = tqdm(desc="exporting", unit="table")
+
+    def progress(table: str, rows: int) -> None:
+        bar.set_postfix_str(f"{table}: {rows} rows")
+        bar.update(1)
+
+    written = export(_sessions(settings), load_vault(settings), out, progress=progress)
+    bar.close()
+    print(f"Wrote {out}: {len(written)} tables, {sum(written.values())} rows (see README.txt).")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_console import report
+
+    try:
+        month = date.fromisoformat(args.month + "-01")
+    except ValueError:
+        print(f"report: --month {args.month!r} is not a month like 2026-10", file=sys.stderr)
+        return 2
+    with _sessions(settings)() as db:
+        made = report.monthly_report(db, month=month)
+    html = Path(args.html or f"report-{month:%Y-%m}.html")
+    html.write_text(report.render_html(made), encoding="utf-8")
+    table = Path(args.csv or f"report-{month:%Y-%m}.csv")
+    table.write_text("\ufeff" + report.report_csv(made), encoding="utf-8")
+    calls, bookings = made.calls, made.bookings
+    print(made.title)
+    print(
+        f"  calls: {calls.received} received, {calls.queue.connected} answered, "
+        f"{calls.queue.abandoned} abandoned, self-served {calls.self_served}"
+    )
+    print(
+        f"  bookings: {bookings.made} made ({bookings.people} people), {bookings.cancelled} "
+        f"cancelled, {made.no_shows} no-shows, {made.walk_ins} walk-ins"
+    )
+    print(f"Wrote {html} (printable; charts included) and {table} (the figures).")
+    return 0
+
+
 def cmd_holds(_args: argparse.Namespace, settings: Settings) -> int:
     from booking import service
 
@@ -409,6 +492,40 @@ def build_parser() -> argparse.ArgumentParser:
         "the new key first in MADOGUCHI_DATA_KEYS and restart first; see the README).",
     )
     keys.add_argument("action", choices=["new", "rotate"])
+
+    erase = add(
+        "erase",
+        cmd_erase,
+        "Erase residents' personal data past MADOGUCHI_RETENTION_DAYS now (the daily job does "
+        "it too) and print the certificate of erasure (消去証明書). --all erases everything at "
+        "the contract's end (export first). Each run writes an erasure record.",
+    )
+    erase.add_argument("--all", action="store_true", help="every resident's data (contract end)")
+    erase.add_argument("--yes", action="store_true", help="confirm --all")
+    erase.add_argument("--list", action="store_true", help="list the erasure records")
+    erase.add_argument(
+        "--certificate", type=int, metavar="N", help="print the certificate of record N"
+    )
+
+    export = add(
+        "export",
+        cmd_export,
+        "Write the ward's data to a zip of CSV files (personal fields decrypted; a README says "
+        "what each file is): what the ward gets back at the contract's end.",
+    )
+    export.add_argument("--out", default="madoguchi-export.zip", help="the zip to write")
+
+    rep = add(
+        "report",
+        cmd_report,
+        "The monthly report owed to the ward (calls, bookings, counters, inquiries, erasures, "
+        "staff accounts): a printable HTML file with charts and a CSV of the figures. "
+        "Example: madoguchi report monthly --month 2026-10",
+    )
+    rep.add_argument("kind", choices=["monthly"])
+    rep.add_argument("--month", required=True, help="the month, like 2026-10")
+    rep.add_argument("--html", help="where to write the HTML (report-YYYY-MM.html)")
+    rep.add_argument("--csv", help="where to write the CSV (report-YYYY-MM.csv)")
 
     holds = add("holds", cmd_holds, "Give the seats of lapsed holds back to sale now.")
     holds.add_argument("action", choices=["sweep"])

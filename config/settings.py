@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
     ivr_voice_ko: str = "Polly.Seoyeon"
+    # Retention (the ward's contract): a resident's personal data is erased this many days after
+    # the visit or the cancellation (a daily job, with an erasure record each run); the audit
+    # log is kept this many days.
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    audit_retention_days: int = Field(default=1095, ge=30, le=36500)
     # Speech on the phone line: unpacked vosk model folders per language (empty: that language
     # takes keys only). Each is checked at start-up and loaded once per process (a small model
     # takes about 500 MB of memory in every process that serves the phone line).

@@ -677,6 +677,62 @@ def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
     )
 
 
+@dataclass(frozen=True)
+class CallPeriod:
+    """A period's calls, for the monthly report: received, served by the IVR alone, the queue's
+    figures, and calls received by hour of the day (Tokyo)."""
+
+    received: int
+    self_served: int
+    callbacks_requested: int
+    queue: QueueFigures
+    by_hour: dict[int, int]
+
+    @property
+    def self_service_rate(self) -> float | None:
+        return self.self_served / self.received if self.received else None
+
+
+def calls_between(db: DbSession, *, start: datetime, end: datetime) -> CallPeriod:
+    """Calls that began from ``start`` to before ``end``, from the call-event log; the queue's
+    figures count what entered it in the period."""
+    rows = db.execute(
+        select(CallEvent.call_id, CallEvent.kind, CallEvent.at).where(
+            CallEvent.at >= start, CallEvent.at < end
+        )
+    ).all()
+    by_kind: dict[str, dict[int, datetime]] = {}
+    for call_id, kind, at in rows:
+        by_kind.setdefault(kind, {}).setdefault(call_id, at)
+    started = by_kind.get("started", {})
+    entered = by_kind.get("entered_queue", {})
+    outcomes: dict[str, int] = {}
+    if started:
+        ids = list(started)
+        for first in range(0, len(ids), 1000):
+            for outcome, count in db.execute(
+                select(Call.outcome, func.count())
+                .where(Call.id.in_(ids[first : first + 1000]))
+                .group_by(Call.outcome)
+            ):
+                outcomes[outcome] = outcomes.get(outcome, 0) + int(count)
+    hours: dict[int, int] = {}
+    for at in started.values():
+        hour = at.astimezone(TOKYO).hour
+        hours[hour] = hours.get(hour, 0) + 1
+    return CallPeriod(
+        received=len(started),
+        self_served=outcomes.get("booked", 0) + outcomes.get("self_served", 0),
+        callbacks_requested=outcomes.get("callback_requested", 0),
+        queue=_figures(
+            entered,
+            {c: at for c, at in by_kind.get("connected", {}).items() if c in entered},
+            {c for c in by_kind.get("abandoned", {}) if c in entered},
+        ),
+        by_hour=dict(sorted(hours.items())),
+    )
+
+
 # --- frequently asked questions ------------------------------------------------------------
 
 MAX_FAQ_ON_THE_LINE = 8  # keys 1-8 on the phone; 9 is the way back, 0 a person
@@ -739,3 +795,29 @@ def update_faq(
     )
     if not getattr(result, "rowcount", 0):
         raise ValueError("no such question")
+
+
+@dataclass(frozen=True)
+class CallsErased:
+    calls: int
+    callbacks: int
+
+
+def erase_personal_data(
+    db: DbSession, *, before: datetime, everything: bool = False
+) -> CallsErased:
+    """Erase callers' numbers and keyed answers of calls begun before ``before``, and the
+    numbers of callback requests settled before it (or all of them). What the call center's
+    figures need stays: times, the way through the menus, outcomes."""
+    calls_due = update(Call).where(
+        Call.caller_enc.is_not(None) | Call.caller_hmac.is_not(None) | Call.state_enc.is_not(None)
+    )
+    callbacks_due = update(CallbackRequest).where(CallbackRequest.phone_enc != "")
+    if not everything:
+        calls_due = calls_due.where(Call.started_at < before, Call.outcome != "in_progress")
+        callbacks_due = callbacks_due.where(
+            CallbackRequest.requested_at < before, CallbackRequest.status == "done"
+        )
+    erased_calls = db.execute(calls_due.values(caller_enc=None, caller_hmac=None, state_enc=None))
+    erased_callbacks = db.execute(callbacks_due.values(phone_enc="", phone_hmac=""))
+    return CallsErased(int(erased_calls.rowcount), int(erased_callbacks.rowcount))  # type: ignore[attr-defined]

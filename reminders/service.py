@@ -633,3 +633,13 @@ def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
     if message is None or message.channel != "voice":
         return None
     return CallAbout(message.booking_id, message.language, message.kind)
+
+
+def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """Erase the numbers of messages due before ``before`` (or of every message): the record
+    of what was sent, when and how stays. (One due that long ago and never sent never will be:
+    its visit has passed.) Returns how many were erased."""
+    due = update(Message).where(Message.to_enc != "")
+    if not everything:
+        due = due.where(Message.send_after < before)
+    return int(db.execute(due.values(to_enc="", to_hmac="")).rowcount)  # type: ignore[attr-defined]

@@ -421,7 +421,7 @@ def test_the_first_supervisor_is_made_on_the_command_line_and_the_log_checked(
         conn.execute("DROP TRIGGER audit_event_no_delete")
         conn.execute("DELETE FROM audit_event")
     assert main(["audit", "check"]) == 1
-    assert "1 events were written, 0 are there" in capsys.readouterr().err
+    assert "1 events were written and 0 purged, 0 are there" in capsys.readouterr().err
 
 
 def test_messages_are_sent_only_with_a_twilio_account_and_number(tmp_path: Path) -> None:

@@ -95,3 +95,22 @@ def test_phone_numbers_are_searched_by_post_never_in_the_url(console: Console) -
     assert len(events(console, login_id=login, action="booking.search")) == before
     forged = agent.post("/console/bookings", data={"csrf": "x", "phone": phone})
     assert forged.status_code == 403
+
+
+def test_auditors_see_the_erasure_records_and_print_a_certificate(console: Console) -> None:
+    from agent_console import service as staff
+
+    with console.app_sessions() as db:
+        record = staff.record_erasure(
+            db, job="retention (daily)", scope="retention", cutoff=None, counts={"予約 bookings": 7}
+        )
+        db.commit()
+    auditor, login = console.signed_in("auditor")
+    listed = auditor.get("/console/erasures")
+    assert listed.status_code == 200
+    assert f'href="/console/erasures/{record.id}"' in listed.text
+    certificate = auditor.get(f"/console/erasures/{record.id}")
+    assert "消去証明書" in certificate.text and "予約 bookings: 7" in certificate.text
+    assert events(console, login_id=login, action="erasure.certificate")
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/erasures").status_code == 403

@@ -1,0 +1,249 @@
+"""The monthly report owed to the ward (委託業務の処理状況等の毎月報告): calls, bookings, the
+counters' days, inquiries, staff accounts and erasures for one month, with charts where people
+would rather look, as printable HTML (the ward prints it or saves it as PDF) and CSV figures.
+
+It reads each package through its service: the call-event log (ivr), bookings and the counters
+(booking), inquiries, staff and erasure records (agent_console).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.orm import Session as DbSession
+
+from agent_console import service as staff
+from booking import service as booking
+from booking.context import TOKYO
+from ivr import service as calls
+
+CHANNEL_NAMES = {"web": "Web", "ivr": "電話（自動応答）", "agent": "電話（オペレーター）"}
+
+
+@dataclass(frozen=True)
+class VenueMonth:
+    """One venue's month at the counter, and how its seats were used."""
+
+    venue_id: str
+    name: str
+    bookings: int
+    arrived: int
+    no_shows: int
+    walk_ins: int
+    waits: list[float]
+    capacity: int
+    taken: int
+
+    @property
+    def use(self) -> float | None:
+        return self.taken / self.capacity if self.capacity else None
+
+    @property
+    def average_wait(self) -> float | None:
+        return sum(self.waits) / len(self.waits) if self.waits else None
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    month: date  # its first day
+    calls: calls.CallPeriod
+    bookings: booking.BookingPeriod
+    venues: list[VenueMonth]
+    capacity_days: list[booking.CapacityDay]
+    office: staff.OfficePeriod
+    service_names: dict[str, str]
+    venue_names: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        return f"{self.month.year}年{self.month.month}月 業務報告"
+
+    @property
+    def no_shows(self) -> int:
+        return sum(v.no_shows for v in self.venues)
+
+    @property
+    def walk_ins(self) -> int:
+        return sum(v.walk_ins for v in self.venues)
+
+
+@dataclass
+class _Tally:
+    bookings: int = 0
+    arrived: int = 0
+    no_shows: int = 0
+    walk_ins: int = 0
+    waits: list[float] = field(default_factory=list)
+
+
+def month_bounds(month: date) -> tuple[date, date]:
+    first = month.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return first, last
+
+
+def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
+    first, last = month_bounds(month)
+    start = datetime.combine(first, time(0), TOKYO)
+    end = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
+    period = booking.booking_period(db, first=first, last=last)
+    venue_names = {v.id: v.name_ja for v in booking.list_venues(db)}
+    service_names = {s.id: s.name_ja for s in booking.list_services(db)}
+    counters = booking.counter_figures(db, first=first, last=last)
+    tallies: dict[str, _Tally] = {}
+    for day in counters:
+        tally = tallies.setdefault(day.venue_id, _Tally())
+        tally.bookings += day.bookings
+        tally.arrived += day.arrived
+        tally.no_shows += day.no_shows
+        tally.walk_ins += day.walk_ins
+        tally.waits += day.waits
+    seats: dict[str, tuple[int, int]] = {}
+    for cap in period.capacity:
+        capacity, taken = seats.get(cap.venue_id, (0, 0))
+        seats[cap.venue_id] = (capacity + cap.capacity, taken + cap.taken)
+    rows = []
+    for venue_id in sorted(set(tallies) | set(seats), key=lambda v: (v not in venue_names, v)):
+        tally = tallies.get(venue_id, _Tally())
+        capacity, taken = seats.get(venue_id, (0, 0))
+        rows.append(
+            VenueMonth(
+                venue_id=venue_id,
+                name=venue_names.get(venue_id, venue_id),
+                bookings=tally.bookings,
+                arrived=tally.arrived,
+                no_shows=tally.no_shows,
+                walk_ins=tally.walk_ins,
+                waits=tally.waits,
+                capacity=capacity,
+                taken=taken,
+            )
+        )
+    return MonthlyReport(
+        month=first,
+        calls=calls.calls_between(db, start=start, end=end),
+        bookings=period,
+        venues=rows,
+        capacity_days=period.capacity,
+        office=staff.office_period(db, start=start, end=end),
+        service_names=service_names,
+        venue_names=venue_names,
+    )
+
+
+def _rate(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
+    """Every figure of the report as (section, item, value): the CSV, and what tests check."""
+    c, b, o = report.calls, report.bookings, report.office
+    rows: list[tuple[str, str, str]] = [
+        ("calls", "received", str(c.received)),
+        ("calls", "self-served by the IVR", str(c.self_served)),
+        ("calls", "IVR self-service rate", _rate(c.self_service_rate)),
+        ("calls", "offered to agents", str(c.queue.offered)),
+        ("calls", "answered", str(c.queue.connected)),
+        ("calls", "abandoned", str(c.queue.abandoned)),
+        ("calls", f"service level ({calls.SERVICE_LEVEL_SECONDS} s)", _rate(c.queue.service_level)),
+        ("calls", "average wait (s)", _rate(c.queue.average_speed_of_answer)),
+        ("calls", "callbacks requested", str(c.callbacks_requested)),
+        *[("calls by hour", f"{hour:02d}:00", str(n)) for hour, n in c.by_hour.items()],
+        ("bookings", "made", str(b.made)),
+        ("bookings", "people", str(b.people)),
+        ("bookings", "cancelled", str(b.cancelled)),
+        *[("bookings by channel", ch, str(n)) for ch, n in sorted(b.by_channel.items())],
+        *[("bookings by service", sv, str(n)) for sv, n in sorted(b.by_service.items())],
+        *[("bookings by venue", ve, str(n)) for ve, n in sorted(b.by_venue.items())],
+        *[("bookings by day", d.isoformat(), str(n)) for d, n in b.by_day.items()],
+    ]
+    for v in report.venues:
+        rows += [
+            ("counter " + v.venue_id, "visits booked", str(v.bookings)),
+            ("counter " + v.venue_id, "arrived", str(v.arrived)),
+            ("counter " + v.venue_id, "no-shows", str(v.no_shows)),
+            ("counter " + v.venue_id, "walk-ins", str(v.walk_ins)),
+            ("counter " + v.venue_id, "average wait (min)", _rate(v.average_wait)),
+            ("counter " + v.venue_id, "seats", str(v.capacity)),
+            ("counter " + v.venue_id, "seats taken", str(v.taken)),
+            ("counter " + v.venue_id, "capacity use", _rate(v.use)),
+        ]
+    rows += [
+        (f"capacity {d.venue_id}", d.day.isoformat(), f"{d.taken}/{d.capacity}")
+        for d in report.capacity_days
+    ]
+    rows += [("inquiries by category", k, str(n)) for k, n in o.inquiries_by_category.items()]
+    rows += [("erased", k, str(n)) for k, n in o.erased.items()]
+    rows += [
+        ("erased", "erasure runs", str(o.erasure_runs)),
+        ("staff", "accounts added", str(len(o.staff_added))),
+        ("staff", "accounts deactivated", str(len(o.staff_removed))),
+    ]
+    return rows
+
+
+def report_csv(report: MonthlyReport) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["month", "section", "item", "value"])
+    for section, item, value in figures(report):
+        writer.writerow([report.month.strftime("%Y-%m"), section, item, value])
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    shown: str  # the value as printed beside the bar
+
+
+def charts(report: MonthlyReport) -> dict[str, list[Bar]]:
+    """The report's charts, as bars: calls by hour, bookings by day, capacity use by venue."""
+    first, last = month_bounds(report.month)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return {
+        "calls_by_hour": [
+            Bar(f"{h}時", report.calls.by_hour.get(h, 0), str(report.calls.by_hour.get(h, 0)))
+            for h in range(7, 21)
+        ],
+        "bookings_by_day": [
+            Bar(str(d.day), report.bookings.by_day.get(d, 0), str(report.bookings.by_day.get(d, 0)))
+            for d in days
+        ],
+        "capacity_by_venue": [
+            Bar(v.name, v.use or 0.0, f"{(v.use or 0) * 100:.0f}%")
+            for v in report.venues
+            if v.capacity
+        ],
+    }
+
+
+def render_html(report: MonthlyReport, *, console: bool = False) -> str:
+    """The printable report (standalone HTML with inline SVG charts)."""
+    environment = Environment(
+        loader=PackageLoader("agent_console", "templates"), autoescape=select_autoescape()
+    )
+    _first, last = month_bounds(report.month)
+
+    def pct(value: float | None) -> str:
+        return "—" if value is None else f"{value * 100:.1f}%"
+
+    def secs(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0f}秒"
+
+    return environment.get_template("report.html").render(
+        report=report,
+        charts=charts(report),
+        last=last,
+        pct=pct,
+        secs=secs,
+        level_seconds=calls.SERVICE_LEVEL_SECONDS,
+        channel_names=CHANNEL_NAMES,
+        console=console,
+        made_at=datetime.now(TOKYO).strftime("%Y-%m-%d %H:%M"),
+    )
