@@ -63,6 +63,15 @@ class MonthlyReport:
         return f"{self.month.year}年{self.month.month}月 業務報告"
 
     @property
+    def capacity_by_day(self) -> list[tuple[date, int, int]]:
+        """Every venue together, day by day: (day, seats, taken)."""
+        days: dict[date, tuple[int, int]] = {}
+        for d in self.capacity_days:
+            seats, taken = days.get(d.day, (0, 0))
+            days[d.day] = (seats + d.capacity, taken + d.taken)
+        return [(day, seats, taken) for day, (seats, taken) in sorted(days.items())]
+
+    @property
     def no_shows(self) -> int:
         return sum(v.no_shows for v in self.venues)
 
@@ -107,7 +116,8 @@ def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
         capacity, taken = seats.get(cap.venue_id, (0, 0))
         seats[cap.venue_id] = (capacity + cap.capacity, taken + cap.taken)
     rows = []
-    for venue_id in sorted(set(tallies) | set(seats), key=lambda v: (v not in venue_names, v)):
+    order = {venue_id: i for i, venue_id in enumerate(venue_names)}  # the ward's own order
+    for venue_id in sorted(set(tallies) | set(seats), key=lambda v: (order.get(v, 999), v)):
         tally = tallies.get(venue_id, _Tally())
         capacity, taken = seats.get(venue_id, (0, 0))
         rows.append(

@@ -114,3 +114,17 @@ def test_auditors_see_the_erasure_records_and_print_a_certificate(console: Conso
     assert events(console, login_id=login, action="erasure.certificate")
     agent, _ = console.signed_in("agent")
     assert agent.get("/console/erasures").status_code == 403
+
+
+def test_supervisors_open_the_monthly_report_and_its_csv(console: Console) -> None:
+    supervisor, login = console.signed_in("supervisor")
+    page = supervisor.get("/console/reports/monthly", params={"month": "2026-12"})
+    assert page.status_code == 200
+    assert "2026年12月 業務報告" in page.text and page.text.count("<svg") == 3
+    assert page.headers["cache-control"] == "no-store"
+    figures = supervisor.get("/console/reports/monthly.csv", params={"month": "2026-12"})
+    assert figures.headers["content-type"].startswith("text/csv")
+    assert "2026-12,calls,received," in figures.text
+    assert events(console, login_id=login, action="report.monthly")
+    agent, _ = console.signed_in("agent")
+    assert agent.get("/console/reports/monthly").status_code == 403
