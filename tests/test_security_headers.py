@@ -62,3 +62,15 @@ def test_templates_have_no_inline_script(template: Path) -> None:
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), "inline <script>"
     assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler"
     assert "javascript:" not in html
+
+
+def test_the_phone_line_never_asks_for_a_my_number() -> None:
+    """Minimal collection: no prompt in any language asks for the individual number."""
+    import tomllib
+
+    for language in ("ja", "en", "ko"):
+        prompts = tomllib.loads((ROOT / "ivr" / "prompts" / f"{language}.toml").read_text("utf-8"))
+        for key, said in prompts.items():
+            lowered = str(said).lower()
+            for asking in ("個人番号", "12桁", "individual number", "개인번호", "12자리"):
+                assert asking not in lowered, (language, key)

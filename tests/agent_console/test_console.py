@@ -485,6 +485,12 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
         made = booking.booking_by_code(db, code=code.group(1))
         assert made.channel == "agent"
         assert staff.check_chain(db).intact
+    # The audit log itself holds IDs, never the resident's data.
+    national = "0" + call.from_number[3:]
+    for event in events(console, login_id=login):
+        written = " ".join((event.subject_id, event.detail, event.client, event.login_id))
+        for personal in (call.from_number, call.from_number[1:], national, "カンサ", "1970-07-07"):
+            assert personal not in written, (event.action, written)
 
 
 def test_a_callback_is_taken_on_by_one_agent_and_its_outcome_recorded(console: Console) -> None:
