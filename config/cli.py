@@ -28,6 +28,17 @@ Everyday use:
                                        without Redis, `serve` sends them itself)
   madoguchi call                       phone the running service's IVR from this terminal
   madoguchi call --from anonymous --lang en     (a withheld number, in English)
+  madoguchi call --lang ko             in Korean (8 at the first menu)
+
+The ward's records and its contract:
+  madoguchi report monthly --month 2026-10     the monthly report (HTML with charts, CSV)
+  madoguchi erase                      erase what is past MADOGUCHI_RETENTION_DAYS now (the
+                                       daily job does it too) and print the certificate
+  madoguchi erase --list               the erasure records; --certificate N prints one
+  madoguchi keys rotate                re-encrypt every personal field under the newest key
+                                       (put it first in MADOGUCHI_DATA_KEYS and restart first)
+  madoguchi export --out ward.zip      the ward's data as CSV files (the contract's end)
+  madoguchi erase --all --yes          then erase every resident's data, with a certificate
 
 Settings come from MADOGUCHI_* environment variables, e.g.
   MADOGUCHI_DATABASE_URL=postgresql://user@host/madoguchi
