@@ -4,6 +4,7 @@ free time (each resident is told through the reminder pipeline). Every action is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from urllib.parse import urlencode
@@ -338,28 +339,20 @@ def _to_counter(venue: str, **said: str) -> Response:
     return RedirectResponse("/console/manage/counter?" + urlencode({"venue": venue, **said}), 303)
 
 
-@router.post("/counter/check-in")
-async def counter_check_in(request: Request) -> Response:
-    form = await request.form()
-    venue, code = str(form.get("venue", "")), str(form.get("code", ""))
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            found = booking.check_in(db, code=code, venue_id=venue)
-        except BookingError as refused:
-            db.rollback()
-            return _to_counter(venue, error=refused.message("ja"))
-        _log(db, seat, request, "counter.check_in", "booking", found.id)
-        db.commit()
-    return _to_counter(
-        venue, done=f"予約番号 {found.code}（{found.party_size}名）を受け付けました。"
-    )
+@dataclass(frozen=True)
+class Done:
+    """What a counter action did: the audit event (action, subject kind and id) and the line
+    the counter's list says."""
+
+    action: str
+    kind: str
+    subject: str | int
+    said: str
 
 
-@router.post("/counter/bookings/{booking_id}/done")
-async def counter_done(request: Request, booking_id: int) -> Response:
+async def _counter_action(request: Request, act: Callable[[DbSession, str], Done]) -> Response:
+    """One button on the counter's list: checked, done in one transaction with its audit
+    event, and back to the list saying what happened (or why not)."""
     form = await request.form()
     venue = str(form.get("venue", ""))
     with _db(request) as db:
@@ -367,51 +360,60 @@ async def counter_done(request: Request, booking_id: int) -> Response:
         if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
             return _render(request, "expired.html", seat, status_code=403)
         try:
-            finished = booking.set_status(db, booking_id=booking_id, status="completed")
+            done = act(db, str(form.get("code", "")))
         except BookingError as refused:
             db.rollback()
             return _to_counter(venue, error=refused.message("ja"))
-        _log(db, seat, request, "counter.completed", "booking", booking_id)
+        _log(db, seat, request, done.action, done.kind, done.subject)
         db.commit()
-    return _to_counter(venue, done=f"予約番号 {finished.code} の手続きを完了にしました。")
+    return _to_counter(venue, done=done.said)
+
+
+@router.post("/counter/check-in")
+async def counter_check_in(request: Request) -> Response:
+    venue = str((await request.form()).get("venue", ""))
+
+    def act(db: DbSession, code: str) -> Done:
+        found = booking.check_in(db, code=code, venue_id=venue)
+        said = f"予約番号 {found.code}（{found.party_size}名）を受け付けました。"
+        return Done("counter.check_in", "booking", found.id, said)
+
+    return await _counter_action(request, act)
+
+
+@router.post("/counter/bookings/{booking_id}/done")
+async def counter_done(request: Request, booking_id: int) -> Response:
+    def act(db: DbSession, _code: str) -> Done:
+        finished = booking.set_status(db, booking_id=booking_id, status="completed")
+        said = f"予約番号 {finished.code} の手続きを完了にしました。"
+        return Done("counter.completed", "booking", booking_id, said)
+
+    return await _counter_action(request, act)
 
 
 @router.post("/counter/bookings/{booking_id}/call")
 async def counter_call(request: Request, booking_id: int) -> Response:
     """Call a checked-in resident to the counter (呼出): their wait ends here."""
-    form = await request.form()
-    venue = str(form.get("venue", ""))
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            called = booking.call_to_counter(db, booking_id=booking_id)
-        except BookingError as refused:
-            db.rollback()
-            return _to_counter(venue, error=refused.message("ja"))
-        _log(db, seat, request, "counter.call", "booking", booking_id)
-        db.commit()
-    return _to_counter(venue, done=f"予約番号 {called.code} の方をお呼びしました。")
+
+    def act(db: DbSession, _code: str) -> Done:
+        called = booking.call_to_counter(db, booking_id=booking_id)
+        return Done(
+            "counter.call", "booking", booking_id, f"予約番号 {called.code} の方をお呼びしました。"
+        )
+
+    return await _counter_action(request, act)
 
 
 @router.post("/counter/walk-ins/{number}/call")
 async def counter_call_walk_in(request: Request, number: int) -> Response:
     """Call today's queue number to the counter."""
-    form = await request.form()
-    venue = str(form.get("venue", ""))
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            booking.call_walk_in(db, venue_id=venue, number=number)
-        except BookingError as refused:
-            db.rollback()
-            return _to_counter(venue, error=refused.message("ja"))
-        _log(db, seat, request, "counter.call_walk_in", "walk_in", number)
-        db.commit()
-    return _to_counter(venue, done=f"{number}番の方をお呼びしました。")
+    venue = str((await request.form()).get("venue", ""))
+
+    def act(db: DbSession, _code: str) -> Done:
+        booking.call_walk_in(db, venue_id=venue, number=number)
+        return Done("counter.call_walk_in", "walk_in", number, f"{number}番の方をお呼びしました。")
+
+    return await _counter_action(request, act)
 
 
 @router.post("/counter/walk-in")

@@ -22,8 +22,8 @@ import os
 import platform
 import random
 import secrets
-import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
 from cryptography.fernet import Fernet
 from tqdm import tqdm
 
@@ -48,6 +47,10 @@ from ivr.media_client import MediaStreamSender
 from ivr.media_stream import RECENT_STREAMS
 from ivr.twilio_api import TwilioApi
 
+# The tests' live-server helper, from the repository this script sits in.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.live import listening_socket, serving
+
 TOKEN = secrets.token_hex(16)
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "speech" / "ko_book.ulaw"
 
@@ -61,9 +64,7 @@ class Line:
 @contextmanager
 def served(model: str, threads: int) -> Iterator[Line]:
     with tempfile.TemporaryDirectory() as tmp:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock, base_url = listening_socket()
         settings = Settings(
             database_url=f"sqlite:///{tmp}/bench.db",
             data_dir=Path(tmp),
@@ -88,18 +89,11 @@ def served(model: str, threads: int) -> Iterator[Line]:
             base_url=twilio.base_url,
             timeout=5,
         )
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
         try:
-            yield Line(base_url, twilio)
+            with serving(app, sock):
+                yield Line(base_url, twilio)
         finally:
             twilio.stop()
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
 
 
 @dataclass

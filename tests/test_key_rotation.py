@@ -3,10 +3,8 @@ or phone number in clear. On a database of the test's own (SQLite and PostgreSQL
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from config.db import make_engine, make_sessionmaker
 from config.rotate import rotate, under_old_keys
 from ivr import service as calls
 from reminders import service as reminders
+from tests.cli import madoguchi
 from tests.conftest import FakeClock
 from tests.reminders.conftest import RULES
 
@@ -106,21 +105,15 @@ def test_rotation_moves_every_field_to_the_new_key(fresh_database: str) -> None:
 def test_the_command_guides_and_rotates(fresh_database: str, tmp_path: Path) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     fill(fresh_database, old)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")}
-    env |= {
-        "MADOGUCHI_DATABASE_URL": fresh_database,
-        "MADOGUCHI_DATA_DIR": str(tmp_path),
-        "MADOGUCHI_LOOKUP_KEY": LOOKUP,
-    }
 
     def keys(data_keys: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "config.cli", "keys", "rotate"],
-            env=env | {"MADOGUCHI_DATA_KEYS": data_keys},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        return madoguchi(
+            "keys",
+            "rotate",
+            data_dir=tmp_path,
+            database_url=fresh_database,
+            data_keys=data_keys,
+            lookup_key=LOOKUP,
         )
 
     alone = keys(old)

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +25,7 @@ from booking.context import TOKYO
 from booking.models import Slot
 from config.db import make_engine, make_sessionmaker
 from ivr import service as calls
+from tests.cli import madoguchi
 from tests.conftest import FakeClock, make_context
 
 MONTH = date(2027, 1, 1)
@@ -305,32 +302,17 @@ def test_the_report_prints_with_charts_and_its_csv_holds_the_figures(
     assert figures[("calls", "received")] == str(want.received)
     assert figures[("bookings", "made")] == str(want.made)
     assert figures[("bookings", "cancelled")] == str(want.cancelled)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")}
-    env |= {
-        "MADOGUCHI_DATABASE_URL": url,
-        "MADOGUCHI_DATA_DIR": str(tmp_path),
-        "MADOGUCHI_DATA_KEYS": Fernet.generate_key().decode(),
-        "MADOGUCHI_LOOKUP_KEY": "k" * 32,
-    }
-    done = subprocess.run(  # noqa: S603 (our own command)
-        [
-            sys.executable,
-            "-m",
-            "config.cli",
-            "report",
-            "monthly",
-            "--month",
-            "2027-01",
-            "--html",
-            str(tmp_path / "r.html"),
-            "--csv",
-            str(tmp_path / "r.csv"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = madoguchi(
+        "report",
+        "monthly",
+        "--month",
+        "2027-01",
+        "--html",
+        str(tmp_path / "r.html"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+        data_dir=tmp_path,
+        database_url=url,
     )
     assert done.returncode == 0, done.stderr
     assert f"calls: {want.received} received" in done.stdout

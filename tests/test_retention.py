@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +27,7 @@ from config.retention import erase_all, erase_expired, erase_expired_daily
 from config.settings import Settings
 from ivr import service as calls
 from reminders import service as reminders
+from tests.cli import madoguchi
 from tests.conftest import TEST_VAULT, FakeClock, make_context
 from tests.reminders.conftest import RULES
 from tests.test_key_rotation import dump
@@ -224,23 +222,9 @@ def test_the_erase_command_asks_before_erasing_everything(
     fresh_database: str, tmp_path: Path
 ) -> None:
     ward(fresh_database, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")}
-    env |= {
-        "MADOGUCHI_DATABASE_URL": fresh_database,
-        "MADOGUCHI_DATA_DIR": str(tmp_path),
-        "MADOGUCHI_DATA_KEYS": Fernet.generate_key().decode(),
-        "MADOGUCHI_LOOKUP_KEY": "k" * 32,
-    }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 (our own command)
-            [sys.executable, "-m", "config.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return madoguchi(*args, data_dir=tmp_path, database_url=fresh_database)
 
     refused = run("erase", "--all")
     assert refused.returncode == 2 and "Export first" in refused.stderr

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from cryptography.fernet import Fernet
 from playwright.sync_api import Browser, Page, Route, sync_playwright
@@ -42,6 +39,7 @@ from config.settings import Settings
 from ivr.fake_twilio import FakeTwilio
 from ivr.twilio_api import TwilioApi
 from tests.conftest import START, FakeClock, make_context
+from tests.live import listening_socket, serving
 
 E2E_DIR = Path(__file__).parent
 SCREENSHOTS = E2E_DIR / "screenshots"
@@ -115,12 +113,10 @@ class LiveServer:
         return self.base_url + path
 
 
-def _wait_healthy(url: str, thread: threading.Thread, timeout: float = 15.0) -> None:
+def _wait_healthy(url: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        if not thread.is_alive():
-            raise RuntimeError("the live server stopped while starting (see the log above)")
         try:
             status = httpx.get(url, timeout=2, trust_env=False).status_code
         except httpx.TransportError as exc:
@@ -167,26 +163,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         timeout=5,
     )
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; uvicorn serves this socket
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="e2e-uvicorn", daemon=True
-    )
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
+    sock, base_url = listening_socket()
     try:
-        _wait_healthy(base_url + "/healthz", thread)
-        yield LiveServer(base_url=base_url, clock=clock, sessions=sessions, twilio=twilio)
+        with serving(app, sock, name="e2e-uvicorn"):
+            _wait_healthy(base_url + "/healthz")
+            yield LiveServer(base_url=base_url, clock=clock, sessions=sessions, twilio=twilio)
     finally:
         twilio.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         engine.dispose()
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,6 +30,7 @@ from ivr.twilio_api import TwilioApi
 from tests.conftest import FakeClock, make_context
 from tests.ivr.conftest import new_mobile
 from tests.ivr.speech_fixtures import KO_MODEL, audio
+from tests.live import listening_socket, serving
 
 TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"  # noqa: S105 (the test line's token)
 
@@ -89,10 +87,7 @@ class VoiceLine:
 
 @pytest.fixture
 def voice_line(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[VoiceLine]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, base_url = listening_socket()
     settings = Settings(
         database_url=engine.url.render_as_string(hide_password=False),
         environment="test",
@@ -114,21 +109,13 @@ def voice_line(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[Voi
         base_url=twilio.base_url,
         timeout=5,
     )
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     http = httpx.Client(base_url=base_url, timeout=10)
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
     try:
-        yield VoiceLine(base_url, twilio, app.state.sessions, http)
+        with serving(app, sock):
+            yield VoiceLine(base_url, twilio, app.state.sessions, http)
     finally:
         http.close()
         twilio.stop()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def korean_call(line: VoiceLine) -> PhoneCall:

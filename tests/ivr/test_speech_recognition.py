@@ -4,9 +4,6 @@ grammar recognition of real (synthesised) Korean answers with the real vosk-mode
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import soxr
 from ivr import recognition
 from ivr.audio import FRAME_BYTES, MULAW_TO_PCM16, Resampler, decode_mulaw
 from ivr.recognition import Grammar, Listener, SpeechModelError, SpeechModels, grammar_for
+from tests.cli import madoguchi
 from tests.ivr.speech_fixtures import KO_MODEL, audio
 
 
@@ -148,18 +146,12 @@ def test_languages_without_a_model_take_keys_only(models: SpeechModels) -> None:
 
 
 def test_serve_refuses_a_broken_model_and_says_what_to_fix(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MADOGUCHI_")}
-    env |= {
-        "MADOGUCHI_DATA_DIR": str(tmp_path),
-        "MADOGUCHI_VOSK_MODEL_JA": str(tmp_path / "vosk-model-small-ja-0.22"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "config.cli", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = madoguchi(
+        "serve",
+        "--port",
+        "0",
+        data_dir=tmp_path,
+        vosk_model_ja=str(tmp_path / "vosk-model-small-ja-0.22"),
     )
     assert done.returncode == 2
     assert "Cannot start: MADOGUCHI_VOSK_MODEL_JA=" in done.stderr
