@@ -146,3 +146,28 @@ def test_the_days_figures_count_no_shows_walk_ins_and_waits(db: Session, clock: 
         )
         == []
     )
+
+
+def test_a_no_show_arriving_late_takes_the_seats_back(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    slot = make_slot(2)
+    late, other = book(db, slot), book(db, slot)
+    third = book(db, make_slot(1))
+    clock.set(late.starts_at.astimezone(TOKYO) + timedelta(minutes=1))
+    service.check_in(db, code=other.code, venue_id="main")
+    clock.set(late.starts_at.astimezone(TOKYO) + timedelta(minutes=16))
+    assert late.id in service.mark_no_shows(db, late_after=LATE)
+    assert booked(db, slot) == 1
+    arrived = service.check_in(db, code=late.code, venue_id="main")  # 16 minutes late
+    assert arrived.status == "checked_in"
+    assert booked(db, slot) == 2  # the seat is theirs again
+    # When a walk-in took the seat meanwhile, the late resident is counted over the capacity.
+    clock.set(third.starts_at.astimezone(TOKYO) + timedelta(minutes=16))
+    service.mark_no_shows(db, late_after=LATE)
+    db.execute(text("UPDATE slot SET booked = capacity WHERE id = :s"), {"s": third.slot_id})
+    service.check_in(db, code=third.code, venue_id="main")
+    row = db.execute(
+        text("SELECT capacity, booked, kept_over FROM slot WHERE id = :s"), {"s": third.slot_id}
+    ).one()
+    assert (row.booked, row.kept_over) == (row.capacity + 1, 1)
