@@ -3,7 +3,9 @@ pump after a commit, and `madoguchi worker` (an RQ worker with RQ's scheduler)."
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -147,6 +149,31 @@ def _watch_pump(redis: Redis, jobs: Jobs, stop: threading.Event, every: float) -
             log.warning("Redis unreachable: %s", exc)
 
 
+def _housekeeping(
+    redis: Redis, sessions: sessionmaker[Session], settings: Settings, stop: threading.Event
+) -> None:
+    """The periodic upkeep (schedule horizon, lapsed holds, no-shows, the daily erasure) when
+    the service runs as web processes plus workers: one worker at a time runs it (a Redis lock
+    per database), every few minutes, starting at once."""
+    from config.app import HOUSEKEEPING_SECONDS, housekeep  # app wires this module
+
+    lock = (
+        "madoguchi:housekeeping:"
+        + hashlib.sha256(settings.sqlalchemy_url.encode()).hexdigest()[:16]
+    )
+    late = timedelta(minutes=settings.no_show_after_minutes)
+    while True:
+        try:
+            if redis.set(lock, str(os.getpid()), nx=True, ex=int(HOUSEKEEPING_SECONDS * 0.8)):
+                housekeep(sessions, late, settings)
+        except RedisError as exc:
+            log.warning("Redis unreachable, housekeeping skipped: %s", exc)
+        except Exception:  # keep working; the next round tries again
+            log.exception("housekeeping failed")
+        if stop.wait(HOUSEKEEPING_SECONDS):
+            return
+
+
 def run_worker(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -171,6 +198,10 @@ def run_worker(
         daemon=True,
     )
     watcher.start()
+    keeper = threading.Thread(
+        target=_housekeeping, args=(redis, sessions, settings, stop), daemon=True
+    )
+    keeper.start()
     if on_start is not None:
         on_start()
     # SimpleWorker: jobs run in this process, sharing its database pool (a forked child

@@ -314,3 +314,20 @@ def test_redis_stopped_and_started_loses_nothing(
             if worker.poll() is None:
                 ward.kill(worker)
         redis.stop()
+
+
+def test_workers_keep_house_one_at_a_time(ward: Ward) -> None:
+    """With web processes and workers (no `serve`), the workers do the periodic upkeep: one
+    of them at a time (a lock in Redis), at once on start; here seen by the daily erasure
+    run's record (the retention rule runs in production, not only under `serve`)."""
+    from agent_console import service as staff
+
+    def runs() -> int:
+        with ward.sessions() as db:
+            return len(staff.erasures(db))
+
+    ward.start_worker()
+    ward.start_worker()
+    ward.wait_for(lambda: runs() >= 1, 30, "the workers' housekeeping", runs)
+    time.sleep(3)
+    assert runs() == 1  # one worker took the lock; the other skipped this round
