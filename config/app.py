@@ -47,6 +47,7 @@ from ivr.routes import PhoneLine
 from ivr.routes import router as ivr_router
 from reminders import jobs as reminder_jobs
 from reminders.routes import router as reminders_router
+from reminders.routes import stop_router as reminders_stop_router
 
 
 def booking_context(settings: Settings) -> BookingContext:
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(ivr_router)
     app.include_router(media_stream_router)
     app.include_router(reminders_router)
+    app.include_router(reminders_stop_router)
     app.include_router(calendar_router)
     console.install(app)
     app.mount("/static", StaticFiles(packages=[("booking.pages", "static")]), name="static")

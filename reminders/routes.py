@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
+from booking.pages.forms import csrf_ok
+from booking.pages.manage import managed_booking_id
 from ivr.routes import forbidden, signed_form
 from reminders import service
 
@@ -32,3 +34,31 @@ async def message_status(request: Request, m: int) -> Response:
     if not await run_in_threadpool(work):
         return PlainTextResponse("no such message", status_code=404)
     return Response(status_code=204)
+
+
+# The resident's own "stop messages", from the booking they manage on the web (its code and
+# second factor proved; the booking pages own that proof, this package the messages).
+stop_router = APIRouter(include_in_schema=False)
+
+
+@stop_router.post("/manage/messages/stop")
+async def stop_messages(request: Request) -> Response:
+    """No more reminders or notices for this booking (or, ticked, for every booking of its
+    phone number); what is not sent yet is dropped. Also reachable from the console."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    booking_id = managed_booking_id(request)
+    if booking_id is None or not csrf_ok(request, form.get("csrf")):
+        return RedirectResponse("/manage", status_code=303)
+
+    def stop() -> None:
+        with request.app.state.sessions() as db:
+            service.opt_out(
+                db,
+                booking_id=booking_id,
+                whole_number=form.get("scope") == "number",
+                source="resident",
+            )
+            db.commit()
+
+    await run_in_threadpool(stop)
+    return RedirectResponse("/manage/booking?stopped=1", status_code=303)

@@ -84,6 +84,12 @@ async def lookup(request: Request) -> Response:
     return response
 
 
+def managed_booking_id(request: Request) -> int | None:
+    """The booking this browser proved it may manage (code and second factor), if any: for
+    the pages of other packages that act on it (stopping its messages)."""
+    return _managed(request)
+
+
 def _managed(request: Request) -> int | None:
     token = request.cookies.get(MANAGE_COOKIE)
     if not token:
@@ -108,7 +114,12 @@ def managed(request: Request) -> Response:
     booking_id = _managed(request)
     if booking_id is None:
         return RedirectResponse("/manage", status_code=303)
-    return _show(request, booking_id, moved=request.query_params.get("moved") == "1")
+    return _show(
+        request,
+        booking_id,
+        moved=request.query_params.get("moved") == "1",
+        stopped=request.query_params.get("stopped") == "1",
+    )
 
 
 @router.get("/manage/cancel")
