@@ -3,6 +3,7 @@ and second factor): for the booking, or for every booking of their number."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -19,10 +20,15 @@ from tests.conftest import FakeClock, SlotMaker, app_for, make_context
 from tests.ivr.conftest import new_mobile
 from tests.reminders.conftest import RULES
 
+_addresses = itertools.count(1)
+
 
 @pytest.fixture
 def browser(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(app_for(engine, clock, tmp_path)) as http:
+    # An address of its own: booking lookups are limited per address, and other tests look up.
+    n = next(_addresses)
+    address = (f"10.251.{n >> 8 & 255}.{n & 255}", 50000)
+    with TestClient(app_for(engine, clock, tmp_path), client=address) as http:
         yield http
 
 
