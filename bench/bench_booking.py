@@ -7,7 +7,6 @@ See --help and bench/README.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
@@ -21,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -30,8 +29,8 @@ from typing import Any
 
 import psycopg
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import Engine, select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
@@ -42,9 +41,8 @@ from booking.models import Slot
 from booking.personal import Vault
 from booking.service import ResidentInput
 from config.db import make_engine, make_sessionmaker
-from config.migrate import upgrade
+from config.migrate import throwaway_database
 from config.sample import sample_ward
-from config.settings import normalise_database_url
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "latest.json"
@@ -255,25 +253,6 @@ def describe_cpu(cpu: CpuUse, ops: int, unit: str) -> str:
 
 
 # --- The throwaway database and the bench slots ---------------------------------------------
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str, keep: bool) -> Iterator[URL]:
-    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"madoguchi_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_database_url(admin_url)).set(database=name)
-    try:
-        upgrade(url.render_as_string(hide_password=False))
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
@@ -1208,7 +1187,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with throwaway_database(args.database_url, args.keep_database) as url:
+    with throwaway_database(
+        args.database_url, prefix="madoguchi_bench", keep=args.keep_database
+    ) as url:
         vault = Vault.from_keys([Fernet.generate_key().decode()], secrets.token_urlsafe(32))
         ctx = BookingContext(vault=vault, rules=BookingRules(), clock=fixed_clock)
         pool = args.clients + 2

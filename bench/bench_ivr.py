@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,16 +32,16 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from tqdm import tqdm
 
 from booking import schedule
 from booking.context import TOKYO
 from config.app import booking_context
 from config.db import make_engine, make_sessionmaker
-from config.migrate import upgrade
+from config.migrate import throwaway_database
 from config.sample import sample_ward
-from config.settings import Settings, normalise_database_url
+from config.settings import Settings
 from ivr import flow
 from ivr.caller import PhoneCall
 
@@ -261,25 +261,6 @@ def describe_cpu(before: CpuMark, after: CpuMark, webhooks: int) -> tuple[str, f
 
 
 # --- the database and the server ------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str, keep: bool) -> Iterator[URL]:
-    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"madoguchi_bench_ivr_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_database_url(admin_url)).set(database=name)
-    try:
-        upgrade(url.render_as_string(hide_password=False))
-        yield url
-    finally:
-        if keep:
-            print(f"kept database {name}")
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass(frozen=True)
@@ -915,7 +896,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     keys = Keys()
     with (
-        throwaway_database(args.database_url, args.keep_database) as url,
+        throwaway_database(
+            args.database_url, prefix="madoguchi_bench_ivr", keep=args.keep_database
+        ) as url,
         tempfile.NamedTemporaryFile(prefix="madoguchi-bench-ivr-", suffix=".log") as log,
     ):
         engine = create_engine(url.render_as_string(hide_password=False), pool_size=5)

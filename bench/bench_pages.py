@@ -32,17 +32,16 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from tqdm import tqdm
 
 from booking import schedule
 from booking.context import TOKYO
 from config.app import booking_context, create_app
 from config.db import make_engine, make_sessionmaker
-from config.migrate import upgrade
+from config.migrate import throwaway_database, upgrade
 from config.sample import sample_ward
-from config.settings import Settings, normalise_database_url
+from config.settings import Settings
 
 # A Monday morning in Tokyo: the calendar opens on November 2026 and the window runs 45 days.
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=TOKYO)
@@ -87,19 +86,8 @@ def sqlite_database() -> Iterator[str]:
 
 @contextlib.contextmanager
 def postgres_database(admin_url: str) -> Iterator[str]:
-    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"madoguchi_bench_pages_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_database_url(admin_url)).set(database=name)
-    rendered = url.render_as_string(hide_password=False)
-    try:
-        upgrade(rendered)
-        yield rendered
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_database(admin_url, prefix="madoguchi_bench_pages") as url:
+        yield url.render_as_string(hide_password=False)
 
 
 def busy_month(url: str, seed: int) -> TestClient:

@@ -9,31 +9,28 @@ Needs PostgreSQL and Redis (the CI machine's by default). See --help and bench/R
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import platform
 import secrets
 import time
-from collections.abc import Iterator
 from datetime import date
 from datetime import time as clock_time
 
 from cryptography.fernet import Fernet
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import text
 from tqdm import tqdm
 
 from booking import schedule
 from booking import service as booking
 from booking.service import ResidentInput
 from config.app import session_factory
-from config.migrate import upgrade
+from config.migrate import throwaway_database
 from config.queue import RqJobs
 from config.sample import sample_ward
-from config.settings import Settings, normalise_database_url
+from config.settings import Settings
 from ivr.fake_twilio import FakeTwilio
 from ivr.twilio_api import TwilioApi
 from reminders import jobs
@@ -44,22 +41,6 @@ from reminders.service import ReminderRules
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 RULES = ReminderRules(clock_time(18), None, quiet_from=clock_time(0), quiet_until=clock_time(0))
-
-
-@contextlib.contextmanager
-def throwaway_database(admin_url: str) -> Iterator[URL]:
-    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"madoguchi_bench_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_database_url(admin_url)).set(database=name)
-    try:
-        upgrade(url.render_as_string(hide_password=False))
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_bookings(settings: Settings, count: int) -> None:
@@ -141,7 +122,10 @@ def main() -> None:
     redis = Redis.from_url(args.redis_url)
     redis.flushdb()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    with throwaway_database(args.database_url) as url, FakeTwilio() as twilio:
+    with (
+        throwaway_database(args.database_url, prefix="madoguchi_bench") as url,
+        FakeTwilio() as twilio,
+    ):
         settings = Settings(
             environment="test",
             database_url=url.render_as_string(hide_password=False),
