@@ -147,9 +147,7 @@ def _render(
         {"seat": seat, "role_names": ROLE_NAMES, "local": _local, **context},
         status_code=status_code,
     )
-    # Staff pages show residents' data: never cached, never framed.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
+    # Never cached, never framed: config.security.SecurityHeaders says so for every page.
     return response
 
 
@@ -1220,35 +1218,31 @@ def _month(value: str, db: DbSession) -> date:
         return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
-@router.get("/reports/monthly", response_class=HTMLResponse)
-def monthly_report_page(request: Request, month: str = "") -> Response:
-    """The monthly report for the ward, printable (supervisors and auditors)."""
+def _monthly(request: Request, month: str, action: str) -> report.MonthlyReport:
+    """The month's report for a supervisor or an auditor, its opening audited."""
     with _db(request) as db:
         seat = _seat(request, db, "auditor", "supervisor")
         chosen = _month(month, db)
         made = report.monthly_report(db, month=chosen)
-        _log(db, seat, request, "report.monthly", "report", chosen.strftime("%Y-%m"))
+        _log(db, seat, request, action, "report", chosen.strftime("%Y-%m"))
         db.commit()
-    response = HTMLResponse(report.render_html(made, console=True))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return made
+
+
+@router.get("/reports/monthly", response_class=HTMLResponse)
+def monthly_report_page(request: Request, month: str = "") -> Response:
+    """The monthly report for the ward, printable (supervisors and auditors)."""
+    made = _monthly(request, month, "report.monthly")
+    return HTMLResponse(report.render_html(made, console=True))
 
 
 @router.get("/reports/monthly.csv")
 def monthly_report_csv(request: Request, month: str = "") -> Response:
-    with _db(request) as db:
-        seat = _seat(request, db, "auditor", "supervisor")
-        chosen = _month(month, db)
-        made = report.monthly_report(db, month=chosen)
-        _log(db, seat, request, "report.monthly.csv", "report", chosen.strftime("%Y-%m"))
-        db.commit()
+    made = _monthly(request, month, "report.monthly.csv")
     return Response(
         "\ufeff" + report.report_csv(made),
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="report-{chosen:%Y-%m}.csv"',
-            "Cache-Control": "no-store",
-        },
+        headers={"Content-Disposition": f'attachment; filename="report-{made.month:%Y-%m}.csv"'},
     )
 
 
