@@ -265,23 +265,23 @@ def calendar_page(request: Request) -> Response:
 
 @router.post("/calendar/import", response_class=HTMLResponse)
 async def calendar_import(request: Request) -> Response:
-    """Import an uploaded .ics: what was created, already there, changed since, or refused."""
+    """Import an uploaded .ics: what was created, already there, changed since, or refused.
+    Who asks is checked first: nothing is read or fetched for a stranger."""
     form = await request.form()
-    upload = form.get("file")
-    data = await upload.read() if isinstance(upload, UploadFile) else b""
-    address = str(form.get("url", "")).strip()
-    fetch_error = None
-    if not data and address:
-        try:
-            data = await run_in_threadpool(fetch_calendar, address)
-        except CalendarFetchFailed as failed:
-            fetch_error = f"{address} を読めませんでした：{failed}"
     with _db(request) as db:
         seat = _seat(request, db, *MANAGERS)
         if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
             return _render(request, "expired.html", seat, status_code=403)
-        if fetch_error is not None:
-            return _render(request, "manage_import.html", seat, report=None, error=fetch_error)
+    upload = form.get("file")
+    data = await upload.read() if isinstance(upload, UploadFile) else b""
+    address = str(form.get("url", "")).strip()
+    if not data and address:
+        try:
+            data = await run_in_threadpool(fetch_calendar, address)
+        except CalendarFetchFailed as failed:
+            error = f"{address} を読めませんでした：{failed}"
+            return _render(request, "manage_import.html", seat, report=None, error=error)
+    with _db(request) as db:
         try:
             report = calendar.import_calendar(db, ics=data)
         except BookingError:

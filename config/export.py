@@ -20,9 +20,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking.base import Base
 from booking.personal import Vault
-from config.rotate import _import_models
+from config.tables import metadata
 
 # Columns that are credentials, not data.
 LEFT_OUT = {
@@ -40,10 +39,9 @@ def export(
     progress: Callable[[str, int], None] = lambda _table, _n: None,
 ) -> dict[str, int]:
     """Write the zip; returns the rows written per table."""
-    _import_models()
     written: dict[str, int] = {}
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for table in sorted(Base.metadata.tables.values(), key=lambda t: t.name):
+        for table in sorted(metadata.tables.values(), key=lambda t: t.name):
             if table.name in LEFT_OUT_TABLES:
                 continue
             columns = [c for c in table.columns if (table.name, c.name) not in LEFT_OUT]

@@ -16,7 +16,6 @@ migrations: it reads the tables of every package by their metadata, not their se
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -24,25 +23,18 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Column, Table, and_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking.base import Base
 from booking.personal import Vault
+from config.tables import metadata
 
 BATCH = 500
 
 
 def encrypted_columns() -> Iterator[tuple[Table, Column[str]]]:
     """Every personal field: the ``*_enc`` columns of every table, in a stable order."""
-    _import_models()
-    for table in sorted(Base.metadata.tables.values(), key=lambda t: t.name):
+    for table in sorted(metadata.tables.values(), key=lambda t: t.name):
         for column in table.columns:
             if column.name.endswith("_enc"):
                 yield table, column
-
-
-def _import_models() -> None:
-    """The models of every package, so the metadata holds all their tables."""
-    for package in ("agent_console", "booking", "calendar_sync", "ivr", "reminders"):
-        importlib.import_module(f"{package}.models")
 
 
 @dataclass

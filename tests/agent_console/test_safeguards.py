@@ -128,3 +128,19 @@ def test_supervisors_open_the_monthly_report_and_its_csv(console: Console) -> No
     assert events(console, login_id=login, action="report.monthly")
     agent, _ = console.signed_in("agent")
     assert agent.get("/console/reports/monthly").status_code == 403
+
+
+def test_a_calendar_url_is_fetched_only_for_a_signed_in_manager(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent_console import counter
+
+    fetched: list[str] = []
+    monkeypatch.setattr(counter, "fetch_calendar", lambda url: fetched.append(url) or b"")
+    stranger = console.browser()
+    stranger.post("/console/manage/calendar/import", data={"url": "http://192.0.2.1/x.ics"})
+    manager, _ = console.signed_in("counter_manager")
+    manager.post(
+        "/console/manage/calendar/import", data={"csrf": "forged", "url": "http://192.0.2.1/y"}
+    )
+    assert fetched == []  # neither a stranger nor a forged form makes the server fetch
