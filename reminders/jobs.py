@@ -115,11 +115,15 @@ def pump() -> str:
 
 def _deliver(rt: Runtime, out: Outgoing) -> Accepted:
     base = rt.public_base_url.rstrip("/")
-    status_url = f"{base}/reminders/status?m={out.id}"
     if out.channel == "sms":
+        status_url = f"{base}/reminders/status?m={out.id}"
         return rt.phone.send_sms(to=out.to, body=out.body, status_callback=status_url)
+    # A call's status (CallSid, CallStatus) goes to the IVR, which ends the call's record and
+    # settles the message: the SMS route reads MessageStatus, which a call never sends.
     return rt.phone.place_call(
-        to=out.to, url=f"{base}/ivr/voice?reminder={out.id}", status_callback=status_url
+        to=out.to,
+        url=f"{base}/ivr/voice?reminder={out.id}",
+        status_callback=f"{base}/ivr/status?reminder={out.id}",
     )
 
 

@@ -5,6 +5,7 @@ Twilio, stale and opted-out ones never sent; SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import datetime, time
+from urllib.parse import urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
@@ -219,8 +220,12 @@ def test_a_reminder_to_a_landline_is_a_call_that_can_cancel(desk: Desk) -> None:
     resident.press("1")  # yes, cancel it
     with desk.sessions() as db:
         assert booking.get_booking(db, booking_id=made.id).status == "cancelled"
+    # Twilio posts the call's status where the ward told it to: the IVR's status route.
+    [placed] = [c for c in desk.twilio.calls() if c.to == phone]
+    assert placed.status_callback == f"{PUBLIC}/ivr/status?reminder={reminder.id}"
     form = {"CallSid": resident.call_sid, "CallStatus": "completed", "CallDuration": "40"}
-    assert signed_post(desk, f"/ivr/status?reminder={reminder.id}", form).status_code == 204
+    callback = urlsplit(placed.status_callback)
+    assert signed_post(desk, f"{callback.path}?{callback.query}", form).status_code == 204
     assert desk.message(made.id, "reminder", "voice").status == "delivered"
 
 
