@@ -183,7 +183,7 @@ async def change(request: Request) -> Response:
             f"slots {_ids(slot_ids)}; {action} {capacity_text or c.reason}; "
             f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
         )
-        _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids)[:64], detail)
+        _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
         db.commit()
     said = f"{ACTIONS[action]}しました。"
     if moved:
@@ -216,7 +216,7 @@ def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Respon
         return _back(c, refused.message("ja"))
     when = "当日の開庁時" if release_hours is None else f"{release_hours}時間前"
     detail = f"slots {_ids(c.slot_ids)}; phone {phone}, walk-in {walk_in}, released {when}"
-    _log(db, seat, request, "manage.quota", "slots", _ids(c.slot_ids)[:64], detail)
+    _log(db, seat, request, "manage.quota", "slots", _ids(c.slot_ids), detail)
     db.commit()
     if phone == walk_in == 0:
         return _back(c, "確保席をなくしました。すべての受付方法で予約できます。")

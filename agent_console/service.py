@@ -310,7 +310,7 @@ def audit(
         login_id=staff.login_id if staff else (login_id or "-"),
         action=action,
         subject_kind=subject_kind,
-        subject_id=str(subject_id),
+        subject_id=str(subject_id)[:64],  # the column's width: a long list of ids is cut
         detail=detail,
         client=client[:64],
         prev_hash=head.last_hash,

@@ -31,7 +31,10 @@ class BookingError(Exception):
         return int(catalogue()[self.code]["status"])
 
     def message(self, language: str) -> str:
-        return str(catalogue()[self.code][language]).format(**self.params)
+        """The message in ``language``; in English where the catalogue has no such language
+        (the phone line speaks Korean, the engine's messages are Japanese and English)."""
+        texts = catalogue()[self.code]
+        return str(texts.get(language, texts["en"])).format(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {

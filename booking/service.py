@@ -1048,19 +1048,27 @@ def set_status(db: DbSession, *, booking_id: int, status: str) -> BookingView:
     ).first()
     if result is None:  # someone else changed it in between
         raise BookingError("invalid_status_change", current=current, target=status)
-    if current == "no_show":
+    if status == "no_show":  # as mark_no_shows does: the seats go back to the counter
+        slot_id, party = _seats_of(db, booking_id)
+        db.execute(_RELEASE_BOOKED, {"slot_id": slot_id, "seats": party})
+    elif current == "no_show":
         _retake_seats(db, booking_id)
     _record_event(db, booking_id, "status", int(result.version))
     return _view(db, booking_id)
+
+
+def _seats_of(db: DbSession, booking_id: int) -> tuple[int, int]:
+    slot_id, party = db.execute(
+        select(Booking.slot_id, Booking.party_size).where(Booking.id == booking_id)
+    ).one()
+    return int(slot_id), int(party)
 
 
 def _retake_seats(db: DbSession, booking_id: int) -> None:
     """A no-show arrived after all: their seats went back when they were marked, so take them
     again, as a walk-in may. If a walk-in has them now, the resident is served anyway: the
     seats are counted over the capacity on purpose (kept over), never lost from the count."""
-    slot_id, party = db.execute(
-        select(Booking.slot_id, Booking.party_size).where(Booking.id == booking_id)
-    ).one()
+    slot_id, party = _seats_of(db, booking_id)
     if _rowcount(db.execute(_CLAIM_BOOKED, _claim_params(db, slot_id, party, "walk_in"))) == 1:
         return
     db.execute(

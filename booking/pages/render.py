@@ -41,6 +41,6 @@ def not_found(request: Request, error: BookingError) -> HTMLResponse:
 
 
 def message_language(request: Request) -> str:
-    """The language for the engine's error messages (its catalogue has Japanese and English)."""
-    language = language_of(request)
-    return language if language in ("ja", "en") else "en"
+    """The language for the engine's error messages (BookingError.message falls back to
+    English for a language its catalogue lacks)."""
+    return language_of(request)

@@ -136,7 +136,12 @@ def test_a_calendar_url_is_fetched_only_for_a_signed_in_manager(
     from agent_console import counter
 
     fetched: list[str] = []
-    monkeypatch.setattr(counter, "fetch_calendar", lambda url: fetched.append(url) or b"")
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return b""
+
+    monkeypatch.setattr(counter, "fetch_calendar", fetch)
     stranger = console.browser()
     stranger.post("/console/manage/calendar/import", data={"url": "http://192.0.2.1/x.ics"})
     manager, _ = console.signed_in("counter_manager")

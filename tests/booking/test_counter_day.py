@@ -171,3 +171,17 @@ def test_a_no_show_arriving_late_takes_the_seats_back(
         text("SELECT capacity, booked, kept_over FROM slot WHERE id = :s"), {"s": third.slot_id}
     ).one()
     assert (row.booked, row.kept_over) == (row.capacity + 1, 1)
+
+
+def test_a_no_show_marked_by_hand_gives_its_seats_back_once(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    """The counter marking a no-show itself releases the seats like the automatic marking,
+    so the resident arriving after all takes them back exactly once."""
+    slot = make_slot(2)
+    made = book(db, slot, 2)
+    clock.set(made.starts_at.astimezone(TOKYO) + timedelta(minutes=20))
+    service.set_status(db, booking_id=made.id, status="no_show")
+    assert booked(db, slot) == 0
+    service.check_in(db, code=made.code, venue_id="main")
+    assert booked(db, slot) == 2

@@ -501,3 +501,9 @@ def test_attempts_are_counted_per_client_and_forgotten_after_a_day(
         select(ClientAttempt.client).where(ClientAttempt.client.in_(["client-a", "client-b"]))
     ).scalars()
     assert sorted(left) == []
+
+
+def test_an_error_in_a_language_the_catalogue_lacks_is_said_in_english() -> None:
+    """The phone line speaks Korean; the engine's messages are Japanese and English."""
+    refused = BookingError("slot_full")
+    assert refused.message("ko") == refused.message("en")
