@@ -22,7 +22,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
 
@@ -1209,13 +1215,19 @@ def audit_log(request: Request) -> Response:
     )
 
 
+class BadMonth(Exception):
+    """A report's month that is not one (?month=2026-13)."""
+
+
 def _month(value: str, db: DbSession) -> date:
-    """A report's month (YYYY-MM); the last whole month by default."""
+    """A report's month (YYYY-MM); the last whole month when none is given."""
+    if not value:
+        today: date = db.info["booking"].today()
+        return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
     try:
         return date.fromisoformat(value + "-01")
     except ValueError:
-        today: date = db.info["booking"].today()
-        return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        raise BadMonth(value) from None
 
 
 def _monthly(request: Request, month: str, action: str) -> report.MonthlyReport:
@@ -1342,6 +1354,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SignInNeeded, to_login)
     app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(MyNumberInForm, my_number)
+
+    def bad_month(request: Request, exc: Exception) -> Response:
+        return PlainTextResponse(
+            f"month={exc}: 月は 2026-10 の形で指定してください (a month like 2026-10).",
+            status_code=422,
+        )
+
+    app.add_exception_handler(BadMonth, bad_month)
     app.include_router(router)
     from agent_console.counter import router as counter_router  # it builds on this module
 

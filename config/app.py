@@ -169,7 +169,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         late = timedelta(minutes=settings.no_show_after_minutes)
         task = (
             asyncio.create_task(_housekeeping_loop(sessions, late, settings))
-            if housekeeping
+            # With Redis the workers keep house, one at a time under their lock.
+            if housekeeping and not settings.redis_url
             else None
         )
         if inline is not None:

@@ -60,7 +60,12 @@ def rotate(
         after = None
         while True:
             with sessions() as db:
-                query = select(key, column).where(column.is_not(None)).order_by(key).limit(BATCH)
+                query = (
+                    select(key, column)
+                    .where(column.is_not(None), column != "")
+                    .order_by(key)
+                    .limit(BATCH)
+                )
                 if after is not None:
                     query = query.where(key > after)
                 rows = db.execute(query).all()
@@ -93,7 +98,7 @@ def under_old_keys(sessions: sessionmaker[Session], newest_key: str) -> dict[str
     for table, column in encrypted_columns():
         count = 0
         with sessions() as db:
-            for (token,) in db.execute(select(column).where(column.is_not(None))):
+            for (token,) in db.execute(select(column).where(column.is_not(None), column != "")):
                 try:
                     newest.decrypt(token.encode())
                 except InvalidToken:

@@ -126,6 +126,8 @@ def test_supervisors_open_the_monthly_report_and_its_csv(console: Console) -> No
     assert figures.headers["content-type"].startswith("text/csv")
     assert "2026-12,calls,received," in figures.text
     assert events(console, login_id=login, action="report.monthly")
+    wrong = supervisor.get("/console/reports/monthly", params={"month": "2026-13"})
+    assert wrong.status_code == 422 and "2026-10" in wrong.text
     agent, _ = console.signed_in("agent")
     assert agent.get("/console/reports/monthly").status_code == 403
 
