@@ -197,7 +197,9 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
 
 
 def report_csv(report: MonthlyReport) -> str:
+    """The figures as CSV, with a byte-order mark so spreadsheet programs read the Japanese."""
     buffer = io.StringIO()
+    buffer.write("\ufeff")
     writer = csv.writer(buffer)
     writer.writerow(["month", "section", "item", "value"])
     for section, item, value in figures(report):
@@ -233,11 +235,14 @@ def charts(report: MonthlyReport) -> dict[str, list[Bar]]:
     }
 
 
+# Made once: the report's template is compiled on first use and kept.
+_TEMPLATES = Environment(
+    loader=PackageLoader("agent_console", "templates"), autoescape=select_autoescape()
+)
+
+
 def render_html(report: MonthlyReport, *, console: bool = False) -> str:
     """The printable report (standalone HTML with inline SVG charts)."""
-    environment = Environment(
-        loader=PackageLoader("agent_console", "templates"), autoescape=select_autoescape()
-    )
     _first, last = month_bounds(report.month)
 
     def pct(value: float | None) -> str:
@@ -246,7 +251,7 @@ def render_html(report: MonthlyReport, *, console: bool = False) -> str:
     def secs(value: float | None) -> str:
         return "—" if value is None else f"{value:.0f}秒"
 
-    return environment.get_template("report.html").render(
+    return _TEMPLATES.get_template("report.html").render(
         report=report,
         charts=charts(report),
         last=last,

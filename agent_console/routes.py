@@ -901,11 +901,7 @@ async def booking_messages(request: Request, booking_id: int) -> Response:
             elif action in ("stop_booking", "stop_number"):
                 whole = action == "stop_number"
                 reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
-                done = (
-                    "この番号へのお知らせを止めました。"
-                    if whole
-                    else "この予約のお知らせを止めました。"
-                )
+                done = STOPPED["number" if whole else "booking"]
             else:
                 raise NotAllowed
         except BookingError as refused:
@@ -1252,7 +1248,7 @@ def monthly_report_page(request: Request, month: str = "") -> Response:
 def monthly_report_csv(request: Request, month: str = "") -> Response:
     made = _monthly(request, month, "report.monthly.csv")
     return Response(
-        "\ufeff" + report.report_csv(made),
+        report.report_csv(made),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="report-{made.month:%Y-%m}.csv"'},
     )

@@ -409,7 +409,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     html = Path(args.html or f"report-{month:%Y-%m}.html")
     html.write_text(report.render_html(made), encoding="utf-8")
     table = Path(args.csv or f"report-{month:%Y-%m}.csv")
-    table.write_text("\ufeff" + report.report_csv(made), encoding="utf-8")
+    table.write_text(report.report_csv(made), encoding="utf-8")
     calls, bookings = made.calls, made.bookings
     print(made.title)
     print(

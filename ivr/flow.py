@@ -444,9 +444,9 @@ def _venues(turn: Turn) -> list[Any]:
 def ask_venue(turn: Turn) -> None:
     turn.say("venue_intro")
     turn.say("venue_anywhere")
-    for i, venue in enumerate(_venues(turn), start=1):
-        turn.say("venue_option", name=named(venue, turn.language), press=i)
     names = [named(venue, turn.language) for venue in _venues(turn)]
+    for i, name in enumerate(names, start=1):
+        turn.say("venue_option", name=name, press=i)
     turn.gather("book_venue", timeout=ENTRY_TIMEOUT, choices=names)
 
 

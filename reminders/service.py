@@ -566,9 +566,7 @@ def opt_out(
     sent yet are dropped. Returns how many were dropped."""
     view = booking.get_booking(db, booking_id=booking_id)
     ctx = context(db)
-    if whole_number:
-        if view.phone is None:
-            raise BookingError("booking_not_found")
+    if whole_number and view.phone is not None:  # (no number left: this booking alone)
         to_hmac = ctx.vault.digest(view.phone)
         _opt_out_number(db, to_hmac, source)
         target = Message.to_hmac == to_hmac
