@@ -101,8 +101,8 @@ def pump() -> str:
         arm(rt, Later(message_id, at))
     with rt.sessions() as db:
         due = service.due_message_ids(db)
-    for message_id in due:
-        arm(rt, Later(message_id, _now()))
+    for later in due:  # at its own time: the same job id as when it was first armed
+        arm(rt, later)
     settled = reconcile(rt)
     every = rt.pump_every.total_seconds()
     next_at = datetime.fromtimestamp((_now().timestamp() // every + 1) * every, UTC)

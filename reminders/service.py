@@ -333,17 +333,17 @@ class Later:
     at: datetime
 
 
-def due_message_ids(db: DbSession, *, limit: int = 1000) -> list[int]:
-    """Scheduled messages whose time has passed: normally their jobs take them; any left here
-    lost their job (Redis restarted empty, or was down when they were planned)."""
+def due_message_ids(db: DbSession, *, limit: int = 1000) -> list[Later]:
+    """Scheduled messages whose time has passed, with that time: normally their jobs take
+    them; any left here lost their job (Redis restarted empty, or was down when planned)."""
     now = context(db).now()
     query = (
-        select(Message.id)
+        select(Message.id, Message.send_after)
         .where(Message.status == "scheduled", Message.send_after <= now)
         .order_by(Message.send_after)
         .limit(limit)
     )
-    return list(db.execute(query).scalars())
+    return [Later(message_id, at) for message_id, at in db.execute(query)]
 
 
 def _opted_out(db: DbSession, booking_id: int, to_hmac: str) -> bool:
