@@ -136,7 +136,9 @@ async def incoming_call(request: Request) -> Response:
             resident = form.get("To" if reminder is not None else "From", "")
             caller = calls.read_caller(resident)
             try:
-                call = calls.start_call(db, call_sid=call_sid, caller=caller)
+                call = calls.start_call(
+                    db, call_sid=call_sid, caller=caller, placed=reminder is not None
+                )
             except IntegrityError:  # the retry raced the first request: answer as it did
                 db.rollback()
                 found = calls.lock_call(db, call_sid)

@@ -107,8 +107,10 @@ def read_caller(raw: str) -> Caller:
 # --- the call row -------------------------------------------------------------------------
 
 
-def start_call(db: DbSession, *, call_sid: str, caller: Caller) -> Call:
-    """A new call's row (flushed; the caller commits with the first reply)."""
+def start_call(db: DbSession, *, call_sid: str, caller: Caller, placed: bool = False) -> Call:
+    """A new call's row (flushed; the caller commits with the first reply). A call the ward
+    ``placed`` (a reminder) is not a call received: it gets no "started" event, which is what
+    the wallboard and the monthly report count."""
     ctx = context(db)
     now = ctx.now()
     call = Call(
@@ -127,7 +129,8 @@ def start_call(db: DbSession, *, call_sid: str, caller: Caller) -> Call:
     )
     db.add(call)
     db.flush()
-    note_event(db, call, "started")
+    if not placed:
+        note_event(db, call, "started")
     return call
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, time
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import text
 from twilio.request_validator import RequestValidator
 
 from booking import service as booking
@@ -228,6 +229,19 @@ def test_a_reminder_to_a_landline_is_a_call_that_can_cancel(desk: Desk) -> None:
     callback = urlsplit(placed.status_callback)
     assert signed_post(desk, f"{callback.path}?{callback.query}", form).status_code == 204
     assert desk.message(made.id, "reminder", "voice").status == "delivered"
+    with desk.sessions() as db:  # the ward's own call is not a call received
+        kinds = (
+            db.execute(
+                text(
+                    "SELECT kind FROM call_event JOIN call ON call.id = call_event.call_id "
+                    "WHERE call.call_sid = :sid"
+                ),
+                {"sid": resident.call_sid},
+            )
+            .scalars()
+            .all()
+        )
+    assert "started" not in kinds and "completed" in kinds
 
 
 def test_a_reminder_sms_that_fails_becomes_a_call(desk: Desk) -> None:
