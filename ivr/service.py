@@ -611,6 +611,20 @@ class Wallboard:
         return self.self_served / self.calls if self.calls else None
 
 
+def _events_by_kind(
+    db: DbSession, start: datetime, end: datetime
+) -> dict[str, dict[int, datetime]]:
+    """The call-event log of a period: for each kind, when each call had it (once per call)."""
+    by_kind: dict[str, dict[int, datetime]] = {}
+    for call_id, kind, at in db.execute(
+        select(CallEvent.call_id, CallEvent.kind, CallEvent.at).where(
+            CallEvent.at >= start, CallEvent.at < end
+        )
+    ):
+        by_kind.setdefault(kind, {})[call_id] = at
+    return by_kind
+
+
 def _figures(
     entered: dict[int, datetime], connected: dict[int, datetime], abandoned: set[int]
 ) -> QueueFigures:
@@ -630,14 +644,7 @@ def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
     day = day or now.astimezone(TOKYO).date()
     start = datetime.combine(day, datetime.min.time(), TOKYO)
     end = start + timedelta(days=1)
-    rows = db.execute(
-        select(CallEvent.call_id, CallEvent.kind, CallEvent.at).where(
-            CallEvent.at >= start, CallEvent.at < end
-        )
-    ).all()
-    by_kind: dict[str, dict[int, datetime]] = {}
-    for call_id, kind, at in rows:
-        by_kind.setdefault(kind, {})[call_id] = at
+    by_kind = _events_by_kind(db, start, end)
     entered = by_kind.get("entered_queue", {})
     connected = by_kind.get("connected", {})
     abandoned = set(by_kind.get("abandoned", {}))
@@ -699,14 +706,7 @@ class CallPeriod:
 def calls_between(db: DbSession, *, start: datetime, end: datetime) -> CallPeriod:
     """Calls that began from ``start`` to before ``end``, from the call-event log; the queue's
     figures count what entered it in the period."""
-    rows = db.execute(
-        select(CallEvent.call_id, CallEvent.kind, CallEvent.at).where(
-            CallEvent.at >= start, CallEvent.at < end
-        )
-    ).all()
-    by_kind: dict[str, dict[int, datetime]] = {}
-    for call_id, kind, at in rows:
-        by_kind.setdefault(kind, {}).setdefault(call_id, at)
+    by_kind = _events_by_kind(db, start, end)
     started = by_kind.get("started", {})
     entered = by_kind.get("entered_queue", {})
     outcomes: dict[str, int] = {}
