@@ -105,7 +105,7 @@ async def _change(request: Request) -> Change:
 
     return Change(
         csrf=field("csrf"),
-        slot_ids=[int(str(v)) for v in form.getlist("slot") if str(v).isdigit()],
+        slot_ids=[int(str(v)) for v in form.getlist("slot") if _count(str(v), 10**9) is not None],
         action=field("change"),
         capacity=field("capacity"),
         reason=field("reason"),
@@ -117,6 +117,20 @@ async def _change(request: Request) -> Change:
         release=field("release"),
         release_hours=field("release_hours"),
     )
+
+
+# What the forms accept: the day view's seats, and how long before a slot kept seats go.
+MAX_SEATS = 999
+MAX_RELEASE_HOURS = 720
+
+
+def _count(text: str, most: int) -> int | None:
+    """A whole number from 0 to ``most`` typed in a form, or None. isdecimal, not isdigit:
+    "²" is a digit but no number int() reads."""
+    value = text.strip()
+    if not value.isascii() or not value.isdecimal() or int(value) > most:
+        return None
+    return int(value)
 
 
 def _back(change: Change, said: str) -> Response:
@@ -136,9 +150,9 @@ async def change(request: Request) -> Response:
             return _render(request, "expired.html", seat, status_code=403)
         if action not in ACTIONS or not slot_ids:
             return _back(c, "時間枠を選んでください。")
-        capacity = int(capacity_text) if capacity_text.isdigit() else None
+        capacity = _count(capacity_text, MAX_SEATS)
         if action == "capacity" and capacity is None:
-            return _back(c, "定員を数字で入れてください。")
+            return _back(c, f"定員は0から{MAX_SEATS}までの数字で入れてください。")
         if action == "reopen":
             booking.reopen_slots(db, slot_ids=slot_ids)
             _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
@@ -197,12 +211,16 @@ def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Respon
     """Seats kept for the phone line and for walk-ins, released at a set time before each
     slot or when its session opens on the day. Nobody is stranded: a quota limits only what
     is claimed from now on."""
-    counts = (c.kept_phone or "0", c.kept_walk_in or "0")
-    hours = c.release_hours if c.release == "hours" else "0"
-    if not all(n.isdigit() for n in (*counts, hours)):
-        return _back(c, "確保する席数と解放の時間は数字で入れてください。")
-    phone, walk_in = int(counts[0]), int(counts[1])
-    release_hours = int(hours) if c.release == "hours" else None
+    phone = _count(c.kept_phone or "0", MAX_SEATS)
+    walk_in = _count(c.kept_walk_in or "0", MAX_SEATS)
+    hours = _count(c.release_hours if c.release == "hours" else "0", MAX_RELEASE_HOURS)
+    if phone is None or walk_in is None or hours is None:
+        return _back(
+            c,
+            f"確保する席数は0から{MAX_SEATS}、解放の時間は0から{MAX_RELEASE_HOURS}までの"
+            "数字で入れてください。",
+        )
+    release_hours = hours if c.release == "hours" else None
     try:
         booking.set_quota(
             db,

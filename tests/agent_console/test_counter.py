@@ -334,3 +334,23 @@ def test_managers_keep_seats_for_the_phone_line_that_the_web_cannot_take(
     assert "確保席をなくしました" in cleared.text
     [event] = events(console, login_id=login, action="manage.quota")[-2:-1]
     assert "phone 2, walk-in 0, released 48時間前" in event.detail
+
+
+def test_numbers_the_day_view_cannot_take_are_explained(console: Console) -> None:
+    slot, made = a_full_slot(console, [1], spare=1)
+    manager, _ = console.signed_in("counter_manager")
+    venue, day = day_of(made[0])
+    page = manager.get("/console/manage", params={"venue": venue, "day": day})
+    base = {"csrf": csrf_of(page.text), "slot": str(slot), "venue": venue, "day": day}
+    for wrong in ("²", "99999999999", "-1"):
+        said = manager.post(
+            "/console/manage/change", data=base | {"change": "capacity", "capacity": wrong}
+        )
+        assert said.status_code == 200 and "定員は0から999までの数字で" in said.text, wrong
+    huge = manager.post(
+        "/console/manage/change",
+        data=base
+        | {"change": "quota", "kept_phone": "1", "release": "hours", "release_hours": "9" * 12},
+    )
+    assert "解放の時間は0から720までの数字で" in huge.text
+    assert seats(console, slot) == (2, 1, 0)  # nothing changed
