@@ -1,5 +1,7 @@
 """The satellite counters' CalDAV server (the `caldav` library): one calendar per venue under
 the configured principal URL, events put and deleted by UID, with a timeout on every request.
+caldav 1.x runs on `requests`; later majors bring niquests, whose urllib3-future replaces the
+`urllib3` package itself (and so runs Twilio's client on a fork).
 A server that cannot be reached raises ``CalendarUnavailable``: the push is tried again later,
 and what was not pushed is still the difference then."""
 
@@ -7,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from caldav.davclient import DAVClient
 from caldav.lib import error as caldav_error
+from icalendar import Calendar
 
 log = logging.getLogger(__name__)
+ICALENDAR = 'text/calendar; charset="utf-8"'
 
 
 class CalendarUnavailable(Exception):
@@ -30,7 +34,6 @@ class CalDavTarget:
             username=username or None,
             password=password or None,
             timeout=timeout,
-            require_tls=self.base.startswith("https"),
         )
         self._calendars: dict[str, Any] = {}  # the library's Calendar objects
 
@@ -51,8 +54,16 @@ class CalDavTarget:
     def put(self, venue_id: str, name: str, ical: bytes) -> None:
         """Create or replace the event with this UID (the server keys it by UID)."""
         try:
-            # Verbatim: our SEQUENCE is the one to keep (the library would bump it).
-            self._calendar(venue_id, name).add_event(ical.decode(), increase_seqno=False)
+            # A plain PUT, verbatim: our SEQUENCE is the one to keep, and the library's save
+            # always bumps it. The resource is named by the UID, as the library names it.
+            calendar = self._calendar(venue_id, name)
+            uid = str(Calendar.from_ical(ical).walk("VEVENT")[0]["UID"])
+            url = str(calendar.url.join(quote(uid.replace("/", "%2F")) + ".ics"))
+            answer = self.client.put(url, ical.decode(), {"Content-Type": ICALENDAR})
+            if answer.status not in (200, 201, 204):
+                raise CalendarUnavailable(f"PUT answered {answer.status}")
+        except CalendarUnavailable:
+            raise
         except Exception as exc:  # any transport or server error: not pushed, try later
             raise CalendarUnavailable(f"{type(exc).__name__}: {exc}"[:200]) from exc
 
