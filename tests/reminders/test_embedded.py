@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -48,7 +48,12 @@ def test_serve_alone_sends_a_confirmation(tmp_path: Path) -> None:
                 db.commit()
             phone = new_mobile()
             with app.state.sessions() as db:
-                [slot] = booking.availability(db, service_id="application_help", limit=1)
+                # Days ahead: the day-before reminder is still to come, whatever the hour the
+                # tests run (the day's first free slot is tomorrow morning after 18:00 JST).
+                later = db.info["booking"].today() + timedelta(days=3)
+                [slot] = booking.availability(
+                    db, service_id="application_help", start=later, limit=1
+                )
                 resident = ResidentInput("ヨテイ ハナコ", phone, date(1970, 1, 1))
                 made = booking.book(db, slot_id=slot.id, party=1, resident=resident, channel="web")
                 db.commit()  # the commit wakes the pump on the job thread

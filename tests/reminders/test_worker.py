@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -97,7 +97,12 @@ class Ward:
         ids = []
         with self.sessions() as db:
             for phone in phones:
-                [slot] = booking.availability(db, service_id="application_help", limit=1)
+                # Days ahead: the day-before reminder is still to come, whatever the hour the
+                # tests run (the day's first free slot is tomorrow morning after 18:00 JST).
+                later = db.info["booking"].today() + timedelta(days=3)
+                [slot] = booking.availability(
+                    db, service_id="application_help", start=later, limit=1
+                )
                 made = booking.book(
                     db,
                     slot_id=slot.id,
