@@ -534,6 +534,10 @@ def book(
     request it is refused.
     """
     ctx = context(db)
+    if idempotency_key is not None:
+        # Kept as a keyed hash, never as given: a client's key is no field a person types (a
+        # random UUID's digits can pass the My Number check), and yet nothing it holds is kept.
+        idempotency_key = ctx.vault.digest(f"idempotency:{idempotency_key}")
     if (slot_id is None) == (hold_id is None):
         raise BookingError("both_slot_and_hold", field="slot_id")
     if channel not in CHANNELS:
