@@ -30,6 +30,8 @@ from booking import schedule
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import mask_phone
+from booking.schemas import RowId
+from booking.web import whole_number
 from calendar_sync import roster
 from calendar_sync import service as calendar
 from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
@@ -125,12 +127,11 @@ MAX_RELEASE_HOURS = 720
 
 
 def _count(text: str, most: int) -> int | None:
-    """A whole number from 0 to ``most`` typed in a form, or None. isdecimal, not isdigit:
-    "²" is a digit but no number int() reads."""
-    value = text.strip()
-    if not value.isascii() or not value.isdecimal() or int(value) > most:
+    """A whole number from 0 to ``most`` typed in a form, or None."""
+    try:
+        return whole_number(text, most)
+    except ValueError:
         return None
-    return int(value)
 
 
 def _back(change: Change, said: str) -> Response:
@@ -400,7 +401,7 @@ async def counter_check_in(request: Request) -> Response:
 
 
 @router.post("/counter/bookings/{booking_id}/done")
-async def counter_done(request: Request, booking_id: int) -> Response:
+async def counter_done(request: Request, booking_id: RowId) -> Response:
     def act(db: DbSession, _code: str) -> Done:
         finished = booking.set_status(db, booking_id=booking_id, status="completed")
         said = f"予約番号 {finished.code} の手続きを完了にしました。"
@@ -410,7 +411,7 @@ async def counter_done(request: Request, booking_id: int) -> Response:
 
 
 @router.post("/counter/bookings/{booking_id}/call")
-async def counter_call(request: Request, booking_id: int) -> Response:
+async def counter_call(request: Request, booking_id: RowId) -> Response:
     """Call a checked-in resident to the counter (呼出): their wait ends here."""
 
     def act(db: DbSession, _code: str) -> Done:
@@ -423,7 +424,7 @@ async def counter_call(request: Request, booking_id: int) -> Response:
 
 
 @router.post("/counter/walk-ins/{number}/call")
-async def counter_call_walk_in(request: Request, number: int) -> Response:
+async def counter_call_walk_in(request: Request, number: RowId) -> Response:
     """Call today's queue number to the counter."""
     venue = str((await request.form()).get("venue", ""))
 
@@ -570,8 +571,8 @@ async def open_sessions(request: Request) -> Response:
                 last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
                 opens=time.fromisoformat(form.get("opens", "")),
                 closes=time.fromisoformat(form.get("closes", "")),
-                slot_minutes=int(form.get("slot_minutes", "15") or 15),
-                seats=int(form.get("seats", "0") or 0),
+                slot_minutes=whole_number(form.get("slot_minutes") or 15, 24 * 60),
+                seats=whole_number(form.get("seats") or 0, 10_000),
                 kind=form.get("kind", "extra")
                 if form.get("kind") in ("holiday", "extra", "popup")
                 else "extra",

@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import (
     HTMLResponse,
@@ -40,6 +40,8 @@ from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.personal import contains_my_number, mask_phone, parse_phone
+from booking.schemas import RowId
+from booking.web import Problem, row_id, row_id_or_none, whole_number
 from ivr import service as calls
 from ivr.twilio_api import PhoneApi, TwilioFailure
 from reminders import service as reminders
@@ -141,7 +143,8 @@ def _log(
 
 
 def _csrf_ok(seat: Seat, form: dict[str, str]) -> bool:
-    return secrets.compare_digest(seat.csrf, form.get("csrf", ""))
+    # Bytes: compare_digest refuses a str that is not ASCII, and a form may hold anything.
+    return secrets.compare_digest(seat.csrf.encode(), form.get("csrf", "").encode())
 
 
 def _render(
@@ -155,6 +158,21 @@ def _render(
     )
     # Never cached, never framed: config.security.SecurityHeaders says so for every page.
     return response
+
+
+def problem_page(request: Request, problem: Problem) -> HTMLResponse:
+    """A request that went wrong, as a console page (config.errors chooses the renderer). No
+    session is looked up: the database may be what failed."""
+    return _render(
+        request,
+        "problem.html",
+        None,
+        status_code=problem.status,
+        message=BookingError(problem.code).message("ja"),
+        fields=problem.fields,
+        ours=problem.ours,
+        request_id=problem.request_id,
+    )
 
 
 def _local(at: datetime | None) -> str:
@@ -184,7 +202,7 @@ def _secure(request: Request) -> bool:
 async def login(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not expected or not secrets.compare_digest(expected, form.get("csrf", "")):
+    if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
         return login_form(request, "画面の有効期限が切れました。もう一度ログインしてください。")
     login_id = form.get("login_id", "")
     with _db(request) as db:
@@ -529,7 +547,7 @@ async def log_inquiry(request: Request, call_sid: str) -> Response:
         call = _call_for(db, seat, call_sid)
         if not _csrf_ok(seat, form):
             return _render(request, "expired.html", seat, status_code=403)
-        booking_id = int(form["booking_id"]) if form.get("booking_id", "").isdigit() else None
+        booking_id = row_id_or_none(form.get("booking_id"))
         try:
             made = staff.log_inquiry(
                 db,
@@ -696,7 +714,7 @@ CALLBACK_OUTCOMES = {
 
 
 @router.post("/callbacks/{callback_id}/claim")
-async def claim_callback(request: Request, callback_id: int) -> Response:
+async def claim_callback(request: Request, callback_id: RowId) -> Response:
     form = await _form(request)
     with _db(request) as db:
         seat = _seat(request, db, "agent", "supervisor")
@@ -711,7 +729,7 @@ async def claim_callback(request: Request, callback_id: int) -> Response:
 
 
 @router.get("/callbacks/{callback_id}", response_class=HTMLResponse)
-def callback_screen(request: Request, callback_id: int) -> Response:
+def callback_screen(request: Request, callback_id: RowId) -> Response:
     """The callback taken on: the number to call (shown in full to this agent only, audited)
     and their bookings; then the outcome."""
     with _db(request) as db:
@@ -745,7 +763,7 @@ def callback_screen(request: Request, callback_id: int) -> Response:
 
 
 @router.post("/callbacks/{callback_id}/dial")
-async def dial_callback(request: Request, callback_id: int) -> Response:
+async def dial_callback(request: Request, callback_id: RowId) -> Response:
     """Call the resident back: Twilio rings the agent's desk phone, then dials the resident
     from the ward's number once the agent picks up."""
     form = await _form(request)
@@ -811,7 +829,7 @@ async def my_phone(request: Request) -> Response:
 
 
 @router.post("/callbacks/{callback_id}/finish")
-async def finish_callback(request: Request, callback_id: int) -> Response:
+async def finish_callback(request: Request, callback_id: RowId) -> Response:
     form = await _form(request)
     with _db(request) as db:
         seat = _seat(request, db, "agent", "supervisor")
@@ -853,7 +871,7 @@ STOPPED = {
 
 
 @router.get("/bookings/{booking_id}", response_class=HTMLResponse)
-def booking_page(request: Request, booking_id: int, done: str = "", error: str = "") -> Response:
+def booking_page(request: Request, booking_id: RowId, done: str = "", error: str = "") -> Response:
     """One booking and every message sent (or not) about it. Audited."""
     with _db(request) as db:
         seat = _seat(request, db, "agent", "counter_manager", "supervisor")
@@ -884,7 +902,7 @@ def booking_page(request: Request, booking_id: int, done: str = "", error: str =
 
 
 @router.post("/bookings/{booking_id}/messages")
-async def booking_messages(request: Request, booking_id: int) -> Response:
+async def booking_messages(request: Request, booking_id: RowId) -> Response:
     """Resend the confirmation SMS, or stop messages for the booking or its number."""
     form = await _form(request)
     action = form.get("action", "")
@@ -919,7 +937,7 @@ async def booking_messages(request: Request, booking_id: int) -> Response:
 
 
 @router.post("/calls/{call_sid}/bookings/{booking_id}/cancel")
-async def cancel_for_caller(request: Request, call_sid: str, booking_id: int) -> Response:
+async def cancel_for_caller(request: Request, call_sid: str, booking_id: RowId) -> Response:
     """Cancel a booking the caller asked to cancel (they confirmed it on the phone)."""
     form = await _form(request)
     with _db(request) as db:
@@ -949,9 +967,9 @@ def book_search(
     call_sid: str,
     service: str = "pickup",
     venue: str = "",
-    party: int = 1,
+    party: Annotated[int, Query(ge=0, le=100)] = 1,
     day: str = "",
-    move: int | None = None,
+    move: RowId | None = None,
 ) -> Response:
     """Free times for the caller: a service, a venue or any, the party, a day. With ``move``,
     the time chosen becomes that booking's new time."""
@@ -1011,8 +1029,8 @@ async def book_hold(request: Request, call_sid: str) -> Response:
         try:
             hold = booking.create_hold(
                 db,
-                slot_id=int(form.get("slot_id", "0")),
-                seats=int(form.get("party", "1")),
+                slot_id=row_id(form.get("slot_id")),
+                seats=whole_number(form.get("party", "1"), 100),
                 channel="agent",
             )
         except (BookingError, ValueError) as refused:
@@ -1145,7 +1163,7 @@ async def staff_change(request: Request) -> Response:
                 )
                 subject, what = made.id, f"role={made.role}"
             elif action in ("role", "deactivate"):
-                target = int(form.get("staff_id", "0"))
+                target = row_id(form.get("staff_id"))
                 if target == seat.staff.id and action == "deactivate":
                     raise StaffError("自分のアカウントは無効にできません。")
                 if action == "role":
@@ -1266,7 +1284,7 @@ def erasure_records(request: Request) -> Response:
 
 
 @router.get("/erasures/{erasure_id}", response_class=HTMLResponse)
-def erasure_certificate(request: Request, erasure_id: int) -> Response:
+def erasure_certificate(request: Request, erasure_id: RowId) -> Response:
     """The certificate of erasure (消去証明書) of one run, to print for the ward."""
     with _db(request) as db:
         seat = _seat(request, db, "auditor", "supervisor")

@@ -55,7 +55,9 @@ class Vault:
         return hmac.new(self.lookup_key, b"derive:" + label.encode(), hashlib.sha256).digest()
 
     def same(self, value: str, digest: str | None) -> bool:
-        return digest is not None and hmac.compare_digest(self.digest(value), digest)
+        return digest is not None and hmac.compare_digest(
+            self.digest(value).encode(), digest.encode()
+        )
 
 
 # --- The My Number guard ------------------------------------------------------------------

@@ -5,16 +5,24 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from booking.context import TOKYO
 from booking.personal import mask_phone
 from booking.service import BookingView, HoldView, SlotView
+from booking.web import ROW_ID_MAX
 
 ShortText = Annotated[str, Field(max_length=100)]
 # Database ids are 32-bit: anything outside is a malformed request (422), not a server error.
-RowId = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Party = Annotated[int, Field(ge=0, le=100)]
+# annotated_types, so the same type bounds a model's field and a route's path or query value.
+RowId = Annotated[int, Interval(ge=1, le=ROW_ID_MAX)]
+# Read loosely so that the engine's own message answers a party it cannot take (it knows the
+# ward's MADOGUCHI_MAX_PARTY_SIZE); published as what is really accepted: 1 to that maximum
+# (config.app writes the configured figure into the OpenAPI document).
+PARTY_MOST = 20  # the highest MADOGUCHI_MAX_PARTY_SIZE a ward may set
+PARTY_SCHEMA = {"minimum": 1, "maximum": PARTY_MOST}
+Party = Annotated[int, Field(ge=0, le=100, json_schema_extra=PARTY_SCHEMA)]
 
 
 class _Out(BaseModel):

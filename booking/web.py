@@ -4,17 +4,63 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service
 from booking.errors import BookingError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A request that went wrong, for the renderer of the part of the service it asked
+    (config.errors chooses): a code of booking/messages.toml, its status, the request's id."""
+
+    status: int
+    code: str
+    request_id: str
+    # For a malformed request: each field and what is wrong with it (never the value given).
+    fields: Sequence[dict[str, str]] = field(default_factory=tuple)
+
+    @property
+    def ours(self) -> bool:
+        """Our fault (5xx), not the request's."""
+        return self.status >= 500
+
+
+# Database ids are 32-bit: a larger number from a URL or a form is a malformed request.
+ROW_ID_MAX = 2**31 - 1
+
+
+def whole_number(text: object, most: int = ROW_ID_MAX, *, least: int = 0) -> int:
+    """A whole number typed in a form or a URL, from ``least`` to ``most``; ValueError otherwise.
+    ASCII digits only: int() also reads "٣" and " 1_0 ", and "²" passes isdigit() but not int();
+    and a number past the column's width must never reach the database (it overflows there)."""
+    value = str(text).strip() if text is not None else ""
+    if not (value.isascii() and value.isdecimal() and len(value) <= 12):
+        raise ValueError(f"not a whole number: {value[:20]!r}")
+    number = int(value)
+    if not least <= number <= most:
+        raise ValueError(f"{number} is outside {least}..{most}")
+    return number
+
+
+def row_id(text: object) -> int:
+    """A row's id from a form or a URL (1 to 2³¹-1); ValueError otherwise."""
+    return whole_number(text, least=1)
+
+
+def row_id_or_none(text: object) -> int | None:
+    """A row's id where the field is optional: anything that is not one is None."""
+    try:
+        return row_id(text)
+    except ValueError:
+        return None
 
 
 @contextmanager
@@ -80,20 +126,16 @@ def _booking_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
 
 
-def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):
-        raise exc
-    problems: list[dict[str, Any]] = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "header")]
-        # The message only: pydantic's "input" would echo personal data back and into logs.
-        problems.append({"field": ".".join(loc), "problem": err.get("msg", "")})
-    base = BookingError("invalid_request", field=problems[0]["field"] if problems else None)
-    body = base.to_dict()
-    body["problems"] = problems
-    return JSONResponse(status_code=422, content={"error": body})
+def api_problem(_request: Request, problem: Problem) -> Response:
+    """The JSON error shape for a request that went wrong (config.errors chooses the renderer):
+    the same ``{"error": ...}`` as every refusal, with the request id to quote."""
+    body = BookingError(problem.code).to_dict()
+    if problem.fields:
+        body["field"] = problem.fields[0]["field"]
+        body["problems"] = list(problem.fields)
+    body["request_id"] = problem.request_id
+    return JSONResponse(status_code=problem.status, content={"error": body})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BookingError, _booking_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -84,7 +84,9 @@ def upload_check_ins(db: DbSession, *, text: str) -> UploadReport:
     if lines[1].split(",") != COLUMNS or any(len(r) != len(COLUMNS) for r in rows):
         raise RosterRefused("the roster's columns were changed")
     expected = _signature(db, head, rows)
-    if not hmac.compare_digest(expected, signature_line.removeprefix("# signature=")):
+    if not hmac.compare_digest(
+        expected.encode(), signature_line.removeprefix("# signature=").encode()
+    ):
         raise RosterRefused("the roster was altered since it was issued")
     fields = dict(part.split("=", 1) for part in head.split()[3:])
     venue_id, day = fields["venue"], date.fromisoformat(fields["day"])

@@ -38,7 +38,8 @@ def feed_token(db: DbSession, venue_id: str) -> str:
 
 
 def token_ok(db: DbSession, venue_id: str, token: str) -> bool:
-    return hmac.compare_digest(feed_token(db, venue_id), token)
+    # Bytes: compare_digest refuses a str that is not ASCII, and a URL's token may be anything.
+    return hmac.compare_digest(feed_token(db, venue_id).encode(), token.encode())
 
 
 def _calendar(name: str) -> Calendar:

@@ -22,14 +22,16 @@ from booking.context import BookingContext, BookingRules
 from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
 from booking.pages.manage import router as manage_router
+from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
-from booking.web import install_error_handlers
+from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
+from config import errors
 from config.db import make_engine, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
-from config.queue import InlineJobs, RqJobs, redis_connection
+from config.queue import InlineJobs, RqJobs, Waker, redis_connection
 from config.retention import erase_expired_daily
 from config.security import SecurityHeaders
 from config.settings import Settings
@@ -43,7 +45,7 @@ from config.worker import (
 from ivr.flow import LineConfig
 from ivr.media_stream import router as media_stream_router
 from ivr.recognition import SpeechModels
-from ivr.routes import PhoneLine
+from ivr.routes import PhoneLine, apology_for
 from ivr.routes import router as ivr_router
 from reminders import jobs as reminder_jobs
 from reminders.routes import router as reminders_router
@@ -143,6 +145,23 @@ def phone_line(settings: Settings) -> PhoneLine:
     )
 
 
+def error_answers() -> errors.Answers:
+    """Who answers a request that went wrong, by the part of the service it asked."""
+    return errors.Answers(
+        by_prefix=(
+            ("/api/", api_problem),
+            ("/ivr/", apology_for),
+            ("/console/", console.problem_page),
+            # Machines' routes (Twilio's status callbacks, calendar feeds, health): JSON.
+            ("/reminders/status", api_problem),
+            ("/calendar/", api_problem),
+            ("/healthz", api_problem),
+            ("/openapi.json", api_problem),
+        ),
+        default=problem_page,
+    )
+
+
 def create_app(settings: Settings | None = None, *, housekeeping: bool = False) -> FastAPI:
     """The web application: resident API under /api/v1, /healthz; more channels plug in here.
 
@@ -156,7 +175,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     inline: InlineJobs | None = None
     calendars = bool(settings.caldav_url)
     if settings.redis_url:
-        jobs = RqJobs(redis_connection(settings.redis_url))
+        # Armed from a thread of its own: no request waits on Redis, even a frozen one.
+        jobs = Waker(RqJobs(redis_connection(settings.redis_url)))
         wake_pump_after_commit(sessions, jobs, calendars=calendars)
     elif housekeeping:
         inline = InlineJobs()
@@ -220,6 +240,9 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         StaticFiles(packages=[("agent_console", "static")]),
         name="console_static",
     )
+    # Anything that went wrong answers in its route's own language (SecurityHeaders outside it,
+    # so error answers carry the headers too).
+    errors.install(app, error_answers())
     app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", tags=["operations"])

@@ -20,10 +20,21 @@ log = logging.getLogger(__name__)
 WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
+# The longest any one Redis command may take outside a worker's blocking wait. A web process
+# never waits even this long on a request (its wakes go through ``Waker``); it bounds how long
+# the waker, the pump's watcher and housekeeping are held up by a Redis that froze.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
 def redis_connection(url: str) -> Redis:
-    # Short timeouts: when Redis is down a booking must not wait on it (its messages wait in
-    # the outbox instead).
-    return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2.0)
+    """Short timeouts: a Redis that is down or frozen holds nothing up for long (what the jobs
+    are for is in the database; the next pump finds it)."""
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        health_check_interval=30,
+    )
 
 
 class RqJobs:
@@ -114,3 +125,66 @@ class InlineJobs:
                 log.info("job %s: %s", job_id, result)
             except Exception:  # one job failing must not stop the others
                 log.exception("job %s failed", job_id)
+
+
+# A job to arm: at (None for now), the function, its arguments, the queue.
+Arming = tuple[datetime | None, str, tuple[object, ...], str]
+
+
+class Waker:
+    """Arms jobs from a thread of its own, so that a request that committed a booking answers at
+    once whatever Redis is doing: down, restarting or frozen (``kill -STOP``), it costs the
+    request nothing. An arming already waiting here is not queued twice; past ``most`` waiting,
+    new ones are dropped and logged: the pump's own rounds find what they were for."""
+
+    def __init__(self, jobs: RqJobs | InlineJobs, *, most: int = 10_000) -> None:
+        self.jobs = jobs
+        self.most = most
+        self._waiting: dict[str, Arming] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def run_at(self, at: datetime, func: str, *args: object, job_id: str, queue: str) -> None:
+        self._put(job_id, (at, func, args, queue))
+
+    def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
+        self._put(job_id, (None, func, args, queue))
+
+    def pending(self) -> int:
+        with self._wake:
+            return len(self._waiting)
+
+    def _put(
+        self, job_id: str, arming: tuple[datetime | None, str, tuple[object, ...], str]
+    ) -> None:
+        with self._wake:
+            if job_id in self._waiting:
+                return
+            if len(self._waiting) >= self.most:
+                self.dropped += 1
+                if self.dropped % 1000 == 1:
+                    log.warning("%d job armings dropped: Redis is not keeping up", self.dropped)
+                return
+            self._waiting[job_id] = arming
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="madoguchi-waker", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._waiting:
+                    self._wake.wait()
+                job_id = next(iter(self._waiting))
+                at, func, args, queue = self._waiting.pop(job_id)
+            try:
+                if at is None:
+                    self.jobs.run_soon(func, *args, job_id=job_id, queue=queue)
+                else:
+                    self.jobs.run_at(at, func, *args, job_id=job_id, queue=queue)
+            except Exception:  # one arming failing must not stop the others
+                log.exception("arming job %s failed", job_id)

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session as DbSession
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
+from booking.schemas import RowId
+from booking.web import Problem, row_id_or_none, whole_number
 from ivr import flow
 from ivr import service as calls
 from ivr.flow import LineConfig, Turn
@@ -66,7 +68,7 @@ def forbidden() -> Response:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    return row_id_or_none(value)
 
 
 def _twiml(reply: VoiceResponse | str) -> Response:
@@ -107,6 +109,24 @@ def _apology(request: Request, call_sid: str, language: str) -> str:
     reply.say(text, language=flow.SAY_LANGUAGE.get(language, "ja-JP"))
     reply.hangup()
     return str(reply)
+
+
+def apology_for(request: Request, problem: Problem) -> Response:
+    """A webhook that failed before any step could answer (config.errors chooses the
+    renderer): nothing of the call can be read, perhaps not even the database, so in Japanese,
+    sorry, and into the agents' queue; if no one answers, call again later. Answered with 200,
+    or Twilio would play its own "application error" instead."""
+    line = _line(request)
+    voice = line.config.voices["ja"]
+    reply = VoiceResponse()
+    reply.say(flow.prompt("ja", "sorry_error"), language=flow.SAY_LANGUAGE["ja"], voice=voice)
+    if problem.ours:
+        reply.enqueue("madoguchi-ja")
+    reply.say(flow.prompt("ja", "sorry_call_later"), language=flow.SAY_LANGUAGE["ja"], voice=voice)
+    reply.hangup()
+    return Response(
+        str(reply), media_type=TWIML, status_code=200 if problem.ours else problem.status
+    )
 
 
 async def _run(request: Request, call_sid: str, work: Callable[[], str]) -> Response:
@@ -161,7 +181,7 @@ async def step_answer(request: Request, step: str) -> Response:
         return forbidden()
     call_sid = form.get("CallSid", "")
     try:
-        seq = int(request.query_params.get("n", ""))
+        seq = whole_number(request.query_params.get("n", ""))
     except ValueError:
         seq = -1
     # The media stream heard the answer and redirected the call here; it is kept on the call.
@@ -211,12 +231,12 @@ async def queue_wait(request: Request) -> Response:
             language = call.language if call is not None else "ja"
             if call is not None:
                 try:
-                    call.wait_seconds = int(form.get("QueueTime", "0"))
+                    call.wait_seconds = whole_number(form.get("QueueTime", "0"))
                 except ValueError:
                     pass
                 db.commit()
         try:
-            position = max(1, int(form.get("QueuePosition", "1")))
+            position = max(1, whole_number(form.get("QueuePosition", "1")))
         except ValueError:
             position = 1
         action = line.config.public_base_url.rstrip("/") + "/ivr/wait/key"
@@ -265,7 +285,7 @@ async def call_status(request: Request) -> Response:
         if status not in ("completed", "busy", "failed", "no-answer", "canceled"):
             return
         try:
-            duration: int | None = int(form.get("CallDuration", ""))
+            duration: int | None = whole_number(form.get("CallDuration", ""))
         except ValueError:
             duration = None
         with request.app.state.sessions() as db:
@@ -342,7 +362,7 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
 
 
 @router.post("/bridge")
-async def callback_bridge(request: Request, callback: int, staff: int) -> Response:
+async def callback_bridge(request: Request, callback: RowId, staff: RowId) -> Response:
     """The agent picked up the call the console placed to their desk phone: dial the resident
     who asked for a callback (the number never leaves the database except to Twilio here)."""
     if await signed_form(request) is None:

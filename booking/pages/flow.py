@@ -23,7 +23,7 @@ from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.limits import over_limit
 from booking.pages.render import ANYWHERE, message_language, page
 from booking.service import MemberInput, ResidentInput
-from booking.web import unit_of_work
+from booking.web import row_id, unit_of_work, whole_number
 
 router = APIRouter(include_in_schema=False)
 DONE_COOKIE = "booked"
@@ -93,8 +93,8 @@ async def hold(request: Request) -> Response:
     if not csrf_ok(request, str(form.get("csrf", ""))):
         return _refused(request)
     try:
-        slot_id = int(str(form.get("slot_id")))
-        party = int(str(form.get("party", "1")))
+        slot_id = row_id(form.get("slot_id"))
+        party = whole_number(form.get("party", "1"), 100)
         day = date.fromisoformat(str(form.get("day")))
     except ValueError:
         return _refused(request)
@@ -174,9 +174,9 @@ def _lapsed(request: Request, found: tuple[service.HeldTime, Any, Any] | None) -
 def _resident(form: dict[str, str], party: int, chosen: Any) -> ResidentInput:
     """The form's fields as the engine takes them; members only where the service asks."""
     birth = date(
-        int(form.get("birth_year") or 0),
-        int(form.get("birth_month") or 0),
-        int(form.get("birth_day") or 0),
+        whole_number(form.get("birth_year") or 0, 9999),
+        whole_number(form.get("birth_month") or 0, 12),
+        whole_number(form.get("birth_day") or 0, 31),
     )
     members = [
         MemberInput(
@@ -229,7 +229,7 @@ async def _book_again(request: Request, hold_id: str, form: dict[str, str]) -> R
         except BookingError:
             return _lapsed(request, None)
     try:
-        party = int(form.get("party", ""))
+        party = whole_number(form.get("party", ""), 100)
         resident = _resident(form, party, chosen)
         booking = await run_in_threadpool(_book, request, hold_id, party, resident)
     except (ValueError, TypeError, BookingError):

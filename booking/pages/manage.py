@@ -17,7 +17,7 @@ from booking.errors import BookingError
 from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.limits import over_limit
 from booking.pages.render import message_language, page
-from booking.web import unit_of_work
+from booking.web import row_id, unit_of_work
 
 router = APIRouter(include_in_schema=False)
 MANAGE_COOKIE = "manage"
@@ -172,7 +172,7 @@ async def move(request: Request) -> Response:
     if booking_id is None or not csrf_ok(request, form.get("csrf")):
         return _refused(request)
     try:
-        slot_id = int(form.get("slot_id", ""))
+        slot_id = row_id(form.get("slot_id"))
     except ValueError:
         return _refused(request)
 

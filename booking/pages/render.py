@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from booking.errors import BookingError
 from booking.pages.i18n import Languages
+from booking.web import Problem
 
 ANYWHERE = "any"
 LANGUAGE_COOKIE = "lang"
@@ -34,6 +35,18 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     if "lang" in request.query_params:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
     return response
+
+
+def problem_page(request: Request, problem: Problem) -> HTMLResponse:
+    """A request that went wrong, as a resident page (config.errors chooses the renderer):
+    what happened in their language, the way back, and the id to quote to the call center."""
+    return page(
+        request,
+        "problem.html",
+        status_code=problem.status,
+        error=BookingError(problem.code),
+        request_id=problem.request_id if problem.ours else None,
+    )
 
 
 def not_found(request: Request, error: BookingError) -> HTMLResponse:
