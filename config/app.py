@@ -173,11 +173,12 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     logging.basicConfig(level=settings.log_level)
     sessions = session_factory(settings)
     inline: InlineJobs | None = None
+    waker: Waker | None = None
     calendars = bool(settings.caldav_url)
     if settings.redis_url:
         # Armed from a thread of its own: no request waits on Redis, even a frozen one.
-        jobs = Waker(RqJobs(redis_connection(settings.redis_url)))
-        wake_pump_after_commit(sessions, jobs, calendars=calendars)
+        waker = Waker(RqJobs(redis_connection(settings.redis_url)))
+        wake_pump_after_commit(sessions, waker, calendars=calendars)
     elif housekeeping:
         inline = InlineJobs()
         reminder_jobs.use(reminders_runtime(settings, sessions, inline))
@@ -214,6 +215,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")

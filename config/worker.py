@@ -3,9 +3,11 @@ pump after a commit, and `madoguchi worker` (an RQ worker with RQ's scheduler)."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +17,9 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.scheduler import RQScheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +27,7 @@ from booking import service as booking
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
 from config.keys import load_twilio_token
-from config.queue import RqJobs, redis_connection
+from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
 from ivr.twilio_api import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
@@ -33,6 +37,9 @@ from reminders.service import ReminderRules
 
 log = logging.getLogger(__name__)
 QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE, calendar_jobs.QUEUE)
+# How often a worker whose scheduler holds no lock tries to take one (a lock lapses a minute
+# after the worker that held it died).
+SCHEDULER_RETRY_SECONDS = 15
 NO_REDIS = (
     "MADOGUCHI_REDIS_URL is not set: without Redis, `madoguchi serve` runs the jobs itself "
     "and no worker is needed"
@@ -174,6 +181,60 @@ def _housekeeping(
             return
 
 
+def _schedule(redis: Redis, stop: threading.Event) -> None:
+    """RQ's scheduler (jobs armed for later moved to their queue on time), on a thread of this
+    worker rather than the forked process RQ would start: a worker killed with -9 leaves no
+    orphan behind, and its lock lapses in a minute for another worker's scheduler to take."""
+    scheduler = RQScheduler(QUEUES, connection=redis, interval=1)
+    outage = False
+    last_try = 0.0
+    while not stop.is_set():
+        try:
+            mine = scheduler.acquired_locks
+            if set(QUEUES) - mine and time.monotonic() - last_try > SCHEDULER_RETRY_SECONDS:
+                last_try = time.monotonic()
+                scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+            if scheduler.acquired_locks:
+                scheduler.heartbeat()  # type: ignore[no-untyped-call]
+                scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            if outage:
+                log.info("Redis answers again: scheduling resumed")
+                outage = False
+        except RedisError as exc:
+            if not outage:  # once per outage, not once a second
+                log.warning("Redis unreachable, scheduling waits: %s", exc)
+                outage = True
+            last_try = 0.0  # Redis may have come back empty: take the locks again
+        except Exception:  # keep scheduling; the next round tries again
+            log.exception("scheduling failed")
+        stop.wait(1)
+    with contextlib.suppress(RedisError):
+        scheduler.release_locks()  # type: ignore[no-untyped-call]
+
+
+def _until_redis_answers(redis: Redis, stop: threading.Event) -> None:
+    """Wait, with growing pauses, until Redis answers (or the worker is told to stop)."""
+    pause = 0.5
+    while not stop.is_set():
+        try:
+            redis.ping()
+            return
+        except RedisError:
+            stop.wait(pause)
+            pause = min(pause * 2, 10.0)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Between two runs of RQ's loop, SIGTERM and SIGINT stop the worker (RQ's own handlers ask
+    Redis for the worker's state, which fails while Redis is away)."""
+
+    def stopping(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, stopping)
+    signal.signal(signal.SIGINT, stopping)
+
+
 def run_worker(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -181,7 +242,9 @@ def run_worker(
     burst: bool = False,
     on_start: Callable[[], None] | None = None,
 ) -> None:
-    """An RQ worker on the outbox and message queues, with RQ's scheduler in it."""
+    """An RQ worker on the outbox and message queues, with RQ's scheduler on a thread. It rides
+    out a Redis outage of any length: RQ's loop gives up on a Redis error in the middle of a job
+    (its heartbeat fails), so it is started again, on a new worker, once Redis answers."""
     if not settings.redis_url:
         raise SystemExit(NO_REDIS)
     redis = redis_connection(settings.redis_url)
@@ -192,26 +255,44 @@ def run_worker(
     if calendar_jobs.configured():
         calendar_jobs.wake(jobs)
     stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch_pump,
-        args=(redis, jobs, stop, float(settings.reminder_pump_seconds)),
-        daemon=True,
-    )
-    watcher.start()
-    keeper = threading.Thread(
-        target=_housekeeping, args=(redis, sessions, settings, stop), daemon=True
-    )
-    keeper.start()
+    helpers = [
+        threading.Thread(
+            target=_watch_pump,
+            args=(redis, jobs, stop, float(settings.reminder_pump_seconds)),
+            daemon=True,
+        ),
+        threading.Thread(target=_housekeeping, args=(redis, sessions, settings, stop), daemon=True),
+        threading.Thread(
+            target=_schedule, args=(redis_connection(settings.redis_url), stop), daemon=True
+        ),
+    ]
+    for helper in helpers:
+        helper.start()
     if on_start is not None:
         on_start()
-    # SimpleWorker: jobs run in this process, sharing its database pool (a forked child
-    # must not reuse the parent's connections); a crash is what claims are for.
-    # Maintenance every 30 s (not RQ's 10 min): that is also when a worker takes over the
-    # scheduler of one that died.
-    worker = SimpleWorker(
-        [Queue(q, connection=redis) for q in QUEUES], connection=redis, maintenance_interval=30
-    )
+    # RQ's loop blocks on Redis for minutes at a time, with a socket timeout to match (RQ sets
+    # it on this connection): a connection of its own, not the one the helpers share.
+    rq_redis = Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+        while not stop.is_set():
+            # SimpleWorker: jobs run in this process, sharing its database pool (a forked
+            # child must not reuse the parent's connections); a crash is what claims are for.
+            # Maintenance every 30 s (not RQ's 10 min) cleans up after workers that died.
+            worker = SimpleWorker(
+                [Queue(q, connection=rq_redis) for q in QUEUES],
+                connection=rq_redis,
+                maintenance_interval=30,
+            )
+            try:
+                worker.work(burst=burst, logging_level=settings.log_level)
+            except RedisError as exc:  # RQ's own clean-up failed too: Redis is away
+                log.warning("Redis unreachable: %s", exc)
+            except StopRequested:
+                return
+            if burst or worker._stop_requested:
+                return
+            _stop_on_signals(stop)
+            log.warning("the worker's loop ended on a Redis fault: starting again once it answers")
+            _until_redis_answers(rq_redis, stop)
     finally:
         stop.set()

@@ -336,3 +336,68 @@ def test_workers_keep_house_one_at_a_time(ward: Ward) -> None:
     ward.wait_for(lambda: runs() >= 1, 30, "the workers' housekeeping", runs)
     time.sleep(3)
     assert runs() == 1  # one worker took the lock; the other skipped this round
+
+
+def test_a_busy_worker_rides_out_redis_stopped_for_ten_seconds(
+    database: str, tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    """Redis goes away while the worker is in the middle of its sends (RQ's heartbeat then
+    fails inside a job) and comes back empty ten seconds later: the same worker carries on, and
+    every message goes out exactly once."""
+    twilio.delay = 0.25  # each send takes a while: the worker is busy when Redis goes
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    ward = _ward(database, redis.url, tmp_path, twilio)
+    try:
+        worker = ward.start_worker()
+        phones = [new_mobile() for _ in range(24)]
+        ids = ward.book(phones)
+        ward.wait_for(lambda: len(twilio.messages()) >= 2, 60, "the first sends")
+        redis.stop()
+        time.sleep(10)
+        assert worker.poll() is None, "the worker exited while Redis was away"
+        assert len(twilio.messages()) < 24  # it was cut off mid-batch
+        redis.start()  # back, and empty: every job it held is gone
+        ward.wait_for(
+            lambda: ward.statuses(ids).get("sent") == 24,
+            120,
+            "all 24 sent after Redis came back",
+            lambda: ward.statuses(ids),
+        )
+        assert worker.poll() is None  # the same worker, never restarted
+        assert one_each(twilio, phones) == dict.fromkeys(phones, 1)
+    finally:
+        for worker in ward.workers:
+            if worker.poll() is None:
+                ward.kill(worker)
+        redis.stop()
+
+
+def _processes_in_group(group: int) -> list[int]:
+    """Every live process whose process group is ``group`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_with_minus_nine_leaves_no_process_behind(ward: Ward) -> None:
+    """RQ forks its scheduler into a child process that outlives a worker killed with -9; the
+    worker runs it on a thread instead, so nothing of it is left."""
+    worker = ward.start_worker()
+    phones = [new_mobile() for _ in range(2)]
+    ids = ward.book(phones)
+    ward.wait_for(lambda: ward.statuses(ids).get("sent") == 2, 60, "2 sent")
+    os.kill(worker.pid, signal.SIGKILL)  # the worker alone, not its process group
+    worker.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while _processes_in_group(worker.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_in_group(worker.pid) == []
