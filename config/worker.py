@@ -212,6 +212,21 @@ def _schedule(redis: Redis, stop: threading.Event) -> None:
         scheduler.release_locks()  # type: ignore[no-untyped-call]
 
 
+class _Worker(SimpleWorker):
+    """RQ's SimpleWorker that tells ``run_worker`` it was asked to stop: RQ's own flag stays
+    unset when the signal comes while idle, and its check of the worker's state fails while
+    Redis is away (the stop must hold all the same)."""
+
+    stopping: threading.Event
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stopping.set()
+        try:
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise StopRequested from exc
+
+
 def _until_redis_answers(redis: Redis, stop: threading.Event) -> None:
     """Wait, with growing pauses, until Redis answers (or the worker is told to stop)."""
     pause = 0.5
@@ -278,18 +293,19 @@ def run_worker(
             # SimpleWorker: jobs run in this process, sharing its database pool (a forked
             # child must not reuse the parent's connections); a crash is what claims are for.
             # Maintenance every 30 s (not RQ's 10 min) cleans up after workers that died.
-            worker = SimpleWorker(
+            worker = _Worker(
                 [Queue(q, connection=rq_redis) for q in QUEUES],
                 connection=rq_redis,
                 maintenance_interval=30,
             )
+            worker.stopping = stop
             try:
                 worker.work(burst=burst, logging_level=settings.log_level)
             except RedisError as exc:  # RQ's own clean-up failed too: Redis is away
                 log.warning("Redis unreachable: %s", exc)
             except StopRequested:
                 return
-            if burst or worker._stop_requested:
+            if burst or stop.is_set():
                 return
             _stop_on_signals(stop)
             log.warning("the worker's loop ended on a Redis fault: starting again once it answers")

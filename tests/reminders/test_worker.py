@@ -401,3 +401,30 @@ def test_a_worker_killed_with_minus_nine_leaves_no_process_behind(ward: Ward) ->
     while _processes_in_group(worker.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_in_group(worker.pid) == []
+
+
+def test_a_worker_stops_on_sigterm_idle_or_while_redis_is_away(
+    database: str, tmp_path: Path, twilio: FakeTwilio
+) -> None:
+    """systemd stops a worker with SIGTERM: it ends, idle (RQ's loop says nothing of a stop
+    asked for while idle) and while Redis is away, rather than starting its loop again."""
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    ward = _ward(database, redis.url, tmp_path, twilio)
+    try:
+        idle = ward.start_worker()
+        ids = ward.book([new_mobile()])
+        ward.wait_for(lambda: ward.statuses(ids).get("sent") == 1, 60, "1 sent")
+        idle.send_signal(signal.SIGTERM)
+        assert idle.wait(timeout=30) == 0
+        waiting = ward.start_worker()
+        time.sleep(3)  # it has started
+        redis.stop()
+        time.sleep(3)  # its loop ended on the outage; it waits for Redis
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(timeout=30) == 0
+    finally:
+        for worker in ward.workers:
+            if worker.poll() is None:
+                ward.kill(worker)
+        redis.stop()
