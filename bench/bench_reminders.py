@@ -13,9 +13,14 @@ import logging
 import os
 import platform
 import secrets
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import date
 from datetime import time as clock_time
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 from redis import Redis
@@ -28,9 +33,10 @@ from booking import service as booking
 from booking.service import ResidentInput
 from config.app import session_factory
 from config.migrate import throwaway_database
-from config.queue import RqJobs
+from config.queue import RqJobs, Waker, redis_connection
 from config.sample import sample_ward
 from config.settings import Settings
+from config.worker import wake_pump_after_commit
 from ivr.fake_twilio import FakeTwilio
 from ivr.twilio_api import TwilioApi
 from reminders import jobs
@@ -40,6 +46,7 @@ from reminders.service import ReminderRules
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+WORKER = "from config.cli import main; raise SystemExit(main(['worker']))"
 RULES = ReminderRules(clock_time(18), None, quiet_from=clock_time(0), quiet_until=clock_time(0))
 
 
@@ -102,6 +109,137 @@ def dispatch(rt: Runtime, redis: Redis, count: int) -> float:
     return time.perf_counter() - started
 
 
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def confirmation_lag(
+    settings: Settings,
+    twilio: FakeTwilio,
+    redis_url: str,
+    *,
+    rate: float,
+    seconds: float,
+    workers: int,
+) -> tuple[int, float, float, float, float]:
+    """Book at ``rate`` per second for ``seconds``, one commit each (each wakes the pump, as
+    the web does), with ``workers`` real `madoguchi worker` processes sending: the delay from
+    each booking's commit to its confirmation's acceptance by Twilio. Returns (confirmations,
+    achieved booking rate, p50, p90, max lag in seconds)."""
+    env = {
+        **os.environ,
+        "MADOGUCHI_ENVIRONMENT": "test",
+        "MADOGUCHI_DATABASE_URL": settings.database_url,
+        "MADOGUCHI_REDIS_URL": redis_url,
+        "MADOGUCHI_DATA_KEYS": settings.data_keys,
+        "MADOGUCHI_LOOKUP_KEY": settings.lookup_key,
+        "MADOGUCHI_PUBLIC_BASE_URL": "https://madoguchi.example.jp",
+        "MADOGUCHI_TWILIO_ACCOUNT_SID": twilio.account_sid,
+        "MADOGUCHI_TWILIO_AUTH_TOKEN": "fake-token",
+        "MADOGUCHI_TWILIO_FROM_NUMBER": "+81353334111",
+        "MADOGUCHI_TWILIO_API_BASE": twilio.base_url,
+        "MADOGUCHI_QUIET_FROM": "00:00",
+        "MADOGUCHI_QUIET_UNTIL": "00:00",
+        "MADOGUCHI_LOG_LEVEL": os.environ.get("LAG_LOG", "WARNING"),
+    }
+    log_dir = Path(tempfile.mkdtemp(prefix="madoguchi-lag-"))
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from config.cli import main; raise SystemExit(main(['worker']))",
+            ],
+            env=env,
+            stdout=(log_dir / f"worker-{n}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for n in range(workers)
+    ]
+    sessions = session_factory(settings)
+    waker = Waker(RqJobs(redis_connection(redis_url)))
+    wake_pump_after_commit(sessions, waker)
+    try:
+        time.sleep(2)  # the workers start
+        with sessions() as db:
+            free = [
+                (s.id, s.remaining)
+                for s in booking.availability(db, service_id="pin_reset", limit=100_000)
+            ]
+        seats = [slot for slot, remaining in free for _ in range(remaining)]
+        count = int(rate * seconds)
+        ids = []
+        started = time.perf_counter()
+        for n in tqdm(range(count), desc=f"booking at {rate:.0f}/s", unit="booking", mininterval=1):
+            due = started + n / rate
+            if (pause := due - time.perf_counter()) > 0:
+                time.sleep(pause)
+            with sessions() as db:
+                resident = ResidentInput(
+                    "ヨテイ ハナコ", f"+8180{20_000_000 + n:08d}", date(1970, 1, 1)
+                )
+                made = booking.book(
+                    db, slot_id=seats[n * 7 % len(seats)], party=1, resident=resident, channel="web"
+                )
+                db.commit()
+                ids.append(made.id)
+        achieved = count / (time.perf_counter() - started)
+        deadline = time.monotonic() + float(os.environ.get("LAG_WAIT", 300))
+        query = text(
+            "SELECT EXTRACT(EPOCH FROM m.updated_at - b.created_at) FROM message m "
+            "JOIN booking b ON b.id = m.booking_id WHERE m.kind = 'confirmation' "
+            "AND m.status = 'sent' AND b.id = ANY(:ids)"
+        )
+        lags: list[float] = []
+        while time.monotonic() < deadline:
+            with sessions() as db:
+                lags = [float(x) for x in db.execute(query, {"ids": ids}).scalars()]
+            if len(lags) >= count:
+                break
+            time.sleep(0.5)
+        if len(lags) < count:
+            with sessions() as db:
+                states = db.execute(
+                    text(
+                        "SELECT m.status, m.last_error, count(*) FROM booking b LEFT JOIN message m"
+                        " ON m.booking_id = b.id AND m.kind = 'confirmation' WHERE b.id = ANY(:ids)"
+                        " GROUP BY 1, 2"
+                    ),
+                    {"ids": ids},
+                ).all()
+            with sessions() as db:
+                stuck = db.execute(
+                    text(
+                        "SELECT m.id, m.send_after, m.created_at FROM message m WHERE m.kind = "
+                        "'confirmation' AND m.status = 'scheduled' AND m.booking_id = ANY(:ids) "
+                        "ORDER BY m.id LIMIT 5"
+                    ),
+                    {"ids": ids},
+                ).all()
+            redis = Redis.from_url(redis_url)
+            for message_id, send_after, created in stuck:
+                keys = [k.decode() for k in redis.keys(f"rq:job:message-{message_id}-*")]
+                print(f"message {message_id}, due {send_after}, made {created}: jobs {keys}")
+                for key in keys:
+                    print(
+                        "   ",
+                        {k.decode(): v[:80] for k, v in redis.hgetall(key).items() if k != b"data"},
+                    )
+            raise SystemExit(
+                f"only {len(lags)} of {count} confirmations sent in 5 minutes: {states} "
+                f"(the workers' logs: {log_dir})"
+            )
+        return count, achieved, _percentile(lags, 0.5), _percentile(lags, 0.9), max(lags)
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+        sessions.kw["bind"].dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,6 +252,13 @@ def main() -> None:
         action="append",
         help="fake Twilio's answer delay in seconds; repeat for several runs (0 and 0.1)",
     )
+    parser.add_argument(
+        "--lag-rate", type=float, default=36, help="bookings per second for the lag run (36)"
+    )
+    parser.add_argument(
+        "--lag-seconds", type=float, default=20, help="how long the lag run books (20; 0: none)"
+    )
+    parser.add_argument("--lag-workers", type=int, default=2, help="workers in the lag run (2)")
     parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin database URL")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis database to empty")
     args = parser.parse_args()
@@ -161,6 +306,22 @@ def main() -> None:
                 f"{seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
             )
         sessions.kw["bind"].dispose()
+        if args.lag_seconds > 0:
+            redis.flushdb()
+            twilio.delay = 0.0
+            count, achieved, p50, p90, worst = confirmation_lag(
+                settings,
+                twilio,
+                args.redis_url,
+                rate=args.lag_rate,
+                seconds=args.lag_seconds,
+                workers=args.lag_workers,
+            )
+            print(
+                f"confirmation lag, {count} bookings at {achieved:.0f}/s with "
+                f"{args.lag_workers} workers: median {p50 * 1000:.0f} ms, 90th {p90 * 1000:.0f} ms,"
+                f" longest {worst * 1000:.0f} ms"
+            )
     redis.flushdb()
 
 

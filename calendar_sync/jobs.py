@@ -65,7 +65,7 @@ def _now() -> datetime:
 
 def wake(jobs: Jobs) -> None:
     """Push soon (after a booking change)."""
-    jobs.run_soon(PUSH, job_id=f"caldav-now-{int(_now().timestamp())}", queue=QUEUE)
+    jobs.wake(PUSH, queue=QUEUE)
 
 
 def _arm(rt: Runtime, after: timedelta, why: str) -> None:

@@ -8,6 +8,7 @@ import heapq
 import itertools
 import logging
 import threading
+import uuid
 from datetime import UTC, datetime
 
 from redis import Redis
@@ -70,6 +71,16 @@ class RqJobs:
         except RedisError as exc:
             log.warning("Redis unreachable, job %s waits for the next pump: %s", job_id, exc)
 
+    def wake(self, func: str, *, queue: str) -> None:
+        try:
+            waiting = Queue(queue, connection=self.redis)
+            if waiting.count == 0:  # else a run not yet started will see every commit so far
+                waiting.enqueue(
+                    func, job_id=f"{queue}-{uuid.uuid4().hex}", result_ttl=60, failure_ttl=86400
+                )
+        except RedisError as exc:
+            log.warning("Redis unreachable, %s waits for its next round: %s", func, exc)
+
 
 class InlineJobs:
     """The same jobs on one thread of this process, each at its time: no Redis needed."""
@@ -103,6 +114,12 @@ class InlineJobs:
     def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
         self.run_at(datetime.now(UTC), func, *args, job_id=job_id, queue=queue)
 
+    def wake(self, func: str, *, queue: str) -> None:
+        with self._wake:
+            if any(waiting_func == func for _, _, _, waiting_func, _ in self._heap):
+                return
+        self.run_soon(func, job_id=f"{queue}-{uuid.uuid4().hex}", queue=queue)
+
     def _next(self) -> tuple[str, str, tuple[object, ...]] | None:
         with self._wake:
             while not self._stopped:
@@ -127,7 +144,8 @@ class InlineJobs:
                 log.exception("job %s failed", job_id)
 
 
-# A job to arm: at (None for now), the function, its arguments, the queue.
+# A job to arm: at (None for now, WAKE for a wake), the function, its arguments, the queue.
+WAKE = datetime.min.replace(tzinfo=UTC)
 Arming = tuple[datetime | None, str, tuple[object, ...], str]
 
 
@@ -150,6 +168,9 @@ class Waker:
 
     def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
         self._put(job_id, (None, func, args, queue))
+
+    def wake(self, func: str, *, queue: str) -> None:
+        self._put(f"wake:{func}", (WAKE, func, (), queue))
 
     def pending(self) -> int:
         with self._wake:
@@ -182,7 +203,9 @@ class Waker:
                 job_id = next(iter(self._waiting))
                 at, func, args, queue = self._waiting.pop(job_id)
             try:
-                if at is None:
+                if at is WAKE:
+                    self.jobs.wake(func, queue=queue)
+                elif at is None:
                     self.jobs.run_soon(func, *args, job_id=job_id, queue=queue)
                 else:
                     self.jobs.run_at(at, func, *args, job_id=job_id, queue=queue)

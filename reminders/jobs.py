@@ -39,6 +39,13 @@ class Jobs(Protocol):
 
     def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None: ...
 
+    def wake(self, func: str, *, queue: str) -> None:
+        """Run ``func`` (no arguments) soon, after every commit made so far, unless a run of it
+        is already waiting to start (that run will see them). ``queue`` holds only ``func``'s
+        runs. Never by a reused job id: one arriving while a run of that id is under way could
+        be lost with it."""
+        ...
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -86,8 +93,8 @@ def arm_pump(rt: Runtime, at: datetime) -> None:
 
 
 def wake_pump(jobs: Jobs) -> None:
-    """Run the pump now (after a booking change; when a worker starts)."""
-    jobs.run_soon(PUMP, job_id=f"pump-now-{int(_now().timestamp())}", queue=OUTBOX_QUEUE)
+    """Run the pump soon (after a booking change; when a worker starts)."""
+    jobs.wake(PUMP, queue=OUTBOX_QUEUE)
 
 
 def pump() -> str:

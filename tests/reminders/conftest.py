@@ -62,6 +62,9 @@ class ArmedJobs:
     def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None:
         self.armed.append((datetime.now(TOKYO), func, args, job_id))
 
+    def wake(self, func: str, *, queue: str) -> None:
+        self.armed.append((datetime.now(TOKYO), func, (), f"wake-{func}"))
+
     def sends(self, message_id: int) -> list[datetime]:
         return [
             at for at, func, args, _ in self.armed if func == jobs.SEND and args == (message_id,)
