@@ -218,15 +218,11 @@ def confirmation_lag(
                     ),
                     {"ids": ids},
                 ).all()
-            redis = Redis.from_url(redis_url)
-            for message_id, send_after, created in stuck:
-                keys = [k.decode() for k in redis.keys(f"rq:job:message-{message_id}-*")]
-                print(f"message {message_id}, due {send_after}, made {created}: jobs {keys}")
-                for key in keys:
-                    print(
-                        "   ",
-                        {k.decode(): v[:80] for k, v in redis.hgetall(key).items() if k != b"data"},
-                    )
+            redis = Redis.from_url(redis_url, decode_responses=True)
+            for message_id, send_after, created in stuck:  # where each one's job went
+                for key in redis.keys(f"rq:job:message-{message_id}-*"):
+                    status = redis.hget(key, "status")
+                    print(f"message {message_id}, due {send_after}, made {created}: {key} {status}")
             raise SystemExit(
                 f"only {len(lags)} of {count} confirmations sent in 5 minutes: {states} "
                 f"(the workers' logs: {log_dir})"
