@@ -222,7 +222,9 @@ def confirmation_lag(
             for message_id, send_after, created in stuck:  # where each one's job went
                 for key in redis.keys(f"rq:job:message-{message_id}-*"):
                     status = redis.hget(key, "status")
-                    print(f"message {message_id}, due {send_after}, made {created}: {key} {status}")
+                    print(
+                        f"message {message_id}, due {send_after}, made {created}: {key!s} {status!s}"
+                    )
             raise SystemExit(
                 f"only {len(lags)} of {count} confirmations sent in 5 minutes: {states} "
                 f"(the workers' logs: {log_dir})"
