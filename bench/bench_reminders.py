@@ -219,12 +219,10 @@ def confirmation_lag(
                     {"ids": ids},
                 ).all()
             redis = Redis.from_url(redis_url, decode_responses=True)
-            for message_id, send_after, created in stuck:  # where each one's job went
+            for message_id, send_after, _created in stuck:  # where each one's job went
                 for key in redis.keys(f"rq:job:message-{message_id}-*"):
                     status = redis.hget(key, "status")
-                    print(
-                        f"message {message_id}, due {send_after}, made {created}: {key!s} {status!s}"
-                    )
+                    print(f"message {message_id}, due {send_after}: {key!s} {status!s}")
             raise SystemExit(
                 f"only {len(lags)} of {count} confirmations sent in 5 minutes: {states} "
                 f"(the workers' logs: {log_dir})"
