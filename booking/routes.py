@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from booking import service
 from booking.schemas import (
@@ -25,9 +25,16 @@ from booking.service import MemberInput, ResidentInput
 from booking.web import json_response, refuse_when_over_limit, unit_of_work
 
 router = APIRouter(prefix="/api/v1", tags=["booking"])
+# Every answer a route of the API may give besides its success, in the one error shape: 400 an
+# unreadable body, 404 not found, 409 taken or changed, 422 refused by a rule, 429 too many
+# tries, 500 our fault, 503 the database away (try again after Retry-After).
+FAULTS: dict[int | str, dict[str, object]] = {code: {"model": ErrorOut} for code in (500, 503)}
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorOut} for code in (404, 409, 422, 429)
+    **{code: {"model": ErrorOut} for code in (400, 404, 409, 422, 429)},
+    **FAULTS,
 }
+# A booking's code: 8 digits, the first not 0, the last a check digit.
+Code = Annotated[str, Path(json_schema_extra={"pattern": "^[1-9][0-9]{7}$"}, max_length=40)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -38,14 +45,14 @@ IdempotencyKey = Annotated[
 ]
 
 
-@router.get("/services", response_model=list[ServiceOut])
+@router.get("/services", response_model=list[ServiceOut], responses=FAULTS)
 def list_services(request: Request) -> Response:
     """Appointment types: pickup, application help, PIN reset, certificate renewal."""
     with unit_of_work(request) as db:
         return json_response([ServiceOut.model_validate(s) for s in service.list_services(db)])
 
 
-@router.get("/venues", response_model=list[VenueOut])
+@router.get("/venues", response_model=list[VenueOut], responses=FAULTS)
 def list_venues(request: Request) -> Response:
     """The main office, branch offices and pop-up venues, with the services each offers."""
     with unit_of_work(request) as db:
@@ -127,7 +134,7 @@ def create_booking(
 
 
 @router.post("/bookings/{code}/lookup", response_model=BookingOut, responses=ERRORS)
-def lookup_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
+def lookup_booking(code: Code, body: SecondFactorIn, request: Request) -> Response:
     """A booking by its code and the phone number or birth date given when booking."""
     refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:
@@ -136,7 +143,7 @@ def lookup_booking(code: str, body: SecondFactorIn, request: Request) -> Respons
 
 
 @router.post("/bookings/{code}/cancel", response_model=BookingOut, responses=ERRORS)
-def cancel_booking(code: str, body: SecondFactorIn, request: Request) -> Response:
+def cancel_booking(code: Code, body: SecondFactorIn, request: Request) -> Response:
     """Cancel; cancelling twice answers with the cancelled booking."""
     refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:
@@ -146,7 +153,7 @@ def cancel_booking(code: str, body: SecondFactorIn, request: Request) -> Respons
 
 
 @router.post("/bookings/{code}/reschedule", response_model=BookingOut, responses=ERRORS)
-def reschedule_booking(code: str, body: RescheduleIn, request: Request) -> Response:
+def reschedule_booking(code: Code, body: RescheduleIn, request: Request) -> Response:
     """Move to another time; the old time is kept unless the new one is secured."""
     refuse_when_over_limit(request, "lookup")  # each guesses a second factor
     with unit_of_work(request) as db:

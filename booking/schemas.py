@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from annotated_types import Interval
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic.config import JsonDict
 
 from booking.context import TOKYO
 from booking.personal import mask_phone
@@ -107,8 +108,23 @@ class MemberIn(BaseModel):
     e_certificate: bool = True
 
 
+# "A slot or a hold, not both": exactly one of the two is given (not null).
+SLOT_OR_HOLD: JsonDict = {
+    "oneOf": [
+        {
+            "required": ["slot_id"],
+            "properties": {"slot_id": {"type": "integer"}, "hold_id": {"type": "null"}},
+        },
+        {
+            "required": ["hold_id"],
+            "properties": {"hold_id": {"type": "string"}, "slot_id": {"type": "null"}},
+        },
+    ]
+}
+
+
 class BookingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=SLOT_OR_HOLD)
 
     slot_id: RowId | None = None
     hold_id: Annotated[str, Field(max_length=64)] | None = None
@@ -130,6 +146,8 @@ class SecondFactorIn(BaseModel):
 
 
 class RescheduleIn(SecondFactorIn):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=SLOT_OR_HOLD)
+
     slot_id: RowId | None = None
     hold_id: Annotated[str, Field(max_length=64)] | None = None
 
@@ -193,10 +211,21 @@ class BookingOut(BaseModel):
         )
 
 
+class ErrorProblem(BaseModel):
+    field: str
+    problem: str
+
+
 class ErrorBody(BaseModel):
     code: str
     message: dict[str, str]
     field: str | None = None
+    problems: list[ErrorProblem] | None = Field(
+        default=None, description="For a malformed request: each field and what is wrong"
+    )
+    request_id: str | None = Field(
+        default=None, description="On a fault of ours (5xx): the id to quote, also in X-Request-ID"
+    )
 
 
 class ErrorOut(BaseModel):

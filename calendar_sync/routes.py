@@ -4,19 +4,36 @@ its bookings of a day."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
 from booking.errors import BookingError
+from booking.schemas import ErrorOut
 from calendar_sync import service
 
 router = APIRouter(prefix="/calendar", tags=["calendar"])
 ICS = "text/calendar; charset=utf-8"
+_CALENDAR = {"content": {"text/calendar": {"schema": {"type": "string"}}}}
+_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+_FAULTS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorOut, "description": "A value that cannot be read (the day)"},
+    500: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+}
 
 
-@router.get("/venues/{venue_id}/free.ics")
+@router.get(
+    "/venues/{venue_id}/free.ics",
+    response_class=Response,
+    responses={
+        200: {"description": "The free times, iCalendar", **_CALENDAR},
+        404: {"description": "No such venue", **_TEXT},
+        **_FAULTS,
+    },
+)
 async def free_times(request: Request, venue_id: str) -> Response:
     """The venue's open times with free seats over the booking window (no personal data)."""
 
@@ -31,7 +48,15 @@ async def free_times(request: Request, venue_id: str) -> Response:
     return Response(body, media_type=ICS, headers={"Cache-Control": "max-age=300"})
 
 
-@router.get("/venues/{venue_id}/bookings.ics")
+@router.get(
+    "/venues/{venue_id}/bookings.ics",
+    response_class=Response,
+    responses={
+        200: {"description": "The day's bookings, iCalendar", **_CALENDAR},
+        403: {"description": "Wrong or missing feed token", **_TEXT},
+        **_FAULTS,
+    },
+)
 async def bookings(
     request: Request, venue_id: str, token: str = "", day: date | None = None
 ) -> Response:

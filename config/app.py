@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,6 +26,7 @@ from booking.pages.manage import router as manage_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
 from booking.routes import router as booking_router
+from booking.schemas import PARTY_MOST
 from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
@@ -145,6 +147,18 @@ def phone_line(settings: Settings) -> PhoneLine:
     )
 
 
+def _with_party_limit(schema: Any, most: int) -> Any:
+    """The OpenAPI document as this ward runs: every party size says the configured maximum
+    (MADOGUCHI_MAX_PARTY_SIZE), not the highest any ward may set."""
+    if isinstance(schema, dict):
+        if schema.get("maximum") == PARTY_MOST and schema.get("minimum") == 1:
+            schema = {**schema, "maximum": most}
+        return {key: _with_party_limit(value, most) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_with_party_limit(item, most) for item in schema]
+    return schema
+
+
 def error_answers() -> errors.Answers:
     """Who answers a request that went wrong, by the part of the service it asked."""
     return errors.Answers(
@@ -214,6 +228,14 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    openapi = app.openapi
+
+    def ward_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_party_limit(openapi(), settings.max_party_size)
+        return app.openapi_schema
+
+    app.openapi = ward_openapi  # type: ignore[method-assign]
     app.state.sessions = sessions
     app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
     app.state.languages = Languages.load()

@@ -35,7 +35,8 @@ REQUEST_ID_HEADER = "x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 # How long a client waits before trying again while the database is away.
 RETRY_AFTER_SECONDS = 30
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+# Starlette's and FastAPI's own refusals (400: a body that cannot be read), in our words.
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
 
 
 Render = Callable[[Request, Problem], Response]
