@@ -415,6 +415,9 @@ def test_a_worker_stops_on_sigterm_idle_or_while_redis_is_away(
         idle = ward.start_worker()
         ids = ward.book([new_mobile()])
         ward.wait_for(lambda: ward.statuses(ids).get("sent") == 1, 60, "1 sent")
+        time.sleep(4)  # idle a while: waiting on its queues is no timeout to log
+        logged = (ward.log_dir / "worker-0.log").read_text(errors="replace")
+        assert "timeout" not in logged.lower(), logged[-2000:]
         idle.send_signal(signal.SIGTERM)
         assert idle.wait(timeout=30) == 0
         waiting = ward.start_worker()
