@@ -50,15 +50,21 @@ WORKER = "from config.cli import main; raise SystemExit(main(['worker']))"
 RULES = ReminderRules(clock_time(18), None, quiet_from=clock_time(0), quiet_until=clock_time(0))
 
 
-def make_bookings(settings: Settings, count: int) -> None:
-    """``count`` bookings by mobile phone, spread over the whole booking window."""
+def campaign_ward(settings: Settings) -> None:
+    """The sample ward in a card campaign's month: ten times its seats, so 10,000 residents fit."""
     sessions = session_factory(settings)
     with sessions() as db:
         schedule.install_ward(db, sample_ward())
         schedule.extend_schedule(db)
-        # A card campaign's month: ten times the sample ward's seats, so 10,000 residents fit.
         db.execute(text("UPDATE slot SET capacity = capacity * 10"))
         db.commit()
+    sessions.kw["bind"].dispose()
+
+
+def make_bookings(settings: Settings, count: int) -> None:
+    """``count`` bookings by mobile phone, spread over the whole booking window."""
+    campaign_ward(settings)
+    sessions = session_factory(settings)
     with sessions() as db:
         free = [
             (s.id, s.remaining)
@@ -236,41 +242,9 @@ def confirmation_lag(
         sessions.kw["bind"].dispose()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--bookings", type=int, default=10_000, help="bookings to plan (10000)")
-    parser.add_argument("--send", type=int, default=2_000, help="messages to dispatch (2000)")
-    parser.add_argument(
-        "--latency",
-        type=float,
-        action="append",
-        help="fake Twilio's answer delay in seconds; repeat for several runs (0 and 0.1)",
-    )
-    parser.add_argument(
-        "--lag-rate", type=float, default=36, help="bookings per second for the lag run (36)"
-    )
-    parser.add_argument(
-        "--lag-seconds", type=float, default=20, help="how long the lag run books (20; 0: none)"
-    )
-    parser.add_argument("--lag-workers", type=int, default=2, help="workers in the lag run (2)")
-    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin database URL")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis database to empty")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny numbers, as CI runs it: fails when a message is not sent, not on speed",
-    )
-    args = parser.parse_args()
-    if args.smoke:
-        args.bookings, args.send, args.latency = 40, 20, [0.0]
-        args.lag_seconds, args.lag_rate = 2.0, 10.0
-    latencies = args.latency or [0.0, 0.1]
-    logging.basicConfig(level=logging.WARNING)
-    redis = Redis.from_url(args.redis_url)
-    redis.flushdb()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: list[float]) -> None:
+    """Plan and arm the messages of --bookings bookings, then one worker sends --send of them
+    at each Twilio latency."""
     with (
         throwaway_database(args.database_url, prefix="madoguchi_bench") as url,
         FakeTwilio() as twilio,
@@ -312,9 +286,63 @@ def main() -> None:
                 f"{seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
             )
         sessions.kw["bind"].dispose()
-        if args.lag_seconds > 0:
-            redis.flushdb()
-            twilio.delay = 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bookings", type=int, default=10_000, help="bookings to plan (10000)")
+    parser.add_argument("--send", type=int, default=2_000, help="messages to dispatch (2000)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        action="append",
+        help="fake Twilio's answer delay in seconds; repeat for several runs (0 and 0.1)",
+    )
+    parser.add_argument(
+        "--lag-rate", type=float, default=36, help="bookings per second for the lag run (36)"
+    )
+    parser.add_argument(
+        "--lag-seconds", type=float, default=20, help="how long the lag run books (20; 0: none)"
+    )
+    parser.add_argument("--lag-workers", type=int, default=2, help="workers in the lag run (2)")
+    parser.add_argument(
+        "--lag-only", action="store_true", help="only the lag run (no scheduling or dispatch)"
+    )
+    parser.add_argument("--database-url", default=DEFAULT_ADMIN_URL, help="admin database URL")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="a Redis database to empty")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny numbers, as CI runs it: fails when a message is not sent, not on speed",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        args.bookings, args.send, args.latency = 40, 20, [0.0]
+        args.lag_seconds, args.lag_rate = 2.0, 10.0
+    latencies = args.latency or [0.0, 0.1]
+    logging.basicConfig(level=logging.WARNING)
+    redis = Redis.from_url(args.redis_url)
+    redis.flushdb()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    if not args.lag_only:
+        schedule_and_dispatch(args, redis, latencies)
+    if args.lag_seconds > 0:
+        # A database of its own: no backlog of the runs above (their due confirmations, whose
+        # jobs are gone, would be swept up and sent first: a backlog drains before new ones).
+        redis.flushdb()
+        with (
+            throwaway_database(args.database_url, prefix="madoguchi_bench_lag") as url,
+            FakeTwilio() as twilio,
+        ):
+            settings = Settings(
+                environment="test",
+                database_url=url.render_as_string(hide_password=False),
+                data_keys=Fernet.generate_key().decode(),
+                lookup_key=secrets.token_urlsafe(32),
+            )
+            campaign_ward(settings)
             count, achieved, p50, p90, worst = confirmation_lag(
                 settings,
                 twilio,
