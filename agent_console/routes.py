@@ -12,6 +12,7 @@ import asyncio
 import csv
 import io
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -55,8 +56,19 @@ class MyNumberInForm(Exception):
         self.field = field
 
 
+class UnreadableCharacters(Exception):
+    """A form field held a NUL or another control character: no text of a person's holds one,
+    and PostgreSQL refuses a NUL outright."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
 # Fields that are not free text (or must not be read): never scanned.
 _UNSCANNED = frozenset({"csrf", "password"})
+# Control characters but tab, line feed and carriage return (a note may have several lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 async def refuse_my_numbers(request: Request) -> None:
@@ -70,7 +82,11 @@ async def refuse_my_numbers(request: Request) -> None:
         return
     form = await request.form()  # read once; the route reads the same parsed form
     for name, value in form.multi_items():
-        if name not in _UNSCANNED and isinstance(value, str) and contains_my_number(value):
+        if not isinstance(value, str):
+            continue
+        if _CONTROL.search(value) or _CONTROL.search(name):
+            raise UnreadableCharacters(name[:40])
+        if name not in _UNSCANNED and contains_my_number(value):
             raise MyNumberInForm(name)
 
 
@@ -1368,6 +1384,22 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(SignInNeeded, to_login)
     app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(MyNumberInForm, my_number)
+
+    def unreadable(request: Request, exc: Exception) -> Response:
+        field = exc.field if isinstance(exc, UnreadableCharacters) else ""
+        return _render(
+            request,
+            "problem.html",
+            None,
+            status_code=422,
+            message="入力に使えない文字（制御文字）が含まれていたため、何も保存していません。"
+            "ブラウザの「戻る」で入力画面に戻り、該当の欄を入力し直してください。",
+            fields=[{"field": field, "problem": "制御文字"}],
+            ours=False,
+            request_id="",
+        )
+
+    app.add_exception_handler(UnreadableCharacters, unreadable)
 
     def bad_month(request: Request, exc: Exception) -> Response:
         return PlainTextResponse(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 
 from booking import service
 from booking.schemas import (
+    HOLD_ID_FORM,
     PARTY_SCHEMA,
     BookingIn,
     BookingOut,
@@ -96,7 +97,9 @@ def create_hold(body: HoldIn, request: Request) -> Response:
 
 
 @router.delete("/holds/{hold_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-def release_hold(hold_id: str, request: Request) -> Response:
+def release_hold(
+    hold_id: Annotated[str, Path(json_schema_extra=HOLD_ID_FORM, max_length=64)], request: Request
+) -> Response:
     """Give held seats back at once."""
     with unit_of_work(request) as db:
         service.release_hold(db, hold_id=hold_id)

@@ -108,6 +108,10 @@ class MemberIn(BaseModel):
     e_certificate: bool = True
 
 
+# A hold's id as the API hands it out (32 hex digits); any other is not found (404).
+HOLD_ID_FORM = {"pattern": "^[0-9a-f]{32}$"}
+HoldId = Annotated[str, Field(max_length=64, json_schema_extra=HOLD_ID_FORM)]
+
 # "A slot or a hold, not both": exactly one of the two is given (not null).
 SLOT_OR_HOLD: JsonDict = {
     "oneOf": [
@@ -127,7 +131,7 @@ class BookingIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=SLOT_OR_HOLD)
 
     slot_id: RowId | None = None
-    hold_id: Annotated[str, Field(max_length=64)] | None = None
+    hold_id: HoldId | None = None
     party_size: Party = 1
     name_kana: ShortText
     phone: Annotated[str, Field(max_length=30)]
@@ -149,7 +153,7 @@ class RescheduleIn(SecondFactorIn):
     model_config = ConfigDict(extra="forbid", json_schema_extra=SLOT_OR_HOLD)
 
     slot_id: RowId | None = None
-    hold_id: Annotated[str, Field(max_length=64)] | None = None
+    hold_id: HoldId | None = None
 
 
 class MemberOut(BaseModel):

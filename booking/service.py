@@ -8,6 +8,7 @@ ascending id order. That keeps racing moves and cancels free of deadlocks.
 
 from __future__ import annotations
 
+import re
 import secrets
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -229,8 +230,20 @@ def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> Hol
     return HoldView(hold.id, slot_id, seats, hold.expires_at)
 
 
+# A hold's id as made (secrets.token_hex(16)): anything else names no hold, and never reaches
+# the database (PostgreSQL refuses a NUL in a string with an error, not a miss).
+_HOLD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _known_form(hold_id: str) -> str:
+    if not _HOLD_ID.fullmatch(hold_id):
+        raise BookingError("hold_not_found", field="hold_id")
+    return hold_id
+
+
 def get_hold(db: DbSession, *, hold_id: str) -> HeldTime:
     """A hold and the time it keeps; ``live`` is False once it has lapsed."""
+    hold_id = _known_form(hold_id)
     row = db.execute(
         select(Hold, Slot.venue_id, Slot.service_id, Slot.starts_at, Slot.ends_at)
         .join(Slot, Slot.id == Hold.slot_id)
@@ -246,6 +259,7 @@ def get_hold(db: DbSession, *, hold_id: str) -> HeldTime:
 
 def release_hold(db: DbSession, *, hold_id: str) -> None:
     """Give a hold's seats back at once (the caller chose another time, or hung up)."""
+    hold_id = _known_form(hold_id)
     _lock_slots(db, select(Hold.slot_id).where(Hold.id == hold_id).scalar_subquery())
     row = db.execute(
         delete(Hold)
@@ -260,6 +274,7 @@ def release_hold(db: DbSession, *, hold_id: str) -> None:
 def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
     """Turn a hold into booked seats; returns its slot. Cannot fail for lack of seats, but
     refuses a slot closed since the hold was made."""
+    hold_id = _known_form(hold_id)
     _lock_slots(db, select(Hold.slot_id).where(Hold.id == hold_id).scalar_subquery())
     row = db.execute(
         delete(Hold)
@@ -284,6 +299,7 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
 
 
 def _hold_slot(db: DbSession, hold_id: str) -> int:
+    hold_id = _known_form(hold_id)
     slot_id = db.execute(
         select(Hold.slot_id).where(Hold.id == hold_id, Hold.kind == "offer")
     ).scalar_one_or_none()

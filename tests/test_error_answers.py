@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -113,6 +114,21 @@ def test_whole_numbers_read() -> None:
     assert row_id(" 42 ") == 42
     assert whole_number("0") == 0
     assert row_id(str(ROW_ID_MAX)) == ROW_ID_MAX
+
+
+@pytest.mark.parametrize("hold", ["\x00abc", "f" * 31 + "\x00", "../../x", "A" * 32, "é" * 32])
+def test_a_hold_id_that_no_hold_has_is_not_found(http: TestClient, hold: str) -> None:
+    """PostgreSQL refuses a NUL in a string with an error: a malformed hold id never reaches it."""
+    body = {
+        "hold_id": hold,
+        "name_kana": "ヤマダ タロウ",
+        "phone": "090-1234-5678",
+        "birth_date": "1950-04-01",
+    }
+    booked = http.post("/api/v1/bookings", json=body)
+    assert (booked.status_code, booked.json()["error"]["code"]) == (404, "hold_not_found")
+    released = http.delete(f"/api/v1/holds/{quote(hold, safe='')}")
+    assert released.status_code == 404
 
 
 def test_an_unknown_path_is_a_page_for_residents_and_json_for_the_api(http: TestClient) -> None:

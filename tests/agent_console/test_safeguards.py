@@ -83,6 +83,34 @@ def test_an_inquiry_note_with_a_my_number_is_not_kept(console: Console) -> None:
         assert db.execute(select(func.count()).select_from(Inquiry)).scalar_one() == before
 
 
+@pytest.mark.parametrize("unreadable", ["\x00", "\x1b[31m", "\x7f"])
+def test_a_form_with_a_control_character_saves_nothing(console: Console, unreadable: str) -> None:
+    """A NUL would be a server error on PostgreSQL; no text a person types holds one."""
+    agent, _ = console.signed_in("agent")
+    home = agent.get("/console/")
+    with console.app_sessions() as db:
+        before = db.execute(select(func.count()).select_from(Inquiry)).scalar_one()
+    refused = agent.post(
+        "/console/calls/CAnone/inquiries",
+        data={
+            "csrf": csrf_of(home.text),
+            "category": "pin",
+            "note": f"電話あり{unreadable}折り返し",
+            "resolution": "answered",
+        },
+    )
+    assert refused.status_code == 422
+    assert "制御文字" in refused.text and "何も保存していません" in refused.text
+    with console.app_sessions() as db:
+        assert db.execute(select(func.count()).select_from(Inquiry)).scalar_one() == before
+    kept = agent.post(
+        "/console/calls/CAnone/inquiries",
+        data={"csrf": csrf_of(home.text), "category": "pin", "note": "一行目\r\n二行目\tタブ"},
+        follow_redirects=False,
+    )
+    assert kept.status_code != 422  # line breaks and tabs are text
+
+
 def test_phone_numbers_are_searched_by_post_never_in_the_url(console: Console) -> None:
     agent, login = console.signed_in("agent")
     phone = new_mobile()
