@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jpholiday
+from babel import Locale
 from sqlalchemy.orm import Session as DbSession
 from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 
@@ -48,13 +49,29 @@ MAX_OFFERS_TRIED = 20  # times tried in one search before saying nothing is free
 
 
 @cache
-def catalogue(language: str) -> dict[str, str]:
+def catalogue(language: str) -> dict[str, str | dict[str, str]]:
+    """A language's prompts. A prompt that depends on a number is a table of the language's
+    plural forms (CLDR: "one", "other"...), as Babel names them; a language without them has
+    "other" alone."""
     text = files("ivr").joinpath("prompts", f"{language}.toml").read_text(encoding="utf-8")
-    return {k: str(v) for k, v in tomllib.loads(text).items()}
+    return {
+        k: {form: str(t) for form, t in v.items()} if isinstance(v, dict) else str(v)
+        for k, v in tomllib.loads(text).items()
+    }
 
 
 def prompt(language: str, key: str, **params: Any) -> str:
-    return catalogue(language)[key].format(**params)
+    """A prompt in ``language``; one with plural forms takes the form for ``count``."""
+    found = catalogue(language)[key]
+    if isinstance(found, dict):
+        form = Locale.parse(language).plural_form(params["count"])
+        found = found.get(form, found["other"])
+    return found.format(**params)
+
+
+def people(language: str, count: int) -> str:
+    """ "1 person", "3 people", "3人": a party as the language says it."""
+    return prompt(language, "people", count=count)
 
 
 @dataclass(frozen=True)
@@ -817,7 +834,7 @@ def _read_back(turn: Turn, key: str) -> None:
         when=say_when(starts, turn.language),
         venue=venue,
         service=named(service, turn.language),
-        party=state.party,
+        people=people(turn.language, state.party),
     )
 
 
@@ -984,7 +1001,7 @@ def say_booking(turn: Turn, found: BookingView) -> None:
         when=say_when(found.starts_at, turn.language),
         venue=named(venue, turn.language),
         service=named(service, turn.language),
-        party=found.party_size,
+        people=people(turn.language, found.party_size),
     )
 
 

@@ -21,7 +21,7 @@ from booking.context import TOKYO
 from booking.models import Booking, Slot
 from ivr import service as calls
 from ivr.caller import PhoneCall
-from ivr.flow import prompt, read_birth_date, read_keypad_letters
+from ivr.flow import people, prompt, read_birth_date, read_keypad_letters
 from ivr.speech import say_digits, say_phone, say_when
 from tests.conftest import START
 from tests.ivr.conftest import PUBLIC, TOKEN, Line, new_mobile
@@ -155,6 +155,7 @@ def test_an_english_caller_with_a_withheld_number_books_a_pin_reset(line: Line) 
     call.press("0352734111#")
     assert heard(call, "zero, three, five, two, seven, three, four, one, one, one")
     call.press("1")
+    assert heard(call, "for PIN reset, 1 person.")  # one person, never "1 people"
     call.press("1")
     assert heard(call, "Your booking code is")
     made = line.booking_of(call)
@@ -248,7 +249,7 @@ def test_a_booking_is_found_by_caller_id_and_cancelled(line: Line, lang: str) ->
             when=say_when(made.starts_at, lang),
             venue=where,
             service=ANY,
-            party=2,
+            people=people(lang, 2),
         ).split(ANY)[0],
     )
     call.press("2")
@@ -363,6 +364,9 @@ def test_wrong_keys_and_silence_reprompt_then_reach_a_person(line: Line, lang: s
     said = call.silence()  # the third miss in a row
     assert prompt(lang, "too_many_misses") in said
     assert prompt(lang, "to_agent") in said
+    # "We will put you through to a person" is said once, not twice in a row.
+    through = {"ja": "おつなぎします", "en": "put you through", "ko": "연결해 드리겠습니다"}[lang]
+    assert " ".join(said).count(through) == 1
     assert call.state == "queued"
     assert call.queue == f"madoguchi-{lang}"
     assert "menu!" in line.record(call).path
