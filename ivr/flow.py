@@ -710,6 +710,11 @@ def answer_notice_check(turn: Turn, digits: str) -> None:
 
 
 ERAS = {"1": 1868, "2": 1912, "3": 1926, "4": 1989, "5": 2019}  # 明治 大正 昭和 平成 令和
+ERA_NAMES = {
+    "ja": {"1": "明治", "2": "大正", "3": "昭和", "4": "平成", "5": "令和"},
+    "en": {"1": "Meiji", "2": "Taisho", "3": "Showa", "4": "Heisei", "5": "Reiwa"},
+    "ko": {"1": "메이지", "2": "다이쇼", "3": "쇼와", "4": "헤이세이", "5": "레이와"},
+}
 
 
 def read_birth_date(digits: str, today: date) -> date | None:
@@ -737,10 +742,21 @@ def answer_birth(turn: Turn, digits: str) -> None:
     if day is None:
         raise Miss("birth_wrong")
     turn.state.pending = day.isoformat()
+    # Read back as it was keyed: a caller who thinks in 昭和 hears 昭和.
+    turn.state.pending_era = digits[0] if len(digits) == 7 else None
     turn.ask("birth_check")
 
 
-def say_birth(day: date, language: str) -> str:
+def say_birth(day: date, language: str, era: str | None = None) -> str:
+    """A birth date as the caller keyed it: the Western year, or the era ("昭和33年")."""
+    if era in ERAS:
+        name = ERA_NAMES[language][era]
+        year = day.year - ERAS[era] + 1
+        if language == "ja":
+            return f"{name}{'元' if year == 1 else year}年{day.month}月{day.day}日"
+        if language == "ko":
+            return f"{name} {year}년 {day.month}월 {day.day}일"
+        return say_date(day, language).split(", ", 1)[1] + f", {name} {year} ({day.year})"
     if language == "ja":
         return f"{day.year}年{day.month}月{day.day}日"
     if language == "ko":
@@ -752,7 +768,7 @@ def ask_birth_check(turn: Turn) -> None:
     if turn.state.pending is None:
         raise StateLost
     day = date.fromisoformat(turn.state.pending)
-    turn.say("birth_check", birth=say_birth(day, turn.language))
+    turn.say("birth_check", birth=say_birth(day, turn.language, turn.state.pending_era))
     turn.gather("birth_check", num_digits=1)
 
 
@@ -989,7 +1005,9 @@ def answer_manage_birth(turn: Turn, digits: str) -> None:
         turn.say("too_many_lookups")
         hand_over(turn)
         return
-    turn.ask("manage_code")
+    # A birth date keyed wrong is keyed again, with the code kept; after a second miss the code
+    # may be what is wrong, so it is asked again too.
+    turn.ask("manage_birth" if turn.state.lookups == 1 else "manage_code")
 
 
 def say_booking(turn: Turn, found: BookingView) -> None:

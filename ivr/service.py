@@ -44,6 +44,7 @@ class CallState:
     notices: list[str] = field(default_factory=list)
     notice_head: str | None = None
     pending: str | None = None  # a value keyed in and being read back
+    pending_era: str | None = None  # the era key (3: 昭和…) a birth date was keyed in, if any
     birth: str | None = None
     phone: str | None = None
     # manage

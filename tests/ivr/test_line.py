@@ -277,9 +277,11 @@ def test_a_booking_is_found_by_birth_date_and_moved(line: Line) -> None:
     assert heard(call, prompt("ja", "code_wrong"))  # the check digit caught the slip
     call.press(made.code)
     assert heard(call, prompt("ja", "manage_birth"))
+    assert "昭和は3" in prompt("ja", "manage_birth")  # the era form is offered here too
     call.press("19580402#")
     assert heard(call, prompt("ja", "not_found"))
-    call.press(made.code)
+    # The birth date is keyed again, the code kept: not back to the code.
+    assert heard(call, prompt("ja", "manage_birth"))
     call.press("3330401#")  # 昭和33年4月1日, in the Japanese era
     assert heard(call, "ご予約は、")
     call.press("1")  # change the time
@@ -547,6 +549,39 @@ def test_letters_by_keypad_pairs() -> None:
     assert read_keypad_letters("25") is None  # 2 has three letters
     assert read_keypad_letters("11") is None
     assert read_keypad_letters("2") is None
+
+
+def test_a_birth_date_keyed_in_the_era_is_read_back_in_the_era(line: Line) -> None:
+    call = line.call()
+    call.dial()
+    call.press("1")
+    call.press("3")  # PIN reset
+    call.press("1")  # one person
+    call.press("0#")  # the earliest time anywhere
+    call.press("1")  # take it
+    call.press("3330401#")  # 昭和33年4月1日
+    assert heard(call, "昭和33年4月1日、ですね。")
+    call.press("2")  # key it again, in the Western calendar
+    call.press("19580401#")
+    assert heard(call, "1958年4月1日、ですね。")
+    call.press("2")
+    call.press("5010501#")  # 令和元年
+    assert heard(call, "令和元年5月1日、ですね。")
+
+
+def test_a_second_wrong_birth_date_asks_for_the_code_again(line: Line) -> None:
+    owner = line.call()
+    book_pickup_for_two(line, owner)
+    made = line.booking_of(owner)
+    call = line.call()
+    call.dial()
+    call.press("2")
+    call.press(made.code)
+    call.press("19580402#")
+    assert heard(call, prompt("ja", "manage_birth"))
+    call.press("19580403#")
+    assert heard(call, prompt("ja", "not_found"))
+    assert heard(call, prompt("ja", "code_entry"))
 
 
 def test_birth_dates_in_the_western_or_japanese_calendar() -> None:
