@@ -13,7 +13,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -550,13 +550,67 @@ def ask_offer(turn: Turn) -> None:
         turn.say("offer_lapsed")
         offer_next(turn)
         return
+    wanted = turn.state.wanted
+    turn.state.wanted = None
+    if wanted is not None and starts.astimezone(TOKYO).date() > date.fromisoformat(wanted):
+        turn.say("offer_day_full", day=say_date(date.fromisoformat(wanted), turn.language))
     turn.say("offer", when=say_when(starts, turn.language), venue=venue)
     turn.say("offer_keys")
     turn.gather("offer", num_digits=1)
 
 
+# Keys at an offer besides 1 (take it) and 2 (the next time): days to jump from the offered day.
+JUMPS = {"3": 1, "4": 7}
+
+
+def jump_to(turn: Turn, day: date) -> None:
+    """Offer the earliest free time on ``day`` or after it (said so when ``day`` has none)."""
+    release_offer(turn)
+    turn.state.after = datetime.combine(day, time(0), TOKYO).isoformat()
+    turn.state.wanted = day.isoformat()
+    offer_next(turn)
+
+
+def read_month_day(digits: str, today: date) -> date | None:
+    """Four digits, month and day (0115: January 15), the next such date from today on."""
+    if len(digits) != 4 or not digits.isascii() or not digits.isdigit():
+        return None
+    month, day = int(digits[:2]), int(digits[2:])
+    for year in (today.year, today.year + 1):
+        try:
+            found = date(year, month, day)
+        except ValueError:  # 0230, 1301; 0229 in a year without it: try the next year
+            continue
+        if found >= today:
+            return found
+    return None
+
+
+def ask_offer_date(turn: Turn) -> None:
+    turn.say("offer_date")
+    turn.gather("offer_date", timeout=ENTRY_TIMEOUT)
+
+
+def answer_offer_date(turn: Turn, digits: str) -> None:
+    day = read_month_day(digits, context(turn.db).today())
+    if day is None:
+        raise Miss("offer_date_wrong")
+    jump_to(turn, day)
+
+
 def answer_offer(turn: Turn, digits: str) -> None:
     state = turn.state
+    if digits in JUMPS:
+        try:
+            starts, _, _ = _offered_time(turn)
+        except BookingError:
+            starts = state.after_time or turn.now()
+        jump_to(turn, starts.astimezone(TOKYO).date() + timedelta(days=JUMPS[digits]))
+        return
+    if digits == "5":
+        release_offer(turn)
+        turn.ask("offer_date")
+        return
     if digits == "2":
         release_offer(turn)
         if state.offered is not None:
@@ -1305,6 +1359,7 @@ STEPS: dict[str, Step] = {
     "book_party": Step(ask_party, answer_party, choice=True),
     "book_venue": Step(ask_venue, answer_venue, choice=True, agent_key=False),
     "offer": Step(ask_offer, answer_offer, choice=True),
+    "offer_date": Step(ask_offer_date, answer_offer_date, choice=False),
     "offer_none": Step(ask_offer_none, answer_offer_none, choice=True),
     "notice_head": Step(ask_notice_head, answer_notice_head, choice=False, agent_key=False),
     "notice_tail": Step(ask_notice_tail, answer_notice_tail, choice=False, agent_key=False),

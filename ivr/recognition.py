@@ -143,6 +143,7 @@ DIGIT_ENTRY = {
     "phone_entry",
     "manage_code",
     "manage_birth",
+    "offer_date",
 }
 # Menus whose choices have names as well as numbers.
 NAMED_CHOICES = {"menu": {"book": "1", "manage": "2", "questions": "3"}}

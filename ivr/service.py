@@ -41,6 +41,7 @@ class CallState:
     hold: str | None = None
     seen: list[int] = field(default_factory=list)
     after: str | None = None  # ISO time of the last time offered
+    wanted: str | None = None  # ISO date the caller jumped to (the next day, a week, a date)
     notices: list[str] = field(default_factory=list)
     notice_head: str | None = None
     pending: str | None = None  # a value keyed in and being read back

@@ -21,8 +21,8 @@ from booking.context import TOKYO
 from booking.models import Booking, Slot
 from ivr import service as calls
 from ivr.caller import PhoneCall
-from ivr.flow import people, prompt, read_birth_date, read_keypad_letters
-from ivr.speech import say_digits, say_phone, say_when
+from ivr.flow import people, prompt, read_birth_date, read_keypad_letters, read_month_day
+from ivr.speech import say_date, say_digits, say_phone, say_when
 from tests.conftest import START
 from tests.ivr.conftest import PUBLIC, TOKEN, Line, new_mobile
 
@@ -220,6 +220,55 @@ def test_pressing_2_offers_the_next_time_and_gives_the_first_back(line: Line) ->
     call.hang_up()
     assert seats(line, second)[2] == 0  # hanging up gives the offer back too
     assert line.record(call).outcome == "abandoned"
+
+
+def _offered_start(line: Line, call: PhoneCall) -> datetime:
+    with line.sessions() as db:
+        return db.execute(
+            select(Slot.starts_at).where(Slot.id == offered_slot(line, call))
+        ).scalar_one()
+
+
+def test_a_caller_jumps_a_day_a_week_or_to_a_date_they_key(line: Line) -> None:
+    """At an offer, 3 is the next day, 4 a week later, 5 a date keyed as month and day: the
+    earliest free time on that day, or after it when that day has none (said so)."""
+    call = line.call()
+    call.dial()
+    for key in ("1", "3", "1", "1#"):  # PIN reset, one person, the main office
+        call.press(key)
+    first = _offered_start(line, call).astimezone(TOKYO).date()
+    assert heard(call, prompt("ja", "offer_keys"))
+    call.press("3")  # the next day
+    next_day = _offered_start(line, call).astimezone(TOKYO).date()
+    assert next_day >= first + timedelta(days=1)
+    call.press("4")  # a week later
+    week = _offered_start(line, call).astimezone(TOKYO).date()
+    assert week >= next_day + timedelta(days=7)
+    held = offered_slot(line, call)
+    call.press("5")
+    assert heard(call, prompt("ja", "offer_date"))
+    assert seats(line, held)[2] == 0  # the time on offer was given back
+    call.press("1322#")  # no such date
+    assert heard(call, prompt("ja", "offer_date_wrong"))
+    call.press("0112#")  # Tuesday 12 January 2027: the main office is open
+    assert _offered_start(line, call).astimezone(TOKYO).date() == date(2027, 1, 12)
+    assert not heard(call, "空いている時間がありません")
+    call.press("5")
+    call.press("0101#")  # New Year's Day: closed
+    assert heard(call, prompt("ja", "offer_day_full", day=say_date(date(2027, 1, 1), "ja")))
+    assert _offered_start(line, call).astimezone(TOKYO).date() >= date(2027, 1, 4)
+    call.hang_up()
+
+
+def test_a_month_and_day_is_the_next_such_date() -> None:
+    today = date(2026, 12, 15)
+    assert read_month_day("1216", today) == date(2026, 12, 16)
+    assert read_month_day("1215", today) == today
+    assert read_month_day("0115", today) == date(2027, 1, 15)  # passed this year: next year
+    assert read_month_day("0229", today) is None  # neither 2026 nor 2027 has one
+    assert read_month_day("0229", date(2027, 12, 1)) == date(2028, 2, 29)
+    for wrong in ("1301", "0230", "0000", "123", "12345", "１２１６"):
+        assert read_month_day(wrong, today) is None
 
 
 # --- check, move, cancel ---------------------------------------------------------------------
