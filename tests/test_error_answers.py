@@ -4,6 +4,7 @@ once, and carries a request id that the log also holds."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -34,9 +35,13 @@ def app(engine: Engine, clock: FakeClock, tmp_path: Path) -> FastAPI:
     return app_for(engine, clock, tmp_path, twilio_auth_token=TOKEN, public_base_url=PUBLIC)
 
 
+_addresses = (f"10.77.{n >> 8 & 255}.{n & 255}" for n in itertools.count(1))
+
+
 @pytest.fixture
 def http(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as client:
+    # An address of its own: the attempt limits count per address, in the shared database.
+    with TestClient(app, raise_server_exceptions=False, client=(next(_addresses), 50000)) as client:
         yield client
 
 
