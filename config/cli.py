@@ -165,9 +165,13 @@ def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("Password (12 characters or more): ")
-        if getpass.getpass("Again: ") != password:
-            print("The two passwords differ; nothing was created.", file=sys.stderr)
+        password = getpass.getpass("パスワード（12文字以上） Password (12 or more characters): ")
+        if getpass.getpass("もう一度 Again: ") != password:
+            print(
+                "2つのパスワードが違うため、作成していません。"
+                " The two passwords differ; nothing was created.",
+                file=sys.stderr,
+            )
             return 2
     with _sessions(settings)() as db:
         try:
@@ -192,7 +196,10 @@ def cmd_staff(args: argparse.Namespace, settings: Settings) -> int:
             client="cli",
         )
         db.commit()
-    print(f"Created {made.login_id} ({made.role}). Sign in at /console/login.")
+    print(
+        f"{made.login_id}（{made.role}）を作成しました。/console/login からログインできます。"
+        f" Created {made.login_id} ({made.role}). Sign in at /console/login."
+    )
     return 0
 
 
@@ -448,6 +455,27 @@ def _clock(value: str) -> time:
         raise argparse.ArgumentTypeError(f"{value!r} is not a time like 09:00") from None
 
 
+SCHEDULE_EXAMPLES = """examples:
+  madoguchi schedule extend                          keep the schedule open to the horizon
+  madoguchi schedule extend --through 2027-03-31     open the regular sessions up to a day
+  madoguchi schedule close 2026-12-24 --reason 停電点検   close every venue that day
+  madoguchi schedule close 2026-12-24 --venue yotsuya   close one venue that day
+  madoguchi schedule open 2027-01-10 --venue main --service pickup \\
+      --opens 09:00 --closes 12:00 --seats 6          a Sunday holiday session (休日開庁)
+  madoguchi schedule open 2027-01-14 --venue main --service pickup \\
+      --opens 17:15 --closes 19:00 --kind extra       evening hours on an open day
+
+A pop-up venue (出張会場) is added, with its days, in the console (受付の追加). Closing a day
+keeps its bookings: the counter managers' console lists whom it strands."""
+
+STAFF_EXAMPLES = """examples:
+  madoguchi staff create --login sato --name 佐藤 --role supervisor
+  printf '%s\\n' "$PASSWORD" | madoguchi staff create --login ito --role agent --password-stdin
+
+Roles: agent (the call center), counter_manager (capacity, closures, the counter's day),
+supervisor (staff, reports, all of the above), auditor (the audit log and erasure records)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="madoguchi",
@@ -460,10 +488,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands: dict[str, Callable[[argparse.Namespace, Settings], int]] = {}
 
     def add(
-        name: str, func: Callable[[argparse.Namespace, Settings], int], help_: str
+        name: str,
+        func: Callable[[argparse.Namespace, Settings], int],
+        help_: str,
+        epilog: str | None = None,
     ) -> argparse.ArgumentParser:
         commands[name] = func
-        return sub.add_parser(name, help=help_, description=help_)
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     serve = add("serve", cmd_serve, "Migrate, load the sample ward if empty, and serve HTTP.")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -480,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("action", choices=["load"])
     sample.add_argument("--file", type=Path, help="a ward JSON file like config/sample_ward.json")
 
-    sched = add("schedule", cmd_schedule, "Extend the schedule, close a day, open a session.")
+    sched = add(
+        "schedule",
+        cmd_schedule,
+        "Extend the schedule, close a day, open a session.",
+        epilog=SCHEDULE_EXAMPLES,
+    )
     sched.add_argument("action", choices=["extend", "close", "open"])
     sched.add_argument("day", nargs="?", type=_day, help="the date (close, open)")
     sched.add_argument("--through", type=_day, help="extend: last day (default: the horizon)")
@@ -492,7 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--slot-minutes", type=int, default=15, help="open: slot length (15)")
     sched.add_argument("--seats", type=int, default=4, help="open: seats per slot (4)")
     sched.add_argument(
-        "--kind", default="holiday", choices=["holiday", "popup", "extra"], help="open: kind"
+        "--kind",
+        default="holiday",
+        choices=["holiday", "popup", "extra"],
+        help="open: holiday = 休日開庁 (a session on a day the counter is closed, e.g. a "
+        "Sunday); popup = 出張会場 (a satellite venue for a day); extra = more hours on an "
+        "open day (evenings). Default: holiday",
     )
 
     keys = add(
@@ -587,13 +634,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"
     )
 
-    staff = add(
-        "staff",
-        cmd_staff,
-        "Create a staff account from the command line: the first supervisor, who then manages "
-        "the others in the console (/console/staff). The password is asked for twice.",
+    staff_help = (
+        "Staff accounts from the command line: `staff create` makes the first supervisor, who "
+        "then manages the others in the console (/console/staff)."
     )
-    staff.add_argument("action", choices=["create"])
+    staff_command = add("staff", cmd_staff, staff_help)
+    staff_actions = staff_command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    staff = staff_actions.add_parser(
+        "create",
+        help="create an account (the password is asked for twice)",
+        description="Create a staff account. The password (12 characters or more) is asked "
+        "for twice, or read from standard input with --password-stdin.",
+        epilog=STAFF_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     staff.add_argument("--login", required=True, help="the person's own login ID (never shared)")
     staff.add_argument("--name", help="name shown in the console and the audit log")
     staff.add_argument(

@@ -221,6 +221,28 @@ def sqlite_rows(path: Path, query: str, *params: object) -> list[tuple[object, .
         return list(conn.execute(query, params))
 
 
+@pytest.mark.parametrize(
+    ("command", "taught"),
+    [
+        (["schedule"], ["examples:", "休日開庁", "出張会場", "schedule open 2027-01-10"]),
+        (["staff", "create"], ["--login", "--password-stdin", "examples:", "Roles:"]),
+        (["staff"], ["create"]),
+    ],
+)
+def test_each_command_teaches_by_example(
+    command: list[str], taught: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"usage: madoguchi {' '.join(command)} "
+    )  # its own help, not its parent's
+    for word in taught:
+        assert word in out
+
+
 def test_help_names_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--help"])
@@ -408,7 +430,8 @@ def test_the_first_supervisor_is_made_on_the_command_line_and_the_log_checked(
         )
         == 0
     )
-    assert "Created sato (supervisor)" in capsys.readouterr().out
+    made = capsys.readouterr().out
+    assert "Created sato (supervisor)" in made and "を作成しました" in made
     hashed = sqlite_rows(db_file, "SELECT role, password_hash FROM staff_user")
     assert hashed[0][0] == "supervisor" and str(hashed[0][1]).startswith("$argon2id$")
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
