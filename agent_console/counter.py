@@ -358,6 +358,10 @@ def _to_counter(venue: str, **said: str) -> Response:
     return RedirectResponse("/console/manage/counter?" + urlencode({"venue": venue, **said}), 303)
 
 
+class CounterRefused(Exception):
+    """A counter action refused, in the words counter staff need."""
+
+
 @dataclass(frozen=True)
 class Done:
     """What a counter action did: the audit event (action, subject kind and id) and the line
@@ -383,9 +387,24 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
         except BookingError as refused:
             db.rollback()
             return _to_counter(venue, error=refused.message("ja"))
+        except CounterRefused as refused:
+            db.rollback()
+            return _to_counter(venue, error=str(refused))
         _log(db, seat, request, done.action, done.kind, done.subject)
         db.commit()
     return _to_counter(venue, done=done.said)
+
+
+# A check-in refused, as counter staff need to hear it (the engine's messages speak to residents:
+# "check your phone number or birth date" means nothing at the counter).
+CHECK_IN_REFUSALS = {
+    "booking_not_found": "予約番号 {code} の予約はありません。番号の読み違いがないか、"
+    "QRコードを読み直すか、確認書の番号をもう一度入力してください。",
+    "not_today_here": "予約番号 {code} は、本日のこの会場の予約ではありません。"
+    "予約検索で日時と会場を確かめ、別の日・会場であればご案内してください。",
+    "invalid_status_change": "予約番号 {code} は受付できる状態ではありません（現在：{current}）。"
+    "予約検索で状態を確かめてください。",
+}
 
 
 @router.post("/counter/check-in")
@@ -393,7 +412,16 @@ async def counter_check_in(request: Request) -> Response:
     venue = str((await request.form()).get("venue", ""))
 
     def act(db: DbSession, code: str) -> Done:
-        found = booking.check_in(db, code=code, venue_id=venue)
+        digits = "".join(ch for ch in code if ch.isascii() and ch.isdigit())[:20]
+        if not digits:
+            raise CounterRefused("予約番号（8桁）を入力するか、QRコードを読み取ってください。")
+        try:
+            found = booking.check_in(db, code=code, venue_id=venue)
+        except BookingError as refused:
+            words = CHECK_IN_REFUSALS.get(refused.code)
+            if words is None:
+                raise
+            raise CounterRefused(words.format(code=digits, **refused.params)) from refused
         said = f"予約番号 {found.code}（{found.party_size}名）を受け付けました。"
         return Done("counter.check_in", "booking", found.id, said)
 
@@ -445,7 +473,7 @@ async def counter_walk_in(request: Request) -> Response:
         if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
             return _render(request, "expired.html", seat, status_code=403)
         try:
-            party = int(party_text)
+            party = whole_number(party_text, 100)
             made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
         except (BookingError, ValueError) as refused:
             db.rollback()

@@ -193,6 +193,14 @@ def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) 
     base = {"csrf": csrf_of(page.text), "venue": made[0].venue_id}
     wrong = clerk.post("/console/manage/counter/check-in", data=base | {"code": "1"})
     assert 'role="alert"' in wrong.text
+    # The staff's words, not the residents' ("check your phone number or birth date").
+    assert "予約番号 1 の予約はありません" in wrong.text
+    assert "電話番号" not in wrong.text.split('role="alert"')[1][:300]
+    other = made[0].code[:-1] + str((int(made[0].code[-1]) + 1) % 10)
+    slipped = clerk.post("/console/manage/counter/check-in", data=base | {"code": other})
+    assert f"予約番号 {other} の予約はありません" in slipped.text
+    empty = clerk.post("/console/manage/counter/check-in", data=base | {"code": " "})
+    assert "QRコードを読み取ってください" in empty.text
     done = clerk.post("/console/manage/counter/check-in", data=base | {"code": made[0].code})
     assert f"予約番号 {made[0].code}（1名）を受け付けました" in done.text
     walk = clerk.post(
