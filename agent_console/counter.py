@@ -463,6 +463,19 @@ async def counter_call_walk_in(request: Request, number: RowId) -> Response:
     return await _counter_action(request, act)
 
 
+@router.post("/counter/walk-ins/{number}/done")
+async def counter_walk_in_done(request: Request, number: RowId) -> Response:
+    """Today's queue number served (完了), as a booking's 完了."""
+    venue = str((await request.form()).get("venue", ""))
+
+    def act(db: DbSession, _code: str) -> Done:
+        booking.complete_walk_in(db, venue_id=venue, number=number)
+        said = f"{number}番の方の手続きを完了にしました。"
+        return Done("counter.walk_in_completed", "walk_in", number, said)
+
+    return await _counter_action(request, act)
+
+
 @router.post("/counter/walk-in")
 async def counter_walk_in(request: Request) -> Response:
     form = await request.form()

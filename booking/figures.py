@@ -34,6 +34,7 @@ class CounterDay:
     no_shows: int = 0
     walk_ins: int = 0
     walk_in_people: int = 0
+    walk_ins_completed: int = 0
     waits: list[float] = field(default_factory=list)  # minutes, one per resident called
 
     @property
@@ -88,7 +89,12 @@ def counter_figures(
         .where(Slot.starts_at >= start, Slot.starts_at < end, Booking.status != "cancelled")
     )
     walk_ins = select(
-        WalkIn.venue_id, WalkIn.day, WalkIn.party_size, WalkIn.created_at, WalkIn.called_at
+        WalkIn.venue_id,
+        WalkIn.day,
+        WalkIn.party_size,
+        WalkIn.created_at,
+        WalkIn.called_at,
+        WalkIn.completed_at,
     ).where(WalkIn.day >= first, WalkIn.day <= last)
     if venue_id is not None:
         bookings = bookings.where(Slot.venue_id == venue_id)
@@ -102,10 +108,11 @@ def counter_figures(
         counted.no_shows += status == "no_show"
         if checked_in_at is not None and called_at is not None:
             counted.waits.append(_minutes(max(checked_in_at, starts_at), called_at))
-    for venue, day, party, created_at, called_at in db.execute(walk_ins):
+    for venue, day, party, created_at, called_at, completed_at in db.execute(walk_ins):
         counted = day_of(venue, day)
         counted.walk_ins += 1
         counted.walk_in_people += party
+        counted.walk_ins_completed += completed_at is not None
         if called_at is not None:
             counted.waits.append(_minutes(created_at, called_at))
     return [days[key] for key in sorted(days)]

@@ -304,6 +304,7 @@ class WalkIn(Base):
     slot_id: Mapped[int] = mapped_column(ForeignKey("slot.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("venue_id", "day", "number", name="one_number_a_day"),

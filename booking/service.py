@@ -1486,6 +1486,7 @@ class WalkInView:
     starts_at: datetime
     party_size: int
     called_at: datetime | None = None
+    completed_at: datetime | None = None
 
 
 def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> WalkInView:
@@ -1542,7 +1543,14 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
 
 def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInView]:
     rows = db.execute(
-        select(WalkIn.number, WalkIn.slot_id, Slot.starts_at, WalkIn.party_size, WalkIn.called_at)
+        select(
+            WalkIn.number,
+            WalkIn.slot_id,
+            Slot.starts_at,
+            WalkIn.party_size,
+            WalkIn.called_at,
+            WalkIn.completed_at,
+        )
         .join(Slot, Slot.id == WalkIn.slot_id)
         .where(WalkIn.venue_id == venue_id, WalkIn.day == day)
         .order_by(WalkIn.number)
@@ -1582,6 +1590,27 @@ def call_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
             WalkIn.called_at.is_(None),
         )
         .values(called_at=now)
+    )
+    for view in walk_ins_of_day(db, venue_id=venue_id, day=ctx.today()):
+        if view.number == number:
+            return view
+    raise BookingError("walk_in_not_found", field="number")
+
+
+def complete_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
+    """The counter finished with today's queue number ``number`` (完了), as for a booking. One
+    not called yet is called now too: the resident was served, so their wait ended."""
+    ctx = context(db)
+    now = ctx.now()
+    db.execute(
+        update(WalkIn)
+        .where(
+            WalkIn.venue_id == venue_id,
+            WalkIn.day == ctx.today(),
+            WalkIn.number == number,
+            WalkIn.completed_at.is_(None),
+        )
+        .values(completed_at=now, called_at=func.coalesce(WalkIn.called_at, now))
     )
     for view in walk_ins_of_day(db, venue_id=venue_id, day=ctx.today()):
         if view.number == number:

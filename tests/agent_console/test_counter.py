@@ -218,6 +218,11 @@ def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) 
     walk_call = clerk.post(f"/console/manage/counter/walk-ins/{number.group(1)}/call", data=base)
     assert f"{number.group(1)}番の方をお呼びしました" in walk_call.text
     assert "待ち時間（呼出まで）平均" in walk_call.text
+    assert f'aria-label="{number.group(1)}番を完了"' in walk_call.text  # 完了 after 呼出
+    walk_done = clerk.post(f"/console/manage/counter/walk-ins/{number.group(1)}/done", data=base)
+    assert f"{number.group(1)}番の方の手続きを完了にしました" in walk_done.text
+    assert f'aria-label="{number.group(1)}番を完了"' not in walk_done.text
+    assert "完了 1件）" in walk_done.text
     again = clerk.post(f"/console/manage/counter/bookings/{made[0].id}/done", data=base)
     assert "完了にしました" in again.text
     refused = clerk.post(f"/console/manage/counter/bookings/{made[0].id}/call", data=base)
@@ -229,6 +234,7 @@ def test_the_counter_checks_residents_in_and_numbers_walk_ins(console: Console) 
     actions = [e.action for e in events(console, login_id=login)]
     assert {"counter.view", "counter.check_in", "counter.walk_in", "counter.call"} <= set(actions)
     assert "counter.call_walk_in" in actions
+    assert "counter.walk_in_completed" in actions
 
 
 def test_a_counter_takes_its_roster_offline_and_uploads_its_check_ins(console: Console) -> None:

@@ -245,3 +245,24 @@ def test_a_manager_cuts_capacity_sees_whom_it_strands_and_moves_them(
     with live_server.sessions() as db:
         assert booking.get_booking(db, booking_id=made[1].id).slot_id != slot
         assert booking.get_booking(db, booking_id=made[0].id).slot_id == slot
+
+
+def test_the_counter_calls_and_completes_a_walk_in(
+    live_server: LiveServer, desk: Page, assert_accessible: AssertAccessible
+) -> None:
+    """A walk-in's number: issued, called (呼出), then done (完了), as a booking's."""
+    page = desk
+    sign_in(page, live_server, make_person(live_server, "counter_manager"))
+    page.goto(live_server.url("/console/manage/counter?venue=main"))
+    page.get_by_label("用件").select_option("application_help")
+    page.get_by_role("button", name="番号を発行").click()
+    issued = page.get_by_role("status").inner_text()
+    found = re.search(r"番号は (\d+) 番", issued)
+    assert found is not None, issued
+    number = found.group(1)
+    page.get_by_role("button", name=f"{number}番を呼出").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{number}番の方をお呼びしました")
+    page.get_by_role("button", name=f"{number}番を完了").click()
+    expect(page.get_by_role("status")).to_contain_text(f"{number}番の方の手続きを完了にしました")
+    expect(page.get_by_role("button", name=f"{number}番を完了")).to_have_count(0)
+    assert_accessible(page)
