@@ -40,7 +40,7 @@ from agent_console.service import Seat, StaffError
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
-from booking.personal import contains_my_number, mask_phone, parse_phone
+from booking.personal import contains_my_number, display_phone, mask_phone, parse_phone
 from booking.schemas import RowId
 from booking.web import Problem, row_id, row_id_or_none, whole_number
 from ivr import service as calls
@@ -95,6 +95,9 @@ router = APIRouter(
 )
 log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# Numbers as Japanese readers write them (090-1111-2222), and the IVR's path in words.
+templates.env.filters["phone"] = display_phone
+templates.env.globals["readable_path"] = calls.readable_path
 SESSION_COOKIE = "console"
 LOGIN_CSRF_COOKIE = "console_login"
 ROLE_NAMES = {

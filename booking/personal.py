@@ -131,6 +131,23 @@ def parse_phone(raw: str, field: str = "phone") -> Phone:
     return Phone(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), line_type)
 
 
+def display_phone(e164: str | None) -> str:
+    """A stored number as people write it: 090-1111-2222, 03-5273-4111 for Japanese numbers,
+    +1 202-555-0100 for others; anything unreadable as it is."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, "JP")
+    except phonenumbers.NumberParseException:
+        return e164
+    style = (
+        phonenumbers.PhoneNumberFormat.NATIONAL
+        if number.country_code == 81
+        else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    return str(phonenumbers.format_number(number, style))
+
+
 def mask_phone(e164: str) -> str:
     """Show only the last four digits, as agents and residents see it on screen."""
     return "*" * max(len(e164) - 4, 0) + e164[-4:]

@@ -210,6 +210,88 @@ def keep_voice_answer(
     return True
 
 
+# The call's path (note_step) as an agent reads it on the screen pop: what each question was, and
+# what the caller chose there.
+STEP_NAMES = {
+    "voice": "着信",
+    "reminder": "お知らせの電話",
+    "menu": "メニュー",
+    "book_service": "用件",
+    "book_party": "人数",
+    "book_venue": "会場",
+    "offer": "空き日時の案内",
+    "offer_date": "日付の指定",
+    "offer_none": "空きなし",
+    "notice_head": "交付通知書番号（前半）",
+    "notice_tail": "交付通知書番号（後半）",
+    "notice_check": "交付通知書番号の確認",
+    "birth": "生年月日",
+    "birth_check": "生年月日の確認",
+    "phone_caller": "連絡先（この電話）",
+    "phone_entry": "連絡先の入力",
+    "phone_check": "連絡先の確認",
+    "confirm": "予約内容の確認",
+    "after_booking": "予約後",
+    "manage_code": "予約番号",
+    "manage_birth": "本人確認（生年月日）",
+    "manage": "予約の確認・変更",
+    "cancel_check": "取消の確認",
+    "after_manage": "確認後",
+    "faq": "よくある質問",
+    "after_hours": "時間外",
+    "callback_phone": "折り返し番号",
+    "queue_failed": "つながらず",
+    "queue_wait": "待ち中",
+    "relocated": "会場変更のお知らせ",
+    "agent": "担当者へ",
+    "answered": "担当者が応答",
+    "agent_missed": "担当者が出られず",
+    "error": "システムの不具合",
+}
+CHOICES = {
+    "menu": {
+        "1": "新しい予約",
+        "2": "予約の確認・変更",
+        "3": "よくある質問",
+        "0": "担当者",
+        "9": "English",
+        "8": "한국어",
+    },
+    "offer": {"1": "この日時に", "2": "次の時間", "3": "次の日", "4": "1週間後", "5": "日付指定"},
+    "confirm": {"1": "予約する", "9": "やめる"},
+    "queue_wait": {"1": "折り返しを希望"},
+}
+QUEUE_RESULTS = {
+    "bridged": "担当者につながった",
+    "hangup": "待ち中に切った",
+    "leave": "待ちを離れた",
+    "queue-full": "キューが満杯",
+    "error": "キューの不具合",
+    "system-error": "キューの不具合",
+    "redirected": "転送",
+}
+
+
+def readable_path(path: str) -> list[str]:
+    """The call's path in words: "メニュー：担当者（0）", "人数：入力なし・誤り"."""
+    out = []
+    for entry in path.split():
+        name, _, value = entry.partition("=")
+        if name.endswith("!"):
+            out.append(f"{STEP_NAMES.get(name[:-1], name[:-1])}：入力なし・誤り")
+        elif name == "queue":
+            out.append(f"待ち行列：{QUEUE_RESULTS.get(value, value)}")
+        elif value == "*":
+            out.append(f"{STEP_NAMES.get(name, name)}：もう一度")
+        elif value:
+            meaning = CHOICES.get(name, {}).get(value)
+            shown = f"{meaning}（{value}）" if meaning else value
+            out.append(f"{STEP_NAMES.get(name, name)}：{shown}")
+        else:
+            out.append(STEP_NAMES.get(name, name))
+    return out
+
+
 def note_step(call: Call, entry: str) -> None:
     """The way through the menus: step names, and the key for choices (never keyed data)."""
     call.path = (call.path + " " + entry).strip()[-4000:]

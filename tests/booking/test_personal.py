@@ -17,6 +17,7 @@ from booking.errors import BookingError
 from booking.personal import (
     Vault,
     contains_my_number,
+    display_phone,
     normalise_name_kana,
     normalise_notice_number,
     parse_phone,
@@ -376,3 +377,18 @@ def test_an_international_phone_number_is_not_taken_for_a_my_number() -> None:
         > 0
     )
     assert not any(contains_my_number(n) for n in numbers)
+
+
+@pytest.mark.parametrize(
+    ("e164", "shown"),
+    [
+        ("+819011112222", "090-1111-2222"),
+        ("+81352734111", "03-5273-4111"),
+        ("+81120123456", "0120-123-456"),
+        ("+12025550100", "+1 202-555-0100"),
+        ("anonymous", "anonymous"),
+        (None, ""),
+    ],
+)
+def test_numbers_are_shown_as_people_write_them(e164: str | None, shown: str) -> None:
+    assert display_phone(e164) == shown

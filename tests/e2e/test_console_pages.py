@@ -75,7 +75,7 @@ def test_a_call_arrives_in_the_live_queue(
         row = page.locator(".waiting-call").filter(has_text=number[-4:])
         expect(row).to_have_count(1)
         expect(row).to_contain_text("日本語")
-        expect(row).to_contain_text("menu=0 agent")
+        expect(row).to_contain_text("メニュー：担当者（0） → 担当者へ")
         screenshot(page, "console-01-queue")
         call.press("1")  # a callback instead of waiting
         call.press("1")
@@ -141,8 +141,11 @@ def test_an_agent_answers_sees_the_screen_pop_books_logs_and_wraps_up(
         [connect_url] = [u for s, u in live_server.twilio.redirects if s == call.call_sid]
         assert connect_url == f"{live_server.public_base_url}/ivr/connect?lang=en"
         expect(page.get_by_role("heading", level=1)).to_have_text("対応中の電話")
-        expect(page.locator(".caller")).to_have_text(number)
-        expect(page.locator(".path")).to_contain_text("menu=9 menu=0 agent answered")
+        # 090-1xxx-xxxx, as Japanese readers write it, not E.164.
+        expect(page.locator(".caller")).to_have_text(f"0{number[3:5]}-{number[5:9]}-{number[9:]}")
+        expect(page.locator(".path")).to_contain_text(
+            "メニュー：English（9）メニュー：担当者（0）担当者へ担当者が応答"
+        )
         expect(page.get_by_text("この番号の予約はありません。")).to_be_visible()
         assert_accessible(page)
         screenshot(page, "console-02-screen-pop")

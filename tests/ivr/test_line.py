@@ -722,3 +722,20 @@ def test_a_queue_that_fails_offers_a_callback_recorded_as_such(line: Line) -> No
     with line.sessions() as db:
         mine = [c for c in calls.open_callbacks(db) if c.phone == call.from_number]
     assert [c.reason for c in mine] == ["queue_failed"]
+
+
+def test_a_calls_path_reads_in_words_on_the_screen_pop() -> None:
+    assert calls.readable_path("voice menu=0 agent answered queue=bridged") == [
+        "着信",
+        "メニュー：担当者（0）",
+        "担当者へ",
+        "担当者が応答",
+        "待ち行列：担当者につながった",
+    ]
+    assert calls.readable_path("menu! menu=* book_party=3 offer=4 mystery=7") == [
+        "メニュー：入力なし・誤り",
+        "メニュー：もう一度",
+        "人数：3",
+        "空き日時の案内：1週間後（4）",
+        "mystery：7",  # a step named later still shows, as it is
+    ]
