@@ -1199,20 +1199,48 @@ def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
 
 def stranded(db: DbSession, *, slot_ids: list[int], capacity: int | None) -> list[BookingView]:
     """The bookings a change would leave without a seat: every active booking in the slots
-    when they close (``capacity`` None); otherwise, per slot, those beyond the new capacity,
-    the latest booked first (the earliest keep their seats)."""
+    when they close (``capacity`` None); otherwise, per slot, the fewest bookings whose going
+    lets the rest fit the new capacity, and of those choices the one that keeps the earliest
+    booked (a party of 2 and then 1 cut to 1 seat strands the 2, not both)."""
     rows = db.execute(
         select(Booking.id, Booking.slot_id, Booking.party_size)
         .where(Booking.slot_id.in_(slot_ids), Booking.status == "booked")
         .order_by(Booking.slot_id, Booking.created_at, Booking.id)
     ).all()
-    out: list[int] = []
-    taken: dict[int, int] = {}
+    by_slot: dict[int, list[tuple[int, int]]] = {}
     for booking_id, slot_id, party in rows:
-        taken[slot_id] = taken.get(slot_id, 0) + party
-        if capacity is None or taken[slot_id] > capacity:
-            out.append(booking_id)
+        by_slot.setdefault(slot_id, []).append((booking_id, party))
+    out: list[int] = []
+    for in_order in by_slot.values():
+        if capacity is None:
+            out += [booking_id for booking_id, _ in in_order]
+        else:
+            kept = set(keep_within(in_order, capacity))
+            out += [booking_id for booking_id, _ in in_order if booking_id not in kept]
     return [_view(db, booking_id) for booking_id in out]
+
+
+def keep_within(in_order: list[tuple[int, int]], capacity: int) -> list[int]:
+    """Of (booking, party) in booking order, the bookings to keep in ``capacity`` seats: as
+    many as can fit (the smallest parties show how many), and among the ways to keep that many,
+    the earliest booked. Each booking is kept when the rest can still reach that many."""
+
+    def fits(parties: list[int], count: int, seats: int) -> bool:
+        return count <= 0 or (len(parties) >= count and sum(sorted(parties)[:count]) <= seats)
+
+    parties = [party for _, party in in_order]
+    most = 0
+    while fits(parties, most + 1, capacity):
+        most += 1
+    kept: list[int] = []
+    seats = capacity
+    for i, (booking_id, party) in enumerate(in_order):
+        if len(kept) == most:
+            break
+        if party <= seats and fits(parties[i + 1 :], most - len(kept) - 1, seats - party):
+            kept.append(booking_id)
+            seats -= party
+    return kept
 
 
 def set_capacity(

@@ -284,7 +284,8 @@ def readable_path(path: str) -> list[str]:
         elif value == "*":
             out.append(f"{STEP_NAMES.get(name, name)}：もう一度")
         elif value:
-            meaning = CHOICES.get(name, {}).get(value)
+            # 0 is a person at any menu (where it is not a digit of an answer).
+            meaning = CHOICES.get(name, {}).get(value) or ("担当者" if value == "0" else None)
             shown = f"{meaning}（{value}）" if meaning else value
             out.append(f"{STEP_NAMES.get(name, name)}：{shown}")
         else:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent_console import service as staff
 from agent_console.models import AuditEvent
 from booking import service as booking
+from booking.personal import display_phone
 from ivr.caller import PhoneCall
 from reminders import service as reminders
 from tests.conftest import FakeClock, SlotMaker, app_for
@@ -366,7 +367,8 @@ def test_a_caller_who_asks_for_a_person_shows_in_the_queue(console: Console) -> 
         assert len(mine) == 1, "the waiting call is not in the queue"
         assert "日本語" in mine[0]
         assert call.from_number not in queue.text  # masked
-        assert "menu=3 faq=0 agent" in mine[0]
+        # The way through the IVR in words, not codes.
+        assert "メニュー：よくある質問（3） → よくある質問：担当者（0） → 担当者へ" in mine[0]
         call.press("1")  # a callback instead
         call.press("1")
         after = agent.get("/console/")
@@ -506,7 +508,8 @@ def test_a_callback_is_taken_on_by_one_agent_and_its_outcome_recorded(console: C
     page = first.get("/console/")
     assert f"/console/callbacks/{callback_id}/claim" in page.text
     taken = first.post(f"/console/callbacks/{callback_id}/claim", data={"csrf": csrf_of(page.text)})
-    assert call.from_number in taken.text  # the whole number, for the agent who calls
+    # The whole number, as the agent dials it (090-…), for the agent who calls.
+    assert display_phone(call.from_number) in taken.text
     assert events(console, login_id=first_login, action="callback.view")
     other = second.get("/console/")
     refused = second.post(

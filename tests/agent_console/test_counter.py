@@ -53,7 +53,7 @@ def seats(console: Console, slot: int) -> tuple[int, int, int]:
 
 
 def test_a_cut_shows_whom_it_strands_and_moves_them_with_a_notice_each(console: Console) -> None:
-    slot, made = a_full_slot(console, [2, 1, 1])
+    slot, made = a_full_slot(console, [2, 2, 2])
     manager, login = console.signed_in("counter_manager")
     venue, day = day_of(made[0])
     page = manager.get("/console/manage", params={"venue": venue, "day": day})
@@ -71,7 +71,7 @@ def test_a_cut_shows_whom_it_strands_and_moves_them_with_a_notice_each(console: 
     assert "この変更で席を失う予約（2件）" in preview.text
     listed = set(re.findall(r'<tr class="stranded"><td><a href="[^"]+">(\d{8})</a>', preview.text))
     assert listed == {made[1].code, made[2].code}
-    assert seats(console, slot) == (4, 4, 0)  # nothing changed yet
+    assert seats(console, slot) == (6, 6, 0)  # nothing changed yet
     done = manager.post("/console/manage/change", data=form | {"choice": "move"})
     assert "2件の予約を近い時間へ移し" in done.text
     assert seats(console, slot) == (2, 2, 0)

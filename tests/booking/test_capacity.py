@@ -4,9 +4,12 @@ seat invariant holds throughout. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -33,20 +36,54 @@ def seats(db: Session, slot_id: int) -> tuple[int, int, int, int]:
     return (row.capacity, row.booked, row.held, row.kept_over)
 
 
-def test_a_cut_below_the_bookings_lists_the_latest_booked_and_is_refused(
+def test_a_cut_strands_the_fewest_bookings_and_is_refused(
     db: Session, make_slot: SlotMaker
 ) -> None:
     slot = make_slot(6)
-    first, second, third = book(db, slot, 2), book(db, slot, 2), book(db, slot, 1)
+    first, second, _ = book(db, slot, 2), book(db, slot, 2), book(db, slot, 1)
     over = service.stranded(db, slot_ids=[slot], capacity=3)
-    assert [b.id for b in over] == [second.id, third.id]  # the earliest keeps its seats
+    # 2 + 1 fit in 3 seats: one booking goes, not two; of the two ways, the earliest stays.
+    assert [b.id for b in over] == [second.id]
     with pytest.raises(BookingError) as refused:
         service.set_capacity(db, slot_ids=[slot], capacity=3)
     assert refused.value.code == "capacity_strands"
     assert refused.value.status == 409
-    assert "2件" in refused.value.message("ja")
+    assert "1件" in refused.value.message("ja")
     assert seats(db, slot) == (6, 5, 0, 0)  # nothing changed
     assert first.id not in {b.id for b in over}
+
+
+def test_a_cut_to_one_seat_strands_the_party_of_two_not_both(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    slot = make_slot(3)
+    pair, single = book(db, slot, 2), book(db, slot, 1)
+    over = service.stranded(db, slot_ids=[slot], capacity=1)
+    assert [b.id for b in over] == [pair.id]  # the single keeps the seat; it is not left empty
+    kept = service.set_capacity(db, slot_ids=[slot], capacity=1, keep_stranded=True)
+    assert [b.id for b in kept] == [pair.id]
+    assert single.id not in {b.id for b in kept}
+
+
+@given(
+    parties=st.lists(st.integers(min_value=1, max_value=6), max_size=8),
+    capacity=st.integers(min_value=0, max_value=14),
+)
+def test_the_bookings_kept_are_as_many_as_fit_and_the_earliest_of_those(
+    parties: list[int], capacity: int
+) -> None:
+    in_order = list(enumerate(parties))
+    kept = service.keep_within(in_order, capacity)
+    assert sum(parties[i] for i in kept) <= capacity
+    fitting = [
+        chosen
+        for n in range(len(parties) + 1)
+        for chosen in itertools.combinations(range(len(parties)), n)
+        if sum(parties[i] for i in chosen) <= capacity
+    ]
+    most = max(len(c) for c in fitting)
+    assert len(kept) == most  # the fewest stranded
+    assert tuple(kept) == min(c for c in fitting if len(c) == most)  # then the earliest kept
 
 
 def test_kept_on_purpose_the_slot_is_over_capacity_and_sells_nothing(
@@ -84,10 +121,10 @@ def test_raising_capacity_sells_again_and_forgets_the_seats_kept(
 def test_moving_the_stranded_keeps_the_invariant_and_queues_one_notice_each(
     db: Session, make_slot: SlotMaker
 ) -> None:
-    slot = make_slot(4)
+    slot = make_slot(6)
     keep = book(db, slot, 2)
-    mobile = book(db, slot, 1)
-    landline = book(db, slot, 1, phone=LANDLINE)
+    mobile = book(db, slot, 2)
+    landline = book(db, slot, 2, phone=LANDLINE)
     reminders.plan_from_outbox(db, RULES, limit=100_000)
     over = service.stranded(db, slot_ids=[slot], capacity=2)
     assert {b.id for b in over} == {mobile.id, landline.id}
