@@ -1607,40 +1607,29 @@ def call_to_counter(db: DbSession, *, booking_id: int) -> BookingView:
 
 def call_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
     """The counter calls today's queue number ``number``: that walk-in's wait ends now."""
-    ctx = context(db)
-    now = ctx.now()
-    db.execute(
-        update(WalkIn)
-        .where(
-            WalkIn.venue_id == venue_id,
-            WalkIn.day == ctx.today(),
-            WalkIn.number == number,
-            WalkIn.called_at.is_(None),
-        )
-        .values(called_at=now)
-    )
-    for view in walk_ins_of_day(db, venue_id=venue_id, day=ctx.today()):
-        if view.number == number:
-            return view
-    raise BookingError("walk_in_not_found", field="number")
+    now = context(db).now()
+    return _mark_walk_in(db, venue_id, number, WalkIn.called_at.is_(None), {"called_at": now})
 
 
 def complete_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
     """The counter finished with today's queue number ``number`` (完了), as for a booking. One
     not called yet is called now too: the resident was served, so their wait ended."""
-    ctx = context(db)
-    now = ctx.now()
+    now = context(db).now()
+    done = {"completed_at": now, "called_at": func.coalesce(WalkIn.called_at, now)}
+    return _mark_walk_in(db, venue_id, number, WalkIn.completed_at.is_(None), done)
+
+
+def _mark_walk_in(
+    db: DbSession, venue_id: str, number: int, unmarked: Any, values: dict[str, Any]
+) -> WalkInView:
+    """Mark today's queue number once (marking again keeps the first time); the walk-in."""
+    today = context(db).today()
     db.execute(
         update(WalkIn)
-        .where(
-            WalkIn.venue_id == venue_id,
-            WalkIn.day == ctx.today(),
-            WalkIn.number == number,
-            WalkIn.completed_at.is_(None),
-        )
-        .values(completed_at=now, called_at=func.coalesce(WalkIn.called_at, now))
+        .where(WalkIn.venue_id == venue_id, WalkIn.day == today, WalkIn.number == number, unmarked)
+        .values(**values)
     )
-    for view in walk_ins_of_day(db, venue_id=venue_id, day=ctx.today()):
+    for view in walk_ins_of_day(db, venue_id=venue_id, day=today):
         if view.number == number:
             return view
     raise BookingError("walk_in_not_found", field="number")

@@ -1,1 +1,1 @@
-"""iCalendar feeds and pushes to satellite counters (issue 7)."""
+"""iCalendar feeds, the import of the ward's calendar, and the push to satellite counters."""

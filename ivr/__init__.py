@@ -1,1 +1,1 @@
-"""The phone line: Twilio voice webhooks (issue 4). Calls booking.service like every channel."""
+"""The phone line: Twilio voice webhooks. Calls booking.service like every channel."""

@@ -1,1 +1,1 @@
-"""Confirmations and reminders by SMS and voice call on RQ workers (issue 6)."""
+"""Confirmations and reminders by SMS and voice call on RQ workers."""
