@@ -808,10 +808,18 @@ def calls_between(db: DbSession, *, start: datetime, end: datetime) -> CallPerio
     for at in started.values():
         hour = at.astimezone(TOKYO).hour
         hours[hour] = hours.get(hour, 0) + 1
+    # From the callback list itself: a caller who was queued for a person and then chose a
+    # callback keeps the outcome "handed to an agent", and the ward's own callbacks (a notice
+    # that reached no one) have no call at all.
+    callbacks = db.execute(
+        select(func.count())
+        .select_from(CallbackRequest)
+        .where(CallbackRequest.requested_at >= start, CallbackRequest.requested_at < end)
+    ).scalar_one()
     return CallPeriod(
         received=len(started),
         self_served=outcomes.get("booked", 0) + outcomes.get("self_served", 0),
-        callbacks_requested=outcomes.get("callback_requested", 0),
+        callbacks_requested=int(callbacks),
         queue=_figures(
             entered,
             {c: at for c, at in by_kind.get("connected", {}).items() if c in entered},

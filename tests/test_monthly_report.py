@@ -96,7 +96,16 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
                     calls.set_outcome(call, rng.choice(["booked", "self_served"]))
                     want.self_served += 1
                 elif kind == "callback":
-                    calls.set_outcome(call, "callback_requested")
+                    # Put through to a person, then a callback instead of waiting: the call
+                    # keeps the outcome "handed to an agent", and the callback still counts.
+                    calls.set_outcome(call, "handed_to_agent")
+                    calls.request_callback(
+                        db,
+                        call=call,
+                        phone=f"+8190{12_340_000 + n:08d}",
+                        language="ja",
+                        reason="queue_wait",
+                    )
                     want.callbacks += 1
                 else:
                     call.queue, call.enqueued_at = "madoguchi-ja", clock()
@@ -114,6 +123,12 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
                         want.abandoned += 1
                 calls.end_call(db, call_sid=call.call_sid, status="completed", duration=60)
                 db.commit()
+    # A callback the ward owes a resident its notice could not reach: no call behind it.
+    at(clock, date(2027, 1, 18), 10)
+    with sessions() as db:
+        calls.ask_agents_to_call(db, phone="+819012349999", language="ja", reason="notice")
+        db.commit()
+    want.callbacks += 1
     # Bookings made Jan 4-15 for visits Jan 20-28, some cancelled.
     made: list[tuple[booking.BookingView, int]] = []
     for day in (date(2027, 1, d) for d in range(4, 16)):

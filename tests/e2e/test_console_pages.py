@@ -269,3 +269,17 @@ def test_the_counter_calls_and_completes_a_walk_in(
     expect(page.get_by_role("status")).to_contain_text(f"{number}番の方の手続きを完了にしました")
     expect(page.get_by_role("button", name=f"{number}番を完了")).to_have_count(0)
     assert_accessible(page)
+
+
+def test_a_supervisor_picks_the_month_of_the_report(
+    live_server: LiveServer, desk: Page, assert_accessible: AssertAccessible
+) -> None:
+    page = desk
+    sign_in(page, live_server, make_person(live_server, "supervisor"))
+    page.goto(live_server.url("/console/reports/monthly?month=2026-12"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("2026年12月")
+    page.get_by_label("表示する月").fill("2026-11")
+    page.get_by_role("button", name="表示").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("2026年11月")
+    expect(page.get_by_label("表示する月")).to_have_value("2026-11")
+    assert_accessible(page)
