@@ -459,11 +459,17 @@ def _venues(turn: Turn) -> list[Any]:
 
 
 def ask_venue(turn: Turn) -> None:
+    """Every venue by its number, as one sentence without pauses between them (eleven venues
+    with a second's pause each was a long wait); all of it inside the question, so a caller who
+    knows the number keys it at once, as the intro says."""
     turn.say("venue_intro")
     turn.say("venue_anywhere")
     names = [named(venue, turn.language) for venue in _venues(turn)]
-    for i, name in enumerate(names, start=1):
-        turn.say("venue_option", name=name, press=i)
+    options = [
+        prompt(turn.language, "venue_option", name=name, press=i)
+        for i, name in enumerate(names, start=1)
+    ]
+    turn.pending.append((turn.language, " ".join(options)))
     turn.gather("book_venue", timeout=ENTRY_TIMEOUT, choices=names)
 
 

@@ -260,6 +260,21 @@ def test_a_caller_jumps_a_day_a_week_or_to_a_date_they_key(line: Line) -> None:
     call.hang_up()
 
 
+def test_the_venues_are_one_sentence_the_caller_may_cut_short(line: Line) -> None:
+    call = line.call()
+    call.dial()
+    for key in ("1", "3", "1"):  # a booking, PIN reset, one person
+        call.press(key)
+    said = call.turns[-1]
+    assert any("案内の途中でも押せます" in s for s in said)  # the caller is told
+    [listed] = [s for s in said if "は、1を。" in s]
+    assert "は、2を。" in listed and "は、3を。" in listed  # one sentence, no pause per venue
+    call.press("1#")  # keyed during the list: the main office's first free time
+    assert heard(call, prompt("ja", "offer_keys"))
+    held = line.state(call)
+    assert held.venue == "main"
+
+
 def test_a_month_and_day_is_the_next_such_date() -> None:
     today = date(2026, 12, 15)
     assert read_month_day("1216", today) == date(2026, 12, 16)
