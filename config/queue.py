@@ -115,8 +115,11 @@ class InlineJobs:
         self.run_at(datetime.now(UTC), func, *args, job_id=job_id, queue=queue)
 
     def wake(self, func: str, *, queue: str) -> None:
+        now = datetime.now(UTC)
         with self._wake:
-            if any(waiting_func == func for _, _, _, waiting_func, _ in self._heap):
+            # A run due now will see every commit so far; one armed for later (the next
+            # round of the pump) will not, soon enough.
+            if any(f == func and at <= now for at, _, _, f, _ in self._heap):
                 return
         self.run_soon(func, job_id=f"{queue}-{uuid.uuid4().hex}", queue=queue)
 

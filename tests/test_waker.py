@@ -96,3 +96,17 @@ def test_a_booking_answers_while_redis_hangs(
             assert booked.scalar_one() == 1
         settle(waker, stuck, 1)
     assert stuck.armed == ["wake:reminders.jobs.pump"]
+
+
+def test_the_embedded_queue_wakes_a_run_even_with_one_armed_for_later() -> None:
+    """The pump arms its next round a minute ahead: a booking's wake must not wait for it."""
+    from config.queue import InlineJobs
+
+    inline = InlineJobs()  # not started: what waits in it is looked at by hand
+    later = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1)
+    inline.run_at(later, "reminders.jobs.pump", job_id="pump-at-next", queue="outbox")
+    inline.wake("reminders.jobs.pump", queue="outbox")
+    inline.wake("reminders.jobs.pump", queue="outbox")  # one due now is enough
+    waiting = sorted(at for at, _, _, _, _ in inline._heap)
+    assert len(waiting) == 2
+    assert waiting[0] <= datetime.now(UTC) < waiting[1]
