@@ -825,7 +825,8 @@ def find_booking(
             e164 = None
         matched = vault.same(e164 or "", phone_hmac or "0" * 64) and e164 is not None
     if not matched and birth_date is not None:
-        stored = vault.decrypt(birth_token or vault.encrypt("0001-01-01"))
+        # With no booking, a stand-in of no one's (not a date: nothing personal to look like).
+        stored = vault.decrypt(birth_token or vault.encrypt("-"))
         matched = birth_token is not None and stored == birth_date.isoformat()
     if found is None or not matched:
         raise BookingError("booking_not_found", field="code")
