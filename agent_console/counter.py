@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +20,7 @@ from agent_console.routes import (
     _catalogue,
     _csrf_ok,
     _db,
+    _local,
     _log,
     _render,
     _seat,
@@ -199,10 +200,18 @@ async def change(request: Request) -> Response:
             f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
         )
         _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
+        venue_names = {v.id: v.name_ja for v in booking.list_venues(db)}
         db.commit()
     said = f"{ACTIONS[action]}しました。"
     if moved:
         said += f"{len(moved)}件の予約を近い時間へ移し、お知らせを送ります。"
+        # Where each went, so the counter can answer a resident who calls about it.
+        went = [
+            f"{b.code}→{_local(t.starts_at)[5:]} {venue_names.get(t.venue_id, '')}"
+            for b, t in moved[:MOVES_LISTED]
+        ]
+        more = f"ほか{len(moved) - MOVES_LISTED}件" if len(moved) > MOVES_LISTED else ""
+        said += "移した先：" + "、".join(went) + (f"、{more}" if more else "") + "。"
     if kept:
         said += f"{len(kept)}件の予約はそのまま残しました。"
     return _back(c, said)
@@ -242,12 +251,15 @@ def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Respon
     return _back(c, f"電話用{phone}席・来庁用{walk_in}席を確保しました（{when}に解放）。")
 
 
+MOVES_LISTED = 20  # a change that moves more lists the first ones, and how many more
+
+
 def _move_or_keep(
     db: DbSession, over: list[booking.BookingView], avoid: list[int]
-) -> list[tuple[booking.BookingView, datetime]]:
+) -> list[tuple[booking.BookingView, booking.SlotView]]:
     """Each stranded booking to the nearest free time (same venue first); those with none
     near stay where they are (the change then keeps them on purpose)."""
-    moved: list[tuple[booking.BookingView, datetime]] = []
+    moved: list[tuple[booking.BookingView, booking.SlotView]] = []
     for stranded in over:
         target = booking.nearest_free_slot(db, booking_id=stranded.id, avoid=avoid)
         if target is None:
@@ -257,7 +269,7 @@ def _move_or_keep(
                 booking.relocate(db, booking_id=stranded.id, slot_id=target.id)
         except BookingError:  # taken in the meantime: keep rather than fail the whole change
             continue
-        moved.append((stranded, target.starts_at))
+        moved.append((stranded, target))
     return moved
 
 

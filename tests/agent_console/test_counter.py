@@ -88,6 +88,9 @@ def test_a_cut_shows_whom_it_strands_and_moves_them_with_a_notice_each(console: 
         ).scalar_one()
     assert moved[0].slot_id == slot
     assert moved[1].slot_id != slot and moved[2].slot_id != slot
+    for went in moved[1:]:  # where each went, said to the manager
+        when = went.starts_at.astimezone(TOKYO).strftime("%m-%d %H:%M")
+        assert f"{went.code}→{when}" in done.text
     assert all(m.venue_id == venue for m in moved[1:])  # the same venue first
     assert notices == [0, 1, 1]
     assert over == 0
