@@ -146,75 +146,80 @@ async def change(request: Request) -> Response:
     not chosen yet, show exactly whom, and ask: keep them, or move them."""
     c = await _change(request)
     slot_ids, action, capacity_text = c.slot_ids, c.action, c.capacity
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        if not _csrf_ok(seat, {"csrf": c.csrf}):
-            return _render(request, "expired.html", seat, status_code=403)
-        if action not in ACTIONS or not slot_ids:
-            return _back(c, "時間枠を選んでください。")
-        capacity = _count(capacity_text, MAX_SEATS)
-        if action == "capacity" and capacity is None:
-            return _back(c, f"定員は0から{MAX_SEATS}までの数字で入れてください。")
-        if action == "reopen":
-            booking.reopen_slots(db, slot_ids=slot_ids)
-            _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, *MANAGERS)
+            if not _csrf_ok(seat, {"csrf": c.csrf}):
+                return _render(request, "expired.html", seat, status_code=403)
+            if action not in ACTIONS or not slot_ids:
+                return _back(c, "時間枠を選んでください。")
+            capacity = _count(capacity_text, MAX_SEATS)
+            if action == "capacity" and capacity is None:
+                return _back(c, f"定員は0から{MAX_SEATS}までの数字で入れてください。")
+            if action == "reopen":
+                booking.reopen_slots(db, slot_ids=slot_ids)
+                _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
+                db.commit()
+                return _back(c, "受付を再開しました。")
+            if action == "quota":
+                return _set_quota(request, db, seat, c)
+            over = booking.stranded(
+                db, slot_ids=slot_ids, capacity=capacity if action == "capacity" else None
+            )
+            if over and c.choice not in ("keep", "move"):
+                db.rollback()
+                venues, services = _catalogue(db)
+                return _render(
+                    request,
+                    "manage_stranded.html",
+                    seat,
+                    over=over,
+                    slot_ids=slot_ids,
+                    action=action,
+                    capacity=capacity_text,
+                    reason=c.reason,
+                    venue=c.venue,
+                    day=c.day,
+                    venues=venues,
+                    services=services,
+                    mask=mask_phone,
+                    label=ACTIONS[action],
+                )
+            moved = _move_or_keep(db, over, slot_ids) if c.choice == "move" else []
+            # What stays over is what the engine finds under the slots' lock: the bookings kept
+            # on purpose, those with no free time to move to, and any made since the preview.
+            if action == "capacity":
+                kept = booking.set_capacity(
+                    db, slot_ids=slot_ids, capacity=int(capacity or 0), keep_stranded=True
+                )
+            else:
+                kept = booking.close_slots(
+                    db, slot_ids=slot_ids, reason=c.reason or "臨時休止", keep_stranded=True
+                )
+            detail = (
+                f"slots {_ids(slot_ids)}; {action} {capacity_text or c.reason}; "
+                f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
+            )
+            _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
+            venue_names = {v.id: v.name_ja for v in booking.list_venues(db)}
             db.commit()
-            return _back(c, "受付を再開しました。")
-        if action == "quota":
-            return _set_quota(request, db, seat, c)
-        over = booking.stranded(
-            db, slot_ids=slot_ids, capacity=capacity if action == "capacity" else None
-        )
-        if over and c.choice not in ("keep", "move"):
-            db.rollback()
-            venues, services = _catalogue(db)
-            return _render(
-                request,
-                "manage_stranded.html",
-                seat,
-                over=over,
-                slot_ids=slot_ids,
-                action=action,
-                capacity=capacity_text,
-                reason=c.reason,
-                venue=c.venue,
-                day=c.day,
-                venues=venues,
-                services=services,
-                mask=mask_phone,
-                label=ACTIONS[action],
-            )
-        moved = _move_or_keep(db, over, slot_ids) if c.choice == "move" else []
-        # What stays over is what the engine finds under the slots' lock: the bookings kept
-        # on purpose, those with no free time to move to, and any made since the preview.
-        if action == "capacity":
-            kept = booking.set_capacity(
-                db, slot_ids=slot_ids, capacity=int(capacity or 0), keep_stranded=True
-            )
-        else:
-            kept = booking.close_slots(
-                db, slot_ids=slot_ids, reason=c.reason or "臨時休止", keep_stranded=True
-            )
-        detail = (
-            f"slots {_ids(slot_ids)}; {action} {capacity_text or c.reason}; "
-            f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
-        )
-        _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
-        venue_names = {v.id: v.name_ja for v in booking.list_venues(db)}
-        db.commit()
-    said = f"{ACTIONS[action]}しました。"
-    if moved:
-        said += f"{len(moved)}件の予約を近い時間へ移し、お知らせを送ります。"
-        # Where each went, so the counter can answer a resident who calls about it.
-        went = [
-            f"{b.code}→{_local(t.starts_at)[5:]} {venue_names.get(t.venue_id, '')}"
-            for b, t in moved[:MOVES_LISTED]
-        ]
-        more = f"ほか{len(moved) - MOVES_LISTED}件" if len(moved) > MOVES_LISTED else ""
-        said += "移した先：" + "、".join(went) + (f"、{more}" if more else "") + "。"
-    if kept:
-        said += f"{len(kept)}件の予約はそのまま残しました。"
-    return _back(c, said)
+        said = f"{ACTIONS[action]}しました。"
+        if moved:
+            said += f"{len(moved)}件の予約を近い時間へ移し、お知らせを送ります。"
+            # Where each went, so the counter can answer a resident who calls about it.
+            went = [
+                f"{b.code}→{_local(t.starts_at)[5:]} {venue_names.get(t.venue_id, '')}"
+                for b, t in moved[:MOVES_LISTED]
+            ]
+            more = f"ほか{len(moved) - MOVES_LISTED}件" if len(moved) > MOVES_LISTED else ""
+            said += "移した先：" + "、".join(went) + (f"、{more}" if more else "") + "。"
+        if kept:
+            said += f"{len(kept)}件の予約はそのまま残しました。"
+        return _back(c, said)
+
+    return await run_in_threadpool(work)
 
 
 def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Response:
@@ -299,10 +304,17 @@ async def calendar_import(request: Request) -> Response:
     """Import an uploaded .ics: what was created, already there, changed since, or refused.
     Who asks is checked first: nothing is read or fetched for a stranger."""
     form = await request.form()
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
+
+    def who() -> Seat | Response:
+        with _db(request) as db:
+            seat = _seat(request, db, *MANAGERS)
+            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return _render(request, "expired.html", seat, status_code=403)
+            return seat
+
+    seat = await run_in_threadpool(who)
+    if isinstance(seat, Response):
+        return seat
     upload = form.get("file")
     data = await upload.read() if isinstance(upload, UploadFile) else b""
     address = str(form.get("url", "")).strip()
@@ -312,20 +324,25 @@ async def calendar_import(request: Request) -> Response:
         except CalendarFetchFailed as failed:
             error = f"{address} を読めませんでした：{failed}"
             return _render(request, "manage_import.html", seat, report=None, error=error)
-    with _db(request) as db:
-        try:
-            report = calendar.import_calendar(db, ics=data)
-        except BookingError:
-            db.rollback()
-            report = None
-        if report is not None:
-            detail = (
-                f"created {len(report.created)}, unchanged {len(report.unchanged)}, "
-                f"changed {len(report.changed)}, refused {len(report.refused)}"
-            )
-            _log(db, seat, request, "manage.calendar.import", "calendar", "upload", detail)
-        db.commit()
-    return _render(request, "manage_import.html", seat, report=report)
+
+    def work() -> Response:
+        # The import and its audit event: on a worker thread, never the event loop.
+        with _db(request) as db:
+            try:
+                report = calendar.import_calendar(db, ics=data)
+            except BookingError:
+                db.rollback()
+                report = None
+            if report is not None:
+                detail = (
+                    f"created {len(report.created)}, unchanged {len(report.unchanged)}, "
+                    f"changed {len(report.changed)}, refused {len(report.refused)}"
+                )
+                _log(db, seat, request, "manage.calendar.import", "calendar", "upload", detail)
+            db.commit()
+        return _render(request, "manage_import.html", seat, report=report)
+
+    return await run_in_threadpool(work)
 
 
 # --- the counter's day list (交付窓口受付) ----------------------------------------------------
@@ -390,21 +407,26 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
     event, and back to the list saying what happened (or why not)."""
     form = await request.form()
     venue = str(form.get("venue", ""))
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            done = act(db, str(form.get("code", "")))
-        except BookingError as refused:
-            db.rollback()
-            return _to_counter(venue, error=refused.message("ja"))
-        except CounterRefused as refused:
-            db.rollback()
-            return _to_counter(venue, error=str(refused))
-        _log(db, seat, request, done.action, done.kind, done.subject)
-        db.commit()
-    return _to_counter(venue, done=done.said)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, *COUNTER)
+            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                done = act(db, str(form.get("code", "")))
+            except BookingError as refused:
+                db.rollback()
+                return _to_counter(venue, error=refused.message("ja"))
+            except CounterRefused as refused:
+                db.rollback()
+                return _to_counter(venue, error=str(refused))
+            _log(db, seat, request, done.action, done.kind, done.subject)
+            db.commit()
+        return _to_counter(venue, done=done.said)
+
+    return await run_in_threadpool(work)
 
 
 # A check-in refused, as counter staff need to hear it (the engine's messages speak to residents:
@@ -493,22 +515,29 @@ async def counter_walk_in(request: Request) -> Response:
     form = await request.form()
     venue, service = str(form.get("venue", "")), str(form.get("service", ""))
     party_text = str(form.get("party", "1"))
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            party = whole_number(party_text, 100)
-            made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
-        except (BookingError, ValueError) as refused:
-            db.rollback()
-            message = (
-                refused.message("ja") if isinstance(refused, BookingError) else "人数は数字で。"
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, *COUNTER)
+            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                party = whole_number(party_text, 100)
+                made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
+            except (BookingError, ValueError) as refused:
+                db.rollback()
+                message = (
+                    refused.message("ja") if isinstance(refused, BookingError) else "人数は数字で。"
+                )
+                return _to_counter(venue, error=message)
+            _log(
+                db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}"
             )
-            return _to_counter(venue, error=message)
-        _log(db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}")
-        db.commit()
-    return _to_counter(venue, done=f"当日受付の番号は {made.number} 番です。")
+            db.commit()
+        return _to_counter(venue, done=f"当日受付の番号は {made.number} 番です。")
+
+    return await run_in_threadpool(work)
 
 
 # --- the signed offline roster ----------------------------------------------------------------
@@ -551,22 +580,27 @@ async def counter_roster_upload(request: Request) -> Response:
     venue = str(form.get("venue", ""))
     upload = form.get("file")
     data = await upload.read() if isinstance(upload, UploadFile) else b""
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            report = roster.upload_check_ins(db, text=data.decode("utf-8-sig"))
-        except (roster.RosterRefused, UnicodeDecodeError) as refused:
-            db.rollback()
-            return _to_counter(venue, error=f"名簿を受け付けられません：{refused}")
-        detail = f"applied {len(report.applied)}, unchanged {len(report.unchanged)}"
-        _log(db, seat, request, "counter.roster_upload", "venue", venue, detail)
-        db.commit()
-    said = f"受付済みに {len(report.applied)}件、変更なし {len(report.unchanged)}件"
-    if report.refused:
-        said += f"、受け付けられず {len(report.refused)}件（{'; '.join(report.refused)}）"
-    return _to_counter(venue, done=said + "。")
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, *COUNTER)
+            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                report = roster.upload_check_ins(db, text=data.decode("utf-8-sig"))
+            except (roster.RosterRefused, UnicodeDecodeError) as refused:
+                db.rollback()
+                return _to_counter(venue, error=f"名簿を受け付けられません：{refused}")
+            detail = f"applied {len(report.applied)}, unchanged {len(report.unchanged)}"
+            _log(db, seat, request, "counter.roster_upload", "venue", venue, detail)
+            db.commit()
+        said = f"受付済みに {len(report.applied)}件、変更なし {len(report.unchanged)}件"
+        if report.refused:
+            said += f"、受け付けられず {len(report.refused)}件（{'; '.join(report.refused)}）"
+        return _to_counter(venue, done=said + "。")
+
+    return await run_in_threadpool(work)
 
 
 # --- extra sessions and pop-up venues ----------------------------------------------------------
@@ -601,50 +635,55 @@ def _sessions_back(**said: str) -> Response:
 @router.post("/sessions")
 async def open_sessions(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            venue = form.get("venue", "")
-            if venue == "_new":
-                venue = form.get("new_id", "").strip()
-                schedule.add_popup_venue(
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, *MANAGERS)
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                venue = form.get("venue", "")
+                if venue == "_new":
+                    venue = form.get("new_id", "").strip()
+                    schedule.add_popup_venue(
+                        db,
+                        venue_id=venue,
+                        name_ja=form.get("new_name_ja", ""),
+                        name_en=form.get("new_name_en", ""),
+                        address_ja=form.get("new_address", ""),
+                    )
+                result = schedule.open_sessions_for_range(
                     db,
                     venue_id=venue,
-                    name_ja=form.get("new_name_ja", ""),
-                    name_en=form.get("new_name_en", ""),
-                    address_ja=form.get("new_address", ""),
+                    service_id=form.get("service", ""),
+                    first=date.fromisoformat(form.get("first", "")),
+                    last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
+                    opens=time.fromisoformat(form.get("opens", "")),
+                    closes=time.fromisoformat(form.get("closes", "")),
+                    slot_minutes=whole_number(form.get("slot_minutes") or 15, 24 * 60),
+                    seats=whole_number(form.get("seats") or 0, 10_000),
+                    kind=form.get("kind", "extra")
+                    if form.get("kind") in ("holiday", "extra", "popup")
+                    else "extra",
                 )
-            result = schedule.open_sessions_for_range(
-                db,
-                venue_id=venue,
-                service_id=form.get("service", ""),
-                first=date.fromisoformat(form.get("first", "")),
-                last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
-                opens=time.fromisoformat(form.get("opens", "")),
-                closes=time.fromisoformat(form.get("closes", "")),
-                slot_minutes=whole_number(form.get("slot_minutes") or 15, 24 * 60),
-                seats=whole_number(form.get("seats") or 0, 10_000),
-                kind=form.get("kind", "extra")
-                if form.get("kind") in ("holiday", "extra", "popup")
-                else "extra",
+            except BookingError as refused:
+                db.rollback()
+                return _sessions_back(error=refused.message("ja"))
+            except ValueError:
+                db.rollback()
+                return _sessions_back(
+                    error="日付・時刻・人数の形をご確認ください（例：2027-01-09、09:00）。"
+                )
+            opened, refused_days = len(result.opened), len(result.refused)
+            detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
+            _log(db, seat, request, "manage.sessions.open", "venue", venue, detail)
+            db.commit()
+        said = f"{len(result.opened)}日分の受付を開きました。"
+        if result.refused:
+            said += "開けなかった日：" + "、".join(
+                f"{d.isoformat()}（{why}）" for d, why in result.refused
             )
-        except BookingError as refused:
-            db.rollback()
-            return _sessions_back(error=refused.message("ja"))
-        except ValueError:
-            db.rollback()
-            return _sessions_back(
-                error="日付・時刻・人数の形をご確認ください（例：2027-01-09、09:00）。"
-            )
-        opened, refused_days = len(result.opened), len(result.refused)
-        detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
-        _log(db, seat, request, "manage.sessions.open", "venue", venue, detail)
-        db.commit()
-    said = f"{len(result.opened)}日分の受付を開きました。"
-    if result.refused:
-        said += "開けなかった日：" + "、".join(
-            f"{d.isoformat()}（{why}）" for d, why in result.refused
-        )
-    return _sessions_back(done=said)
+        return _sessions_back(done=said)
+
+    return await run_in_threadpool(work)

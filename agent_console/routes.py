@@ -224,53 +224,63 @@ async def login(request: Request) -> Response:
     if not expected or not secrets.compare_digest(expected.encode(), form.get("csrf", "").encode()):
         return login_form(request, "画面の有効期限が切れました。もう一度ログインしてください。")
     login_id = form.get("login_id", "")
-    with _db(request) as db:
-        try:
-            signed = staff.sign_in(db, login_id=login_id, password=form.get("password", ""))
-        except StaffError as refused:
-            db.commit()  # the failed attempt counts towards the lock-out
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            try:
+                signed = staff.sign_in(db, login_id=login_id, password=form.get("password", ""))
+            except StaffError as refused:
+                db.commit()  # the failed attempt counts towards the lock-out
+                staff.audit(
+                    db,
+                    staff=None,
+                    login_id=login_id[:64] or "-",
+                    action="staff.login_failed",
+                    subject_kind="staff",
+                    subject_id=login_id[:64],
+                    client=_client(request),
+                )
+                db.commit()
+                response = login_form(request, str(refused))
+                response.status_code = 401
+                return response
             staff.audit(
                 db,
-                staff=None,
-                login_id=login_id[:64] or "-",
-                action="staff.login_failed",
+                staff=signed.staff,
+                action="staff.login",
                 subject_kind="staff",
-                subject_id=login_id[:64],
+                subject_id=signed.staff.id,
                 client=_client(request),
             )
             db.commit()
-            response = login_form(request, str(refused))
-            response.status_code = 401
-            return response
-        staff.audit(
-            db,
-            staff=signed.staff,
-            action="staff.login",
-            subject_kind="staff",
-            subject_id=signed.staff.id,
-            client=_client(request),
+        response = RedirectResponse("/console/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, signed.token, httponly=True, secure=_secure(request), samesite="strict"
         )
-        db.commit()
-    response = RedirectResponse("/console/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, signed.token, httponly=True, secure=_secure(request), samesite="strict"
-    )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
-    return response
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
-    with _db(request) as db:
-        seat = _seat(request, db)
-        if _csrf_ok(seat, form):
-            staff.sign_out(db, session_id=seat.session_id)
-            _log(db, seat, request, "staff.logout", "staff", seat.staff.id)
-            db.commit()
-    response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db)
+            if _csrf_ok(seat, form):
+                staff.sign_out(db, session_id=seat.session_id)
+                _log(db, seat, request, "staff.logout", "staff", seat.staff.id)
+                db.commit()
+        response = RedirectResponse("/console/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    return await run_in_threadpool(work)
 
 
 # --- the console ----------------------------------------------------------------------------
@@ -315,8 +325,12 @@ async def queue_stream(request: Request) -> Response:
     """Server-sent events: the queue's HTML whenever it changes (and every tick the waiting
     times move on). The session is checked at every tick, so a deactivated or idle agent's
     screen stops getting residents' data at once and goes to the login page."""
-    with _db(request) as db:
-        _seat(request, db)
+
+    def signed_in() -> None:
+        with _db(request) as db:
+            _seat(request, db)
+
+    await run_in_threadpool(signed_in)
     token = request.cookies.get(SESSION_COOKIE)
     tick: float = getattr(request.app.state, "console_tick_seconds", QUEUE_TICK_SECONDS)
 
@@ -450,19 +464,25 @@ async def answer_call(request: Request, call_sid: str) -> Response:
     """Take a waiting call. The caller is put through to this agent's phone (Twilio dequeues
     them); the screen pops at once."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
-            db.rollback()
-            return RedirectResponse("/console/?taken=1", status_code=303)
-        _log(db, seat, request, "call.answer", "call", call_sid)
-        language = calls.get_call(db, call_sid=call_sid)
-        db.commit()
-    audio = await run_in_threadpool(
-        _put_through, request, call_sid, seat, language.language if language else "ja"
-    )
+
+    def claim() -> Response | tuple[Seat, str]:
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
+                db.rollback()
+                return RedirectResponse("/console/?taken=1", status_code=303)
+            _log(db, seat, request, "call.answer", "call", call_sid)
+            call = calls.get_call(db, call_sid=call_sid)
+            db.commit()
+            return seat, call.language if call else "ja"
+
+    claimed = await run_in_threadpool(claim)
+    if isinstance(claimed, Response):
+        return claimed
+    seat, language = claimed
+    audio = await run_in_threadpool(_put_through, request, call_sid, seat, language)
     return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
 
 
@@ -561,55 +581,65 @@ def call_screen(
 @router.post("/calls/{call_sid}/inquiries")
 async def log_inquiry(request: Request, call_sid: str) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        call = _call_for(db, seat, call_sid)
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        booking_id = row_id_or_none(form.get("booking_id"))
-        try:
-            made = staff.log_inquiry(
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            call = _call_for(db, seat, call_sid)
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            booking_id = row_id_or_none(form.get("booking_id"))
+            try:
+                made = staff.log_inquiry(
+                    db,
+                    staff=seat.staff,
+                    category=form.get("category", ""),
+                    note=form.get("note", ""),
+                    resolution=form.get("resolution", ""),
+                    call_id=call.id,
+                    booking_id=booking_id,
+                    phone=call.caller,
+                )
+            except StaffError as refused:
+                db.rollback()
+                return call_screen(request, call_sid, error=str(refused))
+            _log(
                 db,
-                staff=seat.staff,
-                category=form.get("category", ""),
-                note=form.get("note", ""),
-                resolution=form.get("resolution", ""),
-                call_id=call.id,
-                booking_id=booking_id,
-                phone=call.caller,
+                seat,
+                request,
+                "inquiry.create",
+                "call",
+                call_sid,
+                f"inquiry {made}; booking {booking_id or '-'}",
             )
-        except StaffError as refused:
-            db.rollback()
-            return call_screen(request, call_sid, error=str(refused))
-        _log(
-            db,
-            seat,
-            request,
-            "inquiry.create",
-            "call",
-            call_sid,
-            f"inquiry {made}; booking {booking_id or '-'}",
-        )
-        db.commit()
-    return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
+            db.commit()
+        return RedirectResponse(f"/console/calls/{call_sid}", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/calls/{call_sid}/wrap-up")
 async def wrap_up(request: Request, call_sid: str) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        _call_for(db, seat, call_sid)
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        disposition = form.get("disposition", "")
-        if disposition not in DISPOSITIONS:
-            db.rollback()
-            return call_screen(request, call_sid, error="対応結果を選んでください。")
-        calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
-        _log(db, seat, request, "call.wrap_up", "call", call_sid, disposition)
-        db.commit()
-    return RedirectResponse("/console/", status_code=303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            _call_for(db, seat, call_sid)
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            disposition = form.get("disposition", "")
+            if disposition not in DISPOSITIONS:
+                db.rollback()
+                return call_screen(request, call_sid, error="対応結果を選んでください。")
+            calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
+            _log(db, seat, request, "call.wrap_up", "call", call_sid, disposition)
+            db.commit()
+        return RedirectResponse("/console/", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- the FAQ panel ----------------------------------------------------------------------------
@@ -627,35 +657,40 @@ def faq_panel(request: Request, q: str = "", saved: str = "") -> Response:
 @router.post("/faq/{faq_id}")
 async def faq_edit(request: Request, faq_id: str) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            calls.update_faq(
-                db,
-                faq_id=faq_id,
-                title_ja=form.get("title_ja", ""),
-                title_en=form.get("title_en", ""),
-                answer_ja=form.get("answer_ja", ""),
-                answer_en=form.get("answer_en", ""),
-            )
-        except ValueError:
-            db.rollback()
-            entries = calls.faq_entries(db)
-            return _render(
-                request,
-                "faq.html",
-                seat,
-                status_code=422,
-                entries=entries,
-                q="",
-                saved="",
-                error="日本語と英語の見出しと答えを、すべて入力してください。",
-            )
-        _log(db, seat, request, "faq.edit", "faq", faq_id)
-        db.commit()
-    return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                calls.update_faq(
+                    db,
+                    faq_id=faq_id,
+                    title_ja=form.get("title_ja", ""),
+                    title_en=form.get("title_en", ""),
+                    answer_ja=form.get("answer_ja", ""),
+                    answer_en=form.get("answer_en", ""),
+                )
+            except ValueError:
+                db.rollback()
+                entries = calls.faq_entries(db)
+                return _render(
+                    request,
+                    "faq.html",
+                    seat,
+                    status_code=422,
+                    entries=entries,
+                    q="",
+                    saved="",
+                    error="日本語と英語の見出しと答えを、すべて入力してください。",
+                )
+            _log(db, seat, request, "faq.edit", "faq", faq_id)
+            db.commit()
+        return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- inquiry categories (supervisors) -----------------------------------------------------------
@@ -672,34 +707,39 @@ def category_list(request: Request, error: str | None = None) -> Response:
 @router.post("/categories")
 async def category_save(request: Request) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            staff.save_category(
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                staff.save_category(
+                    db,
+                    category_id=form.get("id", ""),
+                    name_ja=form.get("name_ja", ""),
+                    active=form.get("active") == "yes",
+                )
+            except StaffError as refused:
+                db.rollback()
+                rows = staff.all_categories(db)
+                return _render(
+                    request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
+                )
+            _log(
                 db,
-                category_id=form.get("id", ""),
-                name_ja=form.get("name_ja", ""),
-                active=form.get("active") == "yes",
+                seat,
+                request,
+                "category.save",
+                "category",
+                form.get("id", "")[:40],
+                f"active={form.get('active') == 'yes'}",
             )
-        except StaffError as refused:
-            db.rollback()
-            rows = staff.all_categories(db)
-            return _render(
-                request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
-            )
-        _log(
-            db,
-            seat,
-            request,
-            "category.save",
-            "category",
-            form.get("id", "")[:40],
-            f"active={form.get('active') == 'yes'}",
-        )
-        db.commit()
-    return RedirectResponse("/console/categories", status_code=303)
+            db.commit()
+        return RedirectResponse("/console/categories", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- the supervisor's wallboard ---------------------------------------------------------------
@@ -735,16 +775,21 @@ CALLBACK_OUTCOMES = {
 @router.post("/callbacks/{callback_id}/claim")
 async def claim_callback(request: Request, callback_id: RowId) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
-        if claimed is None:
-            db.rollback()
-            return RedirectResponse("/console/?taken=1", status_code=303)
-        db.commit()
-    return RedirectResponse(f"/console/callbacks/{callback_id}", status_code=303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
+            if claimed is None:
+                db.rollback()
+                return RedirectResponse("/console/?taken=1", status_code=303)
+            db.commit()
+        return RedirectResponse(f"/console/callbacks/{callback_id}", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/callbacks/{callback_id}", response_class=HTMLResponse)
@@ -786,16 +831,22 @@ async def dial_callback(request: Request, callback_id: RowId) -> Response:
     """Call the resident back: Twilio rings the agent's desk phone, then dials the resident
     from the ward's number once the agent picks up."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        if calls.callback_number(db, callback_id=callback_id, staff_id=seat.staff.id) is None:
-            raise NotAllowed
-        _log(db, seat, request, "callback.dial", "callback", callback_id)
-        db.commit()
-    dialled = await run_in_threadpool(_dial_back, request, callback_id, seat)
-    return RedirectResponse(f"/console/callbacks/{callback_id}?dial={dialled}", 303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            if calls.callback_number(db, callback_id=callback_id, staff_id=seat.staff.id) is None:
+                raise NotAllowed
+            _log(db, seat, request, "callback.dial", "callback", callback_id)
+            db.commit()
+        # Already on a worker thread: Twilio's REST call waits here, not on the event loop.
+        dialled = _dial_back(request, callback_id, seat)
+        return RedirectResponse(f"/console/callbacks/{callback_id}?dial={dialled}", 303)
+
+    return await run_in_threadpool(work)
 
 
 def _dial_back(request: Request, callback_id: int, seat: Seat) -> str:
@@ -822,46 +873,56 @@ DIAL = {
 async def my_phone(request: Request) -> Response:
     """The phone this agent takes calls on for this shift (a desk phone or extension)."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
-        except StaffError as refused:
-            db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
-            context = _queue_context(db, seat)
-            mine = calls.my_open_call(db, staff_id=seat.staff.id)
-            return _render(
-                request,
-                "home.html",
-                seat,
-                status_code=422,
-                taken=None,
-                phone_error=str(refused),
-                mine=mine,
-                **context,
-            )
-        _log(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
-        db.commit()
-    return RedirectResponse("/console/", status_code=303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
+            except StaffError as refused:
+                db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
+                context = _queue_context(db, seat)
+                mine = calls.my_open_call(db, staff_id=seat.staff.id)
+                return _render(
+                    request,
+                    "home.html",
+                    seat,
+                    status_code=422,
+                    taken=None,
+                    phone_error=str(refused),
+                    mine=mine,
+                    **context,
+                )
+            _log(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
+            db.commit()
+        return RedirectResponse("/console/", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/callbacks/{callback_id}/finish")
 async def finish_callback(request: Request, callback_id: RowId) -> Response:
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        outcome = form.get("outcome", "")
-        if not calls.finish_callback(
-            db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
-        ):
-            raise NotAllowed
-        _log(db, seat, request, "callback.finish", "callback", callback_id, outcome)
-        db.commit()
-    return RedirectResponse("/console/", status_code=303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            outcome = form.get("outcome", "")
+            if not calls.finish_callback(
+                db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
+            ):
+                raise NotAllowed
+            _log(db, seat, request, "callback.finish", "callback", callback_id, outcome)
+            db.commit()
+        return RedirectResponse("/console/", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- one booking: its details and the messages sent about it ------------------------------------
@@ -925,31 +986,37 @@ async def booking_messages(request: Request, booking_id: RowId) -> Response:
     """Resend the confirmation SMS, or stop messages for the booking or its number."""
     form = await _form(request)
     action = form.get("action", "")
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            if action == "resend":
-                reminders.resend_confirmation(
-                    db, booking_id=booking_id, rules=request.app.state.reminder_rules
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                if action == "resend":
+                    reminders.resend_confirmation(
+                        db, booking_id=booking_id, rules=request.app.state.reminder_rules
+                    )
+                    done = "確認のSMSを再送します。"
+                elif action in ("stop_booking", "stop_number"):
+                    whole = action == "stop_number"
+                    reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
+                    done = STOPPED["number" if whole else "booking"]
+                else:
+                    raise NotAllowed
+            except BookingError as refused:
+                db.rollback()
+                return RedirectResponse(
+                    f"/console/bookings/{booking_id}?"
+                    + urlencode({"error": refused.message("ja")}),
+                    303,
                 )
-                done = "確認のSMSを再送します。"
-            elif action in ("stop_booking", "stop_number"):
-                whole = action == "stop_number"
-                reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
-                done = STOPPED["number" if whole else "booking"]
-            else:
-                raise NotAllowed
-        except BookingError as refused:
-            db.rollback()
-            return RedirectResponse(
-                f"/console/bookings/{booking_id}?" + urlencode({"error": refused.message("ja")}),
-                303,
-            )
-        _log(db, seat, request, f"booking.{action}", "booking", booking_id, "messages")
-        db.commit()
-    return RedirectResponse(f"/console/bookings/{booking_id}?" + urlencode({"done": done}), 303)
+            _log(db, seat, request, f"booking.{action}", "booking", booking_id, "messages")
+            db.commit()
+        return RedirectResponse(f"/console/bookings/{booking_id}?" + urlencode({"done": done}), 303)
+
+    return await run_in_threadpool(work)
 
 
 # --- changing a caller's booking ---------------------------------------------------------------
@@ -959,22 +1026,27 @@ async def booking_messages(request: Request, booking_id: RowId) -> Response:
 async def cancel_for_caller(request: Request, call_sid: str, booking_id: RowId) -> Response:
     """Cancel a booking the caller asked to cancel (they confirmed it on the phone)."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        _call_for(db, seat, call_sid)
-        if not _csrf_ok(seat, form) or form.get("confirm") != "yes":
-            db.rollback()  # SQLite: this request's lock goes before the page reads again
-            return call_screen(
-                request, call_sid, error="取り消す前に、確認の欄にチェックを入れてください。"
-            )
-        try:
-            cancelled = booking.cancel_booking(db, booking_id=booking_id)
-        except BookingError as refused:
-            db.rollback()
-            return call_screen(request, call_sid, error=refused.message("ja"))
-        _log(db, seat, request, "booking.cancel", "booking", booking_id, f"for call {call_sid}")
-        db.commit()
-    return RedirectResponse(f"/console/calls/{call_sid}?cancelled={cancelled.code}", 303)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            _call_for(db, seat, call_sid)
+            if not _csrf_ok(seat, form) or form.get("confirm") != "yes":
+                db.rollback()  # SQLite: this request's lock goes before the page reads again
+                return call_screen(
+                    request, call_sid, error="取り消す前に、確認の欄にチェックを入れてください。"
+                )
+            try:
+                cancelled = booking.cancel_booking(db, booking_id=booking_id)
+            except BookingError as refused:
+                db.rollback()
+                return call_screen(request, call_sid, error=refused.message("ja"))
+            _log(db, seat, request, "booking.cancel", "booking", booking_id, f"for call {call_sid}")
+            db.commit()
+        return RedirectResponse(f"/console/calls/{call_sid}?cancelled={cancelled.code}", 303)
+
+    return await run_in_threadpool(work)
 
 
 # --- booking on the caller's behalf ----------------------------------------------------------
@@ -1040,38 +1112,47 @@ def book_search(
 async def book_hold(request: Request, call_sid: str) -> Response:
     """Keep the chosen time for the caller while the agent takes their details."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        _call_for(db, seat, call_sid)
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            hold = booking.create_hold(
-                db,
-                slot_id=row_id(form.get("slot_id")),
-                seats=whole_number(form.get("party", "1"), 100),
-                channel="agent",
-            )
-        except (BookingError, ValueError) as refused:
-            db.rollback()
-            message = (
-                refused.message("ja") if isinstance(refused, BookingError) else "入力が不正です。"
-            )
-            return call_screen(request, call_sid, error=message)
-        if form.get("move", "").isdigit():
-            # A move: the new seats are held, now the booking moves onto them (its old seats
-            # are given back only once the new ones are taken, in the engine).
-            booking_id = int(form["move"])
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            _call_for(db, seat, call_sid)
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
             try:
-                moved = booking.reschedule_booking(db, booking_id=booking_id, hold_id=hold.id)
-            except BookingError as refused:
+                hold = booking.create_hold(
+                    db,
+                    slot_id=row_id(form.get("slot_id")),
+                    seats=whole_number(form.get("party", "1"), 100),
+                    channel="agent",
+                )
+            except (BookingError, ValueError) as refused:
                 db.rollback()
-                return call_screen(request, call_sid, error=refused.message("ja"))
-            _log(db, seat, request, "booking.move", "booking", booking_id, f"for call {call_sid}")
+                message = (
+                    refused.message("ja")
+                    if isinstance(refused, BookingError)
+                    else "入力が不正です。"
+                )
+                return call_screen(request, call_sid, error=message)
+            if form.get("move", "").isdigit():
+                # A move: the new seats are held, now the booking moves onto them (its old seats
+                # are given back only once the new ones are taken, in the engine).
+                booking_id = int(form["move"])
+                try:
+                    moved = booking.reschedule_booking(db, booking_id=booking_id, hold_id=hold.id)
+                except BookingError as refused:
+                    db.rollback()
+                    return call_screen(request, call_sid, error=refused.message("ja"))
+                _log(
+                    db, seat, request, "booking.move", "booking", booking_id, f"for call {call_sid}"
+                )
+                db.commit()
+                return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
             db.commit()
-            return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
-        db.commit()
-    return RedirectResponse(f"/console/calls/{call_sid}/book/{hold.id}", status_code=303)
+        return RedirectResponse(f"/console/calls/{call_sid}/book/{hold.id}", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 @router.get("/calls/{call_sid}/book/{hold_id}", response_class=HTMLResponse)
@@ -1110,45 +1191,52 @@ def book_details(
 async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Response:
     """Book the held time for the caller's household (channel: agent)."""
     form = await _form(request)
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
-        call = _call_for(db, seat, call_sid)
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            held = booking.get_hold(db, hold_id=hold_id)
-            notices = [form.get(f"notice_{i}", "") for i in range(held.hold.seats)]
-            chosen = booking.service_or_404(db, held.service_id)
-            members = [
-                booking.MemberInput(notice_number=n or None)
-                for n in (notices if chosen.requires_notice_number else [])
-            ]
-            birth = datetime.fromisoformat(form.get("birth_date", "")).date()
-            made = booking.book(
-                db,
-                hold_id=hold_id,
-                party=held.hold.seats,
-                resident=booking.ResidentInput(
-                    name_kana=form.get("name_kana", ""),
-                    phone=form.get("phone", ""),
-                    birth_date=birth,
-                    language=form.get("language", "ja"),
-                    members=members,
-                ),
-                channel="agent",
-                idempotency_key=f"agent:{call_sid}:{hold_id}",
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "agent", "supervisor")
+            call = _call_for(db, seat, call_sid)
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                held = booking.get_hold(db, hold_id=hold_id)
+                notices = [form.get(f"notice_{i}", "") for i in range(held.hold.seats)]
+                chosen = booking.service_or_404(db, held.service_id)
+                members = [
+                    booking.MemberInput(notice_number=n or None)
+                    for n in (notices if chosen.requires_notice_number else [])
+                ]
+                birth = datetime.fromisoformat(form.get("birth_date", "")).date()
+                made = booking.book(
+                    db,
+                    hold_id=hold_id,
+                    party=held.hold.seats,
+                    resident=booking.ResidentInput(
+                        name_kana=form.get("name_kana", ""),
+                        phone=form.get("phone", ""),
+                        birth_date=birth,
+                        language=form.get("language", "ja"),
+                        members=members,
+                    ),
+                    channel="agent",
+                    idempotency_key=f"agent:{call_sid}:{hold_id}",
+                )
+            except (BookingError, ValueError) as refused:
+                db.rollback()
+                message = (
+                    refused.message("ja")
+                    if isinstance(refused, BookingError)
+                    else "生年月日を正しく入力してください。"
+                )
+                return book_details(request, call_sid, hold_id, error=message, values=form)
+            _log(
+                db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}"
             )
-        except (BookingError, ValueError) as refused:
-            db.rollback()
-            message = (
-                refused.message("ja")
-                if isinstance(refused, BookingError)
-                else "生年月日を正しく入力してください。"
-            )
-            return book_details(request, call_sid, hold_id, error=message, values=form)
-        _log(db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}")
-        db.commit()
-    return RedirectResponse(f"/console/calls/{call_sid}?booked={made.code}", status_code=303)
+            db.commit()
+        return RedirectResponse(f"/console/calls/{call_sid}?booked={made.code}", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- staff accounts (supervisors) ------------------------------------------------------------
@@ -1166,50 +1254,55 @@ def staff_list(request: Request, error: str | None = None) -> Response:
 async def staff_change(request: Request) -> Response:
     """Create an account, change a role, or deactivate (which signs the person out at once)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
-    with _db(request) as db:
-        seat = _seat(request, db, "supervisor")
-        if not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        try:
-            action = form.get("action", "")
-            if action == "create":
-                made = staff.create_staff(
-                    db,
-                    login_id=form.get("login_id", ""),
-                    display_name=form.get("display_name", ""),
-                    role=form.get("role", ""),
-                    password=form.get("password", ""),
-                )
-                subject, what = made.id, f"role={made.role}"
-            elif action in ("role", "deactivate"):
-                target = row_id(form.get("staff_id"))
-                if target == seat.staff.id and action == "deactivate":
-                    raise StaffError("自分のアカウントは無効にできません。")
-                if action == "role":
-                    changed = staff.set_role(db, staff_id=target, role=form.get("role", ""))
-                    what = f"role={changed.role}"
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with _db(request) as db:
+            seat = _seat(request, db, "supervisor")
+            if not _csrf_ok(seat, form):
+                return _render(request, "expired.html", seat, status_code=403)
+            try:
+                action = form.get("action", "")
+                if action == "create":
+                    made = staff.create_staff(
+                        db,
+                        login_id=form.get("login_id", ""),
+                        display_name=form.get("display_name", ""),
+                        role=form.get("role", ""),
+                        password=form.get("password", ""),
+                    )
+                    subject, what = made.id, f"role={made.role}"
+                elif action in ("role", "deactivate"):
+                    target = row_id(form.get("staff_id"))
+                    if target == seat.staff.id and action == "deactivate":
+                        raise StaffError("自分のアカウントは無効にできません。")
+                    if action == "role":
+                        changed = staff.set_role(db, staff_id=target, role=form.get("role", ""))
+                        what = f"role={changed.role}"
+                    else:
+                        staff.deactivate(db, staff_id=target)
+                        what = "deactivated"
+                    subject = target
                 else:
-                    staff.deactivate(db, staff_id=target)
-                    what = "deactivated"
-                subject = target
-            else:
-                raise StaffError("操作が分かりません。")
-        except (StaffError, ValueError) as refused:
-            db.rollback()
-            people = staff.list_staff(db)
-            return _render(
-                request,
-                "staff.html",
-                seat,
-                status_code=422,
-                people=people,
-                roles=ROLES,
-                error=str(refused),
-                values=form,
-            )
-        _log(db, seat, request, f"staff.{action}", "staff", subject, what)
-        db.commit()
-    return RedirectResponse("/console/staff", status_code=303)
+                    raise StaffError("操作が分かりません。")
+            except (StaffError, ValueError) as refused:
+                db.rollback()
+                people = staff.list_staff(db)
+                return _render(
+                    request,
+                    "staff.html",
+                    seat,
+                    status_code=422,
+                    people=people,
+                    roles=ROLES,
+                    error=str(refused),
+                    values=form,
+                )
+            _log(db, seat, request, f"staff.{action}", "staff", subject, what)
+            db.commit()
+        return RedirectResponse("/console/staff", status_code=303)
+
+    return await run_in_threadpool(work)
 
 
 # --- the audit log (auditors) -----------------------------------------------------------------

@@ -223,11 +223,15 @@ def _done(request: Request, booking: service.BookingView) -> Response:
 async def _book_again(request: Request, hold_id: str, form: dict[str, str]) -> Response:
     """The hold is gone: used by this same form a moment ago (a second press), or lapsed and
     swept. The booking's retry key tells which."""
-    with unit_of_work(request) as db:
-        try:
-            chosen = service.service_or_404(db, form.get("service", ""))
-        except BookingError:
-            return _lapsed(request, None)
+
+    def service_chosen() -> Any:
+        with unit_of_work(request) as db:
+            return service.service_or_404(db, form.get("service", ""))
+
+    try:
+        chosen = await run_in_threadpool(service_chosen)
+    except BookingError:
+        return _lapsed(request, None)
     try:
         party = whole_number(form.get("party", ""), 100)
         resident = _resident(form, party, chosen)

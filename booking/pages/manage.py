@@ -188,8 +188,11 @@ async def move(request: Request) -> Response:
         if error.code in ("slot_full", "slot_closed", "outside_booking_window"):
             from booking.pages.flow import taken_page
 
-            with unit_of_work(request) as db:
-                booking = service.get_booking(db, booking_id=booking_id)
+            def current() -> service.BookingView:
+                with unit_of_work(request) as db:
+                    return service.get_booking(db, booking_id=booking_id)
+
+            booking = await run_in_threadpool(current)
             day = date.fromisoformat(form.get("day", "")) if form.get("day") else None
             return taken_page(
                 request,
