@@ -26,6 +26,7 @@ from cryptography.fernet import Fernet
 from redis import Redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 from tqdm import tqdm
 
 from booking import schedule
@@ -48,6 +49,16 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 WORKER = "from config.cli import main; raise SystemExit(main(['worker']))"
 RULES = ReminderRules(clock_time(18), None, quiet_from=clock_time(0), quiet_until=clock_time(0))
+
+
+def bench_settings(url: URL) -> Settings:
+    """The settings of a throwaway database, with keys of its own."""
+    return Settings(
+        environment="test",
+        database_url=url.render_as_string(hide_password=False),
+        data_keys=Fernet.generate_key().decode(),
+        lookup_key=secrets.token_urlsafe(32),
+    )
 
 
 def campaign_ward(settings: Settings) -> None:
@@ -249,12 +260,7 @@ def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: lis
         throwaway_database(args.database_url, prefix="madoguchi_bench") as url,
         FakeTwilio() as twilio,
     ):
-        settings = Settings(
-            environment="test",
-            database_url=url.render_as_string(hide_password=False),
-            data_keys=Fernet.generate_key().decode(),
-            lookup_key=secrets.token_urlsafe(32),
-        )
+        settings = bench_settings(url)
         make_bookings(settings, args.bookings)
         sessions = session_factory(settings)
         api = TwilioApi(
@@ -336,12 +342,7 @@ def main() -> None:
             throwaway_database(args.database_url, prefix="madoguchi_bench_lag") as url,
             FakeTwilio() as twilio,
         ):
-            settings = Settings(
-                environment="test",
-                database_url=url.render_as_string(hide_password=False),
-                data_keys=Fernet.generate_key().decode(),
-                lookup_key=secrets.token_urlsafe(32),
-            )
+            settings = bench_settings(url)
             campaign_ward(settings)
             count, achieved, p50, p90, worst = confirmation_lag(
                 settings,
