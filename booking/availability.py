@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session as DbSession
 from booking.base import UTCDateTime
 from booking.context import TOKYO, BookingContext, context
 from booking.errors import BookingError
-from booking.models import Hold, Service, Session, Slot, Venue, VenueService
+from booking.localized import WardInfo
+from booking.models import Hold, Service, Session, Slot, Venue, VenueService, WardProfile
 from booking.views import SlotView
 
 MAX_RANGE_DAYS = 62
@@ -33,6 +34,12 @@ def list_venues(db: DbSession, *, service_id: str | None = None) -> list[Venue]:
             VenueService.service_id == service_id
         )
     return list(db.execute(query).scalars())
+
+
+def ward_info(db: DbSession) -> WardInfo:
+    """Who runs the service (empty until the ward's JSON is installed)."""
+    row = db.get(WardProfile, 1)
+    return WardInfo.from_profile(row.profile if row is not None else None)
 
 
 def venue_services(db: DbSession) -> dict[str, list[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Date,
@@ -37,6 +38,11 @@ class Venue(Base):
     cutoff_time: Mapped[time | None] = mapped_column(Time, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    # The ward's words for the venue, by language: {"ko": {"name": ..., "address": ...},
+    # "ja": {"access": ..., "barrier_free": ..., "parking": ...}, ...} (see booking/localized.py).
+    texts: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
 
     __table_args__ = (CheckConstraint("kind IN ('main', 'branch', 'popup')", name="kind"),)
 
@@ -52,6 +58,24 @@ class Service(Base):
     duration_minutes: Mapped[int] = mapped_column(Integer)
     requires_notice_number: Mapped[bool] = mapped_column(Boolean, default=False)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    # The ward's words for the service, by language: {"ko": {"name": ...}, "ja": {"bring": ...}}.
+    texts: Mapped[dict[str, dict[str, str]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+
+
+class WardProfile(Base):
+    """Who runs the service: the ward's name, logo, call center and its rules, from the ward's JSON.
+
+    One row; residents' pages, the phone line and the texts all read it.
+    """
+
+    __tablename__ = "ward_profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    profile: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
 
 class VenueService(Base):

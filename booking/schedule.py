@@ -12,7 +12,17 @@ from sqlalchemy.orm import Session as DbSession
 
 from booking.context import TOKYO, context
 from booking.errors import BookingError
-from booking.models import Closure, Service, Session, Slot, Venue, VenueService, WeeklyTemplate
+from booking.localized import SERVICE_FIELDS, VENUE_FIELDS, WARD_FIELDS, checked_texts
+from booking.models import (
+    Closure,
+    Service,
+    Session,
+    Slot,
+    Venue,
+    VenueService,
+    WardProfile,
+    WeeklyTemplate,
+)
 
 
 def year_end(day: date) -> bool:
@@ -230,6 +240,18 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
 
     Existing rows with the same ids are updated, so a ward can re-run it after editing its file.
     """
+    if "ward" in ward:
+        about = dict(ward["ward"])
+        db.merge(
+            WardProfile(
+                id=1,
+                profile={
+                    "phone": str(about.get("phone") or ""),
+                    "logo": str(about.get("logo") or ""),
+                    "texts": checked_texts(about.get("texts"), WARD_FIELDS, "ward"),
+                },
+            )
+        )
     for item in ward["services"]:
         db.merge(
             Service(
@@ -239,6 +261,7 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
                 duration_minutes=int(item["duration_minutes"]),
                 requires_notice_number=bool(item["requires_notice_number"]),
                 sort_order=int(item.get("sort_order", 0)),
+                texts=checked_texts(item.get("texts"), SERVICE_FIELDS, f"service {item['id']}"),
             )
         )
     db.flush()
@@ -254,6 +277,7 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
                 cutoff_time=_time(item.get("cutoff_time")),
                 active=bool(item.get("active", True)),
                 sort_order=int(item.get("sort_order", 0)),
+                texts=checked_texts(item.get("texts"), VENUE_FIELDS, f"venue {item['id']}"),
             )
         )
         db.flush()

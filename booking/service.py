@@ -49,6 +49,7 @@ from booking.availability import (
     service_or_404,
     venue_or_404,
     venue_services,
+    ward_info,
 )
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
@@ -1135,6 +1136,7 @@ __all__ = [
     "set_status",
     "venue_or_404",
     "venue_services",
+    "ward_info",
 ]
 
 
