@@ -14,6 +14,7 @@ from itsdangerous import BadSignature
 from booking import service
 from booking.context import TOKYO
 from booking.errors import BookingError
+from booking.pages.flow import taken_page
 from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.limits import over_limit
 from booking.pages.render import message_language, page
@@ -159,13 +160,79 @@ async def cancel(request: Request) -> Response:
     try:
         await run_in_threadpool(run)
     except BookingError as error:
-        return _show(request, booking_id, problem=error.message(message_language(request)))
-    return _show(request, booking_id, cancelled=True)
+        problem = error.message(message_language(request))
+        return await run_in_threadpool(_show, request, booking_id, problem=problem)
+    return await run_in_threadpool(_show, request, booking_id, cancelled=True)
+
+
+# --- Moving: the new time is kept for the party, shown beside the current one, and the booking
+# moves only when the resident says yes. -----------------------------------------------------
+
+# Refusals that mean "that time is not to be had": the next free times are offered instead.
+NOT_TO_BE_HAD = {
+    "slot_full",
+    "slot_closed",
+    "outside_booking_window",
+    "hold_expired",
+    "hold_not_found",
+}
+
+
+def _keep_for_move(request: Request, booking_id: int, slot_id: int) -> str:
+    """Hold the new time for the booking's whole party while the resident confirms."""
+    with unit_of_work(request) as db:
+        booking = service.get_booking(db, booking_id=booking_id)
+        if booking.status != "booked":
+            raise BookingError("booking_not_active", status=booking.status)
+        if slot_id == booking.slot_id:
+            raise BookingError("same_slot", field="slot_id")
+        made = service.create_hold(db, slot_id=slot_id, seats=booking.party_size, channel="web")
+        if service.get_hold(db, hold_id=made.id).service_id != booking.service_id:
+            raise BookingError("service_mismatch", field="slot_id")  # rolled back: no commit
+        db.commit()
+        return made.id
+
+
+def _day(form: dict[str, str]) -> date | None:
+    try:
+        return date.fromisoformat(form.get("day", ""))
+    except ValueError:
+        return None
+
+
+def _taken_for_move(
+    request: Request, booking_id: int, reason: str, place: str | None, day: date | None
+) -> Response:
+    """The new time went to someone else, or its hold lapsed: the booking is as it was, and
+    the next free times are offered, each one press from being asked again."""
+    with unit_of_work(request) as db:
+        booking = service.get_booking(db, booking_id=booking_id)
+    return taken_page(
+        request,
+        reason,
+        booking.service_id,
+        place or booking.venue_id,
+        day or booking.starts_at.astimezone(TOKYO).date(),
+        booking.party_size,
+        move=True,
+    )
+
+
+def _move_refused(
+    request: Request, booking_id: int, error: BookingError, form: dict[str, str]
+) -> Response:
+    """A move that could not be made: the next free times where the time is gone (around the
+    day and place the resident was looking at), else the booking with the reason."""
+    if error.code in NOT_TO_BE_HAD:
+        place = form.get("place") or None
+        return _taken_for_move(request, booking_id, error.code, place, _day(form))
+    return _show(request, booking_id, problem=error.message(message_language(request)))
 
 
 @router.post("/manage/move")
 async def move(request: Request) -> Response:
-    """Move to the time pressed on the calendar's times page; nothing changes if it is gone."""
+    """Keep the time pressed on the times page (in move mode) and ask before moving to it;
+    nothing changes if it is gone."""
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items()}
     booking_id = _managed(request)
@@ -175,33 +242,102 @@ async def move(request: Request) -> Response:
         slot_id = row_id(form.get("slot_id"))
     except ValueError:
         return _refused(request)
-
-    def run() -> service.BookingView:
-        with unit_of_work(request) as db:
-            moved = service.reschedule_booking(db, booking_id=booking_id, slot_id=slot_id)
-            db.commit()
-            return moved
-
+    limited = await run_in_threadpool(over_limit, request, "book")  # a hold, as on /hold
+    if limited is not None:
+        return page(request, "limited.html", status_code=429, message=limited)
     try:
-        await run_in_threadpool(run)
+        hold_id = await run_in_threadpool(_keep_for_move, request, booking_id, slot_id)
     except BookingError as error:
-        if error.code in ("slot_full", "slot_closed", "outside_booking_window"):
-            from booking.pages.flow import taken_page
+        return await run_in_threadpool(_move_refused, request, booking_id, error, form)
+    return RedirectResponse(f"/manage/move/{hold_id}", status_code=303)
 
-            def current() -> service.BookingView:
-                with unit_of_work(request) as db:
-                    return service.get_booking(db, booking_id=booking_id)
 
-            booking = await run_in_threadpool(current)
-            day = date.fromisoformat(form.get("day", "")) if form.get("day") else None
-            return taken_page(
-                request,
-                error.code,
-                booking.service_id,
-                form.get("place", booking.venue_id),
-                day or booking.starts_at.astimezone(TOKYO).date(),
-                booking.party_size,
-                move=True,
-            )
-        return _show(request, booking_id, problem=error.message(message_language(request)))
+def _ask_move(request: Request, booking_id: int, hold_id: str) -> Response:
+    with unit_of_work(request) as db:
+        booking = service.get_booking(db, booking_id=booking_id)
+        try:
+            held = service.get_hold(db, hold_id=hold_id)
+        except BookingError:
+            held = None  # used by this move already, given back, or swept after lapsing
+        if booking.status != "booked" or held is None:
+            return RedirectResponse("/manage/booking", status_code=303)
+        now = db.info["booking"].now()
+        chosen = service.service_or_404(db, booking.service_id)
+        venue = service.venue_or_404(db, booking.venue_id)
+        new_venue = service.venue_or_404(db, held.venue_id)
+    day = held.starts_at.astimezone(TOKYO).date()
+    if not held.live:
+        return _taken_for_move(request, booking_id, "hold_expired", held.venue_id, day)
+    return form_page(
+        request,
+        "move.html",
+        booking=booking,
+        service=chosen,
+        venue=venue,
+        held=held,
+        new_venue=new_venue,
+        day=day,
+        seconds_left=max(0, int((held.hold.expires_at - now).total_seconds())),
+    )
+
+
+@router.get("/manage/move/{hold_id}")
+def confirm_move(request: Request, hold_id: str) -> Response:
+    """Ask once: the current time and the new one side by side, the new one kept meanwhile."""
+    booking_id = _managed(request)
+    if booking_id is None:
+        return RedirectResponse("/manage", status_code=303)
+    return _ask_move(request, booking_id, hold_id)
+
+
+def _move_to(request: Request, booking_id: int, hold_id: str, slot_id: int | None) -> None:
+    """Move onto the kept seats. When the hold is gone (swept after lapsing, or given back
+    from another tab), the same time is tried as anyone would take it, as the page said."""
+    with unit_of_work(request) as db:
+        try:
+            service.reschedule_booking(db, booking_id=booking_id, hold_id=hold_id)
+        except BookingError as error:
+            if error.code != "hold_not_found" or slot_id is None:
+                raise
+            if service.get_booking(db, booking_id=booking_id).slot_id == slot_id:
+                return  # a second press: the first one moved it
+            service.reschedule_booking(db, booking_id=booking_id, slot_id=slot_id)
+        db.commit()
+
+
+@router.post("/manage/move/{hold_id}")
+async def move_confirmed(request: Request, hold_id: str) -> Response:
+    """Yes: the booking moves to the kept time, and its old seats go back on sale."""
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items()}
+    booking_id = _managed(request)
+    if booking_id is None or not csrf_ok(request, form.get("csrf")):
+        return _refused(request)
+    try:
+        slot_id: int | None = row_id(form.get("slot_id")) if form.get("slot_id") else None
+    except ValueError:
+        return _refused(request)
+    try:
+        await run_in_threadpool(_move_to, request, booking_id, hold_id, slot_id)
+    except BookingError as error:
+        return await run_in_threadpool(_move_refused, request, booking_id, error, form)
     return RedirectResponse("/manage/booking?moved=1", status_code=303)
+
+
+@router.post("/manage/move/{hold_id}/keep")
+async def move_declined(request: Request, hold_id: str) -> Response:
+    """No: the booking stays as it is, and the kept seats go back on sale at once."""
+    raw = await request.form()
+    if _managed(request) is None or not csrf_ok(request, str(raw.get("csrf", ""))):
+        return _refused(request)
+
+    def give_back() -> None:
+        with unit_of_work(request) as db:
+            try:
+                service.release_hold(db, hold_id=hold_id)
+            except BookingError:
+                return  # lapsed and swept already, or given back from another tab
+            db.commit()
+
+    await run_in_threadpool(give_back)
+    return RedirectResponse("/manage/booking", status_code=303)

@@ -327,9 +327,17 @@ def test_find_move_and_cancel_a_booking(browser: TestClient) -> None:
     # Move: the calendar and times pages in move mode post to /manage/move
     times = browser.get("/book/pin_reset/tsunohazu/2027-01-20?party=1&move=1")
     assert 'action="/manage/move"' in times.text
-    moved = browser.post(
+    kept = browser.post(
         "/manage/move",
         data={"csrf": field(times.text, "csrf"), "slot_id": field(times.text, "slot_id")},
+        follow_redirects=False,
+    )
+    asked_move = browser.get(kept.headers["location"])  # asked first, the new time kept
+    assert "この日時に変更しますか？" in asked_move.text
+    assert "2027年1月19日(火)" in text_of(browser.get("/manage/booking").text)  # not yet moved
+    moved = browser.post(
+        kept.headers["location"],
+        data={"csrf": field(asked_move.text, "csrf")},
         follow_redirects=False,
     )
     assert moved.headers["location"] == "/manage/booking?moved=1"

@@ -635,7 +635,9 @@ def test_find_move_and_cancel_a_booking(
     page.get_by_role("link", name=f"{ja_date(MANAGE_DAY)} 空きあり").click()
     expect(heading(page)).to_have_text(ja_date(MANAGE_DAY))
     expect(time_button(page, "8:30")).to_contain_text("残り3席")  # its own 3 seats still kept
-    moved = press_time(page, "9:30")
+    assert press_time(page, "9:30").status == 200  # asked once, the new time kept meanwhile
+    expect(heading(page)).to_have_text("この日時に変更しますか？")
+    moved = navigate(page, page.get_by_role("button", name="はい、変更します").click)
     assert moved.status == 200
     expect(page).to_have_url(live_server.url("/manage/booking?moved=1"))
     expect(page.get_by_role("status")).to_have_text("新しい日時に変更しました。")
