@@ -171,8 +171,11 @@ _CURSOR = (
     .where(Slot.id == bindparam("after"))
     .subquery()
 )
+_CURSOR_START = (
+    select(Slot.starts_at).where(Slot.id == bindparam("after")).correlate(None).scalar_subquery()
+)
 _AVAILABILITY_AFTER = _AVAILABILITY.join(_CURSOR, true()).where(
-    Slot.starts_at >= _CURSOR.c.starts_at,
+    Slot.starts_at >= _CURSOR_START,
     tuple_(Slot.starts_at, Venue.sort_order, Slot.venue_id, Slot.id)
     > tuple_(_CURSOR.c.starts_at, _CURSOR.c.sort_order, _CURSOR.c.venue_id, _CURSOR.c.id),
 )
