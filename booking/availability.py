@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import Integer, Time, and_, bindparam, case, func, select
+from sqlalchemy import Integer, Time, and_, bindparam, case, func, select, true, tuple_
 from sqlalchemy.orm import Session as DbSession
 
 from booking.base import UTCDateTime
@@ -164,10 +164,29 @@ _AVAILABILITY = (
     .join(Venue, Venue.id == Slot.venue_id)
     .outerjoin(_ACTIVE_HOLDS, _ACTIVE_HOLDS.c.slot_id == Slot.id)
     .where(*_FOR_SALE, _REMAINING >= bindparam("party"))
-    .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id)
+    .order_by(Slot.starts_at, Venue.sort_order, Slot.venue_id, Slot.id)
     .limit(bindparam("limit"))
 )
 _AVAILABILITY_AT_VENUE = _AVAILABILITY.where(Slot.venue_id == bindparam("venue_id"))
+# The next page of a list already shown: the times after the last one shown, in the same order
+# (the order's columns compared as one row). The bound on starts_at alone lets the index on
+# (service_id, starts_at) start the scan at the last time shown, so a later page costs no more
+# than the first.
+_CURSOR = (
+    select(Slot.id, Slot.starts_at, Slot.venue_id, Venue.sort_order)
+    .join(Venue, Venue.id == Slot.venue_id)
+    .where(Slot.id == bindparam("after"))
+    .subquery()
+)
+_CURSOR_START = (
+    select(Slot.starts_at).where(Slot.id == bindparam("after")).correlate(None).scalar_subquery()
+)
+_AVAILABILITY_AFTER = _AVAILABILITY.join(_CURSOR, true()).where(
+    Slot.starts_at >= _CURSOR_START,
+    tuple_(Slot.starts_at, Venue.sort_order, Slot.venue_id, Slot.id)
+    > tuple_(_CURSOR.c.starts_at, _CURSOR.c.sort_order, _CURSOR.c.venue_id, _CURSOR.c.id),
+)
+_AVAILABILITY_AT_VENUE_AFTER = _AVAILABILITY_AFTER.where(Slot.venue_id == bindparam("venue_id"))
 
 
 def availability(
@@ -180,9 +199,11 @@ def availability(
     party: int = 1,
     limit: int = 100,
     channel: str = "web",
+    after: int | None = None,
 ) -> list[SlotView]:
     """Open slots with ``party`` seats free to ``channel``, earliest first; across all venues
-    if none given. Seats a quota keeps for another channel do not count as free."""
+    if none given. Seats a quota keeps for another channel do not count as free. ``after`` (a
+    slot's id, the last one a list showed) gives the next page: only the slots after it."""
     ctx = context(db)
     check_party(ctx, party)
     start = start or ctx.today()
@@ -191,7 +212,11 @@ def availability(
         raise BookingError("invalid_date_range", field="to", max_days=MAX_RANGE_DAYS)
     params = _sale_params(ctx, service_id, venue_id, start, end, party, channel)
     params["limit"] = limit
-    query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
+    if after is None:
+        query = _AVAILABILITY if venue_id is None else _AVAILABILITY_AT_VENUE
+    else:
+        params["after"] = after
+        query = _AVAILABILITY_AFTER if venue_id is None else _AVAILABILITY_AT_VENUE_AFTER
     found = [SlotView(*row) for row in db.execute(query, params)]
     if not found:  # nothing free, or nothing to ask about: say which
         _check_offered(db, service_id, venue_id)

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from importlib.resources import files
 from io import BytesIO
 from typing import Any
+from urllib.parse import quote
 
 from babel.dates import format_date, format_time
 from babel.messages.mofile import write_mo
@@ -20,8 +21,12 @@ from booking.context import TOKYO
 DEFAULT_LANGUAGE = "ja"
 # How each language writes a visit's date and time (Babel patterns).
 DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y"}
+SHORT_DATE_PATTERNS = {"ja": "M月d日(E)", "en": "EEE d MMM"}
 MONTH_PATTERNS = {"ja": "y年M月", "en": "MMMM y"}
 TIME_PATTERNS = {"ja": "H:mm", "en": "h:mm a"}
+# The pages' icon, inside each page (a few hundred bytes): the browser asks for nothing more.
+ICON = files("booking.pages").joinpath("static/favicon.svg").read_text("utf-8").strip()
+ICON_URI = "data:image/svg+xml," + quote(ICON, safe=" =:/\"'")
 
 
 def _catalogue(language: str) -> Translations:
@@ -61,7 +66,7 @@ class Languages:
                 lstrip_blocks=True,
             )
             env.install_gettext_translations(catalogues[language], newstyle=True)  # type: ignore[attr-defined]
-            env.globals.update(_helpers(language))
+            env.globals.update(_helpers(language), icon=ICON_URI)
             environments[language] = env
         return cls(environments, catalogues)
 
@@ -82,6 +87,10 @@ def _helpers(language: str) -> dict[str, Any]:
             value = value.astimezone(TOKYO).date()
         return format_date(value, DATE_PATTERNS.get(language, "medium"), locale=language)
 
+    def short_date(value: date) -> str:
+        """A day in the booking window, where the year goes without saying."""
+        return format_date(value, SHORT_DATE_PATTERNS.get(language, "MMM d"), locale=language)
+
     def month_name(value: date) -> str:
         return format_date(value, MONTH_PATTERNS.get(language, "MMMM y"), locale=language)
 
@@ -100,6 +109,7 @@ def _helpers(language: str) -> dict[str, Any]:
     return {
         "language": language,
         "long_date": long_date,
+        "short_date": short_date,
         "month_name": month_name,
         "clock": clock,
         "weekday": weekday,

@@ -5,6 +5,7 @@ Plain HTML forms and links that work without JavaScript; every text through the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -13,13 +14,28 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from booking import service
+from booking.availability import MAX_RANGE_DAYS
+from booking.context import TOKYO, BookingContext
 from booking.errors import BookingError
 from booking.pages.forms import form_page
+from booking.pages.i18n import ICON
 from booking.pages.render import ANYWHERE, not_found, page
-from booking.web import unit_of_work
+from booking.web import ROW_ID_MAX, unit_of_work
 
 router = APIRouter(include_in_schema=False)
 Party = Annotated[int, Query(ge=1, le=20)]
+
+
+# The pages' icon (a counter window), for browsers that ask /favicon.ico whatever the pages say.
+FAVICON = ICON.encode()
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """The icon, from memory: nothing here waits."""
+    return Response(
+        FAVICON, media_type="image/svg+xml", headers={"cache-control": "public, max-age=86400"}
+    )
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -42,14 +58,49 @@ def choose_venue(request: Request, service_id: str) -> HTMLResponse:
     return page(request, "venues.html", service=chosen, venues=venues, anywhere=ANYWHERE)
 
 
-def _month(value: str | None, today: date) -> date:
-    if value:
-        try:
-            year, month = (int(part) for part in value.split("-"))
-            return date(year, month, 1)
-        except ValueError:
-            pass
-    return today.replace(day=1)
+# How many times one page of "the earliest time anywhere" lists: a phone's screenful or two.
+EARLIEST_PAGE = 10
+# The last slot a page of the earliest times showed: the next page starts after it.
+After = Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)]
+
+
+@dataclass(frozen=True)
+class Window:
+    """How far ahead bookings are taken, for the sentence under the calendar: up to ``last``
+    (``days`` ahead); ``next_day``, the first day not yet open, opens on ``opens``."""
+
+    days: int
+    last: date
+    next_day: date
+    opens: date
+
+
+def booking_window(ctx: BookingContext) -> Window:
+    """The window as the engine applies it (the ward's settings), never a number of our own."""
+    last = service.last_bookable_day(ctx)
+    return Window(
+        ctx.rules.max_days_ahead,
+        last,
+        last + timedelta(days=1),
+        ctx.today() + timedelta(days=1),
+    )
+
+
+def _month(value: str | None, earliest: date, latest: date) -> tuple[date, str | None]:
+    """The month to show and, when it is not the one asked for, why: a month that has passed,
+    one not open yet, or one the address does not say clearly all show the current month."""
+    if value is None:
+        return earliest, None
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        wanted = date(year, month, 1)
+    except ValueError:
+        return earliest, "unreadable"
+    if wanted < earliest:
+        return earliest, "past"
+    if wanted > latest:
+        return earliest, "beyond"
+    return wanted, None
 
 
 @router.get("/book/{service_id}/{place}", response_class=HTMLResponse)
@@ -60,23 +111,26 @@ def calendar(
     month: str | None = None,
     party: Party = 1,
     move: bool = False,
-) -> HTMLResponse:
-    """Step 3: the month calendar, each day ○ △ × or －."""
+    after: After = None,
+) -> Response:
+    """Step 3: the month calendar, each day ○ △ × or －; or, anywhere, the earliest times."""
+    if place == ANYWHERE:
+        return _earliest(request, service_id, party, move, after)
     with unit_of_work(request) as db:
-        today = service.first_bookable_day(db.info["booking"], None) - timedelta(days=1)
-        shown = _month(month, today)
-        venue_id = None if place == ANYWHERE else place
+        ctx: BookingContext = db.info["booking"]
+        window = booking_window(ctx)
+        earliest = ctx.today().replace(day=1)
+        shown, note = _month(month, earliest, window.last.replace(day=1))
         try:
             chosen = service.service_or_404(db, service_id)
-            venue = _venue(db, venue_id, service_id)
+            venue = _venue(db, place, service_id)
             marks = service.month_marks(
-                db, service_id=service_id, venue_id=venue_id, month=shown, party=party
+                db, service_id=service_id, venue_id=place, month=shown, party=party
             )
         except BookingError as error:
             return not_found(request, error)
-        last = service.last_bookable_day(db.info["booking"])
-        max_party = db.info["booking"].rules.max_party_size
-    earliest = today.replace(day=1)
+        first = service.first_bookable_day(ctx, venue.cutoff_time)
+        max_party = ctx.rules.max_party_size
     previous = (shown - timedelta(days=1)).replace(day=1)
     following = (shown + timedelta(days=32)).replace(day=1)
     return page(
@@ -87,9 +141,67 @@ def calendar(
         place=place,
         party=party,
         month=shown,
-        weeks=_weeks(marks),
+        note=note,
+        window=window,
+        weeks=_weeks([_outside_window(m, first, window.last) for m in marks]),
         previous=previous if previous >= earliest else None,
-        following=following if following <= last else None,
+        following=following if following <= window.last else None,
+        query=lambda **q: urlencode({"party": party, **({"move": 1} if move else {}), **q}),
+        move=move,
+        max_party=max_party,
+    )
+
+
+def _outside_window(mark: service.DayMark, first: date, last: date) -> service.DayMark:
+    """A day the window does not reach says so, apart from a day the office is closed: one
+    whose booking has ended (past) and one not open yet (later)."""
+    if mark.day < first:
+        return replace(mark, mark="past")
+    if mark.day > last:
+        return replace(mark, mark="later")
+    return mark
+
+
+def _earliest(
+    request: Request, service_id: str, party: int, move: bool, after: int | None
+) -> Response:
+    """The earliest free times at any venue, a page at a time: each one press from being held."""
+    with unit_of_work(request) as db:
+        ctx: BookingContext = db.info["booking"]
+        today = ctx.today()
+        try:
+            chosen = service.service_or_404(db, service_id)
+            # One statement with a LIMIT on the (service, start) index: one more than a page,
+            # to know whether there is a next one.
+            slots = service.availability(
+                db,
+                service_id=service_id,
+                start=today,
+                end=min(service.last_bookable_day(ctx), today + timedelta(days=MAX_RANGE_DAYS)),
+                party=party,
+                limit=EARLIEST_PAGE + 1,
+                after=after,
+            )
+        except BookingError as error:
+            return not_found(request, error)
+        venues = {v.id: v for v in service.list_venues(db, service_id=service_id)}
+        window = booking_window(ctx)
+        max_party = ctx.rules.max_party_size
+    shown = slots[:EARLIEST_PAGE]
+    return form_page(
+        request,
+        "earliest.html",
+        service=chosen,
+        venue=None,
+        venues=venues,
+        place=ANYWHERE,
+        party=party,
+        # The day a "taken" page offers the next times from, should the time go meanwhile.
+        day=shown[0].starts_at.astimezone(TOKYO).date() if shown else today,
+        slots=shown,
+        more=shown[-1].id if len(slots) > EARLIEST_PAGE else None,
+        after=after,
+        window=window,
         query=lambda **q: urlencode({"party": party, **({"move": 1} if move else {}), **q}),
         move=move,
         max_party=max_party,
