@@ -149,8 +149,14 @@ def _details(
 ) -> Response:
     now = request.app.state.sessions.kw["info"]["booking"].now()
     left = max(0, int((held.hold.expires_at - now).total_seconds()))
+    # Each entry: the field to link to, whose it is (a person's number, for notice numbers that
+    # would otherwise read alike), and the mistake.
     summary = [
-        (None if field == "form" else FIELD_TARGETS.get(field, field), errors[field])
+        (
+            None if field == "form" else FIELD_TARGETS.get(field, field),
+            _field_rank(field)[1] + 1 if field.startswith("notice_") else None,
+            errors[field],
+        )
         for field in sorted(errors, key=_field_rank)
     ]
     return form_page(
