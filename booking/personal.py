@@ -7,9 +7,10 @@ import hmac
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -18,7 +19,33 @@ from stdnum.jp import in_ as my_number
 from booking.errors import BookingError
 from booking.views import MemberInput, MemberView, ResidentInput
 
-LANGUAGES = ("ja", "en", "ko")
+# The languages the service speaks to residents (the phone line, its texts and calls): the one
+# list the web form's contact language and the API's ``language`` are checked against.
+Language = Literal["ja", "en", "ko"]
+LANGUAGES: tuple[Language, ...] = get_args(Language)
+
+
+class FieldProblems(BookingError):
+    """Every field's problem at once, so a resident mends them all in one go. Its own code and
+    field are the first problem's: what a refusal of that field alone would have said."""
+
+    def __init__(self, problems: dict[str, BookingError]) -> None:
+        first = next(iter(problems.values()))
+        super().__init__(first.code, field=first.field, **first.params)
+        self.problems = problems
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["problems"] = [
+            {
+                "field": field,
+                "code": error.code,
+                "problem": error.message("en"),
+                "message": {"ja": error.message("ja"), "en": error.message("en")},
+            }
+            for field, error in self.problems.items()
+        ]
+        return body
 
 
 @dataclass(frozen=True)
@@ -155,17 +182,21 @@ def mask_phone(e164: str) -> str:
 
 # --- Names in kana ------------------------------------------------------------------------
 
-_KANA_NAME = re.compile(r"^[\u30a0-\u30ffA-Za-z\u3000 ・\-'.]+$")
+_KANA_NAME = re.compile(r"^[\u30a0-\u30ff ・\-'.]+$")
+_KANA_OR_LATIN_NAME = re.compile(r"^[\u30a0-\u30ffA-Za-z ・\-'.]+$")
 
 
-def normalise_name_kana(raw: str, field: str = "name_kana") -> str:
-    """Katakana (hiragana and half-width kana converted); Latin letters for names registered so."""
+def normalise_name_kana(raw: str, field: str = "name_kana", *, latin: bool = True) -> str:
+    """Katakana (hiragana and half-width kana converted, spaces made one plain space); with
+    ``latin``, Latin letters too, kept as given, for names registered so."""
     refuse_my_number(field, raw)
     text = unicodedata.normalize("NFKC", raw).strip()
     # Hiragana to katakana: the blocks are 0x60 apart.
     text = "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
     text = re.sub(r"[\s\u3000]+", " ", text)
-    if not text or len(text) > 60 or not _KANA_NAME.match(text):
+    allowed = _KANA_OR_LATIN_NAME if latin else _KANA_NAME
+    has_letter = re.search(r"[\u30a1-\u30faA-Za-z]", text)
+    if not has_letter or len(text) > 60 or not allowed.match(text):
         raise BookingError("invalid_name_kana", field=field)
     return text
 
@@ -224,6 +255,80 @@ def check_members(requires_notice: bool, party: int, members: list[MemberInput])
                 raise BookingError("invalid_notice_number", field=f"members[{i}].notice_number")
 
 
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A resident's input, every field valid and in its stored form."""
+
+    name: str | None
+    phone: Phone
+    birth: date
+    notices: list[str | None]
+
+
+def _notices(
+    requires_notice: bool, party: int, members: list[MemberInput], problems: dict[str, BookingError]
+) -> list[str | None]:
+    """Each member's notice number in its stored form; each one's problem into ``problems``."""
+    if len(members) > party or (requires_notice and len(members) != party):
+        problems["members"] = BookingError("members_mismatch", field="members", party=party)
+        return []
+    notices: list[str | None] = []
+    for i, member in enumerate(members):
+        field = f"members[{i}].notice_number"
+        notice = None
+        try:
+            if member.notice_number:
+                notice = normalise_notice_number(member.notice_number, field)
+                if notice in notices:
+                    raise BookingError("duplicate_notice_number", field=field)
+            elif requires_notice:
+                raise BookingError("invalid_notice_number", field=field)
+        except BookingError as error:
+            problems[field] = error
+        notices.append(notice)
+    return notices
+
+
+def resident_problems(
+    today: date, requires_notice: bool | None, party: int, resident: ResidentInput
+) -> tuple[Checked | None, dict[str, BookingError]]:
+    """Check every field, not only up to the first mistake: the checked input, or each field's
+    problem (in the order the fields are asked). ``requires_notice`` None: not known yet."""
+    problems: dict[str, BookingError] = {}
+
+    def check(field: str, step: Callable[[], _T]) -> _T | None:
+        try:
+            return step()
+        except BookingError as error:
+            problems[error.field or field] = error
+            return None
+
+    name = None
+    if resident.name_kana is not None:
+        name = check("name_kana", lambda: normalise_name_kana(str(resident.name_kana)))
+    phone = check("phone", lambda: parse_phone(resident.phone))
+    birth = check("birth_date", lambda: check_birth_date(resident.birth_date, today))
+    if resident.language not in LANGUAGES:
+        problems["language"] = BookingError("invalid_language", field="language")
+    notices = _notices(bool(requires_notice), party, resident.members, problems)
+    if problems or phone is None or birth is None:
+        return None, problems
+    return Checked(name, phone, birth, notices), {}
+
+
+def check_resident(
+    today: date, requires_notice: bool | None, party: int, resident: ResidentInput
+) -> Checked:
+    """The checked input; FieldProblems naming every field that is wrong."""
+    checked, problems = resident_problems(today, requires_notice, party, resident)
+    if checked is None:
+        raise FieldProblems(problems)
+    return checked
+
+
 def seal(
     vault: Vault,
     today: date,
@@ -234,22 +339,11 @@ def seal(
 ) -> Sealed:
     """Validate and encrypt. ``requires_notice`` None: not known yet (the PostgreSQL booking
     statement checks it in the database)."""
-    name = None if resident.name_kana is None else normalise_name_kana(resident.name_kana)
-    phone = parse_phone(resident.phone)
-    birth = check_birth_date(resident.birth_date, today)
-    if resident.language not in LANGUAGES:
-        raise BookingError("invalid_language", field="language")
+    checked = check_resident(today, requires_notice, party, resident)
+    name, phone, birth = checked.name, checked.phone, checked.birth
     members: list[tuple[int, str | None, str | None, bool, bool]] = []
     member_views: list[MemberView] = []
-    check_members(bool(requires_notice), party, resident.members)
-    seen: set[str] = set()
-    for i, member in enumerate(resident.members):
-        notice = None
-        if member.notice_number:
-            notice = normalise_notice_number(member.notice_number, f"members[{i}].notice_number")
-            if notice in seen:
-                raise BookingError("duplicate_notice_number", field=f"members[{i}].notice_number")
-            seen.add(notice)
+    for i, (member, notice) in enumerate(zip(resident.members, checked.notices, strict=True)):
         member_views.append(MemberView(i, notice, member.braille, member.e_certificate))
         members.append(
             (

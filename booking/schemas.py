@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.config import JsonDict
 
 from booking.context import TOKYO
-from booking.personal import mask_phone
+from booking.personal import Language, mask_phone
 from booking.service import BookingView, HoldView, SlotView
 from booking.web import ROW_ID_MAX
 
@@ -137,7 +137,9 @@ class BookingIn(BaseModel):
     phone: Annotated[str, Field(max_length=30)]
     birth_date: date
     members: list[MemberIn] = Field(default_factory=list, max_length=20)
-    language: Literal["ja", "en"] = "ja"
+    language: Language = Field(
+        default="ja", description="The language of texts and calls: every one the service speaks"
+    )
 
 
 class SecondFactorIn(BaseModel):
@@ -218,6 +220,12 @@ class BookingOut(BaseModel):
 class ErrorProblem(BaseModel):
     field: str
     problem: str
+    code: str | None = Field(
+        default=None, description="For refused booking input: the code of this field's problem"
+    )
+    message: dict[str, str] | None = Field(
+        default=None, description="For refused booking input: the problem in Japanese and English"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -225,7 +233,9 @@ class ErrorBody(BaseModel):
     message: dict[str, str]
     field: str | None = None
     problems: list[ErrorProblem] | None = Field(
-        default=None, description="For a malformed request: each field and what is wrong"
+        default=None,
+        description="For a malformed request, or refused booking input: each field and what is "
+        "wrong (every field at once)",
     )
     request_id: str | None = Field(
         default=None, description="On a fault of ours (5xx): the id to quote, also in X-Request-ID"

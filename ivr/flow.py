@@ -27,6 +27,7 @@ from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 from booking import codes
 from booking import service as booking
 from booking.context import TOKYO, context
+from booking.eras import from_era
 from booking.errors import BookingError
 from booking.personal import check_birth_date, normalise_notice_number, parse_phone
 from booking.service import MemberInput, ResidentInput
@@ -770,6 +771,7 @@ def answer_notice_check(turn: Turn, digits: str) -> None:
 
 
 ERAS = {"1": 1868, "2": 1912, "3": 1926, "4": 1989, "5": 2019}  # 明治 大正 昭和 平成 令和
+ERA_KEYS = {"1": "meiji", "2": "taisho", "3": "showa", "4": "heisei", "5": "reiwa"}
 ERA_NAMES = {
     "ja": {"1": "明治", "2": "大正", "3": "昭和", "4": "平成", "5": "令和"},
     "en": {"1": "Meiji", "2": "Taisho", "3": "Showa", "4": "Heisei", "5": "Reiwa"},
@@ -783,8 +785,8 @@ def read_birth_date(digits: str, today: date) -> date | None:
         if len(digits) == 8:
             day = date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
         elif len(digits) == 7 and digits[0] in ERAS:
-            year = ERAS[digits[0]] + int(digits[1:3]) - 1
-            day = date(year, int(digits[3:5]), int(digits[5:]))
+            # The web form's conversion: a date outside the era (平成32年) is no date.
+            day = from_era(ERA_KEYS[digits[0]], int(digits[1:3]), int(digits[3:5]), int(digits[5:]))
         else:
             return None
         return check_birth_date(day, today)

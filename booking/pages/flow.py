@@ -6,22 +6,26 @@ error page: a time taken meanwhile, or a hold that lapsed, shows the next free t
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 from typing import Any
 
 import segno
+from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from icalendar import Alarm, Calendar, Event
 from itsdangerous import BadSignature
 
-from booking import service
+from booking import eras, service
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.pages.forms import csrf_ok, form_page, signer
+from booking.pages.i18n import Languages
 from booking.pages.limits import over_limit
-from booking.pages.render import ANYWHERE, message_language, page
+from booking.pages.render import ANYWHERE, language_of, message_language, page
+from booking.personal import LANGUAGES, FieldProblems, normalise_name_kana, resident_problems
 from booking.service import MemberInput, ResidentInput
 from booking.web import row_id, unit_of_work, whole_number
 
@@ -31,6 +35,13 @@ DONE_MAX_AGE = 24 * 3600
 # Services whose form asks each person's braille and e-certificate wishes (the ward's spec lists
 # them among the application items of 申請補助).
 ASKS_WISHES = {"application_help"}
+# The eras a birth date may be given in on the form, newest first (明治 births are past 113).
+FORM_ERAS = [era for era in eras.ERAS if era.key != "meiji"]
+ERA_NAMES = {"reiwa": "Reiwa", "heisei": "Heisei", "showa": "Showa", "taisho": "Taisho"}
+# The form's fields in the order it asks them: the order of the summary of mistakes.
+FIELD_ORDER = ("members", "notice", "name_kana", "birth_date", "phone", "language", "form")
+# Where the summary's link for a field's mistake leads: its first control.
+FIELD_TARGETS = {"members": "notice_0", "birth_date": "birth_era", "language": "language_choice"}
 
 
 def _refused(request: Request) -> HTMLResponse:
@@ -138,6 +149,16 @@ def _details(
 ) -> Response:
     now = request.app.state.sessions.kw["info"]["booking"].now()
     left = max(0, int((held.hold.expires_at - now).total_seconds()))
+    # Each entry: the field to link to, whose it is (a person's number, for notice numbers that
+    # would otherwise read alike), and the mistake.
+    summary = [
+        (
+            None if field == "form" else FIELD_TARGETS.get(field, field),
+            _field_rank(field)[1] + 1 if field.startswith("notice_") else None,
+            errors[field],
+        )
+        for field in sorted(errors, key=_field_rank)
+    ]
     return form_page(
         request,
         "details.html",
@@ -147,10 +168,20 @@ def _details(
         venue=venue,
         values=values,
         errors=errors,
+        summary=summary,
         seconds_left=left,
         place=request.query_params.get("place", ANYWHERE),
         wishes=chosen.id in ASKS_WISHES,
+        eras=[(era.key, ERA_NAMES[era.key]) for era in FORM_ERAS],
+        languages=LANGUAGES,
     )
+
+
+def _field_rank(field: str) -> tuple[int, int]:
+    """A form field's place in FIELD_ORDER (notice_2: the third notice number)."""
+    if field.startswith("notice_"):
+        return FIELD_ORDER.index("notice"), int(field.removeprefix("notice_"))
+    return (FIELD_ORDER.index(field) if field in FIELD_ORDER else len(FIELD_ORDER)), 0
 
 
 @router.get("/hold/{hold_id}")
@@ -171,13 +202,115 @@ def _lapsed(request: Request, found: tuple[service.HeldTime, Any, Any] | None) -
     return taken_page(request, "hold_expired", held.service_id, held.venue_id, day, held.hold.seats)
 
 
-def _resident(form: dict[str, str], party: int, chosen: Any) -> ResidentInput:
-    """The form's fields as the engine takes them; members only where the service asks."""
-    birth = date(
-        whole_number(form.get("birth_year") or 0, 9999),
-        whole_number(form.get("birth_month") or 0, 12),
-        whole_number(form.get("birth_day") or 0, 31),
+def _say(request: Request, message: str, **params: str) -> str:
+    """A message of this page's catalogue in the visitor's language, its %(name)s filled."""
+    languages: Languages = request.app.state.languages
+    text = languages.gettext(language_of(request), message)
+    return text % params if params else text
+
+
+def _number(text: str | None, most: int, *, least: int = 1) -> int:
+    """A number typed in a box, full-width digits as well."""
+    return whole_number(unicodedata.normalize("NFKC", text or "").strip(), most, least=least)
+
+
+def _birth(form: dict[str, str]) -> date:
+    """The birth date typed: a Western year, or an era and its year (元 for the first).
+    ValueError for no such date, eras.OutsideEra for an era date outside the era."""
+    era = form.get("birth_era", "")
+    year_text = unicodedata.normalize("NFKC", form.get("birth_year") or "").strip()
+    year = 1 if era and year_text == "元" else _number(year_text, 9999)
+    month, day = _number(form.get("birth_month"), 12), _number(form.get("birth_day"), 31)
+    return eras.from_era(era, year, month, day) if era else date(year, month, day)
+
+
+def _era_problem(request: Request, era: eras.Era) -> str:
+    language = language_of(request)
+    name = _say(request, ERA_NAMES[era.key])
+    first = format_date(era.first, "long", locale=language)
+    if era.last is None:
+        return _say(
+            request,
+            "%(era)s began on %(first)s. Please check the era and the year.",
+            era=name,
+            first=first,
+        )
+    last = format_date(era.last, "long", locale=language)
+    return _say(
+        request,
+        "%(era)s ran from %(first)s to %(last)s (%(era)s 1 to %(years)s). "
+        "Please check the era and the year.",
+        era=name,
+        first=first,
+        last=last,
+        years=str(era.years()),
     )
+
+
+def _latin_names(request: Request, form: dict[str, str]) -> bool:
+    """A name in Latin letters is its own spelling for a resident who reads another language
+    (an English page, or contact in another language); a Japanese one writes it in katakana."""
+    return language_of(request) != "ja" or form.get("language", "ja") != "ja"
+
+
+def _name_problem(request: Request, form: dict[str, str]) -> str:
+    if _latin_names(request, form):
+        return _say(
+            request,
+            "Please write the name in katakana or Latin letters (e.g. ヤマダ ハナコ, John Smith). "
+            "Kanji cannot be accepted.",
+        )
+    return _say(
+        request,
+        "Please write the name in katakana (e.g. ヤマダ ハナコ). "
+        "Kanji and Latin letters cannot be accepted.",
+    )
+
+
+def _form_field(field: str) -> str:
+    """The form's field for an engine's field: members[2].notice_number is notice_2."""
+    if field.startswith("members["):
+        return "notice_" + field.removeprefix("members[").split("]")[0]
+    return field if field in FIELD_ORDER else "form"
+
+
+def _problems(
+    request: Request, form: dict[str, str], problems: dict[str, BookingError]
+) -> dict[str, str]:
+    """Each form field's mistake, in the visitor's language (the first one for a field)."""
+    language = message_language(request)
+    shown: dict[str, str] = {}
+    for field, error in problems.items():
+        if error.code == "invalid_name_kana":
+            shown.setdefault("name_kana", _name_problem(request, form))
+        else:
+            shown.setdefault(_form_field(field), error.message(language))
+    return shown
+
+
+def _resident(
+    request: Request, form: dict[str, str], party: int, chosen: Any
+) -> tuple[ResidentInput, dict[str, str]]:
+    """The form's fields as the engine takes them (members only where the service asks), and
+    the mistakes the page itself finds: a birth date that is no date, a name the page's
+    language does not take. The engine checks the rest."""
+    today = request.app.state.sessions.kw["info"]["booking"].today()
+    found: dict[str, str] = {}
+    try:
+        birth = _birth(form)
+    except eras.OutsideEra as outside:
+        found["birth_date"] = _era_problem(request, outside.era)
+    except ValueError:
+        found["birth_date"] = BookingError("invalid_birth_date").message(message_language(request))
+    if "birth_date" in found:
+        birth = today  # stands in while the other fields are checked; nothing is booked
+    name = form.get("name_kana", "")
+    if not _latin_names(request, form):
+        try:
+            normalise_name_kana(name, latin=False)
+        except BookingError as error:
+            if error.code == "invalid_name_kana":
+                found["name_kana"] = _name_problem(request, form)
     members = [
         MemberInput(
             notice_number=form.get(f"notice_{i}") or None,
@@ -188,13 +321,17 @@ def _resident(form: dict[str, str], party: int, chosen: Any) -> ResidentInput:
     ]
     if not chosen.requires_notice_number and chosen.id not in ASKS_WISHES:
         members = []
-    return ResidentInput(
-        name_kana=form.get("name_kana", ""),
+    resident = ResidentInput(
+        name_kana=name,
         phone=form.get("phone", ""),
         birth_date=birth,
         language=form.get("language", "ja"),
         members=members,
     )
+    if found:  # the engine's word on every other field, so all are shown at once
+        _, others = resident_problems(today, chosen.requires_notice_number, party, resident)
+        found = _problems(request, form, others) | found
+    return resident, found
 
 
 def _book(
@@ -234,7 +371,9 @@ async def _book_again(request: Request, hold_id: str, form: dict[str, str]) -> R
         return _lapsed(request, None)
     try:
         party = whole_number(form.get("party", ""), 100)
-        resident = _resident(form, party, chosen)
+        resident, problems = _resident(request, form, party, chosen)
+        if problems:
+            return _lapsed(request, None)
         booking = await run_in_threadpool(_book, request, hold_id, party, resident)
     except (ValueError, TypeError, BookingError):
         return _lapsed(request, None)
@@ -253,20 +392,19 @@ async def confirm(request: Request, hold_id: str) -> Response:
         return await _book_again(request, hold_id, form)
     held, chosen, venue = found
     party = held.hold.seats
-    try:
-        resident = _resident(form, party, chosen)
-    except (ValueError, TypeError):
-        wrong_date = BookingError("invalid_birth_date")
-        errors = {"birth_date": wrong_date.message(message_language(request))}
+    resident, errors = _resident(request, form, party, chosen)
+    if errors:
         return _details(request, held, chosen, venue, form, errors, 422)
     try:
         booking = await run_in_threadpool(_book, request, hold_id, party, resident)
+    except FieldProblems as wrong:
+        errors = _problems(request, form, wrong.problems)
+        return _details(request, held, chosen, venue, form, errors, wrong.status)
     except BookingError as error:
         if error.code in ("hold_not_found", "hold_expired", "slot_full", "slot_closed"):
             day = held.starts_at.astimezone(TOKYO).date()
             return taken_page(request, error.code, held.service_id, held.venue_id, day, party)
-        field = (error.field or "form").split(".")[0].replace("members[", "notice_").rstrip("]")
-        errors = {field: error.message(message_language(request))}
+        errors = _problems(request, form, {error.field or "form": error})
         return _details(request, held, chosen, venue, form, errors, error.status)
     return _done(request, booking)
 
