@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.base import Base, UTCDateTime
@@ -29,6 +29,17 @@ class StaffUser(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The phone the agent takes calls on (E.164): a queued caller is put through to it.
     desk_phone: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # Set when a supervisor made the account or reset its password: the temporary password
+    # they handed over must be replaced before the console shows anything else.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # The second factor: the authenticator app's TOTP secret, encrypted like residents' data
+    # (never logged); one being set up until its first code confirms it; the time step of the
+    # last code accepted (a code is used once).
+    totp_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    totp_pending_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -52,8 +63,25 @@ class StaffSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # "second_factor" between a right password and a right code: such a session opens nothing.
+    pending: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     __table_args__ = (Index("ix_staff_session_staff", "staff_id", "ended_at"),)
+
+
+class StaffRecoveryCode(Base):
+    """A one-time code for signing in without the authenticator (a lost phone): ten are
+    shown once at enrolment and stored hashed with argon2, like passwords."""
+
+    __tablename__ = "staff_recovery_code"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    code_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_staff_recovery_code_staff", "staff_id", "used_at"),)
 
 
 class AuditEvent(Base):

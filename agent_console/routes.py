@@ -116,6 +116,36 @@ class NotAllowed(Exception):
     """Signed in, but the role may not open this page."""
 
 
+class StepNeeded(Exception):
+    """Signed in, but something must be done first (a temporary password replaced, the
+    second factor given or set up): to that page, whatever was asked for."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+# Where each step is done, and where each role starts its day.
+STEP_PAGES = {
+    "code": "/console/login/code",
+    "password": "/console/account/password",
+    "enrol": "/console/account/second-factor",
+}
+HOMES = {
+    "agent": "/console/",
+    "counter_manager": "/console/manage",
+    "supervisor": "/console/",
+    "auditor": "/console/audit",
+}
+ANY_STEP = frozenset(STEP_PAGES)
+
+
+def second_factor_roles(request: Request) -> frozenset[str]:
+    """The roles that sign in with a second factor here (MADOGUCHI_SECOND_FACTOR_ROLES)."""
+    roles: frozenset[str] = request.app.state.settings.second_factor_role_set
+    return roles
+
+
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
@@ -126,13 +156,20 @@ def _db(request: Request) -> Iterator[DbSession]:
         yield db
 
 
-def _seat(request: Request, db: DbSession, *roles: str) -> Seat:
+def _seat(
+    request: Request, db: DbSession, *roles: str, allow: frozenset[str] = frozenset()
+) -> Seat:
     """The signed-in staff member, refreshed on every request (a deactivated account is out at
-    once); NotAllowed if their role is not among ``roles``."""
-    seat = staff.session_for(db, request.cookies.get(SESSION_COOKIE))
+    once); StepNeeded while a step other than those in ``allow`` is pending; NotAllowed if
+    their role is not among ``roles``."""
+    seat = staff.session_for(
+        db, request.cookies.get(SESSION_COOKIE), second_factor_roles=second_factor_roles(request)
+    )
     db.commit()  # the touch (or the end of an idle or deactivated session) is kept
     if seat is None:
         raise SignInNeeded
+    if seat.step and seat.step not in allow:
+        raise StepNeeded(seat.step)
     if roles and not seat.staff.can(*roles):
         _log(db, seat, request, "page.refused", "page", request.url.path)
         db.commit()
@@ -211,6 +248,11 @@ def login_form(request: Request, error: str | None = None) -> Response:
     return response
 
 
+def next_page(person: staff.Staff, step: str) -> str:
+    """After signing in (or finishing a step): the pending step's page, else the role's home."""
+    return STEP_PAGES.get(step) or HOMES.get(person.role, "/console/")
+
+
 def _secure(request: Request) -> bool:
     """Secure cookies wherever the console is served over HTTPS (always, behind the proxy)."""
     base: str = request.app.state.settings.public_base_url
@@ -229,7 +271,12 @@ async def login(request: Request) -> Response:
         # The database and what follows: on a worker thread, never the event loop.
         with _db(request) as db:
             try:
-                signed = staff.sign_in(db, login_id=login_id, password=form.get("password", ""))
+                signed = staff.sign_in(
+                    db,
+                    login_id=login_id,
+                    password=form.get("password", ""),
+                    second_factor_roles=second_factor_roles(request),
+                )
             except StaffError as refused:
                 db.commit()  # the failed attempt counts towards the lock-out
                 staff.audit(
@@ -254,7 +301,7 @@ async def login(request: Request) -> Response:
                 client=_client(request),
             )
             db.commit()
-        response = RedirectResponse("/console/", status_code=303)
+        response = RedirectResponse(next_page(signed.staff, signed.step), status_code=303)
         response.set_cookie(
             SESSION_COOKIE, signed.token, httponly=True, secure=_secure(request), samesite="strict"
         )
@@ -271,7 +318,7 @@ async def logout(request: Request) -> Response:
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
         with _db(request) as db:
-            seat = _seat(request, db)
+            seat = _seat(request, db, allow=ANY_STEP)
             if _csrf_ok(seat, form):
                 staff.sign_out(db, session_id=seat.session_id)
                 _log(db, seat, request, "staff.logout", "staff", seat.staff.id)
@@ -338,7 +385,7 @@ async def queue_stream(request: Request) -> Response:
         with _db(request) as db:
             seat = staff.session_for(db, token)
             db.commit()
-            if seat is None:
+            if seat is None or seat.step:
                 return None
             mine = calls.my_open_call(db, staff_id=seat.staff.id)
             if mine is not None:  # a call was put through to this agent: pop its screen
@@ -1243,11 +1290,23 @@ async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Respons
 
 
 @router.get("/staff", response_class=HTMLResponse)
-def staff_list(request: Request, error: str | None = None) -> Response:
+def staff_list(
+    request: Request, error: str | None = None, created: str = "", reset_factor: str = ""
+) -> Response:
+    """The accounts; after creating one, who it is and what to hand over."""
     with _db(request) as db:
         seat = _seat(request, db, "supervisor")
         people = staff.list_staff(db)
-    return _render(request, "staff.html", seat, people=people, roles=ROLES, error=error)
+    return _render(
+        request,
+        "staff.html",
+        seat,
+        people=people,
+        roles=ROLES,
+        error=error,
+        created=next((p for p in people if str(p.id) == created), None),
+        reset_factor=next((p for p in people if str(p.id) == reset_factor), None),
+    )
 
 
 @router.post("/staff")
@@ -1270,6 +1329,7 @@ async def staff_change(request: Request) -> Response:
                         display_name=form.get("display_name", ""),
                         role=form.get("role", ""),
                         password=form.get("password", ""),
+                        must_change=True,  # the supervisor knows it: the owner replaces it
                     )
                     subject, what = made.id, f"role={made.role}"
                 elif action in ("role", "deactivate"):
@@ -1300,6 +1360,8 @@ async def staff_change(request: Request) -> Response:
                 )
             _log(db, seat, request, f"staff.{action}", "staff", subject, what)
             db.commit()
+        if action == "create":
+            return RedirectResponse(f"/console/staff?created={subject}", status_code=303)
         return RedirectResponse("/console/staff", status_code=303)
 
     return await run_in_threadpool(work)
@@ -1477,8 +1539,13 @@ def install(app: FastAPI) -> None:
         log.info("a console form field (%s) held a My Number: refused", field)
         return _render(request, "my_number.html", None, status_code=422, field=field)
 
+    def step_needed(request: Request, exc: Exception) -> Response:
+        step = exc.step if isinstance(exc, StepNeeded) else ""
+        return RedirectResponse(STEP_PAGES.get(step, "/console/login"), status_code=303)
+
     app.add_exception_handler(SignInNeeded, to_login)
     app.add_exception_handler(NotAllowed, not_allowed)
+    app.add_exception_handler(StepNeeded, step_needed)
     app.add_exception_handler(MyNumberInForm, my_number)
 
     def unreadable(request: Request, exc: Exception) -> Response:
@@ -1508,3 +1575,6 @@ def install(app: FastAPI) -> None:
     from agent_console.counter import router as counter_router  # it builds on this module
 
     app.include_router(counter_router)
+    from agent_console.accounts import router as accounts_router  # it builds on this module
+
+    app.include_router(accounts_router)

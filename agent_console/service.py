@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +40,9 @@ MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 IDLE_MINUTES = 30
 MIN_PASSWORD_LENGTH = 12
+# Roles that sign in with a second factor whatever the settings say (config.settings adds
+# the ward's MADOGUCHI_SECOND_FACTOR_ROLES).
+SECOND_FACTOR_ALWAYS = frozenset({"supervisor", "auditor"})
 GENESIS = "0" * 64
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -62,13 +65,22 @@ class Staff:
     role: str
     active: bool
     desk_phone: str | None = None  # E.164: where a queued caller is put through
+    second_factor: bool = False  # an authenticator is set up
 
     def can(self, *roles: str) -> bool:
         return self.role in roles
 
 
 def _view(user: StaffUser) -> Staff:
-    return Staff(user.id, user.login_id, user.display_name, user.role, user.active, user.desk_phone)
+    return Staff(
+        user.id,
+        user.login_id,
+        user.display_name,
+        user.role,
+        user.active,
+        user.desk_phone,
+        user.totp_secret_enc is not None,
+    )
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -80,8 +92,16 @@ def check_password(password: str) -> None:
 
 
 def create_staff(
-    db: DbSession, *, login_id: str, display_name: str, role: str, password: str
+    db: DbSession,
+    *,
+    login_id: str,
+    display_name: str,
+    role: str,
+    password: str,
+    must_change: bool = False,
 ) -> Staff:
+    """A new account; ``must_change`` when someone else chose its first password (a
+    supervisor in the console), so its owner replaces it at the first sign-in."""
     login_id = login_id.strip()
     if not login_id or len(login_id) > 64 or not login_id.isascii():
         raise StaffError("ログインIDは半角英数字で64文字までにしてください。")
@@ -98,6 +118,7 @@ def create_staff(
         password_hash=_hasher.hash(password),
         active=True,
         failed_logins=0,
+        must_change_password=must_change,
         created_at=now,
         updated_at=now,
     )
@@ -155,14 +176,22 @@ class SignedIn:
     staff: Staff
     token: str  # for the cookie; only its hash is stored
     csrf: str
+    step: str = ""  # what must be done before anything else (see Seat.step)
 
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def sign_in(db: DbSession, *, login_id: str, password: str) -> SignedIn:
-    """Check the password; lock the account for a while after repeated failures."""
+def sign_in(
+    db: DbSession,
+    *,
+    login_id: str,
+    password: str,
+    second_factor_roles: Collection[str] = SECOND_FACTOR_ALWAYS,
+) -> SignedIn:
+    """Check the password; lock the account for a while after repeated failures. A session
+    whose owner has a second factor opens nothing until the code is given."""
     now = context(db).now()
     user = db.execute(
         select(StaffUser).where(StaffUser.login_id == login_id.strip()).with_for_update()
@@ -195,17 +224,18 @@ def sign_in(db: DbSession, *, login_id: str, password: str) -> SignedIn:
         user.password_hash = _hasher.hash(password)
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
-    db.add(
-        StaffSession(
-            token_hash=_token_hash(token),
-            staff_id=user.id,
-            csrf_token=csrf,
-            created_at=now,
-            last_seen_at=now,
-        )
+    session = StaffSession(
+        token_hash=_token_hash(token),
+        staff_id=user.id,
+        csrf_token=csrf,
+        created_at=now,
+        last_seen_at=now,
+        # Whoever has set up a second factor gives it, whatever their role.
+        pending="second_factor" if user.totp_secret_enc is not None else None,
     )
+    db.add(session)
     db.flush()
-    return SignedIn(_view(user), token, csrf)
+    return SignedIn(_view(user), token, csrf, _step(user, session, second_factor_roles))
 
 
 @dataclass(frozen=True)
@@ -215,9 +245,18 @@ class Seat:
     staff: Staff
     csrf: str
     session_id: int
+    # What must happen before the console shows anything else: "" (nothing), "code" (the
+    # second factor), "password" (replace a temporary password), "enrol" (set up a second
+    # factor the role needs).
+    step: str = ""
 
 
-def session_for(db: DbSession, token: str | None) -> Seat | None:
+def session_for(
+    db: DbSession,
+    token: str | None,
+    *,
+    second_factor_roles: Collection[str] = SECOND_FACTOR_ALWAYS,
+) -> Seat | None:
     """The live session for a cookie, or None: unknown, ended, idle too long, or the account
     deactivated. Touches the session, so activity keeps it alive."""
     if not token:
@@ -240,7 +279,23 @@ def session_for(db: DbSession, token: str | None) -> Seat | None:
         session.ended_at, session.end_reason = now, "idle"
         return None
     session.last_seen_at = now
-    return Seat(_view(user), session.csrf_token, session.id)
+    return Seat(
+        _view(user), session.csrf_token, session.id, _step(user, session, second_factor_roles)
+    )
+
+
+def _step(user: StaffUser, session: StaffSession, second_factor_roles: Collection[str]) -> str:
+    # The code first (it proves who is there), then a temporary password replaced, then a
+    # second factor set up where the role needs one (worked out now: a promotion counts at once).
+    if session.pending == "second_factor":
+        return "code"
+    if user.must_change_password:
+        return "password"
+    if user.totp_secret_enc is None and (
+        user.role in second_factor_roles or user.role in SECOND_FACTOR_ALWAYS
+    ):
+        return "enrol"
+    return ""
 
 
 def sign_out(db: DbSession, *, session_id: int) -> None:

@@ -473,7 +473,9 @@ STAFF_EXAMPLES = """examples:
   printf '%s\\n' "$PASSWORD" | madoguchi staff create --login ito --role agent --password-stdin
 
 Roles: agent (the call center), counter_manager (capacity, closures, the counter's day),
-supervisor (staff, reports, all of the above), auditor (the audit log and erasure records)."""
+supervisor (staff, reports, all of the above), auditor (the audit log and erasure records).
+Supervisors and auditors (and the roles in MADOGUCHI_SECOND_FACTOR_ROLES) set up an
+authenticator app at their first sign-in and give its code every time after."""
 
 
 def build_parser() -> argparse.ArgumentParser:

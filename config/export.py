@@ -27,6 +27,9 @@ from config.tables import metadata
 LEFT_OUT = {
     ("staff_user", "password_hash"),
     ("staff_session", "token_hash"),
+    ("staff_user", "totp_secret_enc"),
+    ("staff_user", "totp_pending_enc"),
+    ("staff_recovery_code", "code_hash"),
 }
 LEFT_OUT_TABLES = {"alembic_version"}
 

@@ -9,6 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The console's staff roles (agent_console.models.ROLES); those who always sign in with a
+# second factor: they see every resident's data or the whole audit log.
+STAFF_ROLES = ("agent", "counter_manager", "supervisor", "auditor")
+ALWAYS_SECOND_FACTOR = frozenset({"supervisor", "auditor"})
+
 
 class Settings(BaseSettings):
     """Everything configurable about one ward's installation."""
@@ -103,6 +108,12 @@ class Settings(BaseSettings):
     caldav_days: int = Field(default=14, ge=1, le=60)
     caldav_push_minutes: int = Field(default=5, ge=1, le=1440)
 
+    # Staff roles that sign in to the console with a second factor (TOTP from an authenticator
+    # app), comma-separated. Supervisors and auditors always do, whatever is set here; agents'
+    # and counter managers' floors often keep phones away, so the ward adds them once it has
+    # given those staff an authenticator.
+    second_factor_roles: str = "supervisor,auditor"
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -125,6 +136,12 @@ class Settings(BaseSettings):
                 "with PostgreSQL, set MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY "
                 "(`madoguchi keys new` makes them)"
             )
+        unknown = self.second_factor_role_set - set(STAFF_ROLES)
+        if unknown:
+            raise ValueError(
+                f"MADOGUCHI_SECOND_FACTOR_ROLES: {', '.join(sorted(unknown))} is not one of "
+                f"{', '.join(STAFF_ROLES)}"
+            )
         if self.call_center_opens >= self.call_center_closes:
             raise ValueError("call_center_opens must be before call_center_closes")
         if self.environment == "production" and not self.database_url:
@@ -135,6 +152,12 @@ class Settings(BaseSettings):
                 "webhook's signature with it"
             )
         return self
+
+    @property
+    def second_factor_role_set(self) -> frozenset[str]:
+        """The roles that need a second factor: the setting's, plus supervisors and auditors."""
+        named = {r.strip() for r in self.second_factor_roles.split(",") if r.strip()}
+        return frozenset(named | ALWAYS_SECOND_FACTOR)
 
     @property
     def sqlalchemy_url(self) -> str:

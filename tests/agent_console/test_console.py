@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from booking import service as booking
 from booking.personal import display_phone
 from ivr.caller import PhoneCall
 from reminders import service as reminders
+from tests.agent_console.second_factor import code_at, enrol
 from tests.conftest import FakeClock, SlotMaker, app_for
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
 from tests.reminders.conftest import RULES
@@ -38,14 +39,18 @@ class Console:
     engine: Engine
     clock: FakeClock
     app: FastAPI
+    totp: dict[str, str] = field(default_factory=dict)  # login ID → second-factor secret
 
     def person(self, role: str) -> str:
-        """A new staff account: its login ID."""
+        """A new staff account: its login ID. Roles that need a second factor get one set up
+        (its secret in ``totp``)."""
         login = f"{role}{next(_logins)}"
         with self.app_sessions() as db:
-            staff.create_staff(
+            made = staff.create_staff(
                 db, login_id=login, display_name=f"{role} san", role=role, password=PASSWORD
             )
+            if role in staff.SECOND_FACTOR_ALWAYS:
+                self.totp[login] = enrol(db, made.id, self.clock.now)
             db.commit()
         return login
 
@@ -56,6 +61,8 @@ class Console:
         login = self.person(role)
         browser = self.browser()
         assert sign_in(browser, login).status_code == 303
+        if login in self.totp:
+            assert give_code(browser, code_at(self.totp[login], self.clock.now)).status_code == 303
         return browser, login
 
 
@@ -87,6 +94,17 @@ def sign_in(browser: TestClient, login: str, password: str = PASSWORD) -> httpx.
     answer: httpx.Response = browser.post(
         "/console/login",
         data={"csrf": csrf_of(form.text), "login_id": login, "password": password},
+        follow_redirects=False,
+    )
+    return answer
+
+
+def give_code(browser: TestClient, code: str) -> httpx.Response:
+    """The second step of signing in: the authenticator's (or a recovery) code."""
+    form = browser.get("/console/login/code")
+    answer: httpx.Response = browser.post(
+        "/console/login/code",
+        data={"csrf": csrf_of(form.text), "code": code},
         follow_redirects=False,
     )
     return answer
@@ -239,6 +257,17 @@ def test_supervisors_create_accounts_and_change_roles_with_a_valid_form(console:
     assert made.status_code == 303
     newcomer = console.browser()
     assert sign_in(newcomer, login).status_code == 303
+    # The supervisor chose the first password: it is replaced before anything else.
+    form = newcomer.get("/console/account/password")
+    newcomer.post(
+        "/console/account/password",
+        data={
+            "csrf": csrf_of(form.text),
+            "current": PASSWORD,
+            "new": PASSWORD + "!",
+            "again": PASSWORD + "!",
+        },
+    )
     assert newcomer.get("/console/audit").status_code == 403
     with console.app_sessions() as db:
         newcomer_id = next(p.id for p in staff.list_staff(db) if p.login_id == login)
@@ -251,7 +280,9 @@ def test_supervisors_create_accounts_and_change_roles_with_a_valid_form(console:
             "role": "auditor",
         },
     )
-    assert newcomer.get("/console/audit").status_code == 200  # the new role, at once
+    # The new role, at once: an auditor's, which first asks for a second factor to be set up.
+    promoted = newcomer.get("/console/audit", follow_redirects=False)
+    assert promoted.headers["location"] == "/console/account/second-factor"
 
 
 # --- residents' data and the audit log ----------------------------------------------------------
