@@ -337,7 +337,9 @@ def test_an_english_booking_s_calendar_file_is_in_english(
     page.goto(live_server.url(times_path("cert_renewal", "ochiai_daiichi", date(2027, 1, 12))))
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert press_time(page, "8:30").status == 200
-    page.get_by_label("Name in katakana or Latin letters (the person booking)").fill(ENGLISH.name_kana)
+    page.get_by_label("Name in katakana or Latin letters (the person booking)").fill(
+        ENGLISH.name_kana
+    )
     page.get_by_label("Year", exact=True).fill(str(ENGLISH.birth.year))
     page.get_by_label("Month", exact=True).fill(str(ENGLISH.birth.month))
     page.get_by_label("Day", exact=True).fill(str(ENGLISH.birth.day))
