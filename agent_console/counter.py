@@ -4,17 +4,20 @@ free time (each resident is told through the reminder pipeline). Every action is
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, time
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import UploadFile
 
+from agent_console.day_filter import NOON, read_filter
 from agent_console.routes import (
     NotAllowed,
     _catalogue,
@@ -57,9 +60,25 @@ def _day(value: str, db: DbSession) -> date:
         return today
 
 
+def _unreadable(day: str) -> bool:
+    try:
+        date.fromisoformat(day or "2000-01-01")
+    except ValueError:
+        return True
+    return False
+
+
 @router.get("", response_class=HTMLResponse)
-def day_view(request: Request, venue: str = "main", day: str = "", done: str = "") -> Response:
-    """A venue's day: every slot with its capacity, seats booked and held, open or closed."""
+def day_view(
+    request: Request,
+    venue: str = "main",
+    day: str = "",
+    done: str = "",
+    start: Annotated[str, Query(alias="from")] = "",
+    end: Annotated[str, Query(alias="to")] = "",
+) -> Response:
+    """A venue's day: every slot with its capacity, seats booked and held, open or closed;
+    narrowed to some services and a time range if the manager asks (kept in the address)."""
     with _db(request) as db:
         seat = _seat(request, db, *MANAGERS)
         chosen = _day(day, db)
@@ -68,6 +87,16 @@ def day_view(request: Request, venue: str = "main", day: str = "", done: str = "
             raise NotAllowed
         slots = booking.slots_of_day(db, venue_id=venue, day=chosen)
         now = db.info["booking"].now()
+    wanted = read_filter(
+        services=request.query_params.getlist("service"),
+        start=start,
+        end=end,
+        known={k: s.name_ja for k, s in services.items()},
+    )
+    notes = list(wanted.notes)
+    if _unreadable(day):
+        notes.insert(0, f"日付「{day[:20]}」を読めないため、{chosen.isoformat()}を表示しています。")
+    where = [("venue", venue), ("day", chosen.isoformat())]
     return _render(
         request,
         "manage_day.html",
@@ -75,6 +104,15 @@ def day_view(request: Request, venue: str = "main", day: str = "", done: str = "
         venue=venue,
         day=chosen,
         slots=slots,
+        shown=[s for s in slots if wanted.shows(s)],
+        per_service=Counter(s.service_id for s in slots),
+        wanted=wanted,
+        notes=notes,
+        shortcuts={
+            name: "/console/manage?" + urlencode(where + wanted.with_times(a, b).query())
+            for name, a, b in (("morning", None, NOON), ("afternoon", NOON, None))
+        }
+        | {"all": "/console/manage?" + urlencode(where)},
         now=now,
         venues=venues,
         services=services,
@@ -98,6 +136,11 @@ class Change:
     kept_walk_in: str
     release: str
     release_hours: str
+    view: list[tuple[str, str]]  # the day view's filter, to come back to the same rows
+
+
+# The day view's filter fields, carried through the change form and back.
+VIEW_FIELDS = ("service", "from", "to")
 
 
 async def _change(request: Request) -> Change:
@@ -119,6 +162,7 @@ async def _change(request: Request) -> Change:
         kept_walk_in=field("kept_walk_in"),
         release=field("release"),
         release_hours=field("release_hours"),
+        view=[(k, str(v)[:40]) for k in VIEW_FIELDS for v in form.getlist(k) if str(v)],
     )
 
 
@@ -136,7 +180,7 @@ def _count(text: str, most: int) -> int | None:
 
 
 def _back(change: Change, said: str) -> Response:
-    query = urlencode({"venue": change.venue, "day": change.day, "done": said})
+    query = urlencode([("venue", change.venue), ("day", change.day), *change.view, ("done", said)])
     return RedirectResponse(f"/console/manage?{query}", 303)
 
 
@@ -186,6 +230,8 @@ async def change(request: Request) -> Response:
                     services=services,
                     mask=mask_phone,
                     label=ACTIONS[action],
+                    view=c.view,
+                    view_query=urlencode([("venue", c.venue), ("day", c.day), *c.view]),
                 )
             moved = _move_or_keep(db, over, slot_ids) if c.choice == "move" else []
             # What stays over is what the engine finds under the slots' lock: the bookings kept

@@ -17,6 +17,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -32,10 +33,12 @@ from fastapi.responses import (
 )
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
+from starlette.routing import Match
 
 from agent_console import report
 from agent_console import service as staff
 from agent_console.models import ROLES
+from agent_console.my_number import KeptField, kept_fields, way_back
 from agent_console.service import Seat, StaffError
 from booking import service as booking
 from booking.context import TOKYO
@@ -49,11 +52,13 @@ from reminders import service as reminders
 
 
 class MyNumberInForm(Exception):
-    """A form field held an individual number (My Number): refused before anything is done."""
+    """A form field held an individual number (My Number): refused before anything is done.
+    ``kept`` is the form to give back, the number taken out."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, kept: list[KeptField] | None = None) -> None:
         super().__init__(field)
         self.field = field
+        self.kept = kept or []
 
 
 class UnreadableCharacters(Exception):
@@ -87,7 +92,7 @@ async def refuse_my_numbers(request: Request) -> None:
         if _CONTROL.search(value) or _CONTROL.search(name):
             raise UnreadableCharacters(name[:40])
         if name not in _UNSCANNED and contains_my_number(value):
-            raise MyNumberInForm(name)
+            raise MyNumberInForm(name, kept_fields(form.multi_items(), _UNSCANNED))
 
 
 router = APIRouter(
@@ -1523,6 +1528,12 @@ def audit_export(request: Request) -> Response:
 # --- wiring ---------------------------------------------------------------------------------
 
 
+def _is_page(app: FastAPI, path: str) -> bool:
+    """True if a GET of the path is one of the console's pages."""
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    return any(r.matches(scope)[0] == Match.FULL for r in app.routes)
+
+
 def install(app: FastAPI) -> None:
     """The console's router, and where its refusals lead."""
 
@@ -1535,9 +1546,23 @@ def install(app: FastAPI) -> None:
         return _render(request, "forbidden.html", None, status_code=403)
 
     def my_number(request: Request, exc: Exception) -> Response:
+        # The form comes back to be corrected and sent again where it was going, the number
+        # taken out; nothing was done, and the number is in no log and not on the page.
         field = exc.field if isinstance(exc, MyNumberInForm) else ""
+        kept = exc.kept if isinstance(exc, MyNumberInForm) else []
         log.info("a console form field (%s) held a My Number: refused", field)
-        return _render(request, "my_number.html", None, status_code=422, field=field)
+        return _render(
+            request,
+            "my_number.html",
+            None,
+            status_code=422,
+            field=field,
+            fields=kept,
+            action=request.url.path,
+            multipart=any(f.kind == "file" for f in kept),
+            chosen=any(f.kind == "hidden" and f.name != "csrf" for f in kept),
+            back=way_back(request.url.path, kept, partial(_is_page, request.app)),
+        )
 
     def step_needed(request: Request, exc: Exception) -> Response:
         step = exc.step if isinstance(exc, StepNeeded) else ""
