@@ -143,6 +143,7 @@ def phone_line(settings: Settings) -> PhoneLine:
             sms_confirmations=bool(settings.twilio_account_sid and settings.twilio_from_number),
             ward_number=settings.twilio_from_number,
             speech=speech,
+            retention_days=settings.retention_days,
         ),
     )
 

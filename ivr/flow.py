@@ -29,6 +29,7 @@ from booking import service as booking
 from booking.context import TOKYO, context
 from booking.eras import from_era
 from booking.errors import BookingError
+from booking.localized import name_of, text_of
 from booking.personal import check_birth_date, normalise_notice_number, parse_phone
 from booking.service import MemberInput, ResidentInput
 from booking.views import BookingView
@@ -91,6 +92,9 @@ class LineConfig:
     sms_confirmations: bool = False
     # Languages with a speech model: their questions also listen (Twilio Media Streams).
     speech: frozenset[str] = frozenset()
+    # Days after the visit (or the cancellation, or the call) that personal data is kept
+    # (MADOGUCHI_RETENTION_DAYS, applied by config.retention): what callers are told.
+    retention_days: int = 30
 
     @property
     def stream_url(self) -> str:
@@ -246,6 +250,8 @@ class Turn:
         self.finished = True
 
     def ask(self, step: str) -> None:
+        if step in PERSONAL and not self.state.purpose_told:
+            tell_purpose(self)
         STEPS[step].ask(self)
 
     def miss(self, step: str, key: str) -> None:
@@ -307,9 +313,40 @@ def answer_by_voice(turn: Turn, step_name: str, seq: int) -> None:
     answer(turn, step_name, keys)
 
 
+# Questions that ask for personal data: before the first of them in a call, the caller hears
+# what it is for, how long it is kept and who handles it.
+PERSONAL = frozenset(
+    {"notice_head", "birth", "phone_caller", "phone_entry", "manage_birth", "callback_phone"}
+)
+
+
+def tell_purpose(turn: Turn) -> None:
+    """Once a call, before the first personal question: what the details are for, that they
+    are erased MADOGUCHI_RETENTION_DAYS after the visit (or the cancellation, or the call:
+    config.retention), and who handles them. Nothing cuts it short."""
+    turn.state.purpose_told = True
+    handler = ward_name(turn) or prompt(turn.language, "purpose_handler")
+    turn.say("purpose", handler=handler, days=turn.config.retention_days)
+    turn.flush()
+
+
+def ward_name(turn: Turn, language: str | None = None) -> str:
+    """The ward's name in the language ('' until the ward's file gives one)."""
+    return booking.ward_info(turn.db).text("name", language or turn.language)
+
+
+def say_with_ward(turn: Turn, key: str) -> None:
+    """A prompt that names the ward (``key``_ward), or the plain one where it has no name."""
+    ward = ward_name(turn)
+    if ward:
+        turn.say(f"{key}_ward", ward=ward)
+    else:
+        turn.say(key)
+
+
 def greet(turn: Turn) -> None:
-    """A new call: the greeting, the way to English, the main menu."""
-    turn.say("greeting")
+    """A new call: the greeting (who answers: the ward), the way to English, the main menu."""
+    say_with_ward(turn, "greeting")
     turn.say("english", language="en")
     turn.say("english", language="ko")  # the Korean catalogue's offer of Korean (key 8)
     hint_speech(turn)
@@ -334,10 +371,10 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
     turn.state.language = about.language if about.language in LANGUAGES else "ja"
     turn.state.booking_id = about.booking_id
     if about.kind == "relocated":
-        turn.say("relocated_intro")
+        say_with_ward(turn, "relocated_intro")
         turn.ask("relocated")
         return
-    turn.say("reminder_intro")
+    say_with_ward(turn, "reminder_intro")
     turn.ask("reminder")
 
 
@@ -423,9 +460,9 @@ def _services(turn: Turn) -> list[Any]:
 
 
 def named(thing: Any, language: str) -> str:
-    # Korean callers hear the romanised (English) names: venues and services have no Korean
-    # names yet, and a Korean voice cannot read kanji.
-    return str(thing.name_ja if language == "ja" else thing.name_en)
+    """A venue's or a service's name in the caller's language, from the ward's file (a
+    language without one falls back to English: a Korean voice cannot read kanji)."""
+    return name_of(thing, language)
 
 
 def ask_service(turn: Turn) -> None:
@@ -985,9 +1022,25 @@ def answer_confirm(turn: Turn, digits: str) -> None:
     state.code = code
     turn.say("booked")
     read_code(turn, code)
+    say_visit(turn, made)
     if made.phone_line_type == "mobile" and turn.config.sms_confirmations:
         turn.say("sms_sent")
     turn.ask("after_booking")
+
+
+def say_visit(turn: Turn, made: BookingView) -> None:
+    """What to bring and where to go, from the ward's file: each said where the file has it."""
+    lang = turn.language
+    service = booking.service_or_404(turn.db, made.service_id)
+    venue = booking.venue_or_404(turn.db, made.venue_id)
+    bring = text_of(service, "bring", lang)
+    if bring:
+        turn.say("visit_bring", bring=bring)
+    address, access = text_of(venue, "address", lang), text_of(venue, "access", lang)
+    if address:
+        turn.say("visit_address", venue=named(venue, lang), address=address)
+    if access:
+        turn.say("visit_access", access=access)
 
 
 def read_code(turn: Turn, code: str) -> None:
@@ -1007,6 +1060,9 @@ def ask_after_booking(turn: Turn) -> None:
 def answer_after_booking(turn: Turn, digits: str) -> None:
     if digits == "1" and turn.state.code:
         read_code(turn, turn.state.code)
+        turn.ask("after_booking")
+    elif digits == "3" and turn.call.booking_id is not None:
+        say_visit(turn, booking.get_booking(turn.db, booking_id=turn.call.booking_id))
         turn.ask("after_booking")
     elif digits == "2":
         turn.ask("menu")

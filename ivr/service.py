@@ -64,10 +64,18 @@ class CallState:
     heard_confidence: float = 0.0
     # The agent's desk phone the caller is being put through to (kept here, not in a URL).
     connect_to: str | None = None
+    # Whether the caller was told what their details are for (once a call, before the first
+    # personal question).
+    purpose_told: bool = False
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""
-        keep = CallState(language=self.language, lookups=self.lookups, stream=self.stream)
+        keep = CallState(
+            language=self.language,
+            lookups=self.lookups,
+            stream=self.stream,
+            purpose_told=self.purpose_told,
+        )
         self.__dict__.update(keep.__dict__)
 
     @property

@@ -12,12 +12,8 @@ when; and their texts. No HTTP, no Redis here (``reminders.jobs`` sends).
 
 from __future__ import annotations
 
-import math
-import tomllib
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from functools import cache
-from importlib.resources import files
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -26,10 +22,18 @@ from sqlalchemy.orm import Session as DbSession
 from booking import service as booking
 from booking.context import TOKYO, context
 from booking.errors import BookingError
+from booking.localized import name_of, text_of
 from booking.views import BookingView
 from ivr import service as calls
 from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import Message, OptOut
+from reminders.texts import Visit, compose
+
+# The texts' catalogue and measures, re-exported: their home is reminders.texts.
+from reminders.texts import render as render
+from reminders.texts import sms_segments as sms_segments
+from reminders.texts import texts as texts
+from reminders.texts import when_text as when_text
 
 # Line types (from phonenumbers) and what reaches them.
 SMS_LINES = {"mobile"}
@@ -51,47 +55,6 @@ class Planned:
     dropped: int
     # The new messages and when each is due: what the caller arms jobs for after commit.
     due: tuple[tuple[int, datetime], ...] = ()
-
-
-@cache
-def texts() -> dict[str, dict[str, str]]:
-    raw = files("reminders").joinpath("messages.toml").read_text(encoding="utf-8")
-    return {k: {lang: str(t) for lang, t in v.items()} for k, v in tomllib.loads(raw).items()}
-
-
-WEEKDAYS_JA = "月火水木金土日"
-WEEKDAYS_KO = "월화수목금토일"
-
-
-def when_text(at: datetime, language: str) -> str:
-    local = at.astimezone(TOKYO)
-    if language == "ja":
-        return f"{local.month}/{local.day}({WEEKDAYS_JA[local.weekday()]}){local:%-H:%M}"
-    if language == "ko":
-        return f"{local.month}/{local.day}({WEEKDAYS_KO[local.weekday()]}) {local:%-H:%M}"
-    return f"{local:%a %b} {local.day} {local:%-H:%M}"
-
-
-def render(kind: str, language: str, *, code: str, starts_at: datetime, venue: str) -> str:
-    texts_of_kind = texts()[kind]
-    template = texts_of_kind.get(language) or texts_of_kind["en"]
-    return template.format(code=code, when=when_text(starts_at, language), venue=venue)
-
-
-# GSM 03.38's basic characters: a text of only these is 160 per segment (153 when split);
-# anything else (Japanese) makes it UCS-2: 70 per segment, 67 when split.
-_GSM = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-
-
-def sms_segments(text: str) -> int:
-    if all(c in _GSM for c in text):
-        single, split = 160, 153
-    else:
-        single, split = 70, 67
-    return 1 if len(text) <= single else math.ceil(len(text) / split)
 
 
 def channel_for(line_type: str | None) -> str | None:
@@ -416,11 +379,44 @@ def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing |
 def _text(db: DbSession, message: Message, view: BookingView) -> str:
     if message.channel != "sms":
         return ""
-    venue = booking.venue_or_404(db, view.venue_id)
-    name = venue.name_ja if message.language == "ja" else venue.name_en
-    return render(
-        message.kind, message.language, code=view.code, starts_at=view.starts_at, venue=name
+    return sms_body(
+        db,
+        kind=message.kind,
+        language=message.language,
+        venue_id=view.venue_id,
+        service_id=view.service_id,
+        code=view.code,
+        starts_at=view.starts_at,
+        party=view.party_size,
     )
+
+
+def sms_body(
+    db: DbSession,
+    *,
+    kind: str,
+    language: str,
+    venue_id: str,
+    service_id: str,
+    code: str,
+    starts_at: datetime,
+    party: int,
+) -> str:
+    """An SMS in the booking's language: the venue by its name in that language, for a
+    confirmation what to bring and where to go, the call center's number last."""
+    venue = booking.venue_or_404(db, venue_id)
+    service = booking.service_or_404(db, service_id)
+    visit = Visit(
+        code=code,
+        starts_at=starts_at,
+        venue=name_of(venue, language),
+        party=party,
+        bring=text_of(service, "bring", language),
+        address=text_of(venue, "address", language),
+        access=text_of(venue, "access", language),
+        phone=booking.ward_info(db).phone,
+    )
+    return compose(kind, language, visit)
 
 
 def outgoing(db: DbSession, *, message_id: int) -> Outgoing | None:
