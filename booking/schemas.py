@@ -138,6 +138,7 @@ class BookingIn(BaseModel):
     birth_date: date
     members: list[MemberIn] = Field(default_factory=list, max_length=20)
     language: Literal["ja", "en"] = "ja"
+    proxy: bool = Field(default=False, description="a proxy (代理人) comes in the resident's place")
 
 
 class SecondFactorIn(BaseModel):
@@ -182,6 +183,7 @@ class BookingOut(BaseModel):
     language: str
     members: list[MemberOut]
     created_at: datetime
+    proxy: bool = False
 
     @field_serializer("start", "end", "created_at")
     def _local(self, value: datetime) -> str:
@@ -212,6 +214,7 @@ class BookingOut(BaseModel):
                 for m in booking.members
             ],
             created_at=booking.created_at,
+            proxy=booking.proxy,
         )
 
 

@@ -194,6 +194,7 @@ def _resident(form: dict[str, str], party: int, chosen: Any) -> ResidentInput:
         birth_date=birth,
         language=form.get("language", "ja"),
         members=members,
+        proxy=form.get("proxy") == "on",
     )
 
 
