@@ -11,6 +11,7 @@ may change and restore; the console's booking on behalf of a caller uses the sha
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -125,7 +126,10 @@ def assert_ward_shown(page: Page, *, hours: str = HOURS) -> None:
     """The header names the ward with its logo; the footer gives the call center's number as
     Japanese readers write it (a tel: link), its hours, and the privacy page."""
     expect(page.locator("header .ward-name")).to_have_text(WARD)
-    expect(page.locator("header .ward-name img")).to_have_attribute("src", "/static/ward-logo.svg")
+    # The ward's logo file, inline: no request more for the page.
+    expect(page.locator("header .ward-name img")).to_have_attribute(
+        "src", re.compile(r"^data:image/svg\+xml;base64,")
+    )
     phone = page.locator("footer").get_by_role("link", name=PHONE_SHOWN)
     expect(phone).to_have_attribute("href", PHONE_LINK)
     expect(page.locator("footer")).to_contain_text(hours)
