@@ -1234,6 +1234,7 @@ def book_details(
         service=chosen,
         venue=venue,
         caller=call.caller or "",
+        caller_language=call.language,
         error=error,
         values=values or {},
     )
@@ -1270,6 +1271,7 @@ async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Respons
                         birth_date=birth,
                         language=form.get("language", "ja"),
                         members=members,
+                        proxy=form.get("proxy") == "on",
                     ),
                     channel="agent",
                     idempotency_key=f"agent:{call_sid}:{hold_id}",

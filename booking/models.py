@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -232,6 +233,9 @@ class Booking(Base):
     phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     phone_line_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
     birth_date_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A proxy (代理人) comes in the resident's place: the counter prepares for the letter of
+    # authorisation and both proofs of identity the ward asks for.
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Bumped on every move or cancel, so a job about an older version knows it is stale.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

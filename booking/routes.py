@@ -120,6 +120,7 @@ def create_booking(
         birth_date=body.birth_date,
         language=body.language,
         members=[MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members],
+        proxy=body.proxy,
     )
     refuse_when_over_limit(request, "book")
     with unit_of_work(request) as db:

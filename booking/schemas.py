@@ -140,6 +140,7 @@ class BookingIn(BaseModel):
     language: Language = Field(
         default="ja", description="The language of texts and calls: every one the service speaks"
     )
+    proxy: bool = Field(default=False, description="a proxy (代理人) comes in the resident's place")
 
 
 class SecondFactorIn(BaseModel):
@@ -184,6 +185,7 @@ class BookingOut(BaseModel):
     language: str
     members: list[MemberOut]
     created_at: datetime
+    proxy: bool = False
 
     @field_serializer("start", "end", "created_at")
     def _local(self, value: datetime) -> str:
@@ -214,6 +216,7 @@ class BookingOut(BaseModel):
                 for m in booking.members
             ],
             created_at=booking.created_at,
+            proxy=booking.proxy,
         )
 
 

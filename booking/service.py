@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Integer,
     String,
     Time,
@@ -336,10 +337,11 @@ WITH claimed AS (
     RETURNING slot.id, slot.venue_id, slot.service_id, slot.starts_at, slot.ends_at
 ), made AS (
     INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
-        language, name_kana_enc, phone_enc, phone_hmac, phone_line_type, birth_date_enc,
+        language, name_kana_enc, phone_enc, phone_hmac, phone_line_type, birth_date_enc, proxy,
         version, created_at, updated_at)
     SELECT :code, id, venue_id, service_id, :party, :channel, 'booked', :language,
-        :name_kana_enc, :phone_enc, :phone_hmac, :phone_line_type, :birth_date_enc, 1, :now, :now
+        :name_kana_enc, :phone_enc, :phone_hmac, :phone_line_type, :birth_date_enc, :proxy, 1,
+        :now, :now
     FROM claimed
     ON CONFLICT (code) DO NOTHING
     RETURNING id
@@ -372,6 +374,7 @@ FROM claimed LEFT JOIN made ON true
         bindparam("idem_key", type_=String()),
         bindparam("idem_hmac", type_=String()),
         bindparam("party", type_=Integer()),
+        bindparam("proxy", type_=Boolean()),
         bindparam("notices", type_=Integer()),
         bindparam("not_phone", type_=Integer()),
         bindparam("not_walk_in", type_=Integer()),
@@ -396,6 +399,7 @@ def _insert_booking_rows(
     channel: str,
     sealed: Sealed,
     idempotency_key: str | None,
+    proxy: bool = False,
 ) -> int:
     """Portable path (SQLite): the rows after the seats were claimed, one statement each."""
     now = context(db).now()
@@ -415,6 +419,7 @@ def _insert_booking_rows(
             phone_hmac=sealed.phone_hmac,
             phone_line_type=sealed.phone_line_type,
             birth_date_enc=sealed.birth_date_enc,
+            proxy=proxy,
             version=1,
             created_at=now,
             updated_at=now,
@@ -472,6 +477,7 @@ def _book_pg(
     channel: str,
     sealed: Sealed,
     idempotency_key: str | None,
+    proxy: bool = False,
 ) -> tuple[int, str, _SlotInfo] | None:
     """One-statement booking on PostgreSQL: (id, code, slot), or None when it did not go in."""
     ctx = context(db)
@@ -488,6 +494,7 @@ def _book_pg(
         "phone_hmac": sealed.phone_hmac,
         "phone_line_type": sealed.phone_line_type,
         "birth_date_enc": sealed.birth_date_enc,
+        "proxy": proxy,
         "now": now,
         "window_end": local_midnight(last_bookable_day(ctx) + timedelta(days=1)),
         "first_start": local_midnight(first),
@@ -560,7 +567,9 @@ def book(
     if channel not in CHANNELS:
         raise BookingError("invalid_request", field="channel")
     check_party(ctx, party)
-    extra = {"slot": slot_id, "hold": hold_id, "channel": channel}
+    extra: dict[str, Any] = {"slot": slot_id, "hold": hold_id, "channel": channel}
+    if resident.proxy:  # part of the request a retry must repeat (absent: as before proxies)
+        extra["proxy"] = True
     if hold_id is None and slot_id is not None and db.get_bind().dialect.name == "postgresql":
         sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
         if idempotency_key is not None:
@@ -580,6 +589,7 @@ def book(
                         channel=channel,
                         sealed=sealed,
                         idempotency_key=idempotency_key,
+                        proxy=resident.proxy,
                     )
                 if found is not None or not _why_not_booked(db, slot_id, party, resident):
                     break
@@ -638,6 +648,7 @@ def book(
             channel=channel,
             sealed=sealed,
             idempotency_key=idempotency_key,
+            proxy=resident.proxy,
         )
     # Answered from what we wrote: reading it back would cost round trips under the slot's lock.
     now = ctx.now()
@@ -660,6 +671,7 @@ def book(
         version=1,
         created_at=now,
         members=sealed.member_views,
+        proxy=resident.proxy,
     )
 
 
@@ -799,6 +811,7 @@ def _view(db: DbSession, booking_id: int) -> BookingView:
         ],
         checked_in_at=booking.checked_in_at,
         called_at=booking.called_at,
+        proxy=booking.proxy,
     )
 
 

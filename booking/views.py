@@ -67,6 +67,7 @@ class BookingView:
     # The counter's times: arrival (check-in) and the call to the counter (the wait between).
     checked_in_at: datetime | None = None
     called_at: datetime | None = None
+    proxy: bool = False  # a proxy (代理人) comes in the resident's place
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,4 @@ class ResidentInput:
     birth_date: date
     language: str = "ja"
     members: list[MemberInput] = field(default_factory=list)
+    proxy: bool = False  # a proxy (代理人) will come in the resident's place

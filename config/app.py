@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent_console import routes as console
 from booking import schedule, service
 from booking.context import BookingContext, BookingRules
+from booking.pages.about import router as about_router
 from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
 from booking.pages.manage import router as manage_router
@@ -253,6 +254,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
+    app.include_router(about_router)
     app.include_router(ivr_router)
     app.include_router(media_stream_router)
     app.include_router(reminders_router)

@@ -327,6 +327,7 @@ def _resident(
         birth_date=birth,
         language=form.get("language", "ja"),
         members=members,
+        proxy=form.get("proxy") == "on",
     )
     if found:  # the engine's word on every other field, so all are shown at once
         _, others = resident_problems(today, chosen.requires_notice_number, party, resident)

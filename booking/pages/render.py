@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from booking.errors import BookingError
 from booking.pages.i18n import Languages
+from booking.pages.ward import page_context
 from booking.web import Problem
 
 ANYWHERE = "any"
@@ -22,7 +23,8 @@ def language_of(request: Request) -> str:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """Render a page in the visitor's language, with links to the same page in the others."""
+    """Render a page in the visitor's language, with links to the same page in the others, and
+    who runs the service (booking.pages.ward)."""
     languages: Languages = request.app.state.languages
     language = language_of(request)
     others = {
@@ -30,7 +32,13 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
         for code in languages.environments
         if code != language
     }
-    html = languages.render(language, template, request=request, switch=others, **context)
+    html = languages.render(
+        language,
+        template,
+        request=request,
+        switch=others,
+        **{**page_context(request, language), **context},
+    )
     response = HTMLResponse(html, status_code=status_code)
     if "lang" in request.query_params:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="lax")
