@@ -21,6 +21,7 @@ from itsdangerous import BadSignature
 from booking import eras, service
 from booking.context import TOKYO
 from booking.errors import BookingError
+from booking.localized import name_of, text_of
 from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.i18n import Languages
 from booking.pages.limits import over_limit
@@ -476,9 +477,12 @@ def visit_calendar(
         text: str = request.app.state.languages.gettext(language, message)
         return text % values if values else text
 
-    name = getattr(chosen, f"name_{language}", None) or chosen.name_ja
-    place = getattr(venue, f"name_{language}", None) or venue.name_ja
-    address = venue.address_ja if language == "ja" else venue.address_en
+    name = name_of(chosen, language)
+    place = name_of(venue, language)
+    address = text_of(venue, "address", language)
+    people = request.app.state.languages.ngettext(
+        language, "%(num)s person", "%(num)s people", booking.party_size
+    ) % {"num": booking.party_size}
     said = {"LANGUAGE": language}
     cal = Calendar()
     cal.add("prodid", f"-//Madoguchi//My Number card counter//{language.upper()}")
@@ -492,8 +496,8 @@ def visit_calendar(
     event.add("location", _("%(venue)s, %(address)s", venue=place, address=address), said)
     lines = [
         _("Booking code: %(code)s", code=booking.code),
-        f"{name} · {_('%(n)s people', n=booking.party_size)}",
-        _("Bring: ") + _("bring:" + chosen.id),
+        f"{name} · {people}",
+        _("Bring: ") + (text_of(chosen, "bring", language) or _("bring:" + chosen.id)),
     ]
     event.add("description", "\n".join(lines), said)
     alarm = Alarm()

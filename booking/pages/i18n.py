@@ -74,6 +74,10 @@ class Languages:
         """A message from code (not a template) in the visitor's language."""
         return str(self.catalogues[language].gettext(message))
 
+    def ngettext(self, language: str, singular: str, plural: str, count: int) -> str:
+        """A counted message from code, in the language's plural form."""
+        return str(self.catalogues[language].ngettext(singular, plural, count))
+
     def pick(self, wanted: str | None) -> str:
         return wanted if wanted in self.environments else DEFAULT_LANGUAGE
 

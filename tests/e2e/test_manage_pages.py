@@ -337,6 +337,7 @@ def test_an_english_booking_s_calendar_file_is_in_english(
     page.goto(live_server.url(times_path("cert_renewal", "ochiai_daiichi", date(2027, 1, 12))))
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert press_time(page, "8:30").status == 200
+    expect(page.locator(".when")).to_contain_text("· 1 person")
     page.get_by_label("Name in katakana or Latin letters (the person booking)").fill(
         ENGLISH.name_kana
     )
@@ -347,6 +348,7 @@ def test_an_english_booking_s_calendar_file_is_in_english(
     expect(page.get_by_label("Language for messages")).to_have_value("en")
     assert navigate(page, page.get_by_role("button", name="Book this time").click).status == 200
     code = page.locator(".code-card .code").inner_text().replace(" ", "")
+    expect(page.locator("main")).to_contain_text("Certificate renewal · 1 person")
 
     with page.expect_download() as downloading:
         page.get_by_role("link", name="Add to calendar").click()
@@ -360,6 +362,9 @@ def test_an_english_booking_s_calendar_file_is_in_english(
     assert event["SUMMARY"].params.get("LANGUAGE") == "en"
     assert f"Booking code: {code}" in str(event["DESCRIPTION"])
     assert not JAPANESE.search(str(event["DESCRIPTION"])), event["DESCRIPTION"]
+    # One person, said as one; what to bring from the ward's own words.
+    assert "Certificate renewal · 1 person\n" in str(event["DESCRIPTION"])
+    assert "Bring: Your My Number card, and the expiry notice" in str(event["DESCRIPTION"])
     (alarm,) = event.walk("VALARM")
     assert str(alarm["DESCRIPTION"]).startswith("Tomorrow: Certificate renewal")
     assert event.decoded("DTSTART") == datetime(2027, 1, 12, 8, 30, tzinfo=TOKYO)
