@@ -43,7 +43,14 @@ from agent_console.service import Seat, StaffError
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
-from booking.personal import contains_my_number, display_phone, mask_phone, parse_phone
+from booking.personal import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    contains_my_number,
+    display_phone,
+    mask_phone,
+    parse_phone,
+)
 from booking.schemas import RowId
 from booking.web import Problem, row_id, row_id_or_none, whole_number
 from ivr import service as calls
@@ -1235,6 +1242,8 @@ def book_details(
         venue=venue,
         caller=call.caller or "",
         caller_language=call.language,
+        languages=LANGUAGES,
+        language_names=LANGUAGE_NAMES,
         error=error,
         values=values or {},
     )

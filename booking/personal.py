@@ -23,6 +23,8 @@ from booking.views import MemberInput, MemberView, ResidentInput
 # list the web form's contact language and the API's ``language`` are checked against.
 Language = Literal["ja", "en", "ko"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
+# Each language by its own name, as a chooser lists it.
+LANGUAGE_NAMES: dict[str, str] = {"ja": "日本語", "en": "English", "ko": "한국어"}
 
 
 class FieldProblems(BookingError):

@@ -26,7 +26,13 @@ from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.i18n import Languages
 from booking.pages.limits import over_limit
 from booking.pages.render import ANYWHERE, language_of, message_language, page
-from booking.personal import LANGUAGES, FieldProblems, normalise_name_kana, resident_problems
+from booking.personal import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    FieldProblems,
+    normalise_name_kana,
+    resident_problems,
+)
 from booking.service import MemberInput, ResidentInput
 from booking.web import row_id, unit_of_work, whole_number
 
@@ -175,6 +181,7 @@ def _details(
         wishes=chosen.id in ASKS_WISHES,
         eras=[(era.key, ERA_NAMES[era.key]) for era in FORM_ERAS],
         languages=LANGUAGES,
+        language_names=LANGUAGE_NAMES,
     )
 
 

@@ -458,6 +458,43 @@ def test_two_agents_pressing_answer_one_gets_the_call(console: Console) -> None:
     assert record is not None and record.wrapped_at is not None
 
 
+def test_an_agent_books_for_a_korean_caller_in_korean(console: Console) -> None:
+    """The contact language offers every language the phone line speaks, the caller's own
+    chosen first: a Korean caller's texts and calls come in Korean."""
+    agent, _ = console.signed_in("agent")
+    with TestClient(console.app) as http:
+        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
+        call.dial()
+        call.press("8")  # Korean
+        call.press("0")
+    home = agent.get("/console/")
+    agent.post(f"/console/calls/{call.call_sid}/answer", data={"csrf": csrf_of(home.text)})
+    screen = agent.get(f"/console/calls/{call.call_sid}")
+    times = agent.get(f"/console/calls/{call.call_sid}/book", params={"service": "pin_reset"})
+    slot_id = re.search(r'name="slot_id" value="(\d+)"', times.text)
+    assert slot_id
+    held = agent.post(
+        f"/console/calls/{call.call_sid}/book/hold",
+        data={"csrf": csrf_of(screen.text), "slot_id": slot_id.group(1), "party": "1"},
+    )
+    assert re.search(r'<option value="ko" lang="ko" selected>한국어</option>', held.text)
+    booked = agent.post(
+        str(held.url),
+        data={
+            "csrf": csrf_of(screen.text),
+            "name_kana": "キム ミンジュン",
+            "birth_date": "1985-03-03",
+            "phone": call.from_number,
+            "language": "ko",
+        },
+    )
+    code = re.search(r"予約番号 (\d{8})", booked.text)
+    assert code, booked.text[:500]
+    with console.app_sessions() as db:
+        made = booking.booking_by_code(db, code=code.group(1))
+        assert booking.get_booking(db, booking_id=made.id).language == "ko"
+
+
 def test_every_page_with_residents_data_writes_its_audit_event(console: Console) -> None:
     """Each console page that shows or changes a resident's data, opened once: each leaves an
     event naming who, what and which call or booking."""
