@@ -252,6 +252,8 @@ def test_a_manager_cuts_capacity_sees_whom_it_strands_and_moves_them(
     screenshot(page, "console-06-stranded")
     page.get_by_role("button", name="近い空き時間へ移してお知らせする").click()
     expect(page.get_by_role("status")).to_contain_text("1件の予約を近い時間へ移し")
+    # Where it went, to answer the resident who calls about it.
+    expect(page.get_by_role("status")).to_contain_text(made[1].code)
     row = page.locator(".slot-row").filter(has=page.locator(f"#slot-{slot}"))
     expect(row.locator(".capacity")).to_have_text("1")
     expect(row.locator(".booked")).to_have_text("1")
