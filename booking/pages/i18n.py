@@ -17,13 +17,15 @@ from babel.support import Translations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from booking.context import TOKYO
+from booking.localized import Described, name_of
 
 DEFAULT_LANGUAGE = "ja"
 # How each language writes a visit's date and time (Babel patterns).
-DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y"}
-SHORT_DATE_PATTERNS = {"ja": "M月d日(E)", "en": "EEE d MMM"}
-MONTH_PATTERNS = {"ja": "y年M月", "en": "MMMM y"}
-TIME_PATTERNS = {"ja": "H:mm", "en": "h:mm a"}
+# Korean pages write the 24-hour clock, as the ward's Korean texts do (14:30).
+DATE_PATTERNS = {"ja": "y年M月d日(E)", "en": "EEE d MMM y", "ko": "y년 M월 d일 (E)"}
+SHORT_DATE_PATTERNS = {"ja": "M月d日(E)", "en": "EEE d MMM", "ko": "M월 d일 (E)"}
+MONTH_PATTERNS = {"ja": "y年M月", "en": "MMMM y", "ko": "y년 M월"}
+TIME_PATTERNS = {"ja": "H:mm", "en": "h:mm a", "ko": "H:mm"}
 # The pages' icon, inside each page (a few hundred bytes): the browser asks for nothing more.
 ICON = files("booking.pages").joinpath("static/favicon.svg").read_text("utf-8").strip()
 ICON_URI = "data:image/svg+xml," + quote(ICON, safe=" =:/\"'")
@@ -106,9 +108,10 @@ def _helpers(language: str) -> dict[str, Any]:
     def weekday(value: date) -> str:
         return format_date(value, "E", locale=language)
 
-    def named(item: Any) -> str:
-        """A venue's or service's name in this language (Japanese where none is given)."""
-        return str(getattr(item, f"name_{language}", None) or item.name_ja)
+    def named(item: Described) -> str:
+        """A venue's or service's name in the ward's words for this language (booking.localized
+        falls back to English, then Japanese)."""
+        return name_of(item, language)
 
     return {
         "language": language,

@@ -310,8 +310,12 @@ def test_the_privacy_page_in_japanese_and_english(
     assert_accessible(page)
     screenshot(page, "ward-09-privacy-en")
 
-    # No Korean page catalogue: the page falls back to Japanese rather than failing.
-    response = page.goto(ward_server.url("/privacy?lang=ko"))
+    page.goto(ward_server.url("/privacy?lang=ko"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("개인정보의 취급")
+    expect(page.locator("header .ward-name")).to_have_text("신주쿠구")
+
+    # A language without a page catalogue: the page falls back to Japanese rather than failing.
+    response = page.goto(ward_server.url("/privacy?lang=fr"))
     assert response is not None and response.status == 200
     expect(page.get_by_role("heading", level=1)).to_have_text(PRIVACY)
     page.goto(ward_server.url("/privacy?lang=ja"))  # the language cookie back to Japanese
