@@ -23,6 +23,7 @@ from booking import service as booking
 from booking.context import TOKYO
 from ivr.caller import PhoneCall
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot, _new_page
+from tests.e2e.test_console_pages import HOMES
 
 PASSWORD = "console day password"  # noqa: S105 (a test password)
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "is_mobile": False, "has_touch": False}
@@ -46,7 +47,7 @@ def signed_in(page: Page, server: LiveServer, role: str) -> None:
     page.get_by_label("ログインID").fill(login)
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
-    expect(page).to_have_url(server.url("/console/"))
+    expect(page).to_have_url(server.url(HOMES.get(role, "/console/")))  # each role's home
 
 
 def slots_on(server: LiveServer, day: date, venue: str = "main") -> list[booking.SlotDay]:

@@ -421,7 +421,14 @@ def test_a_worker_stops_on_sigterm_idle_or_while_redis_is_away(
         idle.send_signal(signal.SIGTERM)
         assert idle.wait(timeout=30) == 0
         waiting = ward.start_worker()
-        time.sleep(3)  # it has started
+        started = ward.log_dir / "worker-1.log"
+        # It has started: RQ says so once its loop listens (a fixed sleep was too short on a
+        # loaded machine, and a worker started while Redis is away is another matter).
+        ward.wait_for(
+            lambda: "listening on" in started.read_text(errors="replace").lower(),
+            60,
+            "the second worker listening",
+        )
         redis.stop()
         time.sleep(3)  # its loop ended on the outage; it waits for Redis
         waiting.send_signal(signal.SIGTERM)
