@@ -248,7 +248,7 @@ def test_a_worker_with_a_recent_heartbeat_is_ok_and_a_stale_one_is_not(
     redis = Redis.from_url(private_redis)
     redis.flushdb()
     worker = Worker([Queue("messages", connection=redis)], connection=redis, name="web-1-worker")
-    worker.register_birth()
+    worker.register_birth()  # type: ignore[no-untyped-call]
     settings = settings_for(tmp_path, redis_url=private_redis)
     try:
         alive = doctor.check_worker(settings)
@@ -259,7 +259,7 @@ def test_a_worker_with_a_recent_heartbeat_is_ok_and_a_stale_one_is_not(
         assert stale.status == "error"
         assert "1 registered" in stale.message
     finally:
-        worker.register_death()
+        worker.register_death()  # type: ignore[no-untyped-call]
 
 
 # --- Twilio, the public address, speech, the proxy -------------------------------------------

@@ -48,7 +48,7 @@ def app_logging(tmp_path: Path, log_format: str) -> FastAPI:
             data_dir=tmp_path,
             data_keys=Fernet.generate_key().decode(),
             lookup_key="l" * 32,
-            log_format=log_format,  # type: ignore[arg-type]
+            log_format=log_format,
         )
     )
 
