@@ -6,7 +6,7 @@ from datetime import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The console's staff roles (agent_console.models.ROLES); those who always sign in with a
@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     second_factor_roles: str = "supervisor,auditor"
 
     log_level: str = "INFO"
+    # Logs as text (the default) or as JSON lines with the request id (log collectors).
+    log_format: Literal["text", "json"] = "text"
+    # The proxies whose X-Forwarded-For/-Proto uvicorn believes: uvicorn's own variable, without
+    # the MADOGUCHI_ prefix, so that `madoguchi check` reads what the web processes trust.
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        validation_alias=AliasChoices("FORWARDED_ALLOW_IPS", "forwarded_allow_ips"),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
