@@ -89,7 +89,7 @@ def test_the_env_template_lists_every_setting_with_its_default() -> None:
         if value == "":
             assert default in (None, ""), f"MADOGUCHI_{name.upper()}: the default is {default!r}"
             continue
-        shown = TypeAdapter(fields[name].annotation).validate_python(value)
+        shown: object = TypeAdapter(fields[name].annotation).validate_python(value)
         assert shown == default, f"MADOGUCHI_{name.upper()}={value}: the default is {default!r}"
 
 
