@@ -111,8 +111,10 @@ def site_for_test(folder: Path, ports: SitePorts, cert: Path, key: Path) -> str:
 
 def nginx_conf(folder: Path, site: Path) -> str:
     """The main nginx.conf around the site, as Debian's includes it, with every file in
-    ``folder``. Running as root, the workers stay root: pytest's folders are root's own
-    (mode 0700), where Debian's www-data could not write its buffers."""
+    ``folder``. Run by root, the workers stay root: pytest's folders are root's own (mode
+    0700), where nginx's default worker user (nobody) could not write the temporary files of a
+    body too big for its memory buffers. (The test's answers all fit in memory and pass
+    without it; an upload or a long console page would not.)"""
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp = "\n".join(
         f"    {kind}_temp_path {folder}/{kind};"
