@@ -123,6 +123,7 @@ def test_every_unit_is_a_hardened_service_of_the_target_reading_the_env_file() -
 class Layout:
     base: str  # https://127.0.0.1:PORT, the public address (MADOGUCHI_PUBLIC_BASE_URL)
     http_port: int
+    cafile: Path  # the site's self-signed certificate
     tls: ssl.SSLContext
     web: list[Process]
     ivr: Process
@@ -254,7 +255,7 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
             wait_until_up(process, f"http://127.0.0.1:{port}/healthz")
         tls = ssl.create_default_context(cafile=str(cert))
         wait_for_port(nginx, ports.https)
-        yield Layout(base, ports.http, tls, web, ivr, nginx)
+        yield Layout(base, ports.http, cert, tls, web, ivr, nginx)
 
 
 def _no_phone_line_on_the_web(layout: Layout) -> None:
@@ -309,8 +310,9 @@ def test_the_site_speaks_http2_and_sends_http_to_https(layout: Layout) -> None:
     with (
         socket.create_connection(("127.0.0.1", int(layout.base.rsplit(":", 1)[1]))) as raw,
     ):
-        layout.tls.set_alpn_protocols(["h2", "http/1.1"])
-        with layout.tls.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        offer = ssl.create_default_context(cafile=str(layout.cafile))
+        offer.set_alpn_protocols(["h2", "http/1.1"])
+        with offer.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             assert tls.selected_alpn_protocol() == "h2"
     plain = httpx.get(f"http://127.0.0.1:{layout.http_port}/manage?x=1", follow_redirects=False)
     assert plain.status_code == 301
