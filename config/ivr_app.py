@@ -1,0 +1,66 @@
+"""create_ivr_app(): the phone line's own process pool (madoguchi-ivr@.service).
+
+The same application as create_app(), answering only the phone line's paths (/ivr/, the
+/ivr/stream WebSocket) and the operators' checks: a flood of resident pages on the web pool
+cannot take the threads, connections or memory a call needs, and a path the proxy should never
+send here is refused rather than quietly served.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from config.app import create_app
+from config.settings import Settings
+
+PHONE_LINE_PREFIX = "/ivr/"
+# The operators' paths every pool answers (a monitor asks each process directly).
+OPERATIONS = frozenset({"/healthz", "/readyz", "/metrics"})
+CLOSE_POLICY = 1008
+# The API's problem shape (booking.web), for a client that reached the wrong pool.
+NOT_HERE = json.dumps(
+    {"error": {"code": "not_found", "message": {"ja": "見つかりません。", "en": "Not found."}}},
+    ensure_ascii=False,
+).encode()
+
+
+def serves_phone_line(path: str) -> bool:
+    """Whether a path belongs to the phone-line pool."""
+    return path.startswith(PHONE_LINE_PREFIX) or path in OPERATIONS
+
+
+class PhoneLineOnly:
+    """Refuses what is not the phone line's: 404 for a request, a closed WebSocket."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or serves_phone_line(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": ""})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(NOT_HERE)).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": NOT_HERE})
+
+
+def create_ivr_app(settings: Settings | None = None) -> PhoneLineOnly:
+    """The phone-line pool's application: /ivr/, /ivr/stream and the operators' checks only.
+
+    Its speech models (MADOGUCHI_VOSK_MODEL_*) are loaded here, once per process; the web pool
+    runs without them (its unit unsets them)."""
+    return PhoneLineOnly(create_app(settings))
