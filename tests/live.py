@@ -26,8 +26,10 @@ def listening_socket() -> tuple[socket.socket, str]:
 def serving(app: FastAPI, sock: socket.socket, *, name: str = "live-uvicorn") -> Iterator[None]:
     """Serve ``app`` on ``sock`` until the block ends (its lifespan runs: start-up and
     shut-down as in production)."""
+    # log_config=None: uvicorn's own dictConfig would close every handler already set up,
+    # the log audit's among them, and it would hear nothing more for the rest of the run.
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", log_config=None)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()

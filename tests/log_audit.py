@@ -72,7 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return original(self, value)
 
     Vault.encrypt = remembering  # type: ignore[method-assign]
-    handler = logging.FileHandler(_log_file, mode="w", encoding="utf-8")
+    _log_file.write_text("", encoding="utf-8")
+    # Appending, so a handler closed by someone's logging set-up reopens on the next record
+    # (a closed "w" handler stays silent, and the audit would miss everything after it).
+    handler = logging.FileHandler(_log_file, mode="a", encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
