@@ -297,3 +297,24 @@ def test_processes_sharing_a_directory_are_summed(tmp_path: Path) -> None:
     assert len(list(shared.glob("gauge_livesum_*.db"))) <= 1
     assert value(samples, "madoguchi_holds_taken_total", channel="web") == 0
     assert ("madoguchi_holds_taken_total", (("channel", "web"),)) in samples
+
+
+def test_holds_count_only_once_committed(app: FastAPI, committed: sessionmaker[Session]) -> None:
+    from booking import service
+
+    [slot] = slots(committed, 3)
+    _, before = read(app)
+    with committed() as db:  # taken, then rolled back: never happened
+        service.create_hold(db, slot_id=slot, seats=1, channel="ivr")
+        db.rollback()
+        db.commit()  # a later commit of the same session does not bring it back
+    with committed() as db:  # taken, and the session closed without a commit
+        service.create_hold(db, slot_id=slot, seats=1, channel="ivr")
+    _, between = read(app)
+    with committed() as db:
+        service.create_hold(db, slot_id=slot, seats=1, channel="ivr")
+        db.commit()
+    _, after = read(app)
+    taken = "madoguchi_holds_taken_total"
+    assert value(between, taken, channel="ivr") == value(before, taken, channel="ivr")
+    assert value(after, taken, channel="ivr") == value(before, taken, channel="ivr") + 1
