@@ -1,6 +1,7 @@
 """The counter's figures over a period, per venue and day: bookings kept and missed (no-shows),
-walk-ins, and how long residents waited to be called. Read only; the counter's list and the
-monthly report reach these through booking.service, which re-exports them."""
+walk-ins, and how long residents waited to be called; and the day so far for the operators'
+metrics. Read only; the counter's list, the monthly report and the metrics reach these through
+booking.service, which re-exports them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import TOKYO
-from booking.models import Booking, BookingEvent, Slot, WalkIn
+from booking.models import Booking, BookingEvent, Hold, Slot, WalkIn
 
 
 @dataclass
@@ -192,4 +193,49 @@ def booking_period(db: DbSession, *, first: date, last: date) -> BookingPeriod:
         counted.capacity += capacity
         counted.taken += booked
     found.capacity = [days[key] for key in sorted(days)]
+    return found
+
+
+@dataclass
+class Today:
+    """The day so far, for the operators' dashboards: bookings made and cancelled today (by the
+    channel the booking was made through), seats still free in today's open slots not yet begun
+    (per venue), and the offers held right now."""
+
+    booked: dict[str, int] = field(default_factory=dict)
+    cancelled: dict[str, int] = field(default_factory=dict)
+    seats_free: dict[str, int] = field(default_factory=dict)
+    holds_live: int = 0
+
+
+def today_figures(db: DbSession, *, now: datetime) -> Today:
+    """Today's figures (Tokyo day of ``now``) in four grouped counts, each one short statement."""
+    start = datetime.combine(now.astimezone(TOKYO).date(), time(0), TOKYO)
+    end = start + timedelta(days=1)
+    found = Today()
+    made = select(Booking.channel, func.count()).where(
+        Booking.created_at >= start, Booking.created_at < end
+    )
+    found.booked = {c: int(n) for c, n in db.execute(made.group_by(Booking.channel))}
+    cancelled = (
+        select(Booking.channel, func.count(func.distinct(BookingEvent.booking_id)))
+        .join(Booking, Booking.id == BookingEvent.booking_id)
+        .where(
+            BookingEvent.kind == "cancelled",
+            BookingEvent.created_at >= start,
+            BookingEvent.created_at < end,
+        )
+        .group_by(Booking.channel)
+    )
+    found.cancelled = {c: int(n) for c, n in db.execute(cancelled)}
+    left = Slot.capacity - Slot.booked - Slot.held  # below 0 only above a cut capacity
+    free = func.sum(case((left > 0, left), else_=0))
+    seats = (
+        select(Slot.venue_id, free)
+        .where(Slot.starts_at >= now, Slot.starts_at < end, Slot.is_open.is_(True))
+        .group_by(Slot.venue_id)
+    )
+    found.seats_free = {v: int(n or 0) for v, n in db.execute(seats)}
+    live = select(func.count()).where(Hold.kind == "offer", Hold.expires_at > now)
+    found.holds_live = int(db.execute(live.select_from(Hold)).scalar_one())
     return found

@@ -55,7 +55,15 @@ from booking.availability import (
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
 from booking.errors import BookingError
-from booking.figures import BookingPeriod, CapacityDay, CounterDay, booking_period, counter_figures
+from booking.figures import (
+    BookingPeriod,
+    CapacityDay,
+    CounterDay,
+    Today,
+    booking_period,
+    counter_figures,
+    today_figures,
+)
 from booking.models import (
     Booking,
     BookingEvent,
@@ -118,6 +126,24 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
+# What the engine did in the open transaction that leaves no row behind to count later (a
+# hold's row goes when it is booked, released or lapses): {(what, channel): n}. Whoever owns
+# the transaction takes it after the commit (config/metrics.py); an uncommitted one is dropped.
+_TALLY = "booking.tally"
+
+
+def _tally(db: DbSession, what: str, channel: str, n: int = 1) -> None:
+    tally: dict[tuple[str, str], int] = db.info.setdefault(_TALLY, {})
+    tally[what, channel] = tally.get((what, channel), 0) + n
+
+
+def take_tally(db: DbSession) -> dict[tuple[str, str], int]:
+    """What the engine did since the last take (``hold_taken``, ``hold_lapsed`` by channel);
+    the owner of the transaction takes it once committed, or drops it."""
+    found: dict[tuple[str, str], int] = db.info.pop(_TALLY, None) or {}
+    return found
+
+
 def _lock_slots(db: DbSession, slot_ids: Any) -> None:
     """Lock slot rows in ascending id order before touching their holds: slots before holds is
     the lock order everywhere (a booking locks its slot, then may reclaim that slot's holds)."""
@@ -131,12 +157,18 @@ def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
     if slot_id is not None:
         lapsed = lapsed.where(Hold.slot_id == slot_id)
     _lock_slots(db, lapsed.scalar_subquery())
-    query = delete(Hold).where(Hold.expires_at <= now).returning(Hold.slot_id, Hold.seats)
+    query = (
+        delete(Hold)
+        .where(Hold.expires_at <= now)
+        .returning(Hold.slot_id, Hold.seats, Hold.kind, Hold.channel)
+    )
     if slot_id is not None:
         query = query.where(Hold.slot_id == slot_id)
     per_slot: dict[int, int] = {}
-    for sid, seats in db.execute(query):
+    for sid, seats, kind, channel in db.execute(query):
         per_slot[sid] = per_slot.get(sid, 0) + seats
+        if kind == "offer":  # a release delay ending is no one's lapsed hold
+            _tally(db, "hold_lapsed", channel)
     for sid in sorted(per_slot):  # ascending slot id: the lock order
         db.execute(_RELEASE_HELD, {"slot_id": sid, "seats": per_slot[sid]})
     return sum(per_slot.values())
@@ -229,6 +261,7 @@ def create_hold(db: DbSession, *, slot_id: int, seats: int, channel: str) -> Hol
     )
     db.add(hold)
     db.flush()
+    _tally(db, "hold_taken", channel)
     return HoldView(hold.id, slot_id, seats, hold.expires_at)
 
 
@@ -1125,6 +1158,7 @@ __all__ = [
     "MemberView",
     "ResidentInput",
     "SlotView",
+    "Today",
     "availability",
     "book",
     "booking_period",
@@ -1147,6 +1181,8 @@ __all__ = [
     "reschedule_booking",
     "service_or_404",
     "set_status",
+    "take_tally",
+    "today_figures",
     "venue_or_404",
     "venue_services",
     "ward_info",

@@ -30,7 +30,7 @@ from booking.schemas import PARTY_MOST
 from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
-from config import errors
+from config import errors, metrics
 from config.db import make_engine, make_sessionmaker
 from config.doctor import Readiness, readiness_body
 from config.keys import load_twilio_token, load_vault
@@ -73,6 +73,8 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
     """A session factory for the CLI, workers and the app."""
     if settings.sqlalchemy_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Holds taken and lapsed are counted wherever they commit (a worker keeping house too).
+    metrics.meters(settings)
     return make_sessionmaker(make_engine(settings.sqlalchemy_url), booking_context(settings))
 
 
@@ -269,6 +271,9 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         StaticFiles(packages=[("agent_console", "static")]),
         name="console_static",
     )
+    # Requests timed and counted inside the error answers (an unexpected error reaches the
+    # meters as itself); /metrics for the addresses allowed.
+    metrics.install(app, settings)
     # Anything that went wrong answers in its route's own language (SecurityHeaders outside it,
     # so error answers carry the headers too).
     errors.install(app, error_answers())

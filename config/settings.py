@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The console's staff roles (agent_console.models.ROLES); those who always sign in with a
@@ -172,6 +173,43 @@ class Settings(BaseSettings):
         """The database URL with the driver SQLAlchemy should use."""
         return normalise_database_url(
             self.database_url or f"sqlite:///{self.data_dir}/madoguchi.db"
+        )
+
+    # Metrics (/metrics, Prometheus' text format). Several web processes share their counters
+    # through files in this directory (prometheus-client's multiprocess mode); the unit that
+    # starts the pool makes it empty first. Unset: each process counts for itself alone.
+    metrics_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "metrics_dir", "MADOGUCHI_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"
+        ),
+    )
+    # Who may read /metrics: client addresses (CIDRs, comma-separated); anyone else gets 404.
+    metrics_allow: str = "127.0.0.0/8,::1/128"
+    # The figures read from the database (and Redis) at a scrape are reused this long, so that
+    # many scrapers cost the database one short read per process.
+    metrics_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _check_metrics_allow(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"MADOGUCHI_METRICS_ALLOW: {part.strip()!r} is not an address or CIDR"
+                    ) from None
+        return value
+
+    @property
+    def metrics_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """The networks allowed to read /metrics."""
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.metrics_allow.split(",")
+            if part.strip()
         )
 
 

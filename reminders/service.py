@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -26,7 +26,7 @@ from booking.localized import name_of, text_of
 from booking.views import BookingView
 from ivr import service as calls
 from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
-from reminders.models import Message, OptOut
+from reminders.models import STATUSES, Message, OptOut
 from reminders.texts import Visit, compose
 
 # The texts' catalogue and measures, re-exported: their home is reminders.texts.
@@ -470,6 +470,15 @@ def record_failure(
     if failure.code in NOT_A_MOBILE:
         return _call_instead(db, message, rules)
     return None
+
+
+def count_by_status(db: DbSession) -> dict[str, int]:
+    """How many messages are in each state now (every state listed, 0 when none): one grouped
+    count, for the operators' metrics."""
+    found = dict.fromkeys(STATUSES, 0)
+    for status, n in db.execute(select(Message.status, func.count()).group_by(Message.status)):
+        found[status] = int(n)
+    return found
 
 
 def claims_to_reconcile(db: DbSession, *, older_than: timedelta, limit: int = 200) -> list[int]:

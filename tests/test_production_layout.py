@@ -67,7 +67,8 @@ UNITS = ("madoguchi-web@.service", "madoguchi-ivr@.service", "madoguchi-worker@.
 def _template() -> dict[str, tuple[bool, str]]:
     """deploy/madoguchi.env.example: setting name -> (set for production, value)."""
     found: dict[str, tuple[bool, str]] = {}
-    line = re.compile(r"^(#?)MADOGUCHI_([A-Z0-9_]+)=(.*)$")
+    # MADOGUCHI_* settings, and uvicorn's own FORWARDED_ALLOW_IPS (read by Settings too).
+    line = re.compile(r"^(#?)(?:MADOGUCHI_)?([A-Z0-9_]+)=(.*)$")
     for raw in (DEPLOY / "madoguchi.env.example").read_text(encoding="utf-8").splitlines():
         match = line.match(raw)
         if match:
