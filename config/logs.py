@@ -63,9 +63,17 @@ class _JsonHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The root's JSON handler (marked, so a second create_app() replaces it, not adds one)."""
 
 
+def _level(level: str) -> int:
+    found = logging.getLevelName(level.upper())
+    return found if isinstance(found, int) else logging.INFO
+
+
 def configure_logging(level: str, log_format: str) -> None:
     """Text: Python's basic set-up, as before. JSON: a JSON-lines handler on the root (replacing
     one set before) and JSON on uvicorn's own handlers; other handlers (a test's) are kept."""
+    # Twilio's client logs each request's parameters at INFO: the resident's phone number and
+    # the text of the message. Its warnings and errors are still heard.
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, _level(level)))
     if log_format != "json":
         logging.basicConfig(level=level)
         return

@@ -135,3 +135,11 @@ def test_text_stays_the_default(tmp_path: Path, capsys: pytest.CaptureFixture[st
         http.get("/api/v1/test-logging?n=4")
     assert json_lines(capsys.readouterr().err) == []
     assert Settings().log_format == "text"
+
+
+def test_twilios_client_never_logs_a_residents_number(tmp_path: Path) -> None:
+    """twilio.http_client logs every request's parameters (To, Body) at INFO."""
+    logging.getLogger("twilio.http_client").setLevel(logging.NOTSET)
+    app_logging(tmp_path, "text")
+    assert not logging.getLogger("twilio.http_client").isEnabledFor(logging.INFO)
+    assert logging.getLogger("twilio.http_client").isEnabledFor(logging.WARNING)
