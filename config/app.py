@@ -32,7 +32,7 @@ from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
 from config import errors
-from config.db import make_engine, make_sessionmaker
+from config.db import engine_for, make_sessionmaker
 from config.keys import load_twilio_token, load_vault
 from config.queue import InlineJobs, RqJobs, Waker, redis_connection
 from config.retention import erase_expired_daily
@@ -72,7 +72,7 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
     """A session factory for the CLI, workers and the app."""
     if settings.sqlalchemy_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return make_sessionmaker(make_engine(settings.sqlalchemy_url), booking_context(settings))
+    return make_sessionmaker(engine_for(settings), booking_context(settings))
 
 
 log = logging.getLogger(__name__)
