@@ -31,7 +31,7 @@ from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
 from config import errors, metrics
-from config.db import make_engine, make_sessionmaker
+from config.db import engine_for, make_sessionmaker
 from config.doctor import Readiness, readiness_body
 from config.keys import load_twilio_token, load_vault
 from config.logs import RequestIds, configure_logging
@@ -75,7 +75,7 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Holds taken and lapsed are counted wherever they commit (a worker keeping house too).
     metrics.meters(settings)
-    return make_sessionmaker(make_engine(settings.sqlalchemy_url), booking_context(settings))
+    return make_sessionmaker(engine_for(settings), booking_context(settings))
 
 
 log = logging.getLogger(__name__)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking.context import BookingContext
+from config.settings import Settings
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for PostgreSQL (production, CI) or an SQLite file (the embedded default)."""
+def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+    """An engine for PostgreSQL (production, CI) or an SQLite file (the embedded default).
+
+    ``statement_timeout_ms`` (PostgreSQL only, 0 for none) bounds every statement."""
     # Statement parameters hold residents' data: keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -37,10 +41,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    # No pre-ping: it costs a round trip per request. A connection the server dropped fails one
-    # request, and SQLAlchemy then replaces the whole pool; recycling avoids idle timeouts.
+    # A connection is tested (one round trip) as it leaves the pool: after a PostgreSQL restart
+    # or a failover, the dead connections are replaced there and no request fails for them.
+    kwargs.setdefault("pool_pre_ping", True)
+    # Recycling avoids idle timeouts in firewalls and proxies between here and the server.
     kwargs.setdefault("pool_recycle", 1800)
+    if statement_timeout_ms:
+        # Set when the connection opens (no round trip per request); the server cancels a
+        # statement past it, which the request answers as a 503 to try again.
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        given = make_url(url).query.get("options")  # the URL's own ?options=, kept
+        timeout = f"-c statement_timeout={int(statement_timeout_ms)}"
+        connect_args["options"] = f"{given} {timeout}" if isinstance(given, str) else timeout
+        kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of one process: its pool and statement timeout from settings."""
+    if settings.sqlalchemy_url.startswith("sqlite"):
+        return make_engine(settings.sqlalchemy_url)
+    return make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
 
 
 def make_sessionmaker(engine: Engine, ctx: BookingContext) -> sessionmaker[Session]:

@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FORWARDED_ALLOW_IPS", "forwarded_allow_ips"),
     )
 
+    # PostgreSQL connections, per process: a pool of this many kept open, and up to this many
+    # more opened under load and closed again (see the README's table: every process's sum
+    # together stays under the server's max_connections).
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    # A statement running longer than this is cancelled by the server (0: never), so a stuck
+    # query or a lock held too long answers an error instead of holding a connection.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0, le=3_600_000)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.book_min_days_ahead > self.book_max_days_ahead:
