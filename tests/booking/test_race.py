@@ -192,7 +192,9 @@ def test_one_retry_key_books_once(committed: sessionmaker[Session]) -> None:
 # --- The harness can fail ---------------------------------------------------------------
 
 
-def naive_book(db: Session, slot_id: int, party: int) -> None:
+def naive_book(
+    db: Session, slot_id: int, party: int, between: Callable[[], object] = lambda: None
+) -> None:
     """Count-then-insert, the way double bookings happen: check the seats, then write."""
     cap, venue, svc = db.execute(
         text("SELECT capacity, venue_id, service_id FROM slot WHERE id = :id"), {"id": slot_id}
@@ -205,6 +207,7 @@ def naive_book(db: Session, slot_id: int, party: int) -> None:
         {"id": slot_id},
     ).scalar_one()
     time.sleep(0.005)  # the gap every real request has between its read and its write
+    between()
     if taken + party > cap:
         raise BookingError("slot_full")
     now = datetime.now(UTC)
@@ -231,9 +234,12 @@ def test_the_race_harness_catches_count_then_insert(
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises whole transactions (BEGIN IMMEDIATE): no race to lose")
     (slot,) = new_slots(committed, 10)
+    # Every racer has counted before any writes: the race is lost for certain, however loaded
+    # the machine (a 5 ms gap alone was not always enough when other work crowded the cores).
+    counted = threading.Barrier(30, timeout=60)
 
     def work(db: Session, _i: int) -> object:
-        naive_book(db, slot, 1)
+        naive_book(db, slot, 1, between=counted.wait)
         return None
 
     race(committed, 30, work)
