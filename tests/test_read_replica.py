@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import tempfile
 import time
@@ -264,11 +265,24 @@ def _shown_from_the_replica(pair: Pair, app: FastAPI, http: TestClient) -> None:
     # Every shown read still has the old figures: they come from the replica.
     assert taken in [s["id"] for s in _free(http, service, venue, day)]
     assert link in http.get(calendar).text
-    assert f'name="slot_id" value="{taken}"' in http.get(times).text
+    stale = http.get(times).text
+    assert f'name="slot_id" value="{taken}"' in stale
     assert f'name="slot_id" value="{taken}"' in http.get(f"/book/{service}/any").text
     assert f"slot-{taken}@" in http.get(feed).text
 
-    # The seat the replica still shows is refused by the primary's guard: the usual "taken".
+    # The seat the replica still shows is refused by the primary's guard: the usual "taken"
+    # page (its next free times read from the primary), and the API's 409.
+    csrf = re.search(r'name="csrf" value="([^"]+)"', stale)
+    assert csrf is not None
+    pressed = http.post(
+        "/hold",
+        data={"csrf": csrf[1], "service": service, "place": venue, "day": day.isoformat()}
+        | {"party": "1", "slot_id": str(taken)},
+        follow_redirects=False,
+    )
+    assert pressed.status_code == 409, pressed.text
+    assert "選んだ時間は予約できなくなりました" in pressed.text
+    assert f'name="slot_id" value="{taken}"' not in pressed.text
     refused = http.post("/api/v1/bookings", json={"slot_id": taken, **PERSON})
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "slot_full"), (
         refused.text
