@@ -23,7 +23,7 @@ from booking.schemas import (
     VenueOut,
 )
 from booking.service import MemberInput, ResidentInput
-from booking.web import json_response, refuse_when_over_limit, unit_of_work
+from booking.web import json_response, read_only_unit, refuse_when_over_limit, unit_of_work
 
 router = APIRouter(prefix="/api/v1", tags=["booking"])
 # Every answer a route of the API may give besides its success, in the one error shape: 400 an
@@ -78,7 +78,7 @@ def availability(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     """Free slots, earliest first; without a venue, the earliest across all venues."""
-    with unit_of_work(request) as db:
+    with read_only_unit(request) as db:
         slots = service.availability(
             db, service_id=service_id, venue_id=venue, start=from_, end=to, party=party, limit=limit
         )

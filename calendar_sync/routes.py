@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from booking.errors import BookingError
 from booking.schemas import ErrorOut
+from booking.web import read_only_unit
 from calendar_sync import service
 
 router = APIRouter(prefix="/calendar", tags=["calendar"])
@@ -38,7 +39,8 @@ async def free_times(request: Request, venue_id: str) -> Response:
     """The venue's open times with free seats over the booking window (no personal data)."""
 
     def work() -> bytes:
-        with request.app.state.sessions() as db:
+        # Only shown (and cached five minutes): the read replica may serve it.
+        with read_only_unit(request) as db:
             return service.slots_feed(db, venue_id=venue_id)
 
     try:
@@ -64,6 +66,8 @@ async def bookings(
     only, by the venue's secret token."""
 
     def work() -> bytes | None:
+        # The primary: a feed token just changed there must stop working at once, and the
+        # counter checks residents in against this list (a booking made a moment ago included).
         with request.app.state.sessions() as db:
             if not service.token_ok(db, venue_id, token):
                 return None

@@ -78,6 +78,16 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
     return make_sessionmaker(engine_for(settings), booking_context(settings))
 
 
+def read_session_factory(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> sessionmaker[Session] | None:
+    """Sessions on the read replica, with the primary's booking context; None without one
+    (booking.web.read_only_unit then reads from the primary)."""
+    if settings.sqlalchemy_read_url is None:
+        return None
+    return make_sessionmaker(engine_for(settings, replica=True), sessions.kw["info"]["booking"])
+
+
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 300
 NO_SHOW_AFTER = timedelta(minutes=15)
@@ -192,6 +202,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     sessions = session_factory(settings)
+    read_sessions = read_session_factory(settings, sessions)
     inline: InlineJobs | None = None
     waker: Waker | None = None
     calendars = bool(settings.caldav_url)
@@ -226,6 +237,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         sessions.kw["bind"].dispose()
+        if read_sessions is not None:
+            read_sessions.kw["bind"].dispose()
 
     app = FastAPI(
         title="Madoguchi",
@@ -243,6 +256,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
 
     app.openapi = ward_openapi  # type: ignore[method-assign]
     app.state.sessions = sessions
+    # The availability shown to residents and feeds, from the replica if there is one.
+    app.state.read_sessions = read_sessions
     app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.

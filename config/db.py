@@ -12,10 +12,13 @@ from booking.context import BookingContext
 from config.settings import Settings
 
 
-def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str, *, statement_timeout_ms: int = 0, read_only: bool = False, **kwargs: Any
+) -> Engine:
     """An engine for PostgreSQL (production, CI) or an SQLite file (the embedded default).
 
-    ``statement_timeout_ms`` (PostgreSQL only, 0 for none) bounds every statement."""
+    ``statement_timeout_ms`` (PostgreSQL only, 0 for none) bounds every statement;
+    ``read_only`` (PostgreSQL only) makes every transaction read-only, as the server sees it."""
     # Statement parameters hold residents' data: keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -46,26 +49,42 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, **kwargs: Any) -> En
     kwargs.setdefault("pool_pre_ping", True)
     # Recycling avoids idle timeouts in firewalls and proxies between here and the server.
     kwargs.setdefault("pool_recycle", 1800)
+    # Set when the connection opens (no round trip per request).
+    options = []
     if statement_timeout_ms:
-        # Set when the connection opens (no round trip per request); the server cancels a
-        # statement past it, which the request answers as a 503 to try again.
+        # The server cancels a statement past it, which the request answers as a 503.
+        options.append(f"-c statement_timeout={int(statement_timeout_ms)}")
+    if read_only:
+        # A replica's engine: should a write reach it by mistake (or the replica be promoted
+        # and still named here), the server refuses it instead of writing behind the primary.
+        options.append("-c default_transaction_read_only=on")
+    if options:
         connect_args = dict(kwargs.pop("connect_args", {}))
         given = make_url(url).query.get("options")  # the URL's own ?options=, kept
-        timeout = f"-c statement_timeout={int(statement_timeout_ms)}"
-        connect_args["options"] = f"{given} {timeout}" if isinstance(given, str) else timeout
+        if isinstance(given, str):
+            options.insert(0, given)
+        connect_args["options"] = " ".join(options)
         kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
 
 
-def engine_for(settings: Settings) -> Engine:
-    """The engine of one process: its pool and statement timeout from settings."""
-    if settings.sqlalchemy_url.startswith("sqlite"):
-        return make_engine(settings.sqlalchemy_url)
+def engine_for(settings: Settings, *, replica: bool = False) -> Engine:
+    """The engine of one process: its pool and statement timeout from settings. ``replica``:
+    the read replica's (MADOGUCHI_DATABASE_READ_URL), its transactions read-only; a pool of
+    the same size, opened beside the primary's."""
+    url = settings.sqlalchemy_url
+    if replica:
+        if settings.sqlalchemy_read_url is None:
+            raise ValueError("no read replica configured (MADOGUCHI_DATABASE_READ_URL)")
+        url = settings.sqlalchemy_read_url
+    if url.startswith("sqlite"):
+        return make_engine(url)
     return make_engine(
-        settings.sqlalchemy_url,
+        url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         statement_timeout_ms=settings.db_statement_timeout_ms,
+        read_only=replica,
     )
 
 

@@ -221,6 +221,32 @@ class Settings(BaseSettings):
             if part.strip()
         )
 
+    # A read replica of database_url (PostgreSQL streaming replication, hot standby) for the
+    # reads that are only shown: the resident calendar and times, the API's availability, the
+    # free-times feeds. Every write, and every read that decides one, stays on the primary.
+    # Unset: everything reads from the primary.
+    database_read_url: str = Field(
+        default="",
+        description="A PostgreSQL hot standby of database_url for shown availability reads.",
+    )
+
+    @model_validator(mode="after")
+    def _check_read_url(self) -> Settings:
+        if self.database_read_url and not (
+            self.sqlalchemy_url.startswith("postgresql")
+            and (self.sqlalchemy_read_url or "").startswith("postgresql")
+        ):
+            raise ValueError(
+                "MADOGUCHI_DATABASE_READ_URL is a PostgreSQL replica of a PostgreSQL "
+                "MADOGUCHI_DATABASE_URL"
+            )
+        return self
+
+    @property
+    def sqlalchemy_read_url(self) -> str | None:
+        """The replica's URL with the driver SQLAlchemy should use; None when unset."""
+        return normalise_database_url(self.database_read_url) if self.database_read_url else None
+
 
 def normalise_database_url(url: str) -> str:
     """Accept ``postgresql://user@host/db`` as given and pick the psycopg 3 driver."""

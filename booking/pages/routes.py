@@ -20,7 +20,7 @@ from booking.errors import BookingError
 from booking.pages.forms import form_page
 from booking.pages.i18n import ICON
 from booking.pages.render import ANYWHERE, not_found, page
-from booking.web import ROW_ID_MAX, unit_of_work
+from booking.web import ROW_ID_MAX, read_only_unit, unit_of_work
 
 router = APIRouter(include_in_schema=False)
 Party = Annotated[int, Query(ge=1, le=20)]
@@ -116,7 +116,7 @@ def calendar(
     """Step 3: the month calendar, each day ○ △ × or －; or, anywhere, the earliest times."""
     if place == ANYWHERE:
         return _earliest(request, service_id, party, move, after)
-    with unit_of_work(request) as db:
+    with read_only_unit(request) as db:
         ctx: BookingContext = db.info["booking"]
         window = booking_window(ctx)
         earliest = ctx.today().replace(day=1)
@@ -166,7 +166,7 @@ def _earliest(
     request: Request, service_id: str, party: int, move: bool, after: int | None
 ) -> Response:
     """The earliest free times at any venue, a page at a time: each one press from being held."""
-    with unit_of_work(request) as db:
+    with read_only_unit(request) as db:
         ctx: BookingContext = db.info["booking"]
         today = ctx.today()
         try:
@@ -213,7 +213,7 @@ def times(
     request: Request, service_id: str, place: str, day: date, party: Party = 1, move: bool = False
 ) -> Response:
     """Step 4: the day's times with the seats left."""
-    with unit_of_work(request) as db:
+    with read_only_unit(request) as db:
         venue_id = None if place == ANYWHERE else place
         try:
             chosen = service.service_or_404(db, service_id)
