@@ -5,22 +5,35 @@ in a WebSocket handler too; never the same work in a plain ``def`` route or hand
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
+from typing import get_args
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
 from fastapi import FastAPI, WebSocket
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
+from twilio.request_validator import RequestValidator
 
 from tests import loop_guard
+from tests.agent_console.test_console import Console, console, csrf_of
+from tests.ivr.conftest import PUBLIC, TOKEN
 from tests.live import listening_socket, serving
+from tests.test_error_answers import _api_routes as api_routes
+
+__all__ = ["console"]  # the console's fixture, signed-in staff and all
 
 pytest_plugins = ["pytester"]
 
@@ -177,3 +190,123 @@ def test_a_test_that_blocks_the_loop_fails_and_shows_where(
             "*in handler_on_the_loop*",
         ]
     )
+
+
+# --- every route of the real app ---------------------------------------------------------------
+
+# Plausible values for path and query parameters, by name; other whole numbers are 1.
+VALUES = {
+    "hold_id": "0" * 32,
+    "call_sid": "CA" + "0" * 32,
+    "step": "menu",
+    "service_id": "pickup",
+    "place": "main",
+    "venue_id": "main",
+    "day": "2027-01-12",
+    "faq_id": "1",
+    "kind": "csv",
+    "code": "00000000",
+    "lang": "ja",
+    "token": "x",
+    "n": "1",
+}
+# Twilio's form fields for any of its webhooks (a call's, a message's status).
+TWILIO_FORM = {
+    "CallSid": "CA" + "0" * 32,
+    "From": "+819012345678",
+    "To": "+81300000000",
+    "Digits": "1",
+    "CallStatus": "completed",
+    "MessageSid": "SM" + "0" * 32,
+    "MessageStatus": "delivered",
+    "Body": "STOP",
+}
+TWILIO_PREFIXES = ("/ivr/", "/reminders/status", "/manage/messages/stop")
+
+
+def _value(name: str, annotation: object) -> str:
+    if name in VALUES:
+        return VALUES[name]
+    return "1" if annotation is int or int in get_args(annotation) else "x"
+
+
+def _url(route: APIRoute) -> str:
+    path = route.path
+    for param in route.dependant.path_params:
+        value = _value(param.name, param.field_info.annotation)
+        path = re.sub(r"\{" + param.name + r"(:[^}]*)?\}", value, path)
+    query = {
+        p.name: _value(p.name, p.field_info.annotation)
+        for p in route.dependant.query_params
+        if p.field_info.is_required() or p.name in VALUES
+    }
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def _every_request(app: FastAPI) -> Iterator[tuple[str, str]]:
+    """(method, url) for every HTTP route but the two the walk ends with: the console's queue
+    stream (it runs until the session ends) and signing out."""
+    for route in api_routes(app.routes):
+        if route.path in ("/console/queue/stream", "/console/logout"):
+            continue
+        for method in sorted(route.methods - {"HEAD"}):
+            yield method, _url(route)
+
+
+def _send(browser: TestClient, method: str, url: str, csrf: str) -> int:
+    path = url.split("?")[0]
+    if method == "GET":
+        return browser.get(url, follow_redirects=False).status_code
+    if path.startswith(TWILIO_PREFIXES):
+        signature = RequestValidator(TOKEN).compute_signature(PUBLIC + url, TWILIO_FORM)
+        headers = {"X-Twilio-Signature": signature}
+        return browser.post(url, data=TWILIO_FORM, headers=headers).status_code
+    if path.startswith("/api/"):
+        return browser.request(method, url, json={}).status_code
+    return browser.post(url, data={"csrf": csrf}, follow_redirects=False).status_code
+
+
+def test_every_route_of_the_app_keeps_the_database_and_argon2_off_the_loop(
+    console: Console,
+) -> None:
+    """Every route, as a signed-in supervisor (the console's), with Twilio's signature (the
+    phone line's and the messages' webhooks), or plainly (the API, the residents' pages): the
+    routes the other tests reach deep, this one reaches at least at their door."""
+    browser, _login = console.signed_in("supervisor")
+    csrf = csrf_of(browser.get("/console/").text)
+    requests = list(_every_request(console.app))
+    assert len(requests) > 90  # every package's routes, and the two below
+    answers: dict[str, int] = {}
+    with loop_guard.caught() as found:
+        for method, url in requests:
+            answers[f"{method} {url}"] = _send(browser, method, url, csrf)
+        signature = RequestValidator(TOKEN).compute_signature(
+            console.app.state.phone_line.config.stream_url, {}
+        )
+        with browser.websocket_connect(
+            "/ivr/stream", headers={"x-twilio-signature": signature}
+        ) as stream:
+            stream.send_text(json.dumps({"event": "connected"}))
+            stream.send_text(json.dumps({"event": "stop"}))
+        _watch_the_queue_until_signed_out(console, browser)
+        answers["POST /console/logout"] = _send(browser, "POST", "/console/logout", csrf)
+    assert found == [], loop_guard.report(found)
+    assert [r for r, status in answers.items() if status >= 500] == []
+
+
+def _watch_the_queue_until_signed_out(console: Console, browser: TestClient) -> None:
+    """The queue's server-sent events run until the agent's session ends: an idle one, here."""
+    console.app.state.console_tick_seconds = 0.05
+    watcher = console.browser()
+    watcher.cookies = browser.cookies
+    answers: list[str] = []
+    thread = threading.Thread(
+        target=lambda: answers.append(watcher.get("/console/queue/stream").text)
+    )
+    thread.start()
+    time.sleep(0.5)  # a few ticks with the queue on screen
+    console.clock.advance(hours=12)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert "event: queue" in answers[0]
+    assert "event: signed-out" in answers[0]
