@@ -111,12 +111,14 @@ def _take() -> list[Blocking]:
 @contextmanager
 def caught() -> Iterator[list[Blocking]]:
     """Collect what blocks the loop inside the block, rather than failing the test with it."""
-    _outside.extend(_take())
+    before = _take()  # kept for the test's own check
     found: list[Blocking] = []
     try:
         yield found
     finally:
         found.extend(_take())
+        with _lock:
+            _recorded[:0] = before
 
 
 def _on_checkout(*_args: Any) -> None:
