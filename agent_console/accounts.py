@@ -197,6 +197,9 @@ async def enrol_confirm(request: Request) -> Response:
             seat = _seat(request, db, allow=ENROL_STEP)
             if not _csrf_ok(seat, form):
                 return _render(request, "expired.html", seat, status_code=403)
+            if credentials.has_second_factor(db, staff_id=seat.staff.id):  # set up already
+                left = credentials.recovery_codes_left(db, staff_id=seat.staff.id)
+                return _render(request, "second_factor_status.html", seat, left=left)
             try:
                 codes = credentials.confirm_enrolment(
                     db, staff_id=seat.staff.id, code=form.get("code", "")

@@ -32,6 +32,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session as DbSession
 from starlette.routing import Match
 
@@ -453,7 +454,8 @@ def find_bookings(request: Request, code: str = "") -> Response:
 async def search_bookings(request: Request) -> Response:
     """A caller's bookings, by their phone number or a booking code. Audited."""
     form = {k: str(v) for k, v in (await request.form()).items()}
-    return _search(request, form.get("phone", ""), form.get("code", ""), form.get("csrf", ""))
+    phone, code, csrf = form.get("phone", ""), form.get("code", ""), form.get("csrf", "")
+    return await run_in_threadpool(_search, request, phone, code, csrf)
 
 
 def _search(request: Request, phone: str, code: str, csrf: str | None) -> Response:
@@ -1016,7 +1018,7 @@ def booking_page(request: Request, booking_id: RowId, done: str = "", error: str
         seat = _seat(request, db, "agent", "counter_manager", "supervisor")
         try:
             found = booking.get_booking(db, booking_id=booking_id)
-        except BookingError:
+        except (BookingError, NoResultFound):  # no such booking: as for one not to be seen
             raise NotAllowed from None
         history = reminders.messages_for(db, booking_id=booking_id)
         off = reminders.opted_out(db, booking_id=booking_id)

@@ -32,8 +32,9 @@ from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings, normalise_database_url
 
-# No resident's data in the logs of the whole run (tests/log_audit.py).
-pytest_plugins = ["tests.log_audit"]
+# No resident's data in the logs of the whole run (tests/log_audit.py); nothing blocking on the
+# event loop in any test (tests/loop_guard.py).
+pytest_plugins = ["tests.log_audit", "tests.loop_guard"]
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 # Tuesday 2026-12-15, 10:00 in Tokyo: the booking window (to 2027-01-29) spans the year-end

@@ -130,7 +130,9 @@ async def hold(request: Request) -> Response:
     try:
         hold_id = await run_in_threadpool(keep)
     except BookingError as error:
-        return taken_page(request, error.code, service_id, place, day, party)
+        return await run_in_threadpool(
+            taken_page, request, error.code, service_id, place, day, party
+        )
     return RedirectResponse(f"/hold/{hold_id}?place={place}", status_code=303)
 
 
@@ -412,7 +414,9 @@ async def confirm(request: Request, hold_id: str) -> Response:
     except BookingError as error:
         if error.code in ("hold_not_found", "hold_expired", "slot_full", "slot_closed"):
             day = held.starts_at.astimezone(TOKYO).date()
-            return taken_page(request, error.code, held.service_id, held.venue_id, day, party)
+            return await run_in_threadpool(
+                taken_page, request, error.code, held.service_id, held.venue_id, day, party
+            )
         errors = _problems(request, form, {error.field or "form": error})
         return _details(request, held, chosen, venue, form, errors, error.status)
     return _done(request, booking)
