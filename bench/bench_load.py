@@ -450,14 +450,17 @@ def report(
     summary: list[str],
     logged: list[str],
 ) -> int:
-    seconds = max(heard.last - heard.first, 1e-9) if heard.ms else args.seconds
+    # Rates over the run's --seconds (its ramp included); what came after is the last calls
+    # hanging up and the last forms sent, counted but not timed as load.
+    seconds = args.seconds
+    tail = max(heard.last - heard.first - seconds, 0) if heard.ms else 0.0
     cpu_line = locust_tail.splitlines()[0]
     print(
         f"\nopening morning on the production layout: {args.web} web processes, 1 phone line, "
         f"2 workers; {args.calls} calls, {args.agents} agents, {args.residents} residents "
         f"(browse {args.browse} : book {args.book})"
         + (f", flood {args.flood} from {args.flood_addresses} addresses" if args.flood else "")
-        + f"; {seconds:.0f} s"
+        + f"; {seconds:.0f} s (+{tail:.0f} s for the last calls and forms to finish)"
     )
     print("\n".join(table(heard, seconds)))
     booked = len(heard.booked)

@@ -171,7 +171,11 @@ class TimedTransport(httpx.BaseTransport):
             raise
         ms = (time.perf_counter() - started) * 1000
         busy = response.status_code >= 400 and BUSY_MARK.encode() in body
-        self._recorder.add(group, ms, answer_kind(response.status_code, busy))
+        kind = answer_kind(response.status_code, busy)
+        self._recorder.add(group, ms, kind)
+        if kind != "ok" and not busy and response.status_code != 409:
+            excerpt = body[:300].decode(errors="replace")
+            self._recorder.error(f"{request.method} {request.url.path}: {kind}: {excerpt}")
         if self._on_request is not None:
             self._on_request(request.method, group, ms, len(body), None)
         return response

@@ -236,7 +236,7 @@ class Booker(Client):
             "hold_id": hold.json()["id"],
             "party_size": party,
             "name_kana": "ヤマダ タロウ",
-            "phone": f"090{rng.randrange(10**8):08d}",
+            "phone": f"0{rng.choice('789')}0{rng.randint(10_000_000, 99_999_999)}",
             "birth_date": birth.isoformat(),
             "language": rng.choice(["ja", "ja", "en"]),
             "members": [{"notice_number": _notice(rng)} for _ in range(party)]
@@ -288,23 +288,31 @@ class Agent(Client):
 
     def watch(self) -> None:
         """The queue's stream: the time to its first event, then kept open a while."""
+        group = "console: queue stream (first event)"
         started = time.perf_counter()
-        hold = self.rng.uniform(5, 15)
+        hold = min(self.rng.uniform(5, 15), max(_state["deadline"] - time.time(), 1))
         got_first = False
+        # An event comes when the queue changes: a quiet queue sends nothing after the first,
+        # so the stream is read until ``hold`` passes without a word, then closed.
+        timeout = httpx.Timeout(10, read=hold)
         try:
-            with self.http.stream("GET", "/console/queue/stream") as events_:
-                if events_.status_code != 200:
-                    RECORDER.add("console: queue stream (first event)", 0, str(events_.status_code))
+            with self.http.stream("GET", "/console/queue/stream", timeout=timeout) as answer:
+                if answer.status_code != 200:
+                    RECORDER.add(group, (time.perf_counter() - started) * 1000, "not signed in")
+                    RECORDER.error(f"queue stream answered {answer.status_code}")
                     return
-                for line in events_.iter_lines():
+                for line in answer.iter_lines():
                     if line.startswith("event:") and not got_first:
                         got_first = True
-                        ms = (time.perf_counter() - started) * 1000
-                        RECORDER.add("console: queue stream (first event)", ms, "ok")
-                    if time.perf_counter() - started > hold or time.time() > _state["deadline"]:
+                        RECORDER.add(group, (time.perf_counter() - started) * 1000, "ok")
+                    if time.perf_counter() - started > hold:
                         break
+        except httpx.ReadTimeout:
+            if not got_first:
+                RECORDER.add(group, (time.perf_counter() - started) * 1000, "timeout")
         except httpx.TransportError as failed:
-            RECORDER.add("console: queue stream (first event)", 0, type(failed).__name__)
+            RECORDER.add(group, (time.perf_counter() - started) * 1000, "no connection")
+            RECORDER.error(f"queue stream: {type(failed).__name__}: {failed}")
 
     tasks = [poll, poll, watch]  # noqa: RUF012
 
