@@ -91,6 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add = parser.add_argument
     add("--web", type=int, default=2, help="web processes behind nginx (default: 2)")
+    add("--phone", type=int, default=1, help="phone-line processes (default: 1)")
     add("--seconds", type=float, default=60.0, help="how long the load runs (default: 60)")
     add("--calls", type=int, default=100, help="phone lines calling at once (default: 100)")
     add("--think", type=float, default=2.0, help="a caller's mean pause per key (default: 2)")
@@ -98,6 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--residents", type=int, default=60, help="resident clients (default: 60)")
     add("--browse", type=int, default=3, help="weight of browsing residents (default: 3)")
     add("--book", type=int, default=1, help="weight of booking residents (default: 1)")
+    add(
+        "--pace",
+        type=float,
+        default=1.0,
+        help="the residents' pauses (1-3 s a page, 2-5 s between bookings, 1-4 s a form) times "
+        "this; 0: back to back, to find what the web pool serves (default: 1)",
+    )
     add("--ramp", type=float, default=10.0, help="seconds to start every client (default: 10)")
     add("--flood", type=int, default=0, help="flooding residents, back to back (default: 0)")
     add("--flood-addresses", type=int, default=20, help="their addresses (default: 20)")
@@ -116,8 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.web, args.seconds, args.calls, args.agents, args.residents = 1, 8.0, 3, 1, 4
         args.think, args.ramp, args.generators, args.browse, args.book = 0.2, 1.0, 1, 1, 1
         args.flood = min(args.flood, 8)
-    if args.web < 1 or args.seconds <= args.ramp or args.calls < 0 or args.residents < 1:
-        parser.error("--web and --residents >= 1, --ramp < --seconds, please")
+    counts = (args.web, args.phone, args.residents)
+    if min(counts) < 1 or args.pace < 0 or args.calls < 0 or args.seconds <= args.ramp:
+        parser.error("--web, --phone, --residents >= 1, --pace >= 0, --ramp < --seconds, please")
     return args
 
 
@@ -198,6 +207,7 @@ def run_locust(site: Site, args: argparse.Namespace, out: Path) -> tuple[int, fl
         "out": str(out),
         "seconds": args.seconds,
         "think": args.think,
+        "pace": args.pace,
         "calls": args.calls,
         "agents": args.agents,
         "flood": args.flood,
@@ -235,7 +245,7 @@ def run_locust(site: Site, args: argparse.Namespace, out: Path) -> tuple[int, fl
     roots = {
         "nginx": [p.popen.pid for p in [site.nginx] if p.popen],
         "web": [p.popen.pid for p in site.web if p.popen],
-        "phone line": [site.ivr.popen.pid] if site.ivr.popen else [],
+        "phone line": [p.popen.pid for p in site.phone if p.popen],
         "workers": [p.popen.pid for p in site.workers if p.popen],
     }
     database = site.database.rsplit("/", 1)[-1]
@@ -418,11 +428,15 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()
         print(
             f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; starting the "
-            f"layout ({args.web} web, 1 phone line, 2 workers)…",
+            f"layout ({args.web} web, {args.phone} phone line, 2 workers)…",
             file=sys.stderr,
         )
         with production_layout(
-            folder, admin_url=args.database_url, web=args.web, agents=max(args.agents, 1)
+            folder,
+            admin_url=args.database_url,
+            web=args.web,
+            phone=args.phone,
+            agents=max(args.agents, 1),
         ) as site:
             status, took, locust_tail = run_locust(site, args, out)
             wait_for_confirmations(site.database)
@@ -456,9 +470,9 @@ def report(
     tail = max(heard.last - heard.first - seconds, 0) if heard.ms else 0.0
     cpu_line = locust_tail.splitlines()[0]
     print(
-        f"\nopening morning on the production layout: {args.web} web processes, 1 phone line, "
-        f"2 workers; {args.calls} calls, {args.agents} agents, {args.residents} residents "
-        f"(browse {args.browse} : book {args.book})"
+        f"\nopening morning on the production layout: {args.web} web processes, {args.phone} "
+        f"phone line, 2 workers; {args.calls} calls, {args.agents} agents, {args.residents} "
+        f"residents (browse {args.browse} : book {args.book}, pace {args.pace:g})"
         + (f", flood {args.flood} from {args.flood_addresses} addresses" if args.flood else "")
         + f"; {seconds:.0f} s (+{tail:.0f} s for the last calls and forms to finish)"
     )

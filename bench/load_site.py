@@ -55,14 +55,14 @@ class Site:
     database: str  # the throwaway database's URL
     folder: Path
     web: list[Process]
-    ivr: Process
+    phone: list[Process]  # the phone-line pool
     workers: list[Process]
     nginx: Process
     staff: list[str]  # agents' login IDs (password: PASSWORD)
 
     @property
     def app_processes(self) -> list[Process]:
-        return [*self.web, self.ivr]
+        return [*self.web, *self.phone]
 
 
 def worker_command() -> list[str]:
@@ -124,7 +124,7 @@ def _install(env: dict[str, str], agents: int) -> list[str]:
 
 @contextmanager
 def production_layout(
-    folder: Path, *, admin_url: str, web: int, agents: int, workers: int = 2
+    folder: Path, *, admin_url: str, web: int, agents: int, phone: int = 1, workers: int = 2
 ) -> Iterator[Site]:
     """Everything started and answering; stopped again on leaving."""
     with ExitStack() as stack:
@@ -132,7 +132,10 @@ def production_layout(
         database = url.render_as_string(hide_password=False)
         redis_url = _redis(folder, stack)
         ports = SitePorts(
-            free_port(), free_port(), [free_port() for _ in range(web)], [free_port()]
+            free_port(),
+            free_port(),
+            [free_port() for _ in range(web)],
+            [free_port() for _ in range(phone)],
         )
         base = f"https://127.0.0.1:{ports.https}"
         env = {
@@ -165,11 +168,10 @@ def production_layout(
             started(f"web {p}", unit_command("madoguchi-web@.service", p), f"web-{p}.log")
             for p in ports.web
         ]
-        ivr = started(
-            f"ivr {ports.ivr[0]}",
-            unit_command("madoguchi-ivr@.service", ports.ivr[0]),
-            "ivr.log",
-        )
+        phone_processes = [
+            started(f"ivr {p}", unit_command("madoguchi-ivr@.service", p), f"ivr-{p}.log")
+            for p in ports.ivr
+        ]
         worker_processes = [
             started(f"worker {n}", worker_command(), f"worker-{n}.log")
             for n in range(1, workers + 1)
@@ -189,12 +191,21 @@ def production_layout(
             raise RuntimeError(f"nginx -t: {checked.stderr}")
         nginx = started("nginx", [*command, "-g", "daemon off;"], "nginx.out")
 
-        for process, port in [*zip(web_processes, ports.web, strict=True), (ivr, ports.ivr[0])]:
+        pools = [*web_processes, *phone_processes]
+        for process, port in zip(pools, [*ports.web, *ports.ivr], strict=True):
             wait_until_up(process, f"http://127.0.0.1:{port}/healthz", seconds=90)
         wait_for_port(nginx, ports.https)
         ssl.create_default_context(cafile=str(cert))  # the certificate is readable
         yield Site(
-            base, cert, database, folder, web_processes, ivr, worker_processes, nginx, logins
+            base,
+            cert,
+            database,
+            folder,
+            web_processes,
+            phone_processes,
+            worker_processes,
+            nginx,
+            logins,
         )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
 import httpx  # noqa: E402
-from locust import User, between, constant, events  # noqa: E402
+from locust import User, between, events  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 from bench.bench_ivr import SORRY, birth_keys, keypad, ward_menus  # noqa: E402
@@ -56,6 +56,9 @@ VENUES: dict[str, list[str]] = {
     s: [v["id"] for v in sample_ward()["venues"] if s in v["services"]] for s in SERVICES
 }
 THINK = float(CONFIG.get("think", 2.0))
+# The residents' pauses (reading a page, filling in the form) times this: 0 sends their
+# requests back to back, to find what the web pool can serve.
+PACE = float(CONFIG.get("pace", 1.0))
 _addresses = itertools.count()
 _state = {"deadline": float("inf")}
 
@@ -144,7 +147,9 @@ class Browser(Client):
     """A resident looking for a time: month pages, a day's times, the earliest times."""
 
     weight = int(CONFIG.get("weights", {}).get("browse", 3))
-    wait_time = between(1, 3)
+
+    def wait_time(self) -> float:
+        return self.rng.uniform(1, 3) * PACE
 
     def on_start(self) -> None:
         self.service = "pickup" if self.rng.random() < 0.8 else self.rng.choice(SERVICES)
@@ -180,7 +185,10 @@ class Flooder(Browser):
 
     abstract = int(CONFIG.get("flood", 0)) == 0
     fixed_count = int(CONFIG.get("flood", 0))
-    wait_time = constant(0)
+
+    def wait_time(self) -> float:
+        return 0.0
+
     group = "flood: resident pages"
 
     def pick_address(self) -> str:
@@ -198,7 +206,9 @@ class Booker(Client):
     """A resident who books: the free times, a hold, the form filled in, the booking."""
 
     weight = int(CONFIG.get("weights", {}).get("book", 1))
-    wait_time = between(2, 5)
+
+    def wait_time(self) -> float:
+        return self.rng.uniform(2, 5) * PACE
 
     def book_one(self) -> None:
         rng = self.rng
@@ -228,7 +238,7 @@ class Booker(Client):
         if hold.status_code != 201:
             return
         try:
-            self.pause(1, 4)  # the form
+            self.pause(1 * PACE, 4 * PACE)  # the form
         except TimeUp:
             return  # the hold lapses by itself
         birth = date(1940, 1, 1) + timedelta(days=rng.randrange(65 * 365))
