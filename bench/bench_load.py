@@ -377,11 +377,18 @@ def check_database(url: str, heard: Recorder) -> tuple[list[str], list[str]]:
 
 
 def app_errors(site: Site) -> list[str]:
+    """Errors in the processes' logs, and nginx's own (a pool that closed or refused a
+    connection: what made nginx answer 502), less its per-address limit at work."""
     found: list[str] = []
     for process in [*site.app_processes, *site.workers]:
         for line in process.output().splitlines():
             if "Traceback" in line or " ERROR " in line or line.startswith("ERROR"):
                 found.append(f"{process.name}: {line[:300]}")
+    nginx_log = site.folder / "madoguchi.error.log"
+    if nginx_log.exists():
+        for line in nginx_log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if "[error]" in line and "limiting requests" not in line:
+                found.append(f"nginx: {line[:300]}")
     return found
 
 
