@@ -154,6 +154,10 @@ def production_layout(
             "MADOGUCHI_WEB_LOOKUPS_PER_15_MINUTES": "1000000",
             "MADOGUCHI_IVR_LOOKUPS_PER_15_MINUTES": "1000000",
             "MADOGUCHI_MAX_ACTIVE_BOOKINGS_PER_PHONE": "50",
+            # The opening is in the morning, after the quiet hours (21:00-08:00 by default):
+            # whenever the bench runs, the workers send every confirmation at once, as then.
+            "MADOGUCHI_QUIET_FROM": "00:00",
+            "MADOGUCHI_QUIET_UNTIL": "00:00",
             "MADOGUCHI_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
         }
