@@ -496,7 +496,7 @@ def report(
     errors += [f"client: {e}" for e in heard.errors[:10]]
     if status != 0 and not heard.ms:
         errors.append(f"locust exited with {status}:\n{locust_tail[-2000:]}")
-    if booked == 0 and args.book:
+    if booked == 0 and args.smoke:  # the smoke run's two bookers must get through
         errors.append("no booking was made through the API")
     phone = sorted(heard.ms.get(PHONE_LINE, []))
     p99 = percentile(phone, 0.99)
