@@ -92,6 +92,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--web", type=int, default=2, help="web processes behind nginx (default: 2)")
     add("--phone", type=int, default=1, help="phone-line processes (default: 1)")
+    add(
+        "--web-nice",
+        type=int,
+        default=0,
+        help="run the web processes at this nice level (an experiment: the units set none; "
+        "default: 0)",
+    )
     add("--seconds", type=float, default=60.0, help="how long the load runs (default: 60)")
     add("--calls", type=int, default=100, help="phone lines calling at once (default: 100)")
     add("--think", type=float, default=2.0, help="a caller's mean pause per key (default: 2)")
@@ -444,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             web=args.web,
             phone=args.phone,
             agents=max(args.agents, 1),
+            web_nice=args.web_nice,
         ) as site:
             status, took, locust_tail = run_locust(site, args, out)
             wait_for_confirmations(site.database)

@@ -124,9 +124,19 @@ def _install(env: dict[str, str], agents: int) -> list[str]:
 
 @contextmanager
 def production_layout(
-    folder: Path, *, admin_url: str, web: int, agents: int, phone: int = 1, workers: int = 2
+    folder: Path,
+    *,
+    admin_url: str,
+    web: int,
+    agents: int,
+    phone: int = 1,
+    workers: int = 2,
+    web_nice: int = 0,
 ) -> Iterator[Site]:
-    """Everything started and answering; stopped again on leaving."""
+    """Everything started and answering; stopped again on leaving. ``web_nice`` runs the web
+    processes at that nice level (what a unit's Nice= would do), to see whether the phone line
+    keeps its times when the web pool gives way on the CPU."""
+    nice = ["nice", "-n", str(web_nice)] if web_nice else []
     with ExitStack() as stack:
         url = stack.enter_context(throwaway_database(admin_url, prefix="madoguchi_load"))
         database = url.render_as_string(hide_password=False)
@@ -169,7 +179,7 @@ def production_layout(
             return process.start()
 
         web_processes = [
-            started(f"web {p}", unit_command("madoguchi-web@.service", p), f"web-{p}.log")
+            started(f"web {p}", [*nice, *unit_command("madoguchi-web@.service", p)], f"web-{p}.log")
             for p in ports.web
         ]
         phone_processes = [
