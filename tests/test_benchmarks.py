@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 BENCHES = {
     "bench_booking.py": "No overbooking",
     "bench_ivr.py": "overall p99",
+    "bench_load.py": "phone line's webhook p99",
     "bench_pages.py": "month calendar, slowest p95",
     "bench_redis.py": "aim: with Redis frozen or stopped",
     "bench_reminders.py": "confirmation lag",
@@ -34,6 +35,8 @@ def test_the_benchmark_runs_in_smoke_mode(bench: str) -> None:
         timeout=600,
         check=False,
     )
+    if ran.returncode == 0 and ran.stdout.startswith("SKIPPED"):
+        pytest.skip(ran.stdout.strip())  # bench_load.py without Debian's nginx
     assert ran.returncode == 0, (
         f"{bench} --smoke failed:\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
     )
