@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -458,15 +459,16 @@ def test_two_agents_pressing_answer_one_gets_the_call(console: Console) -> None:
     assert record is not None and record.wrapped_at is not None
 
 
-def test_an_agent_books_for_a_korean_caller_in_korean(console: Console) -> None:
-    """The contact language offers every language the phone line speaks, the caller's own
-    chosen first: a Korean caller's texts and calls come in Korean."""
-    agent, _ = console.signed_in("agent")
+def answered_and_held(
+    console: Console, agent: TestClient, *keys: str
+) -> tuple[PhoneCall, Response, Response]:
+    """A caller who pressed ``keys`` then 0, answered by the agent, with the first PIN-reset time
+    held on their behalf: the call, its screen, and the booking form on the held time."""
     with TestClient(console.app) as http:
         call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
         call.dial()
-        call.press("8")  # Korean
-        call.press("0")
+        for key in (*keys, "0"):
+            call.press(key)
     home = agent.get("/console/")
     agent.post(f"/console/calls/{call.call_sid}/answer", data={"csrf": csrf_of(home.text)})
     screen = agent.get(f"/console/calls/{call.call_sid}")
@@ -477,21 +479,39 @@ def test_an_agent_books_for_a_korean_caller_in_korean(console: Console) -> None:
         f"/console/calls/{call.call_sid}/book/hold",
         data={"csrf": csrf_of(screen.text), "slot_id": slot_id.group(1), "party": "1"},
     )
-    assert re.search(r'<option value="ko" lang="ko" selected>한국어</option>', held.text)
+    return call, screen, held
+
+
+def book_held(
+    agent: TestClient, call: PhoneCall, screen: Response, held: Response, **resident: str
+) -> str:
+    """The held time booked for the caller (name_kana, birth_date, language); its code."""
     booked = agent.post(
         str(held.url),
-        data={
-            "csrf": csrf_of(screen.text),
-            "name_kana": "キム ミンジュン",
-            "birth_date": "1985-03-03",
-            "phone": call.from_number,
-            "language": "ko",
-        },
+        data={"csrf": csrf_of(screen.text), "phone": call.from_number, **resident},
     )
     code = re.search(r"予約番号 (\d{8})", booked.text)
     assert code, booked.text[:500]
+    return code.group(1)
+
+
+def test_an_agent_books_for_a_korean_caller_in_korean(console: Console) -> None:
+    """The contact language offers every language the phone line speaks, the caller's own
+    chosen first: a Korean caller's texts and calls come in Korean."""
+    agent, _ = console.signed_in("agent")
+    call, screen, held = answered_and_held(console, agent, "8")  # 8: Korean
+    assert re.search(r'<option value="ko" lang="ko" selected>한국어</option>', held.text)
+    code = book_held(
+        agent,
+        call,
+        screen,
+        held,
+        name_kana="キム ミンジュン",
+        birth_date="1985-03-03",
+        language="ko",
+    )
     with console.app_sessions() as db:
-        made = booking.booking_by_code(db, code=code.group(1))
+        made = booking.booking_by_code(db, code=code)
         assert booking.get_booking(db, booking_id=made.id).language == "ko"
 
 
@@ -499,32 +519,10 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
     """Each console page that shows or changes a resident's data, opened once: each leaves an
     event naming who, what and which call or booking."""
     agent, login = console.signed_in("agent")
-    with TestClient(console.app) as http:
-        call = PhoneCall(http, public_base_url=PUBLIC, auth_token=TOKEN, from_number=new_mobile())
-        call.dial()
-        call.press("0")
-    home = agent.get("/console/")
-    agent.post(f"/console/calls/{call.call_sid}/answer", data={"csrf": csrf_of(home.text)})
-    screen = agent.get(f"/console/calls/{call.call_sid}")
-    times = agent.get(f"/console/calls/{call.call_sid}/book", params={"service": "pin_reset"})
-    slot_id = re.search(r'name="slot_id" value="(\d+)"', times.text)
-    assert slot_id
-    held = agent.post(
-        f"/console/calls/{call.call_sid}/book/hold",
-        data={"csrf": csrf_of(screen.text), "slot_id": slot_id.group(1), "party": "1"},
+    call, screen, held = answered_and_held(console, agent)
+    code = book_held(
+        agent, call, screen, held, name_kana="カンサ タロウ", birth_date="1970-07-07", language="ja"
     )
-    booked = agent.post(
-        str(held.url),
-        data={
-            "csrf": csrf_of(screen.text),
-            "name_kana": "カンサ タロウ",
-            "birth_date": "1970-07-07",
-            "phone": call.from_number,
-            "language": "ja",
-        },
-    )
-    code = re.search(r"予約番号 (\d{8})", booked.text)
-    assert code, booked.text[:500]
     agent.post(
         f"/console/calls/{call.call_sid}/inquiries",
         data={
@@ -535,9 +533,9 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
         },
     )
     search_by_phone(agent, call.from_number)
-    agent.get("/console/bookings", params={"code": code.group(1)})
+    agent.get("/console/bookings", params={"code": code})
     with console.app_sessions() as db:
-        booking_id = booking.booking_by_code(db, code=code.group(1)).id
+        booking_id = booking.booking_by_code(db, code=code).id
     assert agent.get(f"/console/bookings/{booking_id}").status_code == 200
     actions = [e.action for e in events(console, login_id=login)]
     for expected in (
@@ -552,7 +550,7 @@ def test_every_page_with_residents_data_writes_its_audit_event(console: Console)
     assert actions.count("call.view") >= 3  # each time the screen was shown
     assert actions.count("booking.search") == 2
     with console.app_sessions() as db:
-        made = booking.booking_by_code(db, code=code.group(1))
+        made = booking.booking_by_code(db, code=code)
         assert made.channel == "agent"
         assert staff.check_chain(db).intact
     # The audit log itself holds IDs, never the resident's data.
