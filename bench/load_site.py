@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from redis import Redis
 
 from agent_console import service as staff
 from booking import schedule
@@ -37,6 +34,7 @@ from tests.production_site import (
     SitePorts,
     free_port,
     nginx_conf,
+    private_redis,
     self_signed,
     site_for_test,
     unit_command,
@@ -70,29 +68,6 @@ def worker_command() -> list[str]:
     text = (DEPLOY / "systemd" / "madoguchi-worker@.service").read_text(encoding="utf-8")
     assert "ExecStart=/opt/madoguchi/venv/bin/madoguchi worker\n" in text
     return [sys.executable, "-m", "config.cli", "worker"]
-
-
-def _redis(folder: Path, stack: ExitStack) -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed")
-    port = free_port()
-    redis = Process(
-        "redis",
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        folder / "redis.log",
-    ).start()
-    stack.callback(redis.stop)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if Redis.from_url(url).ping():
-                return url
-        except Exception:  # noqa: S110 (not up yet)
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"redis-server did not start:\n{redis.output()}")
 
 
 def load_nginx_conf(folder: Path, site: Path) -> str:
@@ -140,7 +115,7 @@ def production_layout(
     with ExitStack() as stack:
         url = stack.enter_context(throwaway_database(admin_url, prefix="madoguchi_load"))
         database = url.render_as_string(hide_password=False)
-        redis_url = _redis(folder, stack)
+        redis_url = private_redis(folder, stack)
         ports = SitePorts(
             free_port(),
             free_port(),

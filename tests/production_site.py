@@ -10,11 +10,13 @@ import ipaddress
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from redis import Redis
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -229,3 +232,27 @@ class Served:
 def served(process: Process) -> list[Served]:
     """Every request the process logged, with the client address it believed."""
     return [Served(*m.groups()) for m in ACCESS.finditer(process.output())]
+
+
+def private_redis(folder: Path, stack: ExitStack) -> str:
+    """A redis-server of this layout's own on a free port, stopped with ``stack``; its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    port = free_port()
+    redis = Process(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        folder / "redis.log",
+    ).start()
+    stack.callback(redis.stop)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if Redis.from_url(url).ping():
+                return url
+        except Exception:  # noqa: S110 (not up yet)
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"redis-server did not start:\n{redis.output()}")

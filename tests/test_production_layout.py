@@ -18,7 +18,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import TypeAdapter
-from redis import Redis
 from sqlalchemy import create_engine, text
 from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed
@@ -49,6 +47,7 @@ from tests.production_site import (
     SitePorts,
     free_port,
     nginx_conf,
+    private_redis,
     self_signed,
     served,
     site_for_test,
@@ -155,29 +154,6 @@ def _database() -> Iterator[str]:
         yield url.render_as_string(hide_password=False)
 
 
-def _redis(folder: Path, stack: ExitStack) -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    redis = Process(
-        "redis",
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        folder / "redis.log",
-    ).start()
-    stack.callback(redis.stop)
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if Redis.from_url(url).ping():
-                return url
-        except Exception:  # noqa: S110 (not up yet)
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"redis-server did not start:\n{redis.output()}")
-
-
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     if not NGINX.exists():
@@ -185,7 +161,9 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Layout]:
     folder = tmp_path_factory.mktemp("layout")
     with ExitStack() as stack:
         database = stack.enter_context(_database())
-        redis_url = _redis(folder, stack)
+        if shutil.which("redis-server") is None:
+            pytest.skip("redis-server is not installed")
+        redis_url = private_redis(folder, stack)
         ports = SitePorts(free_port(), free_port(), [free_port(), free_port()], [free_port()])
         base = f"https://127.0.0.1:{ports.https}"
         env = {

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -36,21 +35,10 @@ from booking.web import read_only_unit
 from config.app import create_app
 from config.migrate import upgrade
 from config.sample import sample_ward
-from config.settings import Settings, normalise_database_url
-from tests.test_pool import PrivateServer
+from config.settings import normalise_database_url
+from tests.test_pool import PrivateServer, settings_for
 
 PERSON = {"name_kana": "ヤマダ タロウ", "phone": "090-1234-5678", "birth_date": "1950-04-01"}
-
-
-def settings_for(url: str, data_dir: Path, **given: object) -> Settings:
-    return Settings(
-        database_url=url,
-        environment="test",
-        data_dir=data_dir,
-        data_keys=Fernet.generate_key().decode(),
-        lookup_key="x" * 32,
-        **given,  # type: ignore[arg-type]
-    )
 
 
 def request_to(app: FastAPI) -> Request:
