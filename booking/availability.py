@@ -136,6 +136,7 @@ def quota_params(channel: str) -> dict[str, int]:
 _FOR_SALE = (
     Slot.service_id == bindparam("service_id"),
     Slot.is_open.is_(True),
+    Slot.lottery_id.is_(None),  # a lottery's seats are applied for, never sold first-come
     Venue.active.is_(True),
     Slot.starts_at > _NOW,
     Slot.starts_at >= bindparam("range_start", type_=UTCDateTime()),

@@ -174,6 +174,11 @@ class Slot(Base):
     kept_for_phone: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     kept_for_walk_in: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     kept_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The lottery (抽選) the slot's seats go to: while set, every first-come claim is refused
+    # in the seat UPDATE itself, on every channel; only the lottery's draw books it.
+    lottery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lottery.id"), nullable=True, index=True
+    )
 
     __table_args__ = (
         CheckConstraint(
@@ -337,4 +342,87 @@ class WalkIn(Base):
     __table_args__ = (
         UniqueConstraint("venue_id", "day", "number", name="one_number_a_day"),
         CheckConstraint("party_size >= 1", name="party_positive"),
+    )
+
+
+class Lottery(Base):
+    """A lottery (抽選) for the busiest sessions: applications in a window, then one draw.
+
+    ``record`` is what the ward may publish once drawn (no personal data): the seats each time
+    offered, the applications by number (party and preferred times), the seed, the input's
+    digest and every application's result; anyone can re-run the draw from it.
+    """
+
+    __tablename__ = "lottery"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    applications_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    applications_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    draw_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open | drawn
+    seed: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    input_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    record: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'drawn')", name="status"),
+        CheckConstraint(
+            "applications_from < applications_until AND applications_until <= draw_at",
+            name="times_in_order",
+        ),
+        Index("ix_lottery_due", "status", "draw_at"),
+    )
+
+
+class LotteryApplication(Base):
+    """One household's application: its contact (sealed as a booking's), up to three
+    preferred slots in order, and, once drawn, the outcome and the booking made for it."""
+
+    __tablename__ = "lottery_application"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lottery_id: Mapped[int] = mapped_column(ForeignKey("lottery.id"))
+    channel: Mapped[str] = mapped_column(String(10))  # ivr | web | agent
+    party_size: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str] = mapped_column(String(5))
+    name_kana_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    phone_line_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    birth_date_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    proxy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    preferences: Mapped[list[int]] = mapped_column(JSON)  # slot ids, first choice first
+    outcome: Mapped[str] = mapped_column(String(10), default="pending")  # pending | won | lost
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("party_size >= 1", name="party_positive"),
+        CheckConstraint("outcome IN ('pending', 'won', 'lost')", name="outcome"),
+        CheckConstraint("channel IN ('ivr', 'web', 'agent')", name="channel"),
+        Index("ix_lottery_application_lottery", "lottery_id", "id"),
+    )
+
+
+class LotteryEntrant(Base):
+    """One person of an application, by notice number: the unique constraint is what makes
+    one application per notice number hold under any concurrency."""
+
+    __tablename__ = "lottery_entrant"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lottery_id: Mapped[int] = mapped_column(ForeignKey("lottery.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("lottery_application.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    notice_number_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    notice_number_hmac: Mapped[str] = mapped_column(String(64))
+    braille: Mapped[bool] = mapped_column(Boolean, default=False)
+    e_certificate: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        UniqueConstraint("lottery_id", "notice_number_hmac", name="one_application_per_notice"),
     )

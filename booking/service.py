@@ -94,17 +94,18 @@ CHANNELS = ("ivr", "web", "agent")
 
 # The one rule every claim obeys: an open slot, and the seats fit beside the booked and held
 # within what the slot's quota lets the asking channel have (KEPT_BACK: now, not_phone,
-# not_walk_in).
+# not_walk_in); never a slot kept for a lottery (only its draw books it, booking/lottery.py).
 _SEATS_FIT = (
     Slot.id == bindparam("slot_id"),
     Slot.is_open.is_(True),
+    Slot.lottery_id.is_(None),
     Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity - KEPT_BACK,
 )
 _CLAIM_HOLD = update(Slot).where(*_SEATS_FIT).values(held=Slot.held + bindparam("seats"))
 _CLAIM_BOOKED = update(Slot).where(*_SEATS_FIT).values(booked=Slot.booked + bindparam("seats"))
 _HELD_TO_BOOKED = (
     update(Slot)
-    .where(Slot.id == bindparam("slot_id"), Slot.is_open.is_(True))
+    .where(Slot.id == bindparam("slot_id"), Slot.is_open.is_(True), Slot.lottery_id.is_(None))
     .values(held=Slot.held - bindparam("seats"), booked=Slot.booked + bindparam("seats"))
 )
 _RELEASE_HELD = (
@@ -221,7 +222,11 @@ def _slot_for_sale(db: DbSession, slot_id: int) -> _SlotInfo:
 
 
 def _why_not_claimed(db: DbSession, slot_id: int) -> BookingError:
-    is_open = db.execute(select(Slot.is_open).where(Slot.id == slot_id)).scalar_one()
+    is_open, lottery = db.execute(
+        select(Slot.is_open, Slot.lottery_id).where(Slot.id == slot_id)
+    ).one()
+    if lottery is not None:
+        return BookingError("slot_in_lottery", field="slot_id")
     return BookingError("slot_full" if is_open else "slot_closed", field="slot_id")
 
 
@@ -320,7 +325,8 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
         raise BookingError("hold_not_found", field="hold_id")
     if row.seats == seats and row.expires_at > context(db).now():
         if _rowcount(db.execute(_HELD_TO_BOOKED, {"slot_id": row.slot_id, "seats": seats})) != 1:
-            raise BookingError("slot_closed", field="hold_id")
+            # Closed, or kept for a lottery, since the hold was made.
+            raise BookingError(_why_not_claimed(db, row.slot_id).code, field="hold_id")
         return int(row.slot_id)
     # A lapsed hold, or a different party size: give it back and book like anyone else.
     db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
@@ -357,7 +363,7 @@ WITH claimed AS (
     UPDATE slot SET booked = slot.booked + :party
     FROM venue, service
     WHERE slot.id = :slot_id AND venue.id = slot.venue_id AND service.id = slot.service_id
-      AND slot.is_open
+      AND slot.is_open AND slot.lottery_id IS NULL
       AND slot.booked + slot.held + :party <= slot.capacity - CASE
           WHEN slot.kept_until > :now
           THEN slot.kept_for_phone * :not_phone + slot.kept_for_walk_in * :not_walk_in
@@ -556,6 +562,49 @@ def _book_pg(
             return int(row.booking_id), code, slot
         db.execute(_UNDO_CLAIM, {"slot_id": slot_id, "seats": party})
     raise RuntimeError("could not draw a free booking code in 5 tries")
+
+
+# The lottery's draw books its winners here, and only here may a slot kept for a lottery be
+# claimed: the slot must be that lottery's, open, with the seats free (no channel quota: the
+# draw offered the seats it found free when it locked the slots).
+_CLAIM_DRAWN = (
+    update(Slot)
+    .where(
+        Slot.id == bindparam("slot_id"),
+        Slot.lottery_id == bindparam("drawn_for"),
+        Slot.is_open.is_(True),
+        Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity,
+    )
+    .values(booked=Slot.booked + bindparam("seats"))
+)
+
+
+def book_drawn(
+    db: DbSession,
+    *,
+    lottery_id: int,
+    slot_id: int,
+    party: int,
+    channel: str,
+    sealed: Sealed,
+    proxy: bool = False,
+) -> int | None:
+    """Book a lottery winner's household in the slot the draw gave it (the booking's outbox
+    event brings its confirmation, as for any booking); the booking's id, or None when the
+    seats are no longer there."""
+    params = {"slot_id": slot_id, "drawn_for": lottery_id, "seats": party}
+    if _rowcount(db.execute(_CLAIM_DRAWN, params)) != 1:
+        return None
+    return _insert_booking_rows(
+        db,
+        code=_free_code(db),
+        slot=_slot_info(db, slot_id),
+        party=party,
+        channel=channel,
+        sealed=sealed,
+        idempotency_key=None,
+        proxy=proxy,
+    )
 
 
 def _why_not_booked(db: DbSession, slot_id: int, party: int, resident: ResidentInput) -> bool:
@@ -1582,6 +1631,7 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
             Slot.venue_id == venue_id,
             Slot.service_id == service_id,
             Slot.is_open.is_(True),
+            Slot.lottery_id.is_(None),
             Slot.ends_at > now,
             Slot.starts_at < day_end,
             Slot.booked + Slot.held + party <= Slot.capacity,

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import routes as console
-from booking import schedule, service
+from booking import lottery_jobs, schedule, service
 from booking.context import BookingContext, BookingRules
 from booking.pages.about import router as about_router
 from booking.pages.flow import router as flow_router
@@ -107,6 +107,7 @@ def housekeep(
         service.mark_no_shows(db, late_after=no_show_after)
         service.forget_old_attempts(db)
         db.commit()
+    lottery_jobs.draw_due(sessions)  # a draw whose job was lost (Redis restarted empty)
     if settings is not None:
         erase_expired_daily(sessions, settings)
 
@@ -212,6 +213,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         wake_pump_after_commit(sessions, waker, calendars=calendars)
     elif housekeeping:
         inline = InlineJobs()
+        lottery_jobs.use(sessions)
         reminder_jobs.use(reminders_runtime(settings, sessions, inline))
         calendar_jobs.use(calendar_runtime(settings, sessions, inline))
         wake_pump_after_commit(sessions, inline, calendars=calendars)

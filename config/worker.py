@@ -23,6 +23,7 @@ from rq.scheduler import RQScheduler
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from booking import lottery_jobs
 from booking import service as booking
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
@@ -36,7 +37,7 @@ from reminders.models import Message
 from reminders.service import ReminderRules
 
 log = logging.getLogger(__name__)
-QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE, calendar_jobs.QUEUE)
+QUEUES = (OUTBOX_QUEUE, MESSAGES_QUEUE, calendar_jobs.QUEUE, lottery_jobs.QUEUE)
 # How often a worker whose scheduler holds no lock tries to take one (a lock lapses a minute
 # after the worker that held it died).
 SCHEDULER_RETRY_SECONDS = 15
@@ -264,6 +265,7 @@ def run_worker(
         raise SystemExit(NO_REDIS)
     redis = redis_connection(settings.redis_url)
     jobs = RqJobs(redis)
+    lottery_jobs.use(sessions)
     reminder_jobs.use(reminders_runtime(settings, sessions, jobs))
     reminder_jobs.wake_pump(jobs)
     calendar_jobs.use(calendar_runtime(settings, sessions, jobs))

@@ -1,0 +1,388 @@
+"""The lottery (抽選): reproducible from its seed with households whole, one application per
+notice number under any concurrency, and seats kept for a lottery refused to every first-come
+claim; only the draw books them."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import string
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from booking import lottery
+from booking import service as booking
+from booking.errors import BookingError
+from booking.lottery import Entry
+from booking.models import Booking, BookingMember, Slot
+from booking.service import MemberInput, ResidentInput
+from config.db import make_engine, make_sessionmaker
+from tests.booking.test_race import race
+from tests.conftest import FakeClock, SlotMaker, make_context
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def notice() -> str:
+    """A notice number no other test uses."""
+    head = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(3))
+    return f"{head}-{secrets.randbelow(10**6):06d}"
+
+
+def household(size: int, notices: list[str] | None = None) -> ResidentInput:
+    numbers = notices or [notice() for _ in range(size)]
+    return ResidentInput(
+        name_kana="チュウセン ハナコ",
+        phone=f"090{10**7 + secrets.randbelow(9 * 10**7)}",
+        birth_date=date(1970, 4, 1),
+        members=[MemberInput(n) for n in numbers],
+    )
+
+
+def new_lottery(db: Session, clock: FakeClock, slot_ids: list[int]) -> lottery.LotteryView:
+    sessions = list(
+        db.execute(select(Slot.session_id).where(Slot.id.in_(slot_ids)).distinct()).scalars()
+    )
+    now = clock()
+    return lottery.create_lottery(
+        db,
+        session_ids=sessions,
+        applications_from=now - timedelta(minutes=1),
+        applications_until=now + timedelta(days=1),
+        draw_at=now + timedelta(days=2),
+    )
+
+
+def to_draw_time(clock: FakeClock, view: lottery.LotteryView) -> None:
+    clock.set(view.draw_at + timedelta(seconds=1))
+
+
+# --- the draw, pure --------------------------------------------------------------------------
+
+
+def random_applications(rng: random.Random, slots: list[int], count: int) -> list[Entry]:
+    return [
+        Entry(i, rng.randint(1, 4), tuple(rng.sample(slots, rng.randint(1, 3))))
+        for i in range(1, count + 1)
+    ]
+
+
+def check_fair(entries: list[Entry], seats: dict[int, int], drawn: lottery.Drawn) -> None:
+    """Households whole, seats never exceeded, each at most one time, and preferences in
+    order: replaying the shuffled order, each one's earlier choices were full at its turn."""
+    by_id = {e.application: e for e in entries}
+    left = dict(seats)
+    for application in drawn.order:
+        entry = by_id[application]
+        won = drawn.results[application]
+        for choice in entry.preferences:
+            if choice == won:
+                break
+            assert left[choice] < entry.party  # a preferred time skipped only when too full
+        if won is None:
+            assert all(left[c] < entry.party for c in entry.preferences)
+        else:
+            assert won in entry.preferences
+            left[won] -= entry.party  # the whole household, in one slot
+            assert left[won] >= 0
+
+
+def test_the_draw_is_reproducible_from_its_seed_and_keeps_households_whole() -> None:
+    rng = random.Random(7)
+    slots = [101, 102, 103, 104]
+    seats = {101: 6, 102: 4, 103: 10, 104: 2}
+    entries = random_applications(rng, slots, 40)
+    seed = secrets.token_hex(16)
+    first = lottery.draw(entries, seats, seed)
+    check_fair(entries, seats, first)
+    # The same input in any order, and the same seed: the same draw.
+    shuffled = list(entries)
+    rng.shuffle(shuffled)
+    assert lottery.draw(shuffled, seats, seed) == first
+    assert lottery.input_digest(shuffled, seats) == lottery.input_digest(entries, seats)
+    # Another seed: another order (the seed is what decides).
+    other = lottery.draw(entries, seats, secrets.token_hex(16))
+    assert other.order != first.order
+    check_fair(entries, seats, other)
+    won = [a for a, s in first.results.items() if s is not None]
+    assert 0 < len(won) < len(entries)  # more asked than there were seats
+
+
+def test_a_household_too_big_for_what_is_left_takes_its_next_choice() -> None:
+    entries = [Entry(1, 3, (10, 20)), Entry(2, 2, (10,))]
+    # Whatever the order: 1 alone fills 10 with 3 of 4 seats, then 2 (two people) cannot fit;
+    # or 2 takes 10 first and 1 (three people) goes to its second choice 20.
+    for seed in (secrets.token_hex(16) for _ in range(20)):
+        drawn = lottery.draw(entries, {10: 4, 20: 3}, seed)
+        if drawn.order == [1, 2]:
+            assert drawn.results == {1: 10, 2: None}
+        else:
+            assert drawn.results == {2: 10, 1: 20}
+
+
+# --- a lottery through the engine -------------------------------------------------------------
+
+
+def test_a_drawn_lottery_books_its_winners_and_its_record_reproduces_it(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    slots = [make_slot(4), make_slot(3)]
+    made = new_lottery(db, clock, slots)
+    rng = random.Random(11)
+    applied = {}
+    residents = {}
+    for _ in range(9):
+        size = rng.randint(1, 3)
+        resident = household(size)
+        prefs = rng.sample(slots, rng.randint(1, 2))
+        view = lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=size,
+            resident=resident,
+            preferences=prefs,
+            channel=rng.choice(["web", "ivr", "agent"]),
+        )
+        applied[view.id] = view
+        residents[view.id] = resident
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id)
+    assert outcome is not None
+    assert set(outcome.won) | set(outcome.lost) == set(applied)
+    assert outcome.won and outcome.lost
+    record = lottery.public_record(db, lottery_id=made.id)
+    assert record is not None
+    assert lottery.verify(record)
+    # Every winner booked through the engine: the household whole, in the slot it was drawn.
+    results = dict(record["results"])
+    for application, booking_id in outcome.won.items():
+        got = booking.get_booking(db, booking_id=booking_id)
+        assert got.slot_id == results[application]
+        assert got.party_size == applied[application].party_size == len(got.members)
+        assert got.channel == applied[application].channel
+        wanted = [m.notice_number for m in residents[application].members]
+        assert [m.notice_number for m in got.members] == wanted
+        assert got.phone == "+81" + residents[application].phone[1:]
+    for slot_id in slots:
+        booked = db.execute(select(Slot.booked, Slot.capacity).where(Slot.id == slot_id)).one()
+        assert booked.booked <= booked.capacity
+    outcomes = {a.id: a.outcome for a in lottery.applications_of(db, lottery_id=made.id)}
+    assert outcomes == {a: "won" if a in outcome.won else "lost" for a in applied}
+    # The record names applications by number only: nothing personal to publish.
+    published = json.dumps(record, ensure_ascii=False)
+    for resident in residents.values():
+        assert resident.phone[1:] not in published
+        assert all(str(m.notice_number) not in published for m in resident.members)
+    # A tampered record fails the check: the check can fail.
+    tampered = dict(record, seed=secrets.token_hex(16))
+    assert not lottery.verify(tampered)
+
+
+def test_a_lottery_draws_once(db: Session, make_slot: SlotMaker, clock: FakeClock) -> None:
+    made = new_lottery(db, clock, [make_slot(2)])
+    lottery.apply(
+        db,
+        lottery_id=made.id,
+        party=1,
+        resident=household(1),
+        preferences=[made.slots[0].id],
+        channel="web",
+    )
+    assert lottery.run_draw(db, lottery_id=made.id) is None  # not yet its time
+    to_draw_time(clock, made)
+    assert lottery.run_draw(db, lottery_id=made.id) is not None
+    assert lottery.run_draw(db, lottery_id=made.id) is None
+    count = db.execute(
+        select(func.count()).select_from(Booking).where(Booking.slot_id == made.slots[0].id)
+    ).scalar_one()
+    assert count == 1
+
+
+def test_applications_are_checked(db: Session, make_slot: SlotMaker, clock: FakeClock) -> None:
+    made = new_lottery(db, clock, [make_slot(2)])
+    other = make_slot(2)
+    slot = made.slots[0].id
+
+    def refused(code: str, **kwargs: object) -> None:
+        args: dict[str, object] = {
+            "lottery_id": made.id,
+            "party": 1,
+            "resident": household(1),
+            "preferences": [slot],
+            "channel": "web",
+        }
+        args.update(kwargs)
+        with pytest.raises(BookingError) as caught:
+            lottery.apply(db, **args)  # type: ignore[arg-type]
+        assert caught.value.code == code
+
+    refused("lottery_preferences", preferences=[other])  # not one of this lottery's times
+    refused("lottery_preferences", preferences=[slot, slot])
+    refused("lottery_preferences", preferences=[])
+    refused("lottery_notice_numbers", party=2)  # one member given for two people
+    clock.set(made.applications_until)
+    refused("lottery_not_accepting")
+
+
+# --- one application per notice number ----------------------------------------------------
+
+
+def test_one_application_per_notice_number(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    made = new_lottery(db, clock, [make_slot(4)])
+    shared = notice()
+    slot = made.slots[0].id
+    lottery.apply(
+        db,
+        lottery_id=made.id,
+        party=2,
+        resident=household(2, [notice(), shared]),
+        preferences=[slot],
+        channel="web",
+    )
+    with pytest.raises(BookingError) as caught:  # the same person in another household
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1, [shared.lower().replace("-", "")]),
+            preferences=[slot],
+            channel="agent",
+        )
+    assert caught.value.code == "lottery_already_applied"
+    assert caught.value.params["notice"] == shared
+    assert lottery.has_applied(db, lottery_id=made.id, notice_number=shared)
+
+
+def _racing_applications(factory: sessionmaker[Session], clock: FakeClock) -> tuple[int, int]:
+    """Twenty households, each with one person of its own and the same shared one, apply at
+    once from the three channels: (applications made, refusals as already applied)."""
+    with factory() as db:
+        made = new_lottery(db, clock, [SlotMaker(db)(4)])
+        db.commit()
+    shared = notice()
+    channels = ["web", "ivr", "agent"]
+
+    def work(db: Session, i: int) -> object:
+        return lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=2,
+            resident=household(2, [notice(), shared]),
+            preferences=[made.slots[0].id],
+            channel=channels[i % 3],
+        )
+
+    outcomes = race(factory, 20, work)
+    refusals = [o.error for o in outcomes if o.error is not None]
+    assert all(
+        isinstance(e, BookingError) and e.code == "lottery_already_applied" for e in refusals
+    ), refusals
+    return sum(o.error is None for o in outcomes), len(refusals)
+
+
+def test_racing_applications_with_one_notice_number_make_one(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    assert _racing_applications(committed, clock) == (1, 19)
+
+
+@pytest.mark.parametrize("fresh_database", ["postgresql"], indirect=True)
+def test_without_the_unique_constraint_the_race_lets_several_in(
+    fresh_database: str, clock: FakeClock
+) -> None:
+    """The race is real: with the constraint dropped, the harness above sees several
+    applications with one notice number get in (so its green means the constraint held)."""
+    engine = make_engine(fresh_database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("ALTER TABLE lottery_entrant DROP CONSTRAINT one_application_per_notice")
+            )
+        factory = make_sessionmaker(engine, make_context(clock))
+        made, _ = _racing_applications(factory, clock)
+        assert made > 1
+    finally:
+        engine.dispose()
+
+
+# --- seats kept for a lottery are never sold first-come -----------------------------------------
+
+
+def test_a_lottery_slot_is_refused_to_every_first_come_claim(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    held_slot = make_slot(4)
+    early = booking.create_hold(db, slot_id=held_slot, seats=1, channel="web")
+    booked_before = booking.book(
+        db, slot_id=make_slot(4), party=1, resident=household(1), channel="web"
+    )
+    made = new_lottery(db, clock, [held_slot, booked_before.slot_id])
+    slot = held_slot
+
+    def refused(act: object) -> None:
+        with pytest.raises(BookingError) as caught:
+            act()  # type: ignore[operator]
+        assert caught.value.code == "slot_in_lottery"
+
+    for channel in ("web", "ivr", "agent"):
+        refused(
+            lambda channel=channel: booking.book(
+                db, slot_id=slot, party=1, resident=household(1), channel=channel
+            )
+        )
+        refused(
+            lambda channel=channel: booking.create_hold(db, slot_id=slot, seats=1, channel=channel)
+        )
+    # A hold made before the lottery cannot be booked after it either.
+    with pytest.raises(BookingError) as caught:
+        booking.book(db, hold_id=early.id, party=1, resident=household(1), channel="web")
+    assert caught.value.code == "slot_in_lottery"
+    # Nor can a booking move onto it, by the resident or by the ward.
+    other = booking.book(db, slot_id=make_slot(4), party=1, resident=household(1), channel="ivr")
+    refused(lambda: booking.reschedule_booking(db, booking_id=other.id, slot_id=slot))
+    # It is not offered: not in the free times, not to a walk-in on the day.
+    day = made.slots[0].starts_at.date()
+    free = booking.availability(
+        db, service_id="application_help", venue_id="main", start=day, end=day, limit=1000
+    )
+    assert slot not in {s.id for s in free}
+    clock.set(made.slots[0].starts_at - timedelta(minutes=5))
+    before = db.execute(select(Slot.booked).where(Slot.id == slot)).scalar_one()
+    try:
+        booking.walk_in(db, venue_id="main", service_id="application_help", party=1)
+    except BookingError:
+        pass  # no other slot with room: refused, as it should be
+    assert db.execute(select(Slot.booked).where(Slot.id == slot)).scalar_one() == before
+    # A booking made before the lottery stays.
+    assert booking.get_booking(db, booking_id=booked_before.id).status == "booked"
+
+
+def test_after_the_draw_the_seats_left_can_be_released_to_first_come(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    made = new_lottery(db, clock, [make_slot(3)])
+    slot = made.slots[0].id
+    with pytest.raises(BookingError):
+        lottery.release_seats(db, lottery_id=made.id)  # promised to the draw until it is done
+    lottery.apply(
+        db, lottery_id=made.id, party=2, resident=household(2), preferences=[slot], channel="web"
+    )
+    to_draw_time(clock, made)
+    assert lottery.run_draw(db, lottery_id=made.id) is not None
+    assert lottery.release_seats(db, lottery_id=made.id) == 1
+    clock.set(made.applications_from)  # back before the sessions' booking cut-off
+    again = booking.book(db, slot_id=slot, party=1, resident=household(1), channel="web")
+    assert again.slot_id == slot
+    members = db.execute(
+        select(func.count())
+        .select_from(BookingMember)
+        .join(Booking, Booking.id == BookingMember.booking_id)
+        .where(Booking.slot_id == slot)
+    ).scalar_one()
+    assert members == 3  # the winning household's two, and the one booked first-come

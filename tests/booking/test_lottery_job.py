@@ -1,0 +1,124 @@
+"""The lottery's draw job on RQ with a real Redis and PostgreSQL: enqueued twice (or run by
+racing workers), it draws once and books each winner once."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from booking import lottery, lottery_jobs
+from booking.models import Booking, Lottery
+from config.queue import RqJobs
+from tests.booking.test_lottery import household, new_lottery
+from tests.booking.test_race import race
+from tests.conftest import FakeClock, SlotMaker
+from tests.reminders.test_worker import CI_REDIS
+
+pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    """A Redis database of this test's own, emptied before and after."""
+    conn = Redis.from_url(f"{CI_REDIS}/{9 + secrets.randbelow(6)}")
+    try:
+        conn.ping()
+    except Exception as exc:
+        pytest.skip(f"Redis not reachable: {exc}")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+def drawable(committed: sessionmaker[Session], clock: FakeClock, applications: int) -> int:
+    """A lottery with more households than seats, its draw time come: its id."""
+    with committed() as db:
+        made = new_lottery(db, clock, [SlotMaker(db)(3), SlotMaker(db)(2)])
+        ids = [s.id for s in made.slots]
+        for i in range(applications):
+            lottery.apply(
+                db,
+                lottery_id=made.id,
+                party=1 + i % 2,
+                resident=household(1 + i % 2),
+                preferences=ids if i % 3 else ids[::-1],
+                channel="web",
+            )
+        db.commit()
+    clock.set(made.draw_at + timedelta(seconds=1))
+    return made.id
+
+
+def bookings_of(committed: sessionmaker[Session], lottery_id: int) -> int:
+    with committed() as db:
+        slots = [s.id for s in lottery.get_lottery(db, lottery_id=lottery_id).slots]
+        return int(
+            db.execute(
+                select(func.count()).select_from(Booking).where(Booking.slot_id.in_(slots))
+            ).scalar_one()
+        )
+
+
+def test_the_draw_job_enqueued_twice_draws_once(
+    committed: sessionmaker[Session], clock: FakeClock, redis: Redis
+) -> None:
+    lottery_id = drawable(committed, clock, 8)
+    lottery_jobs.use(committed)
+    queue_name = f"lottery-{secrets.token_hex(4)}"
+    queue = Queue(queue_name, connection=redis)
+    # Twice under two job ids (a manager's arming and the housekeeping's, say), and the
+    # arming itself twice under its own id (RqJobs keeps one while it waits).
+    first = queue.enqueue(lottery_jobs.DRAW, lottery_id, job_id=f"draw-a-{lottery_id}")
+    second = queue.enqueue(lottery_jobs.DRAW, lottery_id, job_id=f"draw-b-{lottery_id}")
+    jobs = RqJobs(redis)
+    for _ in range(2):
+        jobs.run_soon(
+            lottery_jobs.DRAW, lottery_id, job_id=f"draw-c-{lottery_id}", queue=queue_name
+        )
+    assert queue.count == 3
+    SimpleWorker([queue], connection=redis).work(burst=True)
+    results = [j.latest_result() for j in (first, second)]
+    returned = [str(r.return_value) for r in results if r is not None]
+    assert returned[0].startswith("drawn: ")
+    assert returned[1] == "nothing to draw"
+    with committed() as db:
+        outcomes = lottery.applications_of(db, lottery_id=lottery_id)
+        record = lottery.public_record(db, lottery_id=lottery_id)
+    won = [a for a in outcomes if a.outcome == "won"]
+    assert len(won) == bookings_of(committed, lottery_id)  # one booking per winner, no more
+    assert sum(a.party_size for a in won) <= 5
+    assert record is not None and lottery.verify(record)
+
+
+def test_racing_draws_draw_once(committed: sessionmaker[Session], clock: FakeClock) -> None:
+    lottery_id = drawable(committed, clock, 10)
+
+    def work(db: Session, _i: int) -> object:
+        return lottery.run_draw(db, lottery_id=lottery_id)
+
+    outcomes = race(committed, 6, work)
+    assert [o.error for o in outcomes] == [None] * 6
+    drawn = [o.value for o in outcomes if o.value is not None]
+    assert len(drawn) == 1
+    assert isinstance(drawn[0], lottery.DrawOutcome)
+    assert bookings_of(committed, lottery_id) == len(drawn[0].won)
+    with committed() as db:
+        seed = db.execute(select(Lottery.seed).where(Lottery.id == lottery_id)).scalar_one()
+    assert seed is not None
+
+
+def test_the_housekeeping_draws_a_lottery_whose_job_was_lost(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    lottery_id = drawable(committed, clock, 3)
+    assert lottery_jobs.draw_due(committed) >= 1
+    with committed() as db:
+        assert lottery.get_lottery(db, lottery_id=lottery_id).status == "drawn"
+    assert lottery_jobs.draw_due(committed) == 0
