@@ -22,6 +22,7 @@ from booking.context import BookingContext, BookingRules
 from booking.pages.about import router as about_router
 from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
+from booking.pages.lottery import router as lottery_pages_router
 from booking.pages.manage import router as manage_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
@@ -276,6 +277,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(about_router)
+    app.include_router(lottery_pages_router)
     app.include_router(ivr_router)
     app.include_router(media_stream_router)
     app.include_router(reminders_router)
