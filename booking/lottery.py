@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -568,6 +568,27 @@ def release_seats(db: DbSession, *, lottery_id: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """Erase the personal data of applications to lotteries drawn before ``before`` (or, with
+    ``everything``, of every application): their contact goes, and their notice numbers with
+    the rows that kept one application per number (the draw is done; a winner's booking keeps
+    its own copy, under the booking's retention). The outcome stays. Returns how many."""
+    due = select(LotteryApplication.id).where(LotteryApplication.phone_enc.is_not(None))
+    if not everything:
+        drawn = select(Lottery.id).where(Lottery.status == "drawn", Lottery.drawn_at < before)
+        due = due.where(LotteryApplication.lottery_id.in_(drawn))
+    ids = list(db.execute(due).scalars())
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        db.execute(delete(LotteryEntrant).where(LotteryEntrant.application_id.in_(chunk)))
+        db.execute(
+            update(LotteryApplication)
+            .where(LotteryApplication.id.in_(chunk))
+            .values(name_kana_enc=None, phone_enc=None, phone_hmac=None, birth_date_enc=None)
+        )
+    return len(ids)
+
+
 __all__ = [
     "ALGORITHM",
     "MOST_PREFERENCES",
@@ -582,6 +603,7 @@ __all__ = [
     "create_lottery",
     "draw",
     "due",
+    "erase_personal_data",
     "get_lottery",
     "has_applied",
     "input_digest",

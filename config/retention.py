@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import service as staff
+from booking import lottery
 from booking import service as booking
 from booking.context import context
 from config.settings import Settings
@@ -31,6 +32,9 @@ def _erase(db: Session, *, before: datetime, everything: bool) -> dict[str, int]
         "通話 calls": erased_calls.calls,
         "折り返し依頼 callback requests": erased_calls.callbacks,
         "問い合わせ記録 inquiry notes": staff.erase_personal_data(
+            db, before=before, everything=everything
+        ),
+        "抽選の申込 lottery applications": lottery.erase_personal_data(
             db, before=before, everything=everything
         ),
     }

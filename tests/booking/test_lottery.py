@@ -18,7 +18,7 @@ from booking import lottery
 from booking import service as booking
 from booking.errors import BookingError
 from booking.lottery import Entry
-from booking.models import Booking, BookingMember, Slot
+from booking.models import Booking, BookingMember, LotteryApplication, Slot
 from booking.service import MemberInput, ResidentInput
 from config.db import make_engine, make_sessionmaker
 from tests.booking.test_race import race
@@ -386,3 +386,37 @@ def test_after_the_draw_the_seats_left_can_be_released_to_first_come(
         .where(Booking.slot_id == slot)
     ).scalar_one()
     assert members == 3  # the winning household's two, and the one booked first-come
+
+
+def test_applications_are_erased_after_the_draw_under_the_retention_rule(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    made = new_lottery(db, clock, [make_slot(1)])
+    shared = notice()
+    for numbers in ([shared], [notice()]):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1, numbers),
+            preferences=[made.slots[0].id],
+            channel="web",
+        )
+    later = made.draw_at + timedelta(days=400)
+    lottery.erase_personal_data(db, before=later)
+    assert lottery.has_applied(db, lottery_id=made.id, notice_number=shared)  # not drawn yet
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id)
+    assert outcome is not None
+    assert lottery.erase_personal_data(db, before=later) >= 2
+    rows = db.execute(
+        select(LotteryApplication.phone_enc, LotteryApplication.outcome).where(
+            LotteryApplication.lottery_id == made.id
+        )
+    ).all()
+    assert [phone for phone, _ in rows] == [None, None]
+    assert sorted(outcome for _, outcome in rows) == ["lost", "won"]  # the outcome stays
+    assert not lottery.has_applied(db, lottery_id=made.id, notice_number=shared)
+    # The winner's booking keeps its own copy, under the booking's own retention.
+    [booking_id] = outcome.won.values()
+    assert booking.get_booking(db, booking_id=booking_id).phone is not None
