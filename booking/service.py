@@ -439,6 +439,7 @@ def _insert_booking_rows(
     sealed: Sealed,
     idempotency_key: str | None,
     proxy: bool = False,
+    event: str = "booked",
 ) -> int:
     """Portable path (SQLite): the rows after the seats were claimed, one statement each."""
     now = context(db).now()
@@ -480,7 +481,7 @@ def _insert_booking_rows(
                 for pos, enc, digest, braille, ecert in sealed.members
             ],
         )
-    _record_event(db, booking_id, "booked", 1)
+    _record_event(db, booking_id, event, 1)
     if idempotency_key is not None:
         db.add(
             IdempotencyKey(
@@ -589,9 +590,9 @@ def book_drawn(
     sealed: Sealed,
     proxy: bool = False,
 ) -> int | None:
-    """Book a lottery winner's household in the slot the draw gave it (the booking's outbox
-    event brings its confirmation, as for any booking); the booking's id, or None when the
-    seats are no longer there."""
+    """Book a lottery winner's household in the slot the draw gave it (its outbox event,
+    ``drawn``, brings the confirmation: an SMS, or a call to a landline); the booking's id, or
+    None when the seats are no longer there."""
     params = {"slot_id": slot_id, "drawn_for": lottery_id, "seats": party}
     if _rowcount(db.execute(_CLAIM_DRAWN, params)) != 1:
         return None
@@ -604,6 +605,7 @@ def book_drawn(
         sealed=sealed,
         idempotency_key=None,
         proxy=proxy,
+        event="drawn",  # its outbox event: a confirmation that also reaches a landline
     )
 
 

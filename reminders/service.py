@@ -162,7 +162,7 @@ def _drop_stale(db: DbSession, booking_id: int, version: int) -> int:
 
 
 def _plan_visit(
-    db: DbSession, view: BookingView, rules: ReminderRules, first: str
+    db: DbSession, view: BookingView, rules: ReminderRules, first: str, why: str = "booked"
 ) -> list[Message | None]:
     """The confirmation (or move notice) and the reminders for a booked visit."""
     now = context(db).now()
@@ -170,6 +170,8 @@ def _plan_visit(
     channel = channel_for(view.phone_line_type)
     if view.phone_line_type in SMS_LINES:
         made.append(_message(db, view, first, "sms", after_quiet_hours(now, rules)))
+    elif why == "drawn" and channel == "voice":
+        made.append(_message(db, view, first, "voice", after_quiet_hours(now, rules)))
     elif first == "relocated" and channel == "voice":
         # The ward moved it: a landline hears it too (press 1 to accept, 2 for an agent).
         made.append(_message(db, view, first, "voice", after_quiet_hours(now, rules)))
@@ -191,6 +193,9 @@ def _plan_visit(
 
 # The first message after a booking event; reminders follow for the visit.
 FIRST_MESSAGE = {"booked": "confirmation", "moved": "moved", "relocated": "relocated"}
+# Booked by the lottery's draw: no one heard it on a call or saw it on a page, so a landline is
+# called with the confirmation (the call reads the booking out: keep it, or cancel it).
+FIRST_MESSAGE["drawn"] = "confirmation"
 
 
 def _agents_call(db: DbSession, phone: str, language: str) -> None:
@@ -215,7 +220,7 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
         if event.booking_version != view.version:
             continue  # changed again since: its later event plans for the version it has now
         if event.kind in FIRST_MESSAGE and view.status == "booked":
-            made += _plan_visit(db, view, rules, FIRST_MESSAGE[event.kind])
+            made += _plan_visit(db, view, rules, FIRST_MESSAGE[event.kind], event.kind)
         elif event.kind == "cancelled" and view.phone_line_type in SMS_LINES:
             at = after_quiet_hours(context(db).now(), rules)
             made.append(_message(db, view, "cancelled", "sms", at))

@@ -8,6 +8,7 @@ import json
 import random
 import secrets
 import string
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
@@ -21,8 +22,10 @@ from booking.lottery import Entry
 from booking.models import Booking, BookingMember, LotteryApplication, Slot
 from booking.service import MemberInput, ResidentInput
 from config.db import make_engine, make_sessionmaker
+from reminders import service as reminders
 from tests.booking.test_race import race
 from tests.conftest import FakeClock, SlotMaker, make_context
+from tests.reminders.conftest import RULES
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -420,3 +423,29 @@ def test_applications_are_erased_after_the_draw_under_the_retention_rule(
     # The winner's booking keeps its own copy, under the booking's own retention.
     [booking_id] = outcome.won.values()
     assert booking.get_booking(db, booking_id=booking_id).phone is not None
+
+
+def test_winners_are_told_by_sms_or_a_call_to_a_landline(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    made = new_lottery(db, clock, [make_slot(4)])
+    landline = replace(household(1), phone=f"035{secrets.randbelow(10**7):07d}")
+    for resident in (household(1), landline):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=resident,
+            preferences=[made.slots[0].id],
+            channel="web",
+        )
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id)
+    assert outcome is not None and len(outcome.won) == 2
+    reminders.plan_from_outbox(db, RULES, limit=100_000)
+    told = {}
+    for booking_id in outcome.won.values():
+        line = booking.get_booking(db, booking_id=booking_id).phone_line_type
+        kinds = reminders.messages_for(db, booking_id=booking_id)
+        told[line] = [(m.kind, m.channel) for m in kinds if m.kind == "confirmation"]
+    assert told == {"mobile": [("confirmation", "sms")], "fixed_line": [("confirmation", "voice")]}
