@@ -10,11 +10,12 @@ from datetime import timedelta
 import pytest
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery, lottery_jobs
-from booking.models import Booking, Lottery
+from booking import service as booking
+from booking.models import Booking, Lottery, LotteryApplication
 from config.queue import RqJobs
 from tests.booking.test_lottery import household, new_lottery
 from tests.booking.test_race import race
@@ -122,3 +123,32 @@ def test_the_housekeeping_draws_a_lottery_whose_job_was_lost(
     with committed() as db:
         assert lottery.get_lottery(db, lottery_id=lottery_id).status == "drawn"
     assert lottery_jobs.draw_due(committed) == 0
+
+
+def test_the_race_harness_catches_a_draw_without_its_claim(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    """The harness above can fail: a draw that looks at the status and then books (no
+    conditional claim) books the winners once per racing run."""
+    lottery_id = drawable(committed, clock, 2)
+
+    def naive(db: Session, _i: int) -> object:
+        status = db.execute(select(Lottery.status).where(Lottery.id == lottery_id)).scalar_one()
+        if status != "open":
+            return None
+        for application in db.execute(
+            select(LotteryApplication).where(LotteryApplication.lottery_id == lottery_id)
+        ).scalars():
+            booking.book_drawn(
+                db,
+                lottery_id=lottery_id,
+                slot_id=application.preferences[0],
+                party=1,
+                channel="web",
+                sealed=lottery._sealed(db, application),
+            )
+        db.execute(update(Lottery).where(Lottery.id == lottery_id).values(status="drawn"))
+        return True
+
+    race(committed, 6, naive)
+    assert bookings_of(committed, lottery_id) > 2  # the two winners, booked more than once
