@@ -24,7 +24,7 @@ from babel import Locale
 from sqlalchemy.orm import Session as DbSession
 from twilio.twiml.voice_response import Gather, Start, Stop, VoiceResponse
 
-from booking import codes
+from booking import codes, lottery
 from booking import service as booking
 from booking.context import TOKYO, context
 from booking.eras import from_era
@@ -477,7 +477,9 @@ def answer_service(turn: Turn, digits: str) -> None:
     if not digits.isdigit() or not 1 <= int(digits) <= len(services):
         raise Miss
     turn.state.service = services[int(digits) - 1].id
-    turn.ask("book_party")
+    open_now = lottery.lotteries(turn.db, accepting_only=True)
+    turn.state.lottery = next((x.id for x in open_now if x.service_id == turn.state.service), None)
+    turn.ask("book_party" if turn.state.lottery is None else "lottery_choice")
 
 
 def ask_party(turn: Turn) -> None:
@@ -489,7 +491,7 @@ def answer_party(turn: Turn, digits: str) -> None:
     if not digits.isdigit() or not 1 <= int(digits) <= context(turn.db).rules.max_party_size:
         raise Miss
     turn.state.party = int(digits)
-    turn.ask("book_venue")
+    turn.ask("lottery_time" if turn.state.mode == "lottery" else "book_venue")
 
 
 def _venues(turn: Turn) -> list[Any]:
@@ -699,6 +701,8 @@ def answer_offer_none(turn: Turn, digits: str) -> None:
 def _needs_notices(turn: Turn) -> bool:
     if turn.state.service is None:
         raise StateLost
+    if turn.state.mode == "lottery":  # one application per notice number: each person's
+        return True
     return bool(booking.service_or_404(turn.db, turn.state.service).requires_notice_number)
 
 
@@ -712,7 +716,7 @@ def next_detail(turn: Turn) -> None:
     elif state.phone is None:
         turn.ask("phone_caller" if turn.caller.e164 else "phone_entry")
     else:
-        turn.ask("confirm")
+        turn.ask("lottery_confirm" if state.mode == "lottery" else "confirm")
 
 
 # The first part of a notice number has letters: two keys each, the key and the letter's place on
@@ -1417,6 +1421,123 @@ def wait_music(language: str, position: int, config: LineConfig, action: str) ->
     return reply
 
 
+# the lottery (抽選): a service with sessions kept for a lottery taking applications
+
+
+def ask_lottery_choice(turn: Turn) -> None:
+    turn.say("lottery_choice")
+    turn.gather("lottery_choice", num_digits=1)
+
+
+def answer_lottery_choice(turn: Turn, digits: str) -> None:
+    if digits == "1":  # the free times, first come, first served
+        turn.state.lottery = None
+    elif digits == "2":
+        turn.state.mode, turn.state.picks, turn.state.lottery_at = "lottery", [], 0
+    else:
+        raise Miss
+    turn.ask("book_party")
+
+
+def _lottery_times(turn: Turn) -> list[lottery.LotterySlot]:
+    """The lottery's times not picked yet, in order."""
+    if turn.state.lottery is None:
+        raise StateLost
+    found = lottery.get_lottery(turn.db, lottery_id=turn.state.lottery)
+    return [s for s in found.slots if s.id not in turn.state.picks]
+
+
+def ask_lottery_time(turn: Turn) -> None:
+    """The lottery's times one at a time: 1 picks it as the next preference, 2 the next time."""
+    state = turn.state
+    times = _lottery_times(turn)
+    if not times or len(state.picks) >= lottery.MOST_PREFERENCES:
+        next_detail(turn)
+        return
+    if state.lottery_at >= len(times):
+        turn.say("lottery_times_end")
+        state.lottery_at = 0
+    shown = times[state.lottery_at]
+    venue = named(booking.venue_or_404(turn.db, shown.venue_id), turn.language)
+    when = say_when(shown.starts_at, turn.language)
+    turn.say("lottery_time", n=len(state.picks) + 1, when=when, venue=venue)
+    turn.gather("lottery_time", num_digits=1)
+
+
+def answer_lottery_time(turn: Turn, digits: str) -> None:
+    state = turn.state
+    times = _lottery_times(turn)
+    if digits == "1" and state.lottery_at < len(times):
+        state.picks.append(times[state.lottery_at].id)  # the next one moves up to this place
+    elif digits == "2":
+        state.lottery_at += 1
+    elif digits == "9" and state.picks:
+        next_detail(turn)
+        return
+    else:
+        raise Miss
+    turn.ask("lottery_time")
+
+
+def ask_lottery_confirm(turn: Turn) -> None:
+    state = turn.state
+    if state.lottery is None or state.service is None:
+        raise StateLost
+    times = {s.id: s for s in lottery.get_lottery(turn.db, lottery_id=state.lottery).slots}
+    lang = turn.language
+    picked = [
+        prompt(lang, "lottery_pick", n=n, when=say_when(times[slot].starts_at, lang))
+        for n, slot in enumerate(state.picks, start=1)
+        if slot in times
+    ]
+    service = booking.service_or_404(turn.db, state.service)
+    turn.say(
+        "lottery_confirm",
+        service=named(service, turn.language),
+        people=people(turn.language, state.party),
+        choices=" ".join(picked),
+    )
+    turn.gather("lottery_confirm", num_digits=1)
+
+
+def answer_lottery_confirm(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if digits == "9":
+        turn.say("cancelled_booking_attempt")
+        back_to_menu(turn)
+        return
+    if digits != "1":
+        raise Miss
+    if not (state.lottery and state.phone and state.birth):
+        raise StateLost
+    resident = ResidentInput(
+        name_kana=None,
+        phone=state.phone,
+        birth_date=date.fromisoformat(state.birth),
+        language=state.language,
+        members=[MemberInput(notice_number=n) for n in state.notices],
+    )
+    try:
+        with turn.db.begin_nested():
+            made = lottery.apply(
+                turn.db,
+                lottery_id=state.lottery,
+                party=state.party,
+                resident=resident,
+                preferences=state.picks,
+                channel="ivr",
+            )
+    except BookingError as error:
+        turn.say("booking_refused", reason=error.message(turn.language))
+        turn.ask("after_manage")
+        return
+    calls.set_outcome(turn.call, "self_served")
+    state.forget_booking()  # the application keeps what was keyed, encrypted
+    turn.say("lottery_applied", digits=say_digits(str(made.id), turn.language))
+    turn.flush()
+    turn.ask("after_manage")
+
+
 STEPS: dict[str, Step] = {
     "menu": Step(ask_menu, answer_menu, choice=True),
     "book_service": Step(ask_service, answer_service, choice=True),
@@ -1446,4 +1567,7 @@ STEPS: dict[str, Step] = {
     "queue_failed": Step(ask_queue_failed, answer_queue_failed, choice=True, agent_key=False),
     "reminder": Step(ask_reminder, answer_reminder, choice=True),
     "relocated": Step(ask_relocated, answer_relocated, choice=True),
+    "lottery_choice": Step(ask_lottery_choice, answer_lottery_choice, choice=True),
+    "lottery_time": Step(ask_lottery_time, answer_lottery_time, choice=True),
+    "lottery_confirm": Step(ask_lottery_confirm, answer_lottery_confirm, choice=True),
 }

@@ -134,6 +134,8 @@ YES_NO = {
     "relocated": ("1", "2"),
     "after_hours": ("1", "9"),
     "queue_failed": ("1", "9"),
+    "lottery_time": ("1", "2"),  # yes: this time; no: the next one
+    "lottery_confirm": ("1", "9"),
 }
 # Questions answered with a number keyed in full (the finish key is not spoken).
 DIGIT_ENTRY = {
@@ -156,6 +158,7 @@ NUMBERED = {
     "manage",
     "after_manage",
     "faq",
+    "lottery_choice",
 }
 # Questions whose choices are also said by name (the names come with the stream, in order:
 # the first is key 1), and the words for the choice of key 0.

@@ -67,6 +67,11 @@ class CallState:
     # Whether the caller was told what their details are for (once a call, before the first
     # personal question).
     purpose_told: bool = False
+    # A lottery (抽選) the caller may apply for (mode "lottery"), the times picked in order, and
+    # which of the times not yet picked is being read out.
+    lottery: int | None = None
+    picks: list[int] = field(default_factory=list)
+    lottery_at: int = 0
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""

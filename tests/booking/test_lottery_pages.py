@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery
-from tests.booking.test_lottery import new_lottery, notice
+from tests.booking.test_lottery import close, new_lottery, notice
 from tests.booking.test_pages import text_of
 from tests.conftest import FakeClock, SlotMaker, app_for
 
@@ -114,3 +114,4 @@ def test_a_form_from_elsewhere_is_refused(site: Site, clock: FakeClock) -> None:
     assert forged.status_code == 403
     with sessions() as db:
         assert lottery.applications_of(db, lottery_id=made.id) == []
+    close(sessions, clock, made)
