@@ -1259,9 +1259,12 @@ class SlotDay:
     kept_for_phone: int
     kept_for_walk_in: int
     kept_until: datetime | None
+    lottery_id: int | None = None  # kept for a lottery: no channel takes a seat first-come
 
     def free_for(self, channel: str, now: datetime) -> int:
         """Seats ``channel`` may still take now (holds counted as taken)."""
+        if self.lottery_id is not None:
+            return 0
         kept = 0
         if self.kept_until is not None and self.kept_until > now:
             params = quota_params(channel)
@@ -1289,6 +1292,7 @@ def slots_of_day(db: DbSession, *, venue_id: str, day: date) -> list[SlotDay]:
             Slot.kept_for_phone,
             Slot.kept_for_walk_in,
             Slot.kept_until,
+            Slot.lottery_id,
         )
         .where(
             Slot.venue_id == venue_id,

@@ -101,3 +101,32 @@ def test_a_manager_makes_a_lottery_an_agent_applies_and_the_record_is_shown(
     assert lottery.verify(record)
     assert "2222" not in download.text and shared not in download.text
     assert record["results"] == [[application.id, slot]]
+
+
+def test_the_day_view_shows_a_lottery_slot_with_no_seat_free_to_any_channel(
+    console: Console,
+) -> None:
+    with console.app_sessions() as db:
+        slot = SlotMaker(db)(3)
+        session_id, starts = db.execute(
+            select(Slot.session_id, Slot.starts_at).where(Slot.id == slot)
+        ).one()
+        now = console.clock()
+        made = lottery.create_lottery(
+            db,
+            session_ids=[session_id],
+            applications_from=now,
+            applications_until=now + timedelta(days=1),
+            draw_at=now + timedelta(days=2),
+        )
+        db.commit()
+    manager, _ = console.signed_in("counter_manager")
+    day = starts.astimezone(TOKYO).date().isoformat()
+    page = manager.get("/console/manage", params={"venue": "main", "day": day})
+    row = next(r for r in page.text.split("<tr") if f'value="{slot}"' in r)
+    assert f'href="/console/manage/lotteries/{made.id}"' in row
+    assert "0／0／0" in row
+    console.clock.advance(days=2, minutes=1)
+    with console.app_sessions() as db:  # drawn: no later test finds it taking applications
+        lottery.run_draw(db, lottery_id=made.id)
+        db.commit()
