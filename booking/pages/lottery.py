@@ -24,15 +24,17 @@ from booking.views import MemberInput, ResidentInput
 from booking.web import read_only_unit, unit_of_work, whole_number
 
 router = APIRouter(include_in_schema=False)
+RECORDS_LISTED = 20  # the latest draws' records, linked for anyone to check
 
 
 @router.get("/lottery", response_class=HTMLResponse)
 def lotteries(request: Request) -> HTMLResponse:
-    """The lotteries taking applications now."""
+    """The lotteries taking applications now, and the records of the latest draws."""
     with unit_of_work(request) as db:
         found = lottery.lotteries(db, accepting_only=True)
+        drawn = [x for x in lottery.lotteries(db) if x.status == "drawn"][:RECORDS_LISTED]
         services = {s.id: s for s in booking.list_services(db)}
-    return page(request, "lotteries.html", lotteries=found, services=services)
+    return page(request, "lotteries.html", lotteries=found, drawn=drawn, services=services)
 
 
 def _form(

@@ -103,6 +103,7 @@ def test_a_household_applies_on_the_web_and_the_record_is_published(
     assert record["results"] == [[application.id, second]]
     assert "4444" not in published.text and numbers[0] not in published.text
     assert "ウェブ" not in published.text
+    assert f'href="/lottery/{made.id}/record.json"' in browser.get("/lottery").text
 
 
 def test_a_form_from_elsewhere_is_refused(site: Site, clock: FakeClock) -> None:
