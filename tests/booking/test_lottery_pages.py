@@ -116,3 +116,21 @@ def test_a_form_from_elsewhere_is_refused(site: Site, clock: FakeClock) -> None:
     with sessions() as db:
         assert lottery.applications_of(db, lottery_id=made.id) == []
     close(sessions, clock, made)
+
+
+def test_the_api_refuses_a_lottery_slot_with_its_reason(site: Site, clock: FakeClock) -> None:
+    browser, sessions = site.browser, site.sessions
+    with sessions() as db:
+        made = new_lottery(db, clock, [SlotMaker(db)(2)])
+        db.commit()
+    slot = made.slots[0].id
+    person = {"name_kana": "ヤマダ タロウ", "phone": "09012345678", "birth_date": "1950-04-01"}
+    asked = (
+        ("/api/v1/bookings", {"slot_id": slot, "party_size": 1} | person),
+        ("/api/v1/holds", {"slot_id": slot, "party_size": 1}),
+    )
+    for path, body in asked:
+        answer = browser.post(path, json=body)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "slot_in_lottery"
+    close(sessions, clock, made)
