@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking import schedule, service
+from booking import schedule, service, waitlist
 from booking.errors import BookingError
 from booking.models import Hold, Slot, WaitlistEntry
 from booking.service import ResidentInput
@@ -27,7 +27,7 @@ def a_phone() -> str:
 
 def slot_day(db: Session, slot_id: int) -> date:
     starts = db.execute(select(Slot.starts_at).where(Slot.id == slot_id)).scalar_one()
-    return service.waitlist.local_day(starts)
+    return waitlist.local_day(starts)
 
 
 def wait_for(

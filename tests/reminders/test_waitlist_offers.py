@@ -1,0 +1,170 @@
+"""A waitlist offer's text: planned once from the offer, claimed before it is sent, with the link
+to the offer's page; dropped once the offer is taken or passed on; an unanswered offer passed on
+by the pump to the next, whose text follows in the same run. SQLite and PostgreSQL, through the
+local fake of Twilio."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from booking import service as booking
+from booking import waitlist
+from booking.models import Hold, Slot, WaitlistEntry
+from booking.service import ResidentInput
+from ivr import service as calls
+from reminders import jobs
+from reminders.models import Message
+from tests.conftest import SlotMaker
+from tests.reminders.conftest import PUBLIC, RULES, Desk, new_landline, new_mobile
+
+
+@pytest.fixture
+def offers(desk: Desk) -> Desk:
+    """The desk, its texts carrying links to the public site (as config.worker sets them)."""
+    jobs.use(replace(desk.runtime, rules=replace(RULES, site_url=PUBLIC)))
+    return desk
+
+
+def full_slot(desk: Desk) -> tuple[int, booking.BookingView]:
+    with desk.sessions() as db:
+        slot = SlotMaker(db)(1)
+        made = booking.book(
+            db,
+            slot_id=slot,
+            party=1,
+            resident=ResidentInput("マチ タロウ", new_mobile(), date(1970, 1, 1)),
+            channel="web",
+        )
+        db.commit()
+    return slot, made
+
+
+def wait(desk: Desk, slot: int, phone: str, language: str = "ja") -> booking.WaitlistView:
+    with desk.sessions() as db:
+        day = slot_day(db, slot)
+        entry = booking.join_waitlist(
+            db,
+            venue_id="main",
+            service_id="application_help",
+            day=day,
+            slot_id=slot,
+            party=1,
+            phone=phone,
+            language=language,
+            channel="web",
+        )
+        db.commit()
+    return entry
+
+
+def slot_day(db: Session, slot: int) -> date:
+    return waitlist.local_day(
+        db.execute(select(Slot.starts_at).where(Slot.id == slot)).scalar_one()
+    )
+
+
+def cancel(desk: Desk, booking_id: int) -> None:
+    with desk.sessions() as db:
+        booking.cancel_booking(db, booking_id=booking_id)
+        db.commit()
+
+
+def offer_messages(desk: Desk, entry_id: int) -> list[Message]:
+    with desk.sessions() as db:
+        return list(
+            db.execute(select(Message).where(Message.waitlist_entry_id == entry_id)).scalars()
+        )
+
+
+def entry(desk: Desk, entry_id: int) -> booking.WaitlistView:
+    with desk.sessions() as db:
+        return booking.waitlist_entry(db, entry_id=entry_id)
+
+
+def test_an_offer_is_texted_once_with_the_link_to_its_page(offers: Desk) -> None:
+    slot, made = full_slot(offers)
+    phone = new_mobile()
+    waiting = wait(offers, slot, phone, language="en")
+    cancel(offers, made.id)
+
+    planned = offers.plan()
+    [message] = offer_messages(offers, waiting.id)
+    assert (message.kind, message.channel, message.booking_id) == ("waitlist_offer", "sms", None)
+    assert (message.id, message.send_after) in planned.due
+    offers.plan()
+    assert len(offer_messages(offers, waiting.id)) == 1  # planned once
+
+    assert jobs.send(message.id) == "sent"
+    assert jobs.send(message.id) == "nothing to send"
+    [body] = offers.sms_to(phone)
+    assert f"{PUBLIC}/w/{waiting.token}" in body
+    offered = entry(offers, waiting.id)
+    assert offered.offer_expires_at is not None
+    assert re.search(r"until \w{3} \w{3} \d+ \d+:\d\d", body), body
+
+
+def test_a_text_for_an_offer_already_taken_is_dropped_not_sent(offers: Desk) -> None:
+    slot, made = full_slot(offers)
+    phone = new_mobile()
+    waiting = wait(offers, slot, phone)
+    cancel(offers, made.id)
+    offers.plan()
+    [message] = offer_messages(offers, waiting.id)
+    with offers.sessions() as db:  # an agent took it for the resident on the phone
+        booking.take_waitlist_offer(
+            db,
+            token=waiting.token,
+            resident=ResidentInput("マチ ハナコ", phone, date(1980, 2, 2)),
+            channel="agent",
+        )
+        db.commit()
+
+    assert jobs.send(message.id) == "nothing to send"
+    assert offers.sms_to(phone) == []
+    [dropped] = offer_messages(offers, waiting.id)
+    assert dropped.status == "dropped"
+
+
+def test_the_pump_passes_an_unanswered_offer_to_the_next_and_texts_them(offers: Desk) -> None:
+    slot, made = full_slot(offers)
+    first, second = wait(offers, slot, new_mobile()), wait(offers, slot, new_mobile())
+    cancel(offers, made.id)
+    offers.plan()
+    with offers.sessions() as db:  # the offer's time runs out
+        past = offers.clock() - timedelta(seconds=1)
+        hold_id = db.execute(
+            select(WaitlistEntry.hold_id).where(WaitlistEntry.id == first.id)
+        ).scalar_one()
+        db.execute(update(Hold).where(Hold.id == hold_id).values(expires_at=past))
+        db.commit()
+
+    jobs.pump()
+
+    assert (entry(offers, first.id).status, entry(offers, second.id).status) == (
+        "lapsed",
+        "offered",
+    )
+    [message] = offer_messages(offers, second.id)
+    assert offers.armed.sends(message.id)  # armed in the same run
+    [first_message] = offer_messages(offers, first.id)
+    assert jobs.send(first_message.id) == "nothing to send"  # never a text for a lapsed offer
+
+
+def test_a_landline_offer_goes_to_the_agents_to_call(offers: Desk) -> None:
+    slot, made = full_slot(offers)
+    phone = new_landline()
+    waiting = wait(offers, slot, phone)
+    cancel(offers, made.id)
+
+    offers.plan()
+
+    assert offer_messages(offers, waiting.id) == []
+    with offers.sessions() as db:
+        asked = [c for c in calls.open_callbacks(db) if c.phone == phone]
+    assert [c.reason for c in asked] == ["waitlist_offer"]
