@@ -44,6 +44,7 @@ class WaitlistView:
     ahead: int | None
     offered_slot_id: int | None
     offered_starts_at: datetime | None
+    offered_ends_at: datetime | None
     offer_expires_at: datetime | None
     booking_id: int | None
     created_at: datetime
@@ -67,11 +68,11 @@ def _view(db: DbSession, entry: WaitlistEntry) -> WaitlistView:
             .where(*_same_queue(entry.venue_id, entry.service_id, entry.day))
             .where(WaitlistEntry.status == "waiting", WaitlistEntry.id < entry.id)
         ).scalar_one()
-    starts_at = None
+    starts_at = ends_at = None
     if entry.offered_slot_id is not None:
-        starts_at = db.execute(
-            select(Slot.starts_at).where(Slot.id == entry.offered_slot_id)
-        ).scalar_one()
+        starts_at, ends_at = db.execute(
+            select(Slot.starts_at, Slot.ends_at).where(Slot.id == entry.offered_slot_id)
+        ).one()
     return WaitlistView(
         id=entry.id,
         token=entry.token,
@@ -88,6 +89,7 @@ def _view(db: DbSession, entry: WaitlistEntry) -> WaitlistView:
         ahead=None if ahead is None else int(ahead),
         offered_slot_id=entry.offered_slot_id,
         offered_starts_at=starts_at,
+        offered_ends_at=ends_at,
         offer_expires_at=entry.offer_expires_at,
         booking_id=entry.booking_id,
         created_at=entry.created_at,

@@ -25,6 +25,7 @@ from booking.pages.i18n import Languages
 from booking.pages.manage import router as manage_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
+from booking.pages.waitlist import router as waitlist_pages_router
 from booking.routes import router as booking_router
 from booking.schemas import PARTY_MOST
 from booking.web import api_problem, install_error_handlers
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)
+    app.include_router(waitlist_pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(about_router)
