@@ -1616,3 +1616,6 @@ def install(app: FastAPI) -> None:
     from agent_console.accounts import router as accounts_router  # it builds on this module
 
     app.include_router(accounts_router)
+    from agent_console.waitlist import router as waitlist_router  # it builds on this module
+
+    app.include_router(waitlist_router)
