@@ -1867,6 +1867,19 @@ def join_waitlist(
             slot.starts_at
         ) != day:
             raise BookingError("slot_not_found", field="slot_id")
+    start, end = waitlist.day_bounds(day)
+    same_day = select(Slot.id).where(
+        Slot.venue_id == venue_id,
+        Slot.service_id == service_id,
+        Slot.starts_at >= start,
+        Slot.starts_at < end,
+        Slot.is_open.is_(True),
+    )
+    if slot_id is not None:
+        same_day = same_day.where(Slot.id == slot_id)
+    opening = list(db.execute(same_day).scalars())
+    if not opening:  # a closed day has no seats to free
+        raise BookingError("slot_closed", field="day")
     if only_when_full:
         free = availability(
             db,
@@ -1892,14 +1905,7 @@ def join_waitlist(
         channel=channel,
     )
     # Seats freed between the check and now (or, for a lottery's list, left over) go at once.
-    start, end = waitlist.day_bounds(day)
-    same_day = select(Slot.id).where(
-        Slot.venue_id == venue_id,
-        Slot.service_id == service_id,
-        Slot.starts_at >= start,
-        Slot.starts_at < end,
-    )
-    if _offer_freed(db, [slot_id] if slot_id is not None else db.execute(same_day).scalars()):
+    if _offer_freed(db, opening):
         entry = waitlist.get_entry(db, entry_id=entry.id)
     return entry
 

@@ -67,6 +67,10 @@ class CallState:
     # Whether the caller was told what their details are for (once a call, before the first
     # personal question).
     purpose_told: bool = False
+    # The waitlist: a full day the caller asked for (they may join its list), and the link
+    # token of the waitlist offer a call we placed is about (the booking takes it).
+    full_day: str | None = None
+    waitlist: str | None = None
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""

@@ -574,8 +574,9 @@ def _call_instead(db: DbSession, message: Message, rules: ReminderRules) -> Late
 
 def _plan_offers(db: DbSession, rules: ReminderRules, *, limit: int) -> list[Message]:
     """A message for each new waitlist offer, once (the offers' outbox is marked in the same
-    transaction): an SMS with the offer's link to a mobile. A number no SMS reaches goes on the
-    agents' callback list: they call, and book the offer for the resident on the phone."""
+    transaction): an SMS with the offer's link to a mobile, a call to a landline (press 1 to
+    book it). A number neither reaches goes on the agents' callback list: they call, and book
+    the offer for the resident on the phone."""
     entry_ids = booking.waitlist_offers_to_notice(db, limit=limit)
     made: list[Message] = []
     ctx = context(db)
@@ -583,7 +584,8 @@ def _plan_offers(db: DbSession, rules: ReminderRules, *, limit: int) -> list[Mes
         entry = booking.waitlist_entry(db, entry_id=entry_id)
         if entry.status != "offered" or entry.phone is None:
             continue
-        if channel_for(entry.phone_line_type) != "sms":
+        channel = channel_for(entry.phone_line_type)
+        if channel is None:  # neither a text nor a call reaches it: the agents call
             _agents_call_offer(db, entry.phone, entry.language)
             continue
         now = ctx.now()
@@ -597,7 +599,7 @@ def _plan_offers(db: DbSession, rules: ReminderRules, *, limit: int) -> list[Mes
                 waitlist_entry_id=entry_id,
                 booking_version=1,
                 kind="waitlist_offer",
-                channel="sms",
+                channel=channel,
                 to_enc=ctx.vault.encrypt(entry.phone),
                 to_hmac=ctx.vault.digest(entry.phone),
                 language=entry.language,
@@ -665,8 +667,8 @@ def offer_link(site_url: str, token: str) -> str:
 
 def _offer_text(db: DbSession, message: Message, entry: booking.WaitlistView, site_url: str) -> str:
     starts_at, until = entry.offered_starts_at, entry.offer_expires_at
-    if starts_at is None or until is None:
-        return ""
+    if message.channel != "sms" or starts_at is None or until is None:
+        return ""  # a call says the offer in the IVR
     venue = booking.venue_or_404(db, entry.venue_id)
     return compose_offer(
         message.language,
@@ -752,15 +754,19 @@ class CallAbout:
     """What a call the ward placed is about: the IVR reads this booking out, then offers keep
     or cancel (a reminder) or accept or an agent (a relocation)."""
 
-    booking_id: int
+    booking_id: int | None
     language: str
     kind: str
+    # A waitlist offer's call (kind ``waitlist_offer``): press 1 to book the seats it keeps.
+    waitlist_entry_id: int | None = None
 
 
 def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
     message = db.get(Message, message_id)
-    if message is None or message.channel != "voice" or message.booking_id is None:
+    if message is None or message.channel != "voice":
         return None
+    if message.waitlist_entry_id is not None:
+        return CallAbout(None, message.language, message.kind, message.waitlist_entry_id)
     return CallAbout(message.booking_id, message.language, message.kind)
 
 

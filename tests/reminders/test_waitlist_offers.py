@@ -1,10 +1,12 @@
 """A waitlist offer's text: planned once from the offer, claimed before it is sent, with the link
 to the offer's page; dropped once the offer is taken or passed on; an unanswered offer passed on
-by the pump to the next, whose text follows in the same run. SQLite and PostgreSQL, through the
-local fake of Twilio."""
+by the pump to the next, whose text follows in the same run; a landline's offer a call (press 1
+to book, 2 to let it go to the next). SQLite and PostgreSQL, through the local fake of Twilio."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import re
 from dataclasses import replace
 from datetime import date, timedelta
@@ -18,10 +20,13 @@ from booking import waitlist
 from booking.models import Hold, Slot, WaitlistEntry
 from booking.service import ResidentInput
 from ivr import service as calls
+from ivr.flow import prompt
 from reminders import jobs
 from reminders.models import Message
 from tests.conftest import SlotMaker
 from tests.reminders.conftest import PUBLIC, RULES, Desk, new_landline, new_mobile
+
+_free_dial = itertools.count(random.SystemRandom().randrange(100_000, 900_000, 1000))
 
 
 @pytest.fixture
@@ -156,9 +161,9 @@ def test_the_pump_passes_an_unanswered_offer_to_the_next_and_texts_them(offers: 
     assert jobs.send(first_message.id) == "nothing to send"  # never a text for a lapsed offer
 
 
-def test_a_landline_offer_goes_to_the_agents_to_call(offers: Desk) -> None:
+def test_an_offer_no_text_or_call_reaches_goes_to_the_agents_to_call(offers: Desk) -> None:
     slot, made = full_slot(offers)
-    phone = new_landline()
+    phone = f"+81120{next(_free_dial):06d}"  # toll-free: neither a text nor a call reaches it
     waiting = wait(offers, slot, phone)
     cancel(offers, made.id)
 
@@ -168,3 +173,55 @@ def test_a_landline_offer_goes_to_the_agents_to_call(offers: Desk) -> None:
     with offers.sessions() as db:
         asked = [c for c in calls.open_callbacks(db) if c.phone == phone]
     assert [c.reason for c in asked] == ["waitlist_offer"]
+
+
+# --- a landline's offer: a call we place (press 1 to book, 2 to let it go) ---------------------
+
+
+def landline_offer(desk: Desk) -> tuple[str, booking.WaitlistView, booking.WaitlistView, str]:
+    """A full slot, a landline first on its waitlist and a mobile after: the booking cancelled,
+    the landline's offer called. (landline, its entry, the next entry, the call's URL.)"""
+    slot, made = full_slot(desk)
+    phone = new_landline()
+    first = wait(desk, slot, phone)
+    second = wait(desk, slot, new_mobile())
+    cancel(desk, made.id)
+    desk.plan()
+    with desk.sessions() as db:
+        [message] = db.execute(
+            select(Message).where(Message.waitlist_entry_id == first.id)
+        ).scalars()
+    assert message.channel == "voice"
+    assert jobs.send(message.id) == "sent"
+    [url] = desk.calls_to(phone)
+    return phone, first, second, url
+
+
+def test_a_landline_hears_its_offer_and_books_it_with_1(desk: Desk) -> None:
+    phone, first, _, url = landline_offer(desk)
+    resident = desk.resident(phone)
+    said = " ".join(resident.pick_up(url))
+    assert "キャンセル待ちのご案内" in said and "お取り置きしています" in said
+    resident.press("1")
+    resident.press("19700101#")  # the birth date
+    resident.press("1")  # read back: right
+    resident.press("1")  # the number called is the contact number
+    assert any("ご予約の内容を確認します" in s for s in resident.said)
+    resident.press("1")  # book
+    assert any("予約番号は" in s for s in resident.said)
+    with desk.sessions() as db:
+        entry = booking.waitlist_entry(db, entry_id=first.id)
+        assert entry.status == "booked" and entry.booking_id is not None
+        made = booking.get_booking(db, booking_id=entry.booking_id)
+    assert (made.channel, made.phone, made.slot_id) == ("ivr", phone, entry.offered_slot_id)
+
+
+def test_a_landline_lets_its_offer_go_with_2_and_the_next_is_offered(desk: Desk) -> None:
+    phone, first, second, url = landline_offer(desk)
+    resident = desk.resident(phone)
+    resident.pick_up(url)
+    resident.press("2")
+    assert any(prompt("ja", "waitlist_declined") in s for s in resident.said)
+    with desk.sessions() as db:
+        assert booking.waitlist_entry(db, entry_id=first.id).status == "left"
+        assert booking.waitlist_entry(db, entry_id=second.id).status == "offered"
