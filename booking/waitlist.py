@@ -62,12 +62,17 @@ def _view(db: DbSession, entry: WaitlistEntry) -> WaitlistView:
     vault = context(db).vault
     ahead = None
     if entry.status == "waiting":
-        ahead = db.execute(
+        before = (
             select(func.count())
             .select_from(WaitlistEntry)
             .where(*_same_queue(entry.venue_id, entry.service_id, entry.day))
             .where(WaitlistEntry.status == "waiting", WaitlistEntry.id < entry.id)
-        ).scalar_one()
+        )
+        if entry.slot_id is not None:  # for one time: those waiting for it, or for any time
+            before = before.where(
+                or_(WaitlistEntry.slot_id.is_(None), WaitlistEntry.slot_id == entry.slot_id)
+            )
+        ahead = db.execute(before).scalar_one()
     starts_at = ends_at = None
     if entry.offered_slot_id is not None:
         starts_at, ends_at = db.execute(
