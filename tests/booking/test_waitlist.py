@@ -322,3 +322,85 @@ def test_racing_takers_and_lapses_never_offer_more_than_freed(
         states = [service.waitlist_entry(db, entry_id=e.id).status for e in entries]
     assert states == ["lapsed"] * 3 + ["offered"] * 3 + ["waiting"] * 2
     assert ledger(pg_sessions, slot) == (3, 0, 3, 0)
+
+
+def test_racing_joins_on_free_seats_offer_no_more_than_are_free(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """A lottery's losers put on a list with seats left over: the offers are made as they
+    join, racing, and never outnumber the seats."""
+    with pg_sessions() as db:
+        slot = SlotMaker(db)(3)
+        day = slot_day(db, slot)
+        db.commit()
+
+    def work(db: Session, i: int) -> object:
+        return service.join_waitlist(
+            db,
+            venue_id="main",
+            service_id="application_help",
+            day=day,
+            slot_id=slot,
+            party=1,
+            phone=a_phone(),
+            language="ja",
+            channel="web",
+            only_when_full=False,
+        )
+
+    outcomes = race(pg_sessions, 10, work)
+    assert [o.error for o in outcomes if o.error is not None] == []
+    with pg_sessions() as db:
+        states = [
+            service.waitlist_entry(db, entry_id=o.value.id).status
+            for o in outcomes
+            if isinstance(o.value, service.WaitlistView)
+        ]
+    assert sorted(states) == ["offered"] * 3 + ["waiting"] * 7
+    assert ledger(pg_sessions, slot) == (3, 0, 3, 0)
+
+
+def test_one_entry_for_a_day_gets_one_offer_when_two_of_its_times_free_at_once(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    day = date(2027, 1, 23)  # a Saturday: only the sessions this test opens
+    with pg_sessions() as db:
+        made = []
+        for hour in (9, 10):
+            session = schedule.open_extra_session(
+                db,
+                venue_id="kashiwagi",
+                service_id="pin_reset",
+                day=day,
+                opens=time(hour),
+                closes=time(hour, 30),
+                slot_minutes=30,
+                seats=1,
+            )
+            slot_id = db.execute(select(Slot.id).where(Slot.session_id == session.id)).scalar_one()
+            made.append(fill(db, slot_id, 1)[0])
+        first, second = (
+            service.join_waitlist(
+                db,
+                venue_id="kashiwagi",
+                service_id="pin_reset",
+                day=day,
+                party=1,
+                phone=a_phone(),
+                language="ja",
+                channel="ivr",
+            )
+            for _ in range(2)
+        )
+        db.commit()
+
+    outcomes = race(pg_sessions, 2, lambda db, i: service.cancel_booking(db, booking_id=made[i].id))
+    assert [o.error for o in outcomes] == [None, None]
+    with pg_sessions() as db:
+        offers = [service.waitlist_entry(db, entry_id=e.id) for e in (first, second)]
+        holds = db.execute(
+            select(Hold.slot_id).where(Hold.slot_id.in_([b.slot_id for b in made]))
+        ).scalars()
+        assert sorted(holds) == sorted(b.slot_id for b in made)
+    assert [o.status for o in offers] == ["offered", "offered"]
+    assert {o.offered_slot_id for o in offers} == {b.slot_id for b in made}
