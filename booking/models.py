@@ -194,7 +194,8 @@ class Hold(Base):
     """Seats kept for a caller or web visitor while they confirm; expires by itself.
 
     kind ``offer`` is kept for a person; kind ``release_delay`` keeps a cancelled booking's seats
-    off sale for a while (discourages slot trading).
+    off sale for a while (discourages slot trading); kind ``waitlist`` keeps freed seats for the
+    waitlist entry they were offered to (booking.waitlist).
     """
 
     __tablename__ = "hold"

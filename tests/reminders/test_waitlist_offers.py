@@ -9,7 +9,7 @@ import itertools
 import random
 import re
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -17,12 +17,16 @@ from sqlalchemy.orm import Session
 
 from booking import service as booking
 from booking import waitlist
+from booking.context import TOKYO
 from booking.models import Hold, Slot, WaitlistEntry
 from booking.service import ResidentInput
 from ivr import service as calls
 from ivr.flow import prompt
 from reminders import jobs
+from reminders import service as reminders
 from reminders.models import Message
+from reminders.service import offer_link
+from reminders.texts import compose_offer
 from tests.conftest import SlotMaker
 from tests.reminders.conftest import PUBLIC, RULES, Desk, new_landline, new_mobile
 
@@ -225,3 +229,22 @@ def test_a_landline_lets_its_offer_go_with_2_and_the_next_is_offered(desk: Desk)
     with desk.sessions() as db:
         assert booking.waitlist_entry(db, entry_id=first.id).status == "left"
         assert booking.waitlist_entry(db, entry_id=second.id).status == "offered"
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "ko"])
+def test_an_offers_text_fits_three_segments_with_its_link(language: str) -> None:
+    at = datetime(2027, 1, 12, 9, 30, tzinfo=TOKYO)
+    text = compose_offer(
+        language,
+        starts_at=at,
+        venue="本庁舎 マイナンバーカード交付窓口"
+        if language != "en"
+        else "Main Office, My Number Card Counter",
+        party=6,
+        until=at - timedelta(days=1),
+        link=offer_link("https://yoyaku.city.shinjuku.example.jp", "0" * 32),
+        phone="+81353334111",
+    )
+    assert text.endswith("03-5333-4111")  # the call center's number, last, where it fits
+    assert f"/w/{'0' * 32}" in text
+    assert reminders.sms_segments(text) <= 3, (len(text), text)
