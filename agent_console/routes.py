@@ -1619,3 +1619,6 @@ def install(app: FastAPI) -> None:
     from agent_console.lottery import router as lottery_router  # it builds on this module
 
     app.include_router(lottery_router)
+    from agent_console.waitlist import router as waitlist_router  # it builds on this module
+
+    app.include_router(waitlist_router)

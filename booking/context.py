@@ -26,6 +26,8 @@ class BookingRules:
     release_delay_minutes: int = 0
     max_party_size: int = 6
     max_active_per_phone: int = 3
+    # How long a waitlist offer keeps its seats for the resident before the next is offered.
+    waitlist_offer_minutes: int = 30
 
 
 @dataclass(frozen=True)

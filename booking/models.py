@@ -199,7 +199,8 @@ class Hold(Base):
     """Seats kept for a caller or web visitor while they confirm; expires by itself.
 
     kind ``offer`` is kept for a person; kind ``release_delay`` keeps a cancelled booking's seats
-    off sale for a while (discourages slot trading).
+    off sale for a while (discourages slot trading); kind ``waitlist`` keeps freed seats for the
+    waitlist entry they were offered to (booking.waitlist).
     """
 
     __tablename__ = "hold"
@@ -425,4 +426,58 @@ class LotteryEntrant(Base):
 
     __table_args__ = (
         UniqueConstraint("lottery_id", "notice_number_hmac", name="one_application_per_notice"),
+    )
+
+
+class WaitlistEntry(Base):
+    """A resident waiting for seats on a full day (or at one full time) of a service at a venue.
+
+    The order is the id's. A freed seat is offered to the first waiting entry it can seat, as a
+    hold of kind ``waitlist`` (``hold_id``) until ``offer_expires_at``; the phone number is
+    personal data, kept as a booking's is (encrypted, with a keyed hash for lookups).
+    """
+
+    __tablename__ = "waitlist_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The unguessable key of the resident's link (the SMS's offer page).
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.id"))
+    day: Mapped[date] = mapped_column(Date)
+    # One time of that day only; None: any time of the day.
+    slot_id: Mapped[int | None] = mapped_column(ForeignKey("slot.id"), nullable=True)
+    party_size: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(10))  # ivr | web | agent
+    language: Mapped[str] = mapped_column(String(5))
+    phone_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    phone_line_type: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="waiting")
+    # The live offer: its hold (gone once taken or lapsed), the slot and until when.
+    hold_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    offered_slot_id: Mapped[int | None] = mapped_column(ForeignKey("slot.id"), nullable=True)
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Set when the notification side has planned the offer's message (its outbox mark).
+    offer_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("booking.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("party_size >= 1", name="party_positive"),
+        CheckConstraint("channel IN ('ivr', 'web', 'agent')", name="channel"),
+        CheckConstraint(
+            "status IN ('waiting', 'offered', 'booked', 'lapsed', 'left', 'closed')",
+            name="status",
+        ),
+        CheckConstraint(
+            "(status = 'offered') = (hold_id IS NOT NULL AND offer_expires_at IS NOT NULL)",
+            name="offer_has_hold",
+        ),
+        Index("ix_waitlist_entry_queue", "venue_id", "service_id", "day", "status", "id"),
+        Index("ix_waitlist_entry_phone", "phone_hmac"),
+        Index("ix_waitlist_entry_hold", "hold_id"),
     )

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import codes
+from booking import codes, waitlist
 from booking.availability import (
     KEPT_BACK,
     DayMark,
@@ -87,6 +87,7 @@ from booking.views import (
     ResidentInput,
     SlotView,
 )
+from booking.waitlist import WaitlistView
 
 CHANNELS = ("ivr", "web", "agent")
 
@@ -161,17 +162,22 @@ def reclaim_expired_holds(db: DbSession, *, slot_id: int | None = None) -> int:
     query = (
         delete(Hold)
         .where(Hold.expires_at <= now)
-        .returning(Hold.slot_id, Hold.seats, Hold.kind, Hold.channel)
+        .returning(Hold.slot_id, Hold.seats, Hold.kind, Hold.channel, Hold.id)
     )
     if slot_id is not None:
         query = query.where(Hold.slot_id == slot_id)
     per_slot: dict[int, int] = {}
-    for sid, seats, kind, channel in db.execute(query):
+    unanswered: list[str] = []
+    for sid, seats, kind, channel, hold_id in db.execute(query):
         per_slot[sid] = per_slot.get(sid, 0) + seats
         if kind == "offer":  # a release delay ending is no one's lapsed hold
             _tally(db, "hold_lapsed", channel)
+        elif kind == "waitlist":
+            unanswered.append(hold_id)
     for sid in sorted(per_slot):  # ascending slot id: the lock order
         db.execute(_RELEASE_HELD, {"slot_id": sid, "seats": per_slot[sid]})
+    waitlist.mark_lapsed(db, hold_ids=unanswered)
+    _offer_freed(db, per_slot)  # the next on the waitlist before the public
     return sum(per_slot.values())
 
 
@@ -309,6 +315,7 @@ def release_hold(db: DbSession, *, hold_id: str) -> None:
     if row is None:
         raise BookingError("hold_not_found", field="hold_id")
     db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
+    _offer_freed(db, [row.slot_id])
 
 
 def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
@@ -1033,6 +1040,7 @@ def _release_seats(db: DbSession, slot_id: int, seats: int) -> None:
     delay = ctx.rules.release_delay_minutes
     if delay == 0:
         db.execute(_RELEASE_BOOKED, {"slot_id": slot_id, "seats": seats})
+        _offer_freed(db, [slot_id])
         return
     # Kept off sale for a while, as a hold nobody owns, so that seats cannot be handed over.
     db.execute(_BOOKED_TO_HELD, {"slot_id": slot_id, "seats": seats})
@@ -1370,6 +1378,7 @@ def set_capacity(
         .where(Slot.id.in_(slot_ids))
         .values(capacity=capacity, kept_over=case((excess > 0, excess), else_=0))
     )
+    _offer_freed(db, slot_ids)  # a raise: the new seats go to the waitlist first
     return over
 
 
@@ -1451,6 +1460,7 @@ def reopen_slots(db: DbSession, *, slot_ids: list[int]) -> None:
     db.execute(
         update(Session).where(Session.id.in_(sessions)).values(status="open", closed_reason=None)
     )
+    _offer_freed(db, slot_ids)
 
 
 RELOCATE_SEARCH_DAYS = 14
@@ -1805,3 +1815,254 @@ def check_in_offline(db: DbSession, *, booking_id: int, venue_id: str, day: date
         return False  # changed meanwhile: the other change stands
     _record_event(db, booking_id, "status", int(result.version))
     return True
+
+
+# --- The waitlist: freed seats offered to those waiting, first come first -------------------
+#
+# A seat freed (a cancellation or move without a release delay, a release delay ending, a
+# capacity raised, a slot reopened, a hold lapsed or given back) is offered to the waitlist in
+# the same transaction that frees it: the public never sees it free while someone waits for
+# it. Each offer is a hold of kind ``waitlist`` claimed by the same conditional UPDATE as any
+# hold, so there are never more offers out than seats free; a waitlist hold lapses like any
+# other, and its lapse frees the seats again, to the next entry.
+
+# How many waiting entries one freed slot looks at (a party too large for the seats free now
+# is passed over and keeps its place for the next seats).
+_OFFER_LOOKAHEAD = 50
+
+
+def _offer_freed(db: DbSession, slot_ids: Any) -> int:
+    """Offer the free seats of these slots to their waitlists; returns how many offers."""
+    return sum(_offer_slot(db, slot_id) for slot_id in sorted(set(slot_ids)))
+
+
+def _offer_slot(db: DbSession, slot_id: int) -> int:
+    ctx = context(db)
+    slot = _slot_info(db, slot_id)
+    if not slot.is_open:
+        return 0
+    try:  # a time no longer bookable (too soon, or past) goes to the counter, not the list
+        check_window(ctx, slot.starts_at, slot.cutoff_time)
+    except BookingError:
+        return 0
+    waiting = waitlist.candidates(
+        db,
+        venue_id=slot.venue_id,
+        service_id=slot.service_id,
+        slot_id=slot_id,
+        starts_at=slot.starts_at,
+        limit=_OFFER_LOOKAHEAD,
+    )
+    if not waiting:
+        return 0
+    # Slot before entries: the lock order of every offer. FOR NO KEY UPDATE, the lock the seat
+    # UPDATEs take: after a cancellation's UPDATE, FOR UPDATE would be an upgrade, and an
+    # upgrade with a racer queued on the row deadlocks (measured: 1 in 6 racing cancels).
+    db.execute(select(Slot.id).where(Slot.id == slot_id).with_for_update(key_share=True))
+    now = ctx.now()
+    made = 0
+    for entry in waiting:
+        params = _claim_params(db, slot_id, entry.party_size, entry.channel)
+        if _rowcount(db.execute(_CLAIM_HOLD, params)) != 1:
+            continue  # more than the seats free now: it keeps its place for the next ones
+        hold_id = secrets.token_hex(16)
+        expires_at = now + timedelta(minutes=ctx.rules.waitlist_offer_minutes)
+        if not waitlist.mark_offered(
+            db, entry_id=entry.id, hold_id=hold_id, slot_id=slot_id, expires_at=expires_at
+        ):  # offered elsewhere meanwhile (another slot of its day)
+            db.execute(_RELEASE_HELD, {"slot_id": slot_id, "seats": entry.party_size})
+            continue
+        db.add(
+            Hold(
+                id=hold_id,
+                slot_id=slot_id,
+                seats=entry.party_size,
+                kind="waitlist",
+                channel=entry.channel,
+                expires_at=expires_at,
+                created_at=now,
+            )
+        )
+        made += 1
+    if made:
+        db.flush()
+        db.info[OUTBOX_WRITTEN] = True  # the offers' messages: wake the pump after commit
+    return made
+
+
+def join_waitlist(
+    db: DbSession,
+    *,
+    venue_id: str,
+    service_id: str,
+    day: date,
+    slot_id: int | None = None,
+    party: int,
+    phone: str,
+    language: str,
+    channel: str,
+    only_when_full: bool = True,
+) -> WaitlistView:
+    """Put a resident on the waitlist of a full day (or one full time) of a service at a venue,
+    at the end; asking again keeps their place. Refused while seats are free to book, unless
+    ``only_when_full`` is False (a lottery's losers, offered the list after the draw)."""
+    ctx = context(db)
+    check_party(ctx, party)
+    if channel not in CHANNELS:
+        raise BookingError("invalid_request", field="channel")
+    venue = venue_or_404(db, venue_id)
+    service_or_404(db, service_id)
+    first, last = first_bookable_day(ctx, venue.cutoff_time), last_bookable_day(ctx)
+    if not first <= day <= last:
+        raise BookingError(
+            "outside_booking_window", field="day", first=first.isoformat(), last=last.isoformat()
+        )
+    if slot_id is not None:
+        slot = _slot_info(db, slot_id)
+        if (slot.venue_id, slot.service_id) != (venue_id, service_id) or waitlist.local_day(
+            slot.starts_at
+        ) != day:
+            raise BookingError("slot_not_found", field="slot_id")
+    start, end = waitlist.day_bounds(day)
+    same_day = select(Slot.id).where(
+        Slot.venue_id == venue_id,
+        Slot.service_id == service_id,
+        Slot.starts_at >= start,
+        Slot.starts_at < end,
+        Slot.is_open.is_(True),
+    )
+    if slot_id is not None:
+        same_day = same_day.where(Slot.id == slot_id)
+    opening = list(db.execute(same_day).scalars())
+    if not opening:  # a closed day has no seats to free
+        raise BookingError("slot_closed", field="day")
+    if only_when_full:
+        free = availability(
+            db,
+            service_id=service_id,
+            venue_id=venue_id,
+            start=day,
+            end=day,
+            party=party,
+            channel=channel,
+            limit=200,
+        )
+        if any(slot_id in (None, s.id) for s in free):
+            raise BookingError("waitlist_seats_free", field="day")
+    entry = waitlist.add_entry(
+        db,
+        venue_id=venue_id,
+        service_id=service_id,
+        day=day,
+        slot_id=slot_id,
+        party=party,
+        phone=phone,
+        language=language,
+        channel=channel,
+    )
+    # Seats freed between the check and now (or, for a lottery's list, left over) go at once.
+    if _offer_freed(db, opening):
+        entry = waitlist.get_entry(db, entry_id=entry.id)
+    return entry
+
+
+def take_waitlist_offer(
+    db: DbSession,
+    *,
+    token: str,
+    resident: ResidentInput,
+    channel: str,
+    idempotency_key: str | None = None,
+) -> BookingView:
+    """Book the seats a waitlist offer keeps, for the entry's party, while the offer is live
+    (asking what any booking asks). Taking it again answers with the booking it made."""
+    found = waitlist.get_entry(db, token=token)
+    if found.status == "booked" and found.booking_id is not None:
+        return _view(db, found.booking_id)
+    if found.offered_slot_id is None:
+        raise BookingError("waitlist_offer_gone", field="token")
+    _lock_slots(db, [found.offered_slot_id])  # slot before entry: the lock order
+    entry = waitlist.entry_for_update(db, token=token)
+    now = context(db).now()
+    if entry.status == "booked" and entry.booking_id is not None:  # a twin request won
+        return _view(db, entry.booking_id)
+    if entry.status != "offered" or entry.hold_id is None:
+        raise BookingError("waitlist_offer_gone", field="token")
+    with db.begin_nested():  # all or nothing: a refused form leaves the offer as it was
+        # The waitlist's hold becomes an ordinary one for the booking to take.
+        turned = db.execute(
+            update(Hold)
+            .where(Hold.id == entry.hold_id, Hold.kind == "waitlist", Hold.expires_at > now)
+            .values(kind="offer")
+        )
+        if _rowcount(turned) != 1:
+            raise BookingError("waitlist_offer_gone", field="token")
+        made = book(
+            db,
+            hold_id=entry.hold_id,
+            party=entry.party_size,
+            resident=resident,
+            channel=channel,
+            idempotency_key=idempotency_key,
+        )
+        waitlist.mark_booked(db, entry_id=entry.id, booking_id=made.id)
+    return made
+
+
+def leave_waitlist(db: DbSession, *, token: str) -> WaitlistView:
+    """Off the list (the resident, or an agent for them); seats offered go to the next."""
+    found = waitlist.get_entry(db, token=token)
+    if found.offered_slot_id is not None:
+        _lock_slots(db, [found.offered_slot_id])
+    entry = waitlist.entry_for_update(db, token=token)
+    if entry.status == "offered" and entry.hold_id is not None:
+        row = db.execute(
+            delete(Hold)
+            .where(Hold.id == entry.hold_id, Hold.kind == "waitlist")
+            .returning(Hold.slot_id, Hold.seats)
+        ).first()
+        waitlist.mark_left(db, entry_id=entry.id)
+        if row is not None:
+            db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
+            _offer_freed(db, [row.slot_id])
+    else:
+        waitlist.mark_left(db, entry_id=entry.id)
+    return waitlist.get_entry(db, entry_id=entry.id)
+
+
+def extend_waitlist_offer(db: DbSession, *, entry_id: int, until: datetime) -> None:
+    """Keep an offer's seats until ``until`` at least: the resident hears of it only then
+    (the texts wait out the quiet hours)."""
+    found = waitlist.get_entry(db, entry_id=entry_id)
+    if found.status != "offered" or found.offered_slot_id is None:
+        return
+    _lock_slots(db, [found.offered_slot_id])  # slot, entry, hold: reclaiming's lock order
+    hold_id = waitlist.extend_offer(db, entry_id=entry_id, until=until)
+    if hold_id is not None:
+        db.execute(
+            update(Hold)
+            .where(Hold.id == hold_id, Hold.kind == "waitlist", Hold.expires_at < until)
+            .values(expires_at=until)
+        )
+
+
+waitlist_entry = waitlist.get_entry
+waitlist_of_day = waitlist.entries_of_day
+waitlist_for_phone = waitlist.entries_for_phone
+waitlist_offers_to_notice = waitlist.offers_to_notice
+mark_waitlist_offers_noticed = waitlist.mark_noticed
+erase_waitlist_personal_data = waitlist.erase_personal_data
+
+__all__ += [
+    "WaitlistView",
+    "erase_waitlist_personal_data",
+    "extend_waitlist_offer",
+    "join_waitlist",
+    "leave_waitlist",
+    "mark_waitlist_offers_noticed",
+    "take_waitlist_offer",
+    "waitlist_entry",
+    "waitlist_for_phone",
+    "waitlist_of_day",
+    "waitlist_offers_to_notice",
+]

@@ -26,6 +26,7 @@ from booking.pages.lottery import router as lottery_pages_router
 from booking.pages.manage import router as manage_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
+from booking.pages.waitlist import router as waitlist_pages_router
 from booking.routes import router as booking_router
 from booking.schemas import PARTY_MOST
 from booking.web import api_problem, install_error_handlers
@@ -66,6 +67,7 @@ def booking_context(settings: Settings) -> BookingContext:
         release_delay_minutes=settings.cancel_release_delay_minutes,
         max_party_size=settings.max_party_size,
         max_active_per_phone=settings.max_active_bookings_per_phone,
+        waitlist_offer_minutes=settings.waitlist_offer_minutes,
     )
     return BookingContext(vault=load_vault(settings), rules=rules)
 
@@ -274,6 +276,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     install_error_handlers(app)
     app.include_router(booking_router)
     app.include_router(pages_router)
+    app.include_router(waitlist_pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(about_router)

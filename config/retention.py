@@ -28,6 +28,9 @@ def _erase(db: Session, *, before: datetime, everything: bool) -> dict[str, int]
     erased_calls = calls.erase_personal_data(db, before=before, everything=everything)
     return {
         "予約 bookings": booking.erase_personal_data(db, before=before, everything=everything),
+        "キャンセル待ち waitlist entries": booking.erase_waitlist_personal_data(
+            db, before=before, everything=everything
+        ),
         "通知 messages": reminders.erase_personal_data(db, before=before, everything=everything),
         "通話 calls": erased_calls.calls,
         "折り返し依頼 callback requests": erased_calls.callbacks,

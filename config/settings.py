@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_party_size: int = Field(default=6, ge=1, le=20)
     # Active (future, not cancelled) bookings one phone number may hold at once.
     max_active_bookings_per_phone: int = Field(default=3, ge=1, le=50)
+    # How long seats freed and offered to the next on the waitlist are kept for them (from
+    # when they are told: an offer made in the quiet hours waits for the morning's text).
+    waitlist_offer_minutes: int = Field(default=30, ge=5, le=24 * 60)
     # Per web client (address): lookups per 15 minutes, holds and bookings per hour.
     web_lookups_per_15_minutes: int = Field(default=10, ge=1)
     web_bookings_per_hour: int = Field(default=30, ge=1)

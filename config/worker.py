@@ -53,6 +53,7 @@ def reminder_rules(settings: Settings) -> ReminderRules:
         morning_at=settings.reminder_morning_at,
         quiet_from=settings.quiet_from,
         quiet_until=settings.quiet_until,
+        site_url=settings.public_base_url,
     )
 
 

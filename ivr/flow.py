@@ -370,6 +370,9 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
         return
     turn.state.language = about.language if about.language in LANGUAGES else "ja"
     turn.state.booking_id = about.booking_id
+    if about.waitlist_entry_id is not None:
+        offer_from_waitlist(turn, about.waitlist_entry_id)
+        return
     if about.kind == "relocated":
         say_with_ward(turn, "relocated_intro")
         turn.ask("relocated")
@@ -598,10 +601,16 @@ def ask_offer(turn: Turn) -> None:
         return
     wanted = turn.state.wanted
     turn.state.wanted = None
+    turn.state.full_day = None
     if wanted is not None and starts.astimezone(TOKYO).date() > date.fromisoformat(wanted):
         turn.say("offer_day_full", day=say_date(date.fromisoformat(wanted), turn.language))
+        if _may_wait(turn):  # that day's waitlist: key 6, said after the offer's keys
+            turn.state.full_day = wanted
     turn.say("offer", when=say_when(starts, turn.language), venue=venue)
     turn.say("offer_keys")
+    if turn.state.full_day is not None:
+        day = say_date(date.fromisoformat(turn.state.full_day), turn.language)
+        turn.say("waitlist_join_key", day=day)
     turn.gather("offer", num_digits=1)
 
 
@@ -656,6 +665,9 @@ def answer_offer(turn: Turn, digits: str) -> None:
     if digits == "5":
         release_offer(turn)
         turn.ask("offer_date")
+        return
+    if digits == "6" and state.full_day is not None:
+        join_waitlist(turn)
         return
     if digits == "2":
         release_offer(turn)
@@ -716,7 +728,10 @@ def next_detail(turn: Turn) -> None:
     elif state.phone is None:
         turn.ask("phone_caller" if turn.caller.e164 else "phone_entry")
     else:
-        turn.ask("lottery_confirm" if state.mode == "lottery" else "confirm")
+        if state.mode == "lottery":
+            turn.ask("lottery_confirm")
+        else:
+            turn.ask("waitlist_confirm" if state.waitlist else "confirm")
 
 
 # The first part of a notice number has letters: two keys each, the key and the letter's place on
@@ -1538,6 +1553,153 @@ def answer_lottery_confirm(turn: Turn, digits: str) -> None:
     turn.ask("after_manage")
 
 
+# the waitlist: joining a full day's list, and a call we placed about seats freed for a resident
+
+
+def _may_wait(turn: Turn) -> bool:
+    """A new booking at one venue, from a number we can reach again: the caller may join the
+    full day's waitlist."""
+    state = turn.state
+    return state.mode == "book" and state.venue is not None and turn.caller.e164 is not None
+
+
+def join_waitlist(turn: Turn) -> None:
+    """Put the caller on the full day's waitlist; they hear their place, then may go on."""
+    state = turn.state
+    if state.full_day is None or state.service is None or state.venue is None:
+        raise StateLost
+    try:
+        with turn.db.begin_nested():
+            entry = booking.join_waitlist(
+                turn.db,
+                venue_id=state.venue,
+                service_id=state.service,
+                day=date.fromisoformat(state.full_day),
+                party=state.party,
+                phone=str(turn.caller.e164),
+                language=turn.language,
+                channel="ivr",
+            )
+    except BookingError:  # a seat came free meanwhile: offer it like any time
+        jump_to(turn, date.fromisoformat(state.full_day))
+        return
+    release_offer(turn)
+    calls.set_outcome(turn.call, "self_served")
+    turn.say("waitlist_joined", count=entry.ahead or 0)
+    turn.say("waitlist_sms" if turn.caller.line_type == "mobile" else "waitlist_call")
+    state.forget_booking()
+    turn.ask("after_manage")
+
+
+def offer_from_waitlist(turn: Turn, entry_id: int) -> None:
+    """Open a call about a waitlist offer: what is kept, and until when; 1 books it."""
+    entry = booking.waitlist_entry(turn.db, entry_id=entry_id)
+    state = turn.state
+    state.waitlist, state.service = entry.token, entry.service_id
+    state.party, state.venue, state.mode = entry.party_size, entry.venue_id, "book"
+    say_with_ward(turn, "waitlist_offer_intro")
+    turn.ask("waitlist_offer")
+
+
+def _live_offer(turn: Turn) -> booking.WaitlistView | None:
+    if turn.state.waitlist is None:
+        raise StateLost
+    entry = booking.waitlist_entry(turn.db, token=turn.state.waitlist)
+    return entry if entry.offer_live(turn.now()) else None
+
+
+def ask_waitlist_offer(turn: Turn) -> None:
+    entry = _live_offer(turn)
+    if entry is None or entry.offered_starts_at is None or entry.offer_expires_at is None:
+        turn.say("waitlist_offer_gone")
+        turn.hang_up()
+        return
+    venue = booking.venue_or_404(turn.db, entry.venue_id)
+    turn.say(
+        "waitlist_offer",
+        when=say_when(entry.offered_starts_at, turn.language),
+        venue=named(venue, turn.language),
+        people=people(turn.language, entry.party_size),
+        until=say_clock(entry.offer_expires_at, turn.language),
+    )
+    turn.say("waitlist_offer_keys")
+    turn.gather("waitlist_offer", num_digits=1)
+
+
+def answer_waitlist_offer(turn: Turn, digits: str) -> None:
+    if digits == "1":
+        next_detail(turn)
+    elif digits == "2" and turn.state.waitlist is not None:
+        booking.leave_waitlist(turn.db, token=turn.state.waitlist)
+        calls.set_outcome(turn.call, "self_served")
+        turn.say("waitlist_declined")
+        turn.hang_up()
+    else:
+        raise Miss
+
+
+def ask_waitlist_confirm(turn: Turn) -> None:
+    entry = _live_offer(turn)
+    if entry is None or entry.offered_starts_at is None or turn.state.service is None:
+        turn.say("waitlist_offer_gone")
+        turn.hang_up()
+        return
+    venue = booking.venue_or_404(turn.db, entry.venue_id)
+    service = booking.service_or_404(turn.db, turn.state.service)
+    turn.say(
+        "confirm",
+        when=say_when(entry.offered_starts_at, turn.language),
+        venue=named(venue, turn.language),
+        service=named(service, turn.language),
+        people=people(turn.language, entry.party_size),
+    )
+    turn.say("confirm_keys")
+    turn.gather("waitlist_confirm", num_digits=1)
+
+
+def answer_waitlist_confirm(turn: Turn, digits: str) -> None:
+    state = turn.state
+    if digits == "9":
+        turn.say("cancelled_booking_attempt")
+        turn.hang_up()
+        return
+    if digits != "1":
+        raise Miss
+    if not (state.waitlist and state.phone and state.birth):
+        raise StateLost
+    resident = ResidentInput(
+        name_kana=None,
+        phone=state.phone,
+        birth_date=date.fromisoformat(state.birth),
+        language=state.language,
+        members=[MemberInput(notice_number=n) for n in state.notices],
+    )
+    try:
+        with turn.db.begin_nested():
+            made = booking.take_waitlist_offer(
+                turn.db,
+                token=state.waitlist,
+                resident=resident,
+                channel="ivr",
+                idempotency_key=f"ivr:{turn.call.call_sid}:{state.waitlist}",
+            )
+    except BookingError as error:
+        turn.say(
+            "waitlist_offer_gone" if error.code == "waitlist_offer_gone" else "booking_refused",
+            reason=error.message(turn.language),
+        )
+        turn.hang_up()
+        return
+    turn.call.booking_id = made.id
+    calls.set_outcome(turn.call, "booked")
+    state.forget_booking()
+    state.code = made.code
+    turn.say("booked")
+    read_code(turn, made.code)
+    say_visit(turn, made)
+    turn.ask("after_manage")
+
+
 STEPS: dict[str, Step] = {
     "menu": Step(ask_menu, answer_menu, choice=True),
     "book_service": Step(ask_service, answer_service, choice=True),
@@ -1570,4 +1732,6 @@ STEPS: dict[str, Step] = {
     "lottery_choice": Step(ask_lottery_choice, answer_lottery_choice, choice=True),
     "lottery_time": Step(ask_lottery_time, answer_lottery_time, choice=True),
     "lottery_confirm": Step(ask_lottery_confirm, answer_lottery_confirm, choice=True),
+    "waitlist_offer": Step(ask_waitlist_offer, answer_waitlist_offer, choice=True),
+    "waitlist_confirm": Step(ask_waitlist_confirm, answer_waitlist_confirm, choice=True),
 }

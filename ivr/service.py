@@ -72,6 +72,10 @@ class CallState:
     lottery: int | None = None
     picks: list[int] = field(default_factory=list)
     lottery_at: int = 0
+    # The waitlist: a full day the caller asked for (they may join its list), and the link
+    # token of the waitlist offer a call we placed is about (the booking takes it).
+    full_day: str | None = None
+    waitlist: str | None = None
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""

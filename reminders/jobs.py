@@ -102,6 +102,9 @@ def pump() -> str:
     was lost; settle unfinished claims; then arm the next run (RQ's scheduler keeps time)."""
     rt = runtime()
     with rt.sessions() as db:
+        # Waitlist offers unanswered in time go to the next waiting first, so that their
+        # offers are planned in this same run (within a pump's minute of the deadline).
+        service.pass_on_lapsed_offers(db)
         planned = service.plan_from_outbox(db, rt.rules)
         db.commit()
     for message_id, at in planned.due:
@@ -167,7 +170,7 @@ def reconcile(rt: Runtime) -> int:
     """Settle claims left unfinished by asking Twilio whether each went out."""
     with rt.sessions() as db:
         ids = service.claims_to_reconcile(db, older_than=rt.claim_timeout)
-        pending = [service.outgoing(db, message_id=i) for i in ids]
+        pending = [service.outgoing(db, message_id=i, rules=rt.rules) for i in ids]
     settled = 0
     for out in pending:
         if out is None:

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from booking.base import Base, UTCDateTime
 
-KINDS = ("confirmation", "moved", "cancelled", "reminder", "reminder_morning", "relocated")
+KINDS = (
+    "confirmation",
+    "moved",
+    "cancelled",
+    "reminder",
+    "reminder_morning",
+    "relocated",
+    "waitlist_offer",
+)
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
 OPT_OUT_SOURCES = ("resident", "agent", "provider", "call")
@@ -30,7 +38,13 @@ class Message(Base):
     __tablename__ = "message"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    booking_id: Mapped[int] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"))
+    # About a booking, or (kind ``waitlist_offer``) about a waitlist entry's offer of seats.
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), nullable=True
+    )
+    waitlist_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("waitlist_entry.id", ondelete="CASCADE"), nullable=True
+    )
     booking_version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(10))
@@ -57,6 +71,13 @@ class Message(Base):
         # failed), plus agents' resends as further copies.
         UniqueConstraint(
             "booking_id", "booking_version", "kind", "channel", "copy", name="once_per_version"
+        ),
+        # One message per offer and channel, as per booking version (an entry is offered once).
+        UniqueConstraint(
+            "waitlist_entry_id", "booking_version", "kind", "channel", "copy", name="once_per_offer"
+        ),
+        CheckConstraint(
+            "(booking_id IS NULL) <> (waitlist_entry_id IS NULL)", name="booking_or_offer"
         ),
         CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")", name="kind_known"),
         CheckConstraint(

@@ -27,7 +27,7 @@ from booking.views import BookingView
 from ivr import service as calls
 from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import STATUSES, Message, OptOut
-from reminders.texts import Visit, compose
+from reminders.texts import Visit, compose, compose_offer
 
 # The texts' catalogue and measures, re-exported: their home is reminders.texts.
 from reminders.texts import render as render
@@ -46,6 +46,8 @@ class ReminderRules:
     morning_at: time | None
     quiet_from: time
     quiet_until: time
+    # The residents' site, for the links a text carries (a waitlist offer's page).
+    site_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def _message(
     )
 
 
-def _key(m: Message) -> tuple[int, int, str, str, int]:
+def _key(m: Message) -> tuple[int | None, int, str, str, int]:
     return (m.booking_id, m.booking_version, m.kind, m.channel, m.copy)
 
 
@@ -226,13 +228,14 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
             made.append(_message(db, view, "cancelled", "sms", at))
     booking.mark_dispatched(db, event_ids=[e.id for e in events])
     new = _add_new(db, [m for m in made if m is not None])
+    new += _plan_offers(db, rules, limit=limit)
     return Planned(len(events), len(new), dropped, tuple((m.id, m.send_after) for m in new))
 
 
 @dataclass(frozen=True)
 class MessageView:
     id: int
-    booking_id: int
+    booking_id: int | None
     booking_version: int
     kind: str
     channel: str
@@ -361,6 +364,10 @@ def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing |
     if quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
         _set(db, message.id, "scheduled", send_after=quiet_end)
         return Later(message.id, quiet_end)
+    if message.waitlist_entry_id is not None:
+        return _claim_offer(db, message, message.waitlist_entry_id, rules)
+    if message.booking_id is None:  # (never: the table's CHECK, a booking's or an offer's)
+        return None
     view = booking.get_booking(db, booking_id=message.booking_id)
     reason = _unwanted(db, message, view)
     if reason is not None:
@@ -424,10 +431,19 @@ def sms_body(
     return compose(kind, language, visit)
 
 
-def outgoing(db: DbSession, *, message_id: int) -> Outgoing | None:
+def outgoing(
+    db: DbSession, *, message_id: int, rules: ReminderRules | None = None
+) -> Outgoing | None:
     """A claimed message as it was sent: what to ask Twilio about when the outcome is unknown."""
     message = db.get(Message, message_id)
     if message is None or message.status != "claimed" or message.claimed_at is None:
+        return None
+    if message.waitlist_entry_id is not None:
+        entry = booking.waitlist_entry(db, entry_id=message.waitlist_entry_id)
+        body = _offer_text(db, message, entry, rules.site_url if rules else "")
+        to = context(db).vault.decrypt(message.to_enc)
+        return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)
+    if message.booking_id is None:
         return None
     view = booking.get_booking(db, booking_id=message.booking_id)
     to = context(db).vault.decrypt(message.to_enc)
@@ -548,7 +564,7 @@ REMINDERS = {"reminder", "reminder_morning"}
 
 def _call_instead(db: DbSession, message: Message, rules: ReminderRules) -> Later | None:
     """A reminder that could not go by SMS goes as a voice call, once."""
-    if message.kind not in REMINDERS:
+    if message.kind not in REMINDERS or message.booking_id is None:
         return None
     view = booking.get_booking(db, booking_id=message.booking_id)
     if view.version != message.booking_version or view.status != "booked":
@@ -556,6 +572,118 @@ def _call_instead(db: DbSession, message: Message, rules: ReminderRules) -> Late
     at = after_quiet_hours(context(db).now(), rules)
     made = _schedule(db, view, message.kind, "voice", at)
     return Later(made, at) if made is not None else None
+
+
+# --- the waitlist's offers: seats freed on a full day, kept for the next resident waiting ---
+
+
+def _plan_offers(db: DbSession, rules: ReminderRules, *, limit: int) -> list[Message]:
+    """A message for each new waitlist offer, once (the offers' outbox is marked in the same
+    transaction): an SMS with the offer's link to a mobile, a call to a landline (press 1 to
+    book it). A number neither reaches goes on the agents' callback list: they call, and book
+    the offer for the resident on the phone."""
+    entry_ids = booking.waitlist_offers_to_notice(db, limit=limit)
+    made: list[Message] = []
+    ctx = context(db)
+    for entry_id in entry_ids:
+        entry = booking.waitlist_entry(db, entry_id=entry_id)
+        if entry.status != "offered" or entry.phone is None:
+            continue
+        channel = channel_for(entry.phone_line_type)
+        if channel is None:  # neither a text nor a call reaches it: the agents call
+            _agents_call_offer(db, entry.phone, entry.language)
+            continue
+        now = ctx.now()
+        at = after_quiet_hours(now, rules)
+        if at > now:  # told in the morning: kept from then, for the full time
+            until = at + timedelta(minutes=ctx.rules.waitlist_offer_minutes)
+            booking.extend_waitlist_offer(db, entry_id=entry_id, until=until)
+        made.append(
+            Message(
+                booking_id=None,
+                waitlist_entry_id=entry_id,
+                booking_version=1,
+                kind="waitlist_offer",
+                channel=channel,
+                to_enc=ctx.vault.encrypt(entry.phone),
+                to_hmac=ctx.vault.digest(entry.phone),
+                language=entry.language,
+                send_after=at,
+                status="scheduled",
+                copy=0,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    booking.mark_waitlist_offers_noticed(db, entry_ids=entry_ids)
+    db.add_all(made)
+    db.flush()
+    return made
+
+
+def pass_on_lapsed_offers(db: DbSession) -> int:
+    """Holds past their time, waitlist offers among them, given back by the engine: an
+    unanswered offer goes to the next waiting. Returns the seats that came back."""
+    return booking.reclaim_expired_holds(db)
+
+
+def _agents_call_offer(db: DbSession, phone: str, language: str) -> None:
+    try:
+        calls.ask_agents_to_call(db, phone=phone, language=language, reason="waitlist_offer")
+    except BookingError:
+        pass  # not a number an agent can call either: the offer lapses to the next
+
+
+def _claim_offer(
+    db: DbSession, message: Message, entry_id: int, rules: ReminderRules
+) -> Outgoing | None:
+    """Claim an offer's text while the offer still stands (taken, given up or lapsed: dropped)."""
+    entry = booking.waitlist_entry(db, entry_id=entry_id)
+    now = context(db).now()
+    reason = None
+    if not entry.offer_live(now):
+        reason = "stale: the offer was taken, given up or passed on"
+    elif entry.phone is None:
+        reason = "no number"
+    elif db.execute(select(OptOut.id).where(OptOut.to_hmac == message.to_hmac)).first():
+        reason = "opted out"
+    if reason is not None:
+        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
+        return None
+    claimed = _set(
+        db,
+        message.id,
+        "scheduled",
+        status="claimed",
+        attempts=Message.attempts + 1,
+        claimed_at=now,
+    )
+    if not claimed:
+        return None
+    body = _offer_text(db, message, entry, rules.site_url)
+    return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
+
+
+def offer_link(site_url: str, token: str) -> str:
+    """The resident's page for a waitlist offer (it shows the offer; only its form books)."""
+    return f"{site_url.rstrip('/')}/w/{token}"
+
+
+def _offer_text(db: DbSession, message: Message, entry: booking.WaitlistView, site_url: str) -> str:
+    starts_at, until = entry.offered_starts_at, entry.offer_expires_at
+    if message.channel != "sms" or starts_at is None or until is None:
+        return ""  # a call says the offer in the IVR
+    venue = booking.venue_or_404(db, entry.venue_id)
+    return compose_offer(
+        message.language,
+        starts_at=starts_at,
+        venue=name_of(venue, message.language),
+        party=entry.party_size,
+        until=until,
+        link=offer_link(site_url, entry.token),
+        phone=booking.ward_info(db).phone,
+    )
 
 
 # --- opt-outs, resends, what a reminder call is about ----------------------------------------
@@ -631,15 +759,19 @@ class CallAbout:
     """What a call the ward placed is about: the IVR reads this booking out, then offers keep
     or cancel (a reminder) or accept or an agent (a relocation)."""
 
-    booking_id: int
+    booking_id: int | None
     language: str
     kind: str
+    # A waitlist offer's call (kind ``waitlist_offer``): press 1 to book the seats it keeps.
+    waitlist_entry_id: int | None = None
 
 
 def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
     message = db.get(Message, message_id)
     if message is None or message.channel != "voice":
         return None
+    if message.waitlist_entry_id is not None:
+        return CallAbout(None, message.language, message.kind, message.waitlist_entry_id)
     return CallAbout(message.booking_id, message.language, message.kind)
 
 

@@ -26,6 +26,10 @@ from booking.context import TOKYO
 
 # Tables of messages.toml that are parts of texts, not texts of their own.
 PARTS = ("people", "bring", "bring_elsewhere", "place", "place_address", "call")
+# The waitlist's offer: a text about seats, not about a booking (no code), so not one of
+# ``texts()``, the booking's texts (compose_offer makes it).
+OFFER = "waitlist_offer"
+OFFER_BUDGET = 3
 # Segments a text may take: a confirmation carries what to bring and where; the others are a
 # line or two.
 BUDGET = {"confirmation": 4}
@@ -44,7 +48,7 @@ def texts() -> dict[str, dict[str, str]]:
     return {
         k: {lang: str(t) for lang, t in v.items()}
         for k, v in _catalogue().items()
-        if k not in PARTS
+        if k not in PARTS and k != OFFER
     }
 
 
@@ -214,4 +218,33 @@ def compose(kind: str, language: str, visit: Visit) -> str:
             for trial in (text, gsm_folded(text)):
                 if sms_segments(trial) <= budget:
                     return trial
+    return sentence
+
+
+def compose_offer(
+    language: str,
+    *,
+    starts_at: datetime,
+    venue: str,
+    party: int,
+    until: datetime,
+    link: str,
+    phone: str = "",
+) -> str:
+    """A waitlist offer's text: the time freed, until when it is kept, the link to take it,
+    and the call center's number where it fits."""
+    template = _part(OFFER, language)
+    sentence = str(template).format(
+        when=when_text(starts_at, language),
+        venue=venue,
+        people=people(language, party),
+        until=when_text(until, language),
+        link=link,
+    )
+    if phone:
+        call = _part("call", language).format(phone=written_phone(phone))
+        text = _join([sentence, call])
+        for trial in (text, gsm_folded(text)):
+            if sms_segments(trial) <= OFFER_BUDGET:
+                return trial
     return sentence

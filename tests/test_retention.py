@@ -243,3 +243,33 @@ def test_the_erase_command_asks_before_erasing_everything(
             .where(text("name_kana_enc IS NOT NULL"))
         ).scalar_one()
     assert names == 0
+
+
+def test_waitlist_numbers_are_erased_like_bookings(fresh_database: str, tmp_path: Path) -> None:
+    w = ward(fresh_database, tmp_path)
+    with w.sessions() as db:
+        for day, phone in ((date(2026, 12, 16), OLD_PHONE), (date(2027, 1, 28), NEW_PHONE)):
+            booking.join_waitlist(
+                db,
+                venue_id="main",
+                service_id="pickup",
+                day=day,
+                party=1,
+                phone=phone,
+                language="ja",
+                channel="ivr",
+                only_when_full=False,
+            )
+        db.commit()
+    w.clock.set(datetime.combine(date(2027, 1, 25), time(10), TOKYO))
+    record = erase_expired(w.sessions, w.settings)
+    assert record.counts["キャンセル待ち waitlist entries"] == 1
+    with w.sessions() as db:
+        old, new = (
+            booking.waitlist_of_day(db, venue_id="main", day=date(2026, 12, 16)),
+            (booking.waitlist_of_day(db, venue_id="main", day=date(2027, 1, 28))),
+        )
+    assert [e.phone for e in old] == [None]
+    assert [e.phone for e in new] == [NEW_PHONE]
+    erase_all(w.sessions, job="test")
+    assert NEW_PHONE not in dump(fresh_database)

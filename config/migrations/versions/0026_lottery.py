@@ -2,7 +2,7 @@
 a lottery
 
 Revision ID: 0026
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-17 09:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0022"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
