@@ -104,14 +104,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from config.logs import configure_logging
     from config.worker import NO_REDIS, QUEUES, phone_api, run_worker
 
     if not settings.redis_url:
         raise SystemExit(NO_REDIS)
     sending = "through Twilio" if phone_api(settings).live else "logged only (no Twilio account)"
-    print(f"Database: {_safe_url(settings.sqlalchemy_url)}")
-    print(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
-    print(f"Messages: {sending}")
+    say: Callable[[str], None] = print
+    if settings.log_format == "json":  # every line on the worker's output is JSON
+        configure_logging(settings.log_level, settings.log_format)
+        say = logging.getLogger("config.worker").info
+    say(f"Database: {_safe_url(settings.sqlalchemy_url)}")
+    say(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
+    say(f"Messages: {sending}")
     run_worker(settings, _sessions(settings), burst=args.burst)
     return 0
 
