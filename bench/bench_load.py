@@ -25,7 +25,13 @@ if str(REPO) not in sys.path:  # run as a script: its helpers are bench.*, besid
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.load_record import GROUPS, PHONE_LINE, Recorder, percentile  # noqa: E402
+from bench.load_record import (  # noqa: E402
+    GROUPS,
+    PHONE_LINE,
+    SIGN_IN_BURST,
+    Recorder,
+    percentile,
+)
 from bench.load_site import (  # noqa: E402
     PASSWORD,
     TOKEN,
@@ -53,6 +59,11 @@ own) then runs for --seconds, all at once:
   residents  --residents clients, weighted --browse : --book: browsers (month pages, a day's
              times, the earliest times anywhere) and bookers (the free times, a hold, 1-4 s
              filling in the form, the booking with an Idempotency-Key)
+
+--agents-sign-in N adds N console sign-ins at one instant, --sign-in-bursts times spread over
+the run after the ramp (every caller then on the line), each agent from an address and with an
+account of its own: the argon2 checks of a shift starting. The report then gives the phone
+line's webhooks under way during those bursts apart from the others.
 
 --flood adds that many more residents asking for pages back to back from --flood-addresses
 loopback addresses: more than the web pool serves, so nginx's per-address limit turns the
@@ -114,6 +125,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "this; 0: back to back, to find what the web pool serves (default: 1)",
     )
     add("--ramp", type=float, default=10.0, help="seconds to start every client (default: 10)")
+    add(
+        "--agents-sign-in",
+        type=int,
+        default=0,
+        help="console sign-ins let go at one instant, each burst (default: 0, none)",
+    )
+    add(
+        "--sign-in-bursts",
+        type=int,
+        default=3,
+        help="how many such bursts, spread over the run after the ramp (default: 3)",
+    )
     add("--flood", type=int, default=0, help="flooding residents, back to back (default: 0)")
     add("--flood-addresses", type=int, default=20, help="their addresses (default: 20)")
     add("--generators", type=int, default=1, help="locust processes (default: 1)")
@@ -131,9 +154,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.web, args.seconds, args.calls, args.agents, args.residents = 1, 8.0, 3, 1, 4
         args.think, args.ramp, args.generators, args.browse, args.book = 0.2, 1.0, 1, 1, 1
         args.flood = min(args.flood, 8)
+        args.agents_sign_in, args.sign_in_bursts = 2, 1
     counts = (args.web, args.phone, args.residents)
     if min(counts) < 1 or args.pace < 0 or args.calls < 0 or args.seconds <= args.ramp:
         parser.error("--web, --phone, --residents >= 1, --pace >= 0, --ramp < --seconds, please")
+    if args.agents_sign_in < 0 or args.sign_in_bursts < 0:
+        parser.error("--agents-sign-in and --sign-in-bursts >= 0, please")
     return args
 
 
@@ -219,11 +245,16 @@ def run_locust(site: Site, args: argparse.Namespace, out: Path) -> tuple[int, fl
         "agents": args.agents,
         "flood": args.flood,
         "flood_addresses": args.flood_addresses,
+        "ramp": args.ramp,
+        "sign_in_burst": args.agents_sign_in,
+        "sign_in_bursts": args.sign_in_bursts,
+        "burst_staff": site.burst_staff,
         "weights": {"browse": args.browse, "book": args.book},
     }
     config_path = out / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
-    users = args.calls + args.agents + args.residents + args.flood
+    bursting = 1 if args.agents_sign_in and args.sign_in_bursts else 0
+    users = args.calls + args.agents + args.residents + args.flood + bursting
     command = [
         sys.executable,
         "-m",
@@ -430,6 +461,52 @@ def bad_answers(heard: Recorder) -> list[str]:
     return bad
 
 
+def _spread(ordered: list[float]) -> dict[str, float]:
+    return {
+        "count": len(ordered),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
+        "max": ordered[-1] if ordered else math.nan,
+    }
+
+
+def _ms(figures: dict[str, float]) -> str:
+    return (
+        f"{figures['p50']:.1f} / {figures['p95']:.1f} / {figures['p99']:.1f} ms "
+        f"(max {figures['max']:.1f}, {figures['count']:.0f} webhooks)"
+    )
+
+
+def sign_in_bursts(args: argparse.Namespace, heard: Recorder) -> dict[str, object] | None:
+    """The sign-in bursts' lines: the sign-ins' own times, and the phone line's webhooks under
+    way during the bursts beside those of the rest of the run after the ramp."""
+    if not heard.bursts:
+        return None
+    inside, _ = heard.phone_during(heard.bursts)
+    # The rest of the run after the ramp (every caller on the line), bursts left out.
+    after_ramp = [(sent, ms) for sent, ms in heard.phone_spans if sent >= heard.first + args.ramp]
+    calm = Recorder(phone_spans=after_ramp).phone_during(heard.bursts)[1]
+    lasted = [end - begin for begin, end in heard.bursts]
+    sign_ins = _spread(sorted(heard.ms.get(SIGN_IN_BURST, [])))
+    during, rest = _spread(sorted(inside)), _spread(sorted(calm))
+    print(
+        f"\nsign-in bursts: {len(heard.bursts)} × {args.agents_sign_in} console sign-ins at once, "
+        f"each burst {min(lasted):.2f}-{max(lasted):.2f} s from the first sent to the last "
+        f"answered; a sign-in p50 {sign_ins['p50']:.0f} ms, max {sign_ins['max']:.0f} ms"
+    )
+    print(f"phone line's webhooks during the bursts, p50 / p95 / p99: {_ms(during)}")
+    print(f"phone line's webhooks the rest of the run after the ramp:    {_ms(rest)}")
+    return {
+        "agents": args.agents_sign_in,
+        "bursts": len(heard.bursts),
+        "seconds": lasted,
+        "sign_in_ms": sign_ins,
+        "phone_during_ms": during,
+        "phone_rest_ms": rest,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not nginx_present():
@@ -452,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             phone=args.phone,
             agents=max(args.agents, 1),
             web_nice=args.web_nice,
+            burst_agents=args.agents_sign_in,
         ) as site:
             status, took, locust_tail = run_locust(site, args, out)
             wait_for_confirmations(site.database)
@@ -510,6 +588,9 @@ def report(
     p99 = percentile(phone, 0.99)
     verdict = "met" if p99 < PHONE_AIM_MS else "MISSED"
     print(f"\nphone line's webhook p99: {p99:.1f} ms (aim: < {PHONE_AIM_MS:.0f} ms): {verdict}")
+    burst_figures = sign_in_bursts(args, heard)
+    if args.smoke and args.agents_sign_in and not heard.bursts:
+        errors.append("no sign-in burst was heard")
     if args.flood:
         flood = heard.answers.get("flood: resident pages", Counter())
         turned = sum(n for k, n in flood.items() if "busy page" in k)
@@ -525,6 +606,7 @@ def report(
             "seconds": seconds,
             "bookings_per_second": booked / seconds,
             "phone_p99_ms": p99,
+            "sign_in_bursts": burst_figures,
             "groups": {
                 g: {
                     "count": len(v),

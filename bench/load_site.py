@@ -57,6 +57,7 @@ class Site:
     workers: list[Process]
     nginx: Process
     staff: list[str]  # agents' login IDs (password: PASSWORD)
+    burst_staff: list[str]  # the sign-in bursts' agents (password: PASSWORD)
 
     @property
     def app_processes(self) -> list[Process]:
@@ -78,23 +79,24 @@ def load_nginx_conf(folder: Path, site: Path) -> str:
     return text.replace("worker_connections 512;", "worker_connections 768;")
 
 
-def _install(env: dict[str, str], agents: int) -> list[str]:
-    """`madoguchi sample load` and the agents' accounts."""
+def _install(env: dict[str, str], agents: int, burst: int = 0) -> tuple[list[str], list[str]]:
+    """`madoguchi sample load` and the agents' accounts: the sessions' and the bursts'."""
     settings = Settings.model_validate(
         {k[len("MADOGUCHI_") :].lower(): v for k, v in env.items() if k.startswith("MADOGUCHI_")}
     )
     sessions = session_factory(settings)
     logins = [f"agent{n}" for n in range(1, agents + 1)]
+    bursting = [f"burst{n}" for n in range(1, burst + 1)]
     with sessions() as db:
         schedule.install_ward(db, sample_ward())
         schedule.extend_schedule(db)
-        for login in logins:
+        for login in [*logins, *bursting]:
             staff.create_staff(
                 db, login_id=login, display_name=login, role="agent", password=PASSWORD
             )
         db.commit()
     sessions.kw["bind"].dispose()
-    return logins
+    return logins, bursting
 
 
 @contextmanager
@@ -107,6 +109,7 @@ def production_layout(
     phone: int = 1,
     workers: int = 2,
     web_nice: int = 0,
+    burst_agents: int = 0,
 ) -> Iterator[Site]:
     """Everything started and answering; stopped again on leaving. ``web_nice`` runs the web
     processes at that nice level (what a unit's Nice= would do), to see whether the phone line
@@ -146,7 +149,7 @@ def production_layout(
             "MADOGUCHI_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
         }
-        logins = _install(env, agents)
+        logins, bursting = _install(env, agents, burst_agents)
 
         def started(name: str, command: list[str], log: str) -> Process:
             process = Process(name, command, folder / log, env)
@@ -195,6 +198,7 @@ def production_layout(
             worker_processes,
             nginx,
             logins,
+            bursting,
         )
 
 
