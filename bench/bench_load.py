@@ -38,6 +38,7 @@ from bench.load_site import (  # noqa: E402
     Site,
     nginx_present,
     production_layout,
+    unit_nice,
 )
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -103,12 +104,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--web", type=int, default=2, help="web processes behind nginx (default: 2)")
     add("--phone", type=int, default=1, help="phone-line processes (default: 1)")
+    web_nice = unit_nice("madoguchi-web@.service")
     add(
         "--web-nice",
         type=int,
-        default=0,
-        help="run the web processes at this nice level (an experiment: the units set none; "
-        "default: 0)",
+        default=web_nice,
+        help=f"run the web processes at this nice level (default: their unit's Nice=, {web_nice})",
     )
     add("--seconds", type=float, default=60.0, help="how long the load runs (default: 60)")
     add("--calls", type=int, default=100, help="phone lines calling at once (default: 100)")
@@ -136,6 +137,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=3,
         help="how many such bursts, spread over the run after the ramp (default: 3)",
+    )
+    add(
+        "--phone-cpus",
+        type=lambda text: [int(cpu) for cpu in text.split(",")],
+        default=None,
+        help="pin the phone-line processes to these CPUs (e.g. 1, or 2,3) and the web "
+        "processes and workers to the others, with taskset, as CPUAffinity= in their units "
+        "would (default: none pinned)",
     )
     add("--flood", type=int, default=0, help="flooding residents, back to back (default: 0)")
     add("--flood-addresses", type=int, default=20, help="their addresses (default: 20)")
@@ -530,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             agents=max(args.agents, 1),
             web_nice=args.web_nice,
             burst_agents=args.agents_sign_in,
+            phone_cpus=args.phone_cpus,
         ) as site:
             status, took, locust_tail = run_locust(site, args, out)
             wait_for_confirmations(site.database)
@@ -563,8 +573,14 @@ def report(
     tail = max(heard.last - heard.first - seconds, 0) if heard.ms else 0.0
     cpu_line = locust_tail.splitlines()[0]
     print(
-        f"\nopening morning on the production layout: {args.web} web processes, {args.phone} "
-        f"phone line, 2 workers; {args.calls} calls, {args.agents} agents, {args.residents} "
+        f"\nopening morning on the production layout: {args.web} web processes (nice "
+        f"{args.web_nice}), {args.phone} phone line"
+        + (
+            f" (on CPU {','.join(map(str, args.phone_cpus))}, the rest off it)"
+            if args.phone_cpus
+            else ""
+        )
+        + f", 2 workers; {args.calls} calls, {args.agents} agents, {args.residents} "
         f"residents (browse {args.browse} : book {args.book}, pace {args.pace:g})"
         + (f", flood {args.flood} from {args.flood_addresses} addresses" if args.flood else "")
         + f"; {seconds:.0f} s (+{tail:.0f} s for the last calls and forms to finish)"
@@ -603,6 +619,8 @@ def report(
     if args.json:
         figures = {
             "web": args.web,
+            "web_nice": args.web_nice,
+            "phone_cpus": args.phone_cpus,
             "seconds": seconds,
             "bookings_per_second": booked / seconds,
             "phone_p99_ms": p99,
