@@ -88,6 +88,7 @@ processes at least 1.6 times those with 1) are printed as met or MISSED, not fai
 examples:
   python3 bench/bench_load.py --web 2                       # 60 s, 100 calls
   python3 bench/bench_load.py --web 2 --flood 300 --seconds 40
+  python3 bench/bench_load.py --web 2 --agents-sign-in 10   # 10 console sign-ins at once
   python3 bench/bench_load.py --smoke                       # what CI runs: a few seconds
 
 Skips (exit 0, saying so) when Debian's nginx (/usr/sbin/nginx) is missing.
