@@ -5,7 +5,7 @@ and everything that decides a write stay on the primary; the replica's sessions 
 The replica is a real one: a private primary (initdb into a temporary folder, as the
 ``postgres`` user when run as root, like tests/test_pool.py's) and a hot standby made from it by
 ``pg_basebackup -R``, streaming on another port. Pausing the standby's replay shows which
-server a page was read from.
+server a page was read from; stopping it shows the pages fall back to the primary.
 """
 
 from __future__ import annotations
