@@ -25,13 +25,20 @@ if str(REPO) not in sys.path:  # run as a script: its helpers are bench.*, besid
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.load_record import GROUPS, PHONE_LINE, Recorder, percentile  # noqa: E402
+from bench.load_record import (  # noqa: E402
+    GROUPS,
+    PHONE_LINE,
+    SIGN_IN_BURST,
+    Recorder,
+    percentile,
+)
 from bench.load_site import (  # noqa: E402
     PASSWORD,
     TOKEN,
     Site,
     nginx_present,
     production_layout,
+    unit_nice,
 )
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -53,6 +60,11 @@ own) then runs for --seconds, all at once:
   residents  --residents clients, weighted --browse : --book: browsers (month pages, a day's
              times, the earliest times anywhere) and bookers (the free times, a hold, 1-4 s
              filling in the form, the booking with an Idempotency-Key)
+
+--agents-sign-in N adds N console sign-ins at one instant, --sign-in-bursts times spread over
+the run after the ramp (every caller then on the line), each agent from an address and with an
+account of its own: the argon2 checks of a shift starting. The report then gives the phone
+line's webhooks under way during those bursts apart from the others.
 
 --flood adds that many more residents asking for pages back to back from --flood-addresses
 loopback addresses: more than the web pool serves, so nginx's per-address limit turns the
@@ -76,6 +88,7 @@ processes at least 1.6 times those with 1) are printed as met or MISSED, not fai
 examples:
   python3 bench/bench_load.py --web 2                       # 60 s, 100 calls
   python3 bench/bench_load.py --web 2 --flood 300 --seconds 40
+  python3 bench/bench_load.py --web 2 --agents-sign-in 10   # 10 console sign-ins at once
   python3 bench/bench_load.py --smoke                       # what CI runs: a few seconds
 
 Skips (exit 0, saying so) when Debian's nginx (/usr/sbin/nginx) is missing.
@@ -92,12 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add = parser.add_argument
     add("--web", type=int, default=2, help="web processes behind nginx (default: 2)")
     add("--phone", type=int, default=1, help="phone-line processes (default: 1)")
+    web_nice = unit_nice("madoguchi-web@.service")
     add(
         "--web-nice",
         type=int,
-        default=0,
-        help="run the web processes at this nice level (an experiment: the units set none; "
-        "default: 0)",
+        default=web_nice,
+        help=f"run the web processes at this nice level (default: their unit's Nice=, {web_nice})",
     )
     add("--seconds", type=float, default=60.0, help="how long the load runs (default: 60)")
     add("--calls", type=int, default=100, help="phone lines calling at once (default: 100)")
@@ -114,6 +127,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "this; 0: back to back, to find what the web pool serves (default: 1)",
     )
     add("--ramp", type=float, default=10.0, help="seconds to start every client (default: 10)")
+    add(
+        "--agents-sign-in",
+        type=int,
+        default=0,
+        help="console sign-ins let go at one instant, each burst (default: 0, none)",
+    )
+    add(
+        "--sign-in-bursts",
+        type=int,
+        default=3,
+        help="how many such bursts, spread over the run after the ramp (default: 3)",
+    )
+    add(
+        "--phone-cpus",
+        type=lambda text: [int(cpu) for cpu in text.split(",")],
+        default=None,
+        help="pin the phone-line processes to these CPUs (e.g. 1, or 2,3) and the web "
+        "processes and workers to the others, with taskset, as CPUAffinity= in their units "
+        "would (default: none pinned)",
+    )
     add("--flood", type=int, default=0, help="flooding residents, back to back (default: 0)")
     add("--flood-addresses", type=int, default=20, help="their addresses (default: 20)")
     add("--generators", type=int, default=1, help="locust processes (default: 1)")
@@ -131,9 +164,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.web, args.seconds, args.calls, args.agents, args.residents = 1, 8.0, 3, 1, 4
         args.think, args.ramp, args.generators, args.browse, args.book = 0.2, 1.0, 1, 1, 1
         args.flood = min(args.flood, 8)
+        args.agents_sign_in, args.sign_in_bursts = 2, 1
     counts = (args.web, args.phone, args.residents)
     if min(counts) < 1 or args.pace < 0 or args.calls < 0 or args.seconds <= args.ramp:
         parser.error("--web, --phone, --residents >= 1, --pace >= 0, --ramp < --seconds, please")
+    if args.agents_sign_in < 0 or args.sign_in_bursts < 0:
+        parser.error("--agents-sign-in and --sign-in-bursts >= 0, please")
     return args
 
 
@@ -219,11 +255,16 @@ def run_locust(site: Site, args: argparse.Namespace, out: Path) -> tuple[int, fl
         "agents": args.agents,
         "flood": args.flood,
         "flood_addresses": args.flood_addresses,
+        "ramp": args.ramp,
+        "sign_in_burst": args.agents_sign_in,
+        "sign_in_bursts": args.sign_in_bursts,
+        "burst_staff": site.burst_staff,
         "weights": {"browse": args.browse, "book": args.book},
     }
     config_path = out / "config.json"
     config_path.write_text(json.dumps(config), encoding="utf-8")
-    users = args.calls + args.agents + args.residents + args.flood
+    bursting = 1 if args.agents_sign_in and args.sign_in_bursts else 0
+    users = args.calls + args.agents + args.residents + args.flood + bursting
     command = [
         sys.executable,
         "-m",
@@ -430,6 +471,52 @@ def bad_answers(heard: Recorder) -> list[str]:
     return bad
 
 
+def _spread(ordered: list[float]) -> dict[str, float]:
+    return {
+        "count": len(ordered),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
+        "p99": percentile(ordered, 0.99),
+        "max": ordered[-1] if ordered else math.nan,
+    }
+
+
+def _ms(figures: dict[str, float]) -> str:
+    return (
+        f"{figures['p50']:.1f} / {figures['p95']:.1f} / {figures['p99']:.1f} ms "
+        f"(max {figures['max']:.1f}, {figures['count']:.0f} webhooks)"
+    )
+
+
+def sign_in_bursts(args: argparse.Namespace, heard: Recorder) -> dict[str, object] | None:
+    """The sign-in bursts' lines: the sign-ins' own times, and the phone line's webhooks under
+    way during the bursts beside those of the rest of the run after the ramp."""
+    if not heard.bursts:
+        return None
+    inside, _ = heard.phone_during(heard.bursts)
+    # The rest of the run after the ramp (every caller on the line), bursts left out.
+    after_ramp = [(sent, ms) for sent, ms in heard.phone_spans if sent >= heard.first + args.ramp]
+    calm = Recorder(phone_spans=after_ramp).phone_during(heard.bursts)[1]
+    lasted = [end - begin for begin, end in heard.bursts]
+    sign_ins = _spread(sorted(heard.ms.get(SIGN_IN_BURST, [])))
+    during, rest = _spread(sorted(inside)), _spread(sorted(calm))
+    print(
+        f"\nsign-in bursts: {len(heard.bursts)} × {args.agents_sign_in} console sign-ins at once, "
+        f"each burst {min(lasted):.2f}-{max(lasted):.2f} s from the first sent to the last "
+        f"answered; a sign-in p50 {sign_ins['p50']:.0f} ms, max {sign_ins['max']:.0f} ms"
+    )
+    print(f"phone line's webhooks during the bursts, p50 / p95 / p99: {_ms(during)}")
+    print(f"phone line's webhooks the rest of the run after the ramp:    {_ms(rest)}")
+    return {
+        "agents": args.agents_sign_in,
+        "bursts": len(heard.bursts),
+        "seconds": lasted,
+        "sign_in_ms": sign_ins,
+        "phone_during_ms": during,
+        "phone_rest_ms": rest,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not nginx_present():
@@ -452,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             phone=args.phone,
             agents=max(args.agents, 1),
             web_nice=args.web_nice,
+            burst_agents=args.agents_sign_in,
+            phone_cpus=args.phone_cpus,
         ) as site:
             status, took, locust_tail = run_locust(site, args, out)
             wait_for_confirmations(site.database)
@@ -485,8 +574,14 @@ def report(
     tail = max(heard.last - heard.first - seconds, 0) if heard.ms else 0.0
     cpu_line = locust_tail.splitlines()[0]
     print(
-        f"\nopening morning on the production layout: {args.web} web processes, {args.phone} "
-        f"phone line, 2 workers; {args.calls} calls, {args.agents} agents, {args.residents} "
+        f"\nopening morning on the production layout: {args.web} web processes (nice "
+        f"{args.web_nice}), {args.phone} phone line"
+        + (
+            f" (on CPU {','.join(map(str, args.phone_cpus))}, the rest off it)"
+            if args.phone_cpus
+            else ""
+        )
+        + f", 2 workers; {args.calls} calls, {args.agents} agents, {args.residents} "
         f"residents (browse {args.browse} : book {args.book}, pace {args.pace:g})"
         + (f", flood {args.flood} from {args.flood_addresses} addresses" if args.flood else "")
         + f"; {seconds:.0f} s (+{tail:.0f} s for the last calls and forms to finish)"
@@ -510,6 +605,9 @@ def report(
     p99 = percentile(phone, 0.99)
     verdict = "met" if p99 < PHONE_AIM_MS else "MISSED"
     print(f"\nphone line's webhook p99: {p99:.1f} ms (aim: < {PHONE_AIM_MS:.0f} ms): {verdict}")
+    burst_figures = sign_in_bursts(args, heard)
+    if args.smoke and args.agents_sign_in and not heard.bursts:
+        errors.append("no sign-in burst was heard")
     if args.flood:
         flood = heard.answers.get("flood: resident pages", Counter())
         turned = sum(n for k, n in flood.items() if "busy page" in k)
@@ -522,9 +620,12 @@ def report(
     if args.json:
         figures = {
             "web": args.web,
+            "web_nice": args.web_nice,
+            "phone_cpus": args.phone_cpus,
             "seconds": seconds,
             "bookings_per_second": booked / seconds,
             "phone_p99_ms": p99,
+            "sign_in_bursts": burst_figures,
             "groups": {
                 g: {
                     "count": len(v),

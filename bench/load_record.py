@@ -28,6 +28,7 @@ GROUPS = (
     "api: hold",
     "api: booking",
     "console: sign-in",
+    "console: sign-in burst",
     "console: queue page",
     "console: queue stream (first event)",
     "phone line: webhooks",
@@ -35,6 +36,7 @@ GROUPS = (
 )
 PHONE_LINE = "phone line: webhooks"
 BOOKING = "api: booking"
+SIGN_IN_BURST = "console: sign-in burst"
 # nginx's busy page (deploy/nginx/madoguchi-busy.html) says so in both languages; an answer of the
 # app never carries it.
 BUSY_MARK = "しばらく"
@@ -98,12 +100,29 @@ class Recorder:
     errors: list[str] = field(default_factory=list)
     first: float = math.inf
     last: float = 0.0
+    # The phone line's webhooks as (sent at, ms), wall clock: which were under way when.
+    phone_spans: list[tuple[float, float]] = field(default_factory=list)
+    # The sign-in bursts as (first sent, last answered), wall clock.
+    bursts: list[tuple[float, float]] = field(default_factory=list)
 
     def add(self, group: str, ms: float, kind: str) -> None:
         now = time.time()
         self.first, self.last = min(self.first, now - ms / 1000), max(self.last, now)
         self.ms.setdefault(group, []).append(ms)
         self.answers.setdefault(group, Counter())[kind] += 1
+        if group == PHONE_LINE:
+            self.phone_spans.append((now - ms / 1000, ms))
+
+    def phone_during(self, windows: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+        """The phone line's webhook times (ms) under way during any of ``windows`` (sent before
+        one ended and answered after it began), and the others."""
+        inside: list[float] = []
+        outside: list[float] = []
+        for sent, ms in self.phone_spans:
+            answered = sent + ms / 1000
+            hit = any(sent < end and answered > begin for begin, end in windows)
+            (inside if hit else outside).append(ms)
+        return inside, outside
 
     def error(self, message: str) -> None:
         self.tallies["errors"] += 1
@@ -119,6 +138,8 @@ class Recorder:
             "errors": self.errors,
             "first": self.first if self.ms else None,
             "last": self.last if self.ms else None,
+            "phone_spans": self.phone_spans,
+            "bursts": self.bursts,
         }
         path.write_text(json.dumps(body), encoding="utf-8")
 
@@ -134,6 +155,8 @@ class Recorder:
         if body["first"] is not None:
             self.first = min(self.first, body["first"])
             self.last = max(self.last, body["last"])
+        self.phone_spans.extend((sent, ms) for sent, ms in body["phone_spans"])
+        self.bursts.extend((begin, end) for begin, end in body["bursts"])
 
 
 class TimedTransport(httpx.BaseTransport):

@@ -9,6 +9,7 @@ with tests/test_production_layout.py, so the bench runs exactly what that test c
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import ssl
 import subprocess
@@ -57,6 +58,7 @@ class Site:
     workers: list[Process]
     nginx: Process
     staff: list[str]  # agents' login IDs (password: PASSWORD)
+    burst_staff: list[str]  # the sign-in bursts' agents (password: PASSWORD)
 
     @property
     def app_processes(self) -> list[Process]:
@@ -70,6 +72,13 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "config.cli", "worker"]
 
 
+def unit_nice(unit: str) -> int:
+    """The Nice= a deploy/systemd unit sets (0 when it sets none)."""
+    text = (DEPLOY / "systemd" / unit).read_text(encoding="utf-8")
+    found = re.search(r"^Nice=(-?\d+)$", text, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
 def load_nginx_conf(folder: Path, site: Path) -> str:
     """The test's nginx.conf with Debian's own sizes (worker_processes auto, 768 connections a
     worker): the test's single worker of 512 would run out of connections before the app does."""
@@ -78,23 +87,24 @@ def load_nginx_conf(folder: Path, site: Path) -> str:
     return text.replace("worker_connections 512;", "worker_connections 768;")
 
 
-def _install(env: dict[str, str], agents: int) -> list[str]:
-    """`madoguchi sample load` and the agents' accounts."""
+def _install(env: dict[str, str], agents: int, burst: int = 0) -> tuple[list[str], list[str]]:
+    """`madoguchi sample load` and the agents' accounts: the sessions' and the bursts'."""
     settings = Settings.model_validate(
         {k[len("MADOGUCHI_") :].lower(): v for k, v in env.items() if k.startswith("MADOGUCHI_")}
     )
     sessions = session_factory(settings)
     logins = [f"agent{n}" for n in range(1, agents + 1)]
+    bursting = [f"burst{n}" for n in range(1, burst + 1)]
     with sessions() as db:
         schedule.install_ward(db, sample_ward())
         schedule.extend_schedule(db)
-        for login in logins:
+        for login in [*logins, *bursting]:
             staff.create_staff(
                 db, login_id=login, display_name=login, role="agent", password=PASSWORD
             )
         db.commit()
     sessions.kw["bind"].dispose()
-    return logins
+    return logins, bursting
 
 
 @contextmanager
@@ -107,11 +117,23 @@ def production_layout(
     phone: int = 1,
     workers: int = 2,
     web_nice: int = 0,
+    burst_agents: int = 0,
+    phone_cpus: list[int] | None = None,
 ) -> Iterator[Site]:
     """Everything started and answering; stopped again on leaving. ``web_nice`` runs the web
-    processes at that nice level (what a unit's Nice= would do), to see whether the phone line
-    keeps its times when the web pool gives way on the CPU."""
+    processes at that nice level, as their unit's Nice= does (bench_load.py passes the unit's
+    own unless told otherwise). ``phone_cpus`` pins the phone-line processes to those CPUs and
+    the web processes and workers to the others (taskset: what CPUAffinity= in their units
+    does); PostgreSQL, Redis and nginx still run anywhere."""
     nice = ["nice", "-n", str(web_nice)] if web_nice else []
+    pin_phone: list[str] = []
+    pin_rest: list[str] = []
+    if phone_cpus:
+        rest = sorted(set(range(os.cpu_count() or 1)) - set(phone_cpus))
+        if not rest:
+            raise ValueError(f"no CPU left for the web pool beside {phone_cpus}")
+        pin_phone = ["taskset", "-c", ",".join(map(str, phone_cpus))]
+        pin_rest = ["taskset", "-c", ",".join(map(str, rest))]
     with ExitStack() as stack:
         url = stack.enter_context(throwaway_database(admin_url, prefix="madoguchi_load"))
         database = url.render_as_string(hide_password=False)
@@ -146,7 +168,7 @@ def production_layout(
             "MADOGUCHI_LOG_LEVEL": "INFO",
             "PYTHONPATH": str(REPO),
         }
-        logins = _install(env, agents)
+        logins, bursting = _install(env, agents, burst_agents)
 
         def started(name: str, command: list[str], log: str) -> Process:
             process = Process(name, command, folder / log, env)
@@ -154,15 +176,21 @@ def production_layout(
             return process.start()
 
         web_processes = [
-            started(f"web {p}", [*nice, *unit_command("madoguchi-web@.service", p)], f"web-{p}.log")
+            started(
+                f"web {p}",
+                [*pin_rest, *nice, *unit_command("madoguchi-web@.service", p)],
+                f"web-{p}.log",
+            )
             for p in ports.web
         ]
         phone_processes = [
-            started(f"ivr {p}", unit_command("madoguchi-ivr@.service", p), f"ivr-{p}.log")
+            started(
+                f"ivr {p}", [*pin_phone, *unit_command("madoguchi-ivr@.service", p)], f"ivr-{p}.log"
+            )
             for p in ports.ivr
         ]
         worker_processes = [
-            started(f"worker {n}", worker_command(), f"worker-{n}.log")
+            started(f"worker {n}", [*pin_rest, *worker_command()], f"worker-{n}.log")
             for n in range(1, workers + 1)
         ]
 
@@ -195,6 +223,7 @@ def production_layout(
             worker_processes,
             nginx,
             logins,
+            bursting,
         )
 
 

@@ -23,6 +23,7 @@ import random
 import secrets
 import ssl
 import sys
+import threading
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ from locust import User, between, events  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
 from bench.bench_ivr import SORRY, birth_keys, keypad, ward_menus  # noqa: E402
-from bench.load_record import Recorder, TimedTransport  # noqa: E402
+from bench.load_record import SIGN_IN_BURST, Recorder, TimedTransport, answer_kind  # noqa: E402
 from booking.context import TOKYO  # noqa: E402
 from config.sample import sample_ward  # noqa: E402
 from ivr.caller import PhoneCall  # noqa: E402
@@ -60,10 +61,11 @@ THINK = float(CONFIG.get("think", 2.0))
 # requests back to back, to find what the web pool can serve.
 PACE = float(CONFIG.get("pace", 1.0))
 _addresses = itertools.count()
-_state = {"deadline": float("inf")}
+_state = {"deadline": float("inf"), "started": 0.0}
 
 
 def _started(environment: Environment, **_: object) -> None:
+    _state["started"] = time.time()
     _state["deadline"] = time.time() + float(CONFIG.get("seconds", 60))
 
 
@@ -324,6 +326,89 @@ class Agent(Client):
     tasks = [poll, poll, watch]  # noqa: RUF012
 
 
+class SignInBurst(User):
+    """``sign_in_burst`` agents signing in to the console at the same instant, ``sign_in_bursts``
+    times, evenly spread over the run after the ramp (every caller then on the line): each
+    from an address of its own, with an account of its own, the sign-in form already open. The
+    POSTs are let go together; each is timed, and each burst's window (the first sent to the
+    last answered) is kept, to pick out the phone line's webhooks under way meanwhile."""
+
+    abstract = int(CONFIG.get("sign_in_burst", 0)) == 0 or int(CONFIG.get("sign_in_bursts", 0)) == 0
+    fixed_count = 1
+    network = 4
+
+    def wait_time(self) -> float:
+        return 0.2
+
+    def on_start(self) -> None:
+        ramp, seconds = float(CONFIG.get("ramp", 0)), float(CONFIG.get("seconds", 60))
+        count = int(CONFIG["sign_in_bursts"])
+        self.times = [
+            _state["started"] + ramp + (seconds - ramp) * (n + 1) / (count + 1)
+            for n in range(count)
+        ]
+
+    def burst(self) -> None:
+        if not self.times:
+            time.sleep(1)
+            return
+        time.sleep(max(0.0, self.times.pop(0) - time.time()))
+        logins: list[str] = CONFIG["burst_staff"][: int(CONFIG["sign_in_burst"])]
+        clients = [
+            httpx.Client(
+                base_url=CONFIG["base"],
+                transport=httpx.HTTPTransport(local_address=source(self.network), verify=TLS),
+                timeout=30,
+                trust_env=False,
+            )
+            for _ in logins
+        ]
+        try:
+            for client in clients:  # the form open in each browser (not timed)
+                client.get("/console/login")
+            # Threads and events are gevent's here (locust patches them): greenlets that
+            # send their sign-in together once ``go`` is set.
+            go = threading.Event()
+            workers = [
+                threading.Thread(target=self._sign_in, args=(client, login, go))
+                for client, login in zip(clients, logins, strict=True)
+            ]
+            for worker in workers:
+                worker.start()
+            time.sleep(0.05)  # every one of them waiting on ``go``
+            began = time.time()
+            go.set()
+            for worker in workers:
+                worker.join()
+            RECORDER.bursts.append((began, time.time()))
+        finally:
+            for client in clients:
+                client.close()
+
+    def _sign_in(self, client: httpx.Client, login_id: str, go: threading.Event) -> None:
+        form = {
+            "csrf": client.cookies.get("console_login") or "",
+            "login_id": login_id,
+            "password": CONFIG["password"],
+        }
+        go.wait()
+        started = time.perf_counter()
+        try:
+            answer = client.post("/console/login", data=form)
+        except httpx.TransportError as failed:
+            ms = (time.perf_counter() - started) * 1000
+            timed_out = isinstance(failed, httpx.TimeoutException)
+            RECORDER.add(SIGN_IN_BURST, ms, "timeout" if timed_out else "no connection")
+            RECORDER.error(f"burst sign-in {login_id}: {type(failed).__name__}: {failed}")
+            return
+        ms = (time.perf_counter() - started) * 1000
+        RECORDER.add(SIGN_IN_BURST, ms, answer_kind(answer.status_code, busy_page=False))
+        if answer.status_code != 303:
+            RECORDER.error(f"burst sign-in {login_id}: {answer.status_code}")
+
+    tasks = [burst]  # noqa: RUF012
+
+
 class Unexpected(Exception):
     """The IVR said or asked something the caller's script has no answer for."""
 
@@ -462,4 +547,4 @@ class Caller(Client):
         return "heard the FAQ"
 
 
-__all__ = ["Agent", "Booker", "Browser", "Caller", "Flooder"]
+__all__ = ["Agent", "Booker", "Browser", "Caller", "Flooder", "SignInBurst"]

@@ -78,16 +78,12 @@ def unit_of_work(request: Request) -> Iterator[DbSession]:
 @contextmanager
 def read_only_unit(request: Request) -> Iterator[DbSession]:
     """A session for reads that are only shown (calendar marks, free times, feeds): on the read
-    replica when one is configured, else on the primary. Read-only either way, so a write put
-    here by mistake fails in development as it would on the replica. Never for a read that
-    decides a write (a hold, a booking, a move, a cancellation): the replica may lag a moment.
+    replica when one is configured and answers, else on the primary. Read-only either way, so a
+    write put here by mistake fails in development as it would on the replica. Never for a read
+    that decides a write (a hold, a booking, a move, a cancellation): the replica may lag a
+    moment. ``app.state.shown_reads`` (config.replica.ShownReads) chooses the server.
     """
-    replica = request.app.state.read_sessions
-    with (replica or request.app.state.sessions)() as db:
-        if replica is None and db.get_bind().dialect.name == "postgresql":
-            # Set as the connection leaves the pool, before the transaction begins: no round
-            # trip (psycopg sends BEGIN READ ONLY with the first statement).
-            db.connection(execution_options={"postgresql_readonly": True})
+    with request.app.state.shown_reads(request.app.state.sessions) as db:
         yield db
 
 

@@ -38,6 +38,7 @@ from config.doctor import Readiness, readiness_body
 from config.keys import load_twilio_token, load_vault
 from config.logs import RequestIds, configure_logging
 from config.queue import InlineJobs, RqJobs, Waker, redis_connection
+from config.replica import ShownReads
 from config.retention import erase_expired_daily
 from config.security import SecurityHeaders
 from config.settings import Settings
@@ -85,7 +86,7 @@ def read_session_factory(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> sessionmaker[Session] | None:
     """Sessions on the read replica, with the primary's booking context; None without one
-    (booking.web.read_only_unit then reads from the primary)."""
+    (config.replica.ShownReads then reads from the primary)."""
     if settings.sqlalchemy_read_url is None:
         return None
     return make_sessionmaker(engine_for(settings, replica=True), sessions.kw["info"]["booking"])
@@ -261,8 +262,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
 
     app.openapi = ward_openapi  # type: ignore[method-assign]
     app.state.sessions = sessions
-    # The availability shown to residents and feeds, from the replica if there is one.
+    # The availability shown to residents and feeds, from the replica if there is one and it
+    # answers, else from the primary (booking.web.read_only_unit opens them).
     app.state.read_sessions = read_sessions
+    app.state.shown_reads = ShownReads(read_sessions)
     app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.

@@ -104,14 +104,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from config.logs import configure_logging
     from config.worker import NO_REDIS, QUEUES, phone_api, run_worker
 
     if not settings.redis_url:
         raise SystemExit(NO_REDIS)
     sending = "through Twilio" if phone_api(settings).live else "logged only (no Twilio account)"
-    print(f"Database: {_safe_url(settings.sqlalchemy_url)}")
-    print(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
-    print(f"Messages: {sending}")
+    say: Callable[[str], None] = print
+    if settings.log_format == "json":  # every line on the worker's output is JSON
+        configure_logging(settings.log_level, settings.log_format)
+        say = logging.getLogger("config.worker").info
+    say(f"Database: {_safe_url(settings.sqlalchemy_url)}")
+    say(f"Redis: {_safe_url(settings.redis_url or '')}  queues: {', '.join(QUEUES)}")
+    say(f"Messages: {sending}")
     run_worker(settings, _sessions(settings), burst=args.burst)
     return 0
 
@@ -459,6 +466,8 @@ What it checks, one line each (OK, WARN: works but not as production should, ERR
   keys         MADOGUCHI_DATA_KEYS and MADOGUCHI_LOOKUP_KEY set (not the trial key file)
   database     MADOGUCHI_DATABASE_URL answers
   migrations   its schema is at the code's newest migration (`madoguchi db upgrade`)
+  replica      MADOGUCHI_DATABASE_READ_URL, if set: answers, replays, its lag (WARN when
+               not: the primary serves the shown reads meanwhile)
   redis        MADOGUCHI_REDIS_URL answers (WARN when unset: jobs run only in `serve`)
   worker       a `madoguchi worker` sent RQ a heartbeat lately
   twilio       MADOGUCHI_TWILIO_AUTH_TOKEN set (and the account and number, to send)
@@ -467,7 +476,8 @@ What it checks, one line each (OK, WARN: works but not as production should, ERR
   proxy trust  FORWARDED_ALLOW_IPS names the proxy, not '*'
 
 Each network check waits at most 3 seconds. Exit status: 0 when nothing is an ERROR, 1 otherwise.
-The web processes' own probe is GET /readyz (database, migrations, Redis): 503 when not ready."""
+The web processes' own probe is GET /readyz (database, migrations, Redis): 503 when not ready;
+the read replica is in its body too, but one that is down leaves the process ready."""
 
 MARKS = {"ok": "✔ OK   ", "warn": "! WARN ", "error": "✘ ERROR"}
 
@@ -502,8 +512,8 @@ def _add_check_command(
 ) -> None:
     summary = (
         "Is this server ready for production? Checks the settings and every peer (database, "
-        "migrations, Redis, a worker, Twilio, the public address, speech models, the proxy) "
-        "and says what to fix."
+        "migrations, the read replica, Redis, a worker, Twilio, the public address, speech "
+        "models, the proxy) and says what to fix."
     )
     check = sub.add_parser(
         "check",

@@ -9,16 +9,23 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking.context import BookingContext
+from config.replica import CONNECT_TIMEOUT_SECONDS
 from config.settings import Settings
 
 
 def make_engine(
-    url: str, *, statement_timeout_ms: int = 0, read_only: bool = False, **kwargs: Any
+    url: str,
+    *,
+    statement_timeout_ms: int = 0,
+    read_only: bool = False,
+    connect_timeout_s: int = 0,
+    **kwargs: Any,
 ) -> Engine:
     """An engine for PostgreSQL (production, CI) or an SQLite file (the embedded default).
 
     ``statement_timeout_ms`` (PostgreSQL only, 0 for none) bounds every statement;
-    ``read_only`` (PostgreSQL only) makes every transaction read-only, as the server sees it."""
+    ``read_only`` (PostgreSQL only) makes every transaction read-only, as the server sees it;
+    ``connect_timeout_s`` (PostgreSQL only, 0 for libpq's default: none) bounds a connect."""
     # Statement parameters hold residents' data: keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -58,6 +65,10 @@ def make_engine(
         # A replica's engine: should a write reach it by mistake (or the replica be promoted
         # and still named here), the server refuses it instead of writing behind the primary.
         options.append("-c default_transaction_read_only=on")
+    if connect_timeout_s:
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args["connect_timeout"] = int(connect_timeout_s)
+        kwargs["connect_args"] = connect_args
     if options:
         connect_args = dict(kwargs.pop("connect_args", {}))
         given = make_url(url).query.get("options")  # the URL's own ?options=, kept
@@ -85,6 +96,9 @@ def engine_for(settings: Settings, *, replica: bool = False) -> Engine:
         max_overflow=settings.db_max_overflow,
         statement_timeout_ms=settings.db_statement_timeout_ms,
         read_only=replica,
+        # A replica that does not answer is given up quickly: shown reads then go to the
+        # primary (config.replica.ShownReads).
+        connect_timeout_s=CONNECT_TIMEOUT_SECONDS if replica else 0,
     )
 
 

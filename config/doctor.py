@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from config.migrate import alembic_config
+from config.replica import replica_state
 from config.settings import Settings
 
 TIMEOUT_SECONDS = 3
@@ -33,6 +34,9 @@ TIMEOUT_SECONDS = 3
 # this belongs to a worker that died without saying so.
 WORKER_HEARTBEAT_WITHIN = timedelta(seconds=420 + 60)
 LOCAL_HOSTS = {"localhost", "localhost.localdomain"}
+# A replica further behind than this shows residents seats that went minutes ago: still safe
+# (the primary's guard refuses them), but worth a look.
+REPLICA_LAG_WARN_SECONDS = 30
 
 Status = Literal["ok", "warn", "error"]
 
@@ -166,6 +170,70 @@ def check_migrations(settings: Settings) -> Finding:
     engine = probe_engine(settings.sqlalchemy_url)
     try:
         return schema_at_head(engine)
+    finally:
+        engine.dispose()
+
+
+def replica_answers(engine: Engine) -> Finding:
+    """The read replica answers, is a standby replaying the primary, and how far behind.
+
+    Never an error: while it is away, shown reads go to the primary (config.replica)."""
+    where = safe_url(engine.url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            state = replica_state(conn)
+    except Exception as exc:  # any failure is the finding; say which
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return Finding(
+            "replica",
+            "warn",
+            type(exc).__name__,
+            f"cannot reach the read replica {where}: {type(exc).__name__}: {reason}; the "
+            "calendar, times and feeds are read from the primary meanwhile",
+            "start the replica server, or correct MADOGUCHI_DATABASE_READ_URL (unset, the "
+            "primary serves every read)",
+        )
+    if not state.in_recovery:
+        return Finding(
+            "replica",
+            "warn",
+            "not a standby",
+            f"the read replica {where} answers but is not in recovery (promoted, or the "
+            "primary's own address): shown reads are served, read-only, by a writable server",
+            "point MADOGUCHI_DATABASE_READ_URL at a hot standby of the primary, or unset it",
+        )
+    if state.paused:
+        return Finding(
+            "replica",
+            "warn",
+            "replay paused",
+            f"the read replica {where} answers but its replay is paused: residents see the "
+            "availability of the moment it paused",
+            "on the replica: SELECT pg_wal_replay_resume();",
+        )
+    lag = state.lag_seconds
+    if lag is not None and lag > REPLICA_LAG_WARN_SECONDS:
+        return Finding(
+            "replica",
+            "warn",
+            f"{lag:.0f} s behind",
+            f"the read replica {where} is replaying {lag:.0f} s behind the primary: residents "
+            "see seats that are gone (a booking of one is refused as taken)",
+            "check the replica's log and, on the primary, pg_stat_replication",
+        )
+    behind = "lag unknown (nothing replayed yet)" if lag is None else f"{lag:.1f} s behind"
+    return _ok("replica", f"read replica {where} answers, replaying the primary, {behind}")
+
+
+def check_replica(settings: Settings) -> Finding:
+    """The read replica, when one is configured (MADOGUCHI_DATABASE_READ_URL)."""
+    if settings.sqlalchemy_read_url is None:
+        return _ok(
+            "replica", "no read replica configured: the primary serves every read", "not set"
+        )
+    engine = probe_engine(settings.sqlalchemy_read_url)
+    try:
+        return replica_answers(engine)
     finally:
         engine.dispose()
 
@@ -415,6 +483,7 @@ CHECKS: tuple[Check, ...] = (
     check_keys,
     check_database,
     check_migrations,
+    check_replica,
     check_redis,
     check_worker,
     check_twilio,
@@ -442,10 +511,13 @@ def run_checks(settings: Settings, checks: tuple[Check, ...] = CHECKS) -> list[F
 
 
 class Readiness:
-    """What /readyz asks for one web process: the database, its schema, Redis if configured."""
+    """What /readyz asks for one web process: the database, its schema, the read replica and
+    Redis if configured."""
 
     def __init__(self, settings: Settings, timeout: float = TIMEOUT_SECONDS) -> None:
         self.engine = probe_engine(settings.sqlalchemy_url, timeout)
+        read_url = settings.sqlalchemy_read_url
+        self.replica = probe_engine(read_url, timeout) if read_url else None
         self.redis = probe_redis(settings.redis_url, timeout) if settings.redis_url else None
 
     def __call__(self) -> list[Finding]:
@@ -455,6 +527,8 @@ class Readiness:
             findings.append(schema_at_head(self.engine))
         else:
             findings.append(Finding("migrations", "error", "unknown", "database unreachable"))
+        if self.replica is not None:
+            findings.append(replica_answers(self.replica))
         if self.redis is None:
             findings.append(_ok("redis", "not configured", "not configured"))
         else:
@@ -463,15 +537,25 @@ class Readiness:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.dispose()
         if self.redis is not None:
             self.redis.close()
 
 
 def readiness_body(findings: list[Finding]) -> tuple[int, dict[str, Any]]:
-    """200 and each part's ``ok``, or 503 and the failing parts' short reasons."""
-    ready = all(f.status == "ok" for f in findings)
+    """200 and each part's ``ok``, or 503 and the failing parts' short reasons; a part that
+    only warns (the read replica) is named under ``degraded`` and leaves the process ready."""
+    # A warning never fails readiness: the replica is the only part that warns here, and while
+    # it is away every process reads from the primary and serves on. Failing /readyz for it
+    # would take every web process out of nginx's rotation at once (they share the replica):
+    # a degraded service turned into an outage.
+    ready = all(f.status != "error" for f in findings)
     body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
     body.update({f.check: f.summary for f in findings})
     if not ready:
-        body["failing"] = [f.check for f in findings if f.status != "ok"]
+        body["failing"] = [f.check for f in findings if f.status == "error"]
+    degraded = [f.check for f in findings if f.status == "warn"]
+    if degraded:
+        body["degraded"] = degraded
     return (200 if ready else 503), body

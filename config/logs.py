@@ -1,11 +1,14 @@
 """Where the logs go and in what shape: text (the default) or one JSON object per line
 (``MADOGUCHI_LOG_FORMAT=json``) for a log collector, each carrying the id of the request that
-logged it, the same id the answer's ``X-Request-ID`` header and error pages show."""
+logged it, the same id the answer's ``X-Request-ID`` header and error pages show; in a worker,
+the id and function of the job being run."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -15,6 +18,8 @@ from config.errors import request_id
 
 # The request being answered; copied into the thread pool's threads with the rest of the context.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+# The job a worker is running: its id and its function's dotted name (None when unreadable).
+current_job: ContextVar[tuple[str, str | None] | None] = ContextVar("current_job", default=None)
 # uvicorn's own loggers keep their handlers (their records do not reach the root).
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -36,9 +41,20 @@ class RequestIds:
             current_request_id.reset(token)
 
 
+@contextmanager
+def running_job(job_id: str, function: str | None) -> Iterator[None]:
+    """Every log record written while the job runs carries its id and function."""
+    token = current_job.set((job_id, function))
+    try:
+        yield
+    finally:
+        current_job.reset(token)
+
+
 class JsonLines(logging.Formatter):
-    """One JSON object per line: time (ISO 8601, UTC), level, logger, message, request_id, and
-    the exception's traceback when there is one."""
+    """One JSON object per line: time (ISO 8601, UTC), level, logger, message, request_id (in a
+    request) or job_id and job (in a worker's job), and the exception's traceback when there is
+    one."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, str] = {
@@ -50,6 +66,11 @@ class JsonLines(logging.Formatter):
         rid = current_request_id.get()
         if rid is not None:
             entry["request_id"] = rid
+        job = current_job.get()
+        if job is not None:
+            entry["job_id"] = job[0]
+            if job[1] is not None:
+                entry["job"] = job[1]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -84,6 +105,9 @@ def configure_logging(level: str, log_format: str) -> None:
     handler.setFormatter(JsonLines())
     root.addHandler(handler)
     root.setLevel(level)
+    # Python's warnings (a deprecation in a library) as log records too: written raw, they
+    # would be the one line a collector cannot read.
+    logging.captureWarnings(True)
     for name in UVICORN_LOGGERS:
         for own in logging.getLogger(name).handlers:
             own.setFormatter(JsonLines())

@@ -17,7 +17,8 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
-from rq.exceptions import StopRequested
+from rq.exceptions import DeserializationError, StopRequested
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from sqlalchemy import event
@@ -28,6 +29,7 @@ from booking import service as booking
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
 from config.keys import load_twilio_token
+from config.logs import configure_logging, running_job
 from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
 from ivr.twilio_api import LogOnly, PhoneApi, TwilioApi
@@ -221,12 +223,26 @@ class _Worker(SimpleWorker):
 
     stopping: threading.Event
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        # RQ's own lines about the job (done, failed, its traceback) are written in here too.
+        with running_job(job.id, _function_of(job)):
+            super().execute_job(job, queue)
+
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stopping.set()
         try:
             super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
         except RedisError as exc:
             raise StopRequested from exc
+
+
+def _function_of(job: Job) -> str | None:
+    """The job's function (``reminders.jobs.send_message``); None when its payload is unreadable
+    (RQ then fails the job and says why)."""
+    try:
+        return job.func_name
+    except (DeserializationError, ValueError, TypeError):
+        return None
 
 
 def _until_redis_answers(redis: Redis, stop: threading.Event) -> None:
@@ -264,6 +280,11 @@ def run_worker(
     (its heartbeat fails), so it is started again, on a new worker, once Redis answers."""
     if not settings.redis_url:
         raise SystemExit(NO_REDIS)
+    if settings.log_format == "json":
+        # The root's JSON handler, before RQ sets up its loggers: RQ then adds no handler of its
+        # own (it adds one only when no handler would hear its records) and its lines are JSON.
+        # In text, RQ's own handlers write its lines as they always have.
+        configure_logging(settings.log_level, settings.log_format)
     redis = redis_connection(settings.redis_url)
     jobs = RqJobs(redis)
     lottery_jobs.use(sessions)

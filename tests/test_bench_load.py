@@ -8,13 +8,14 @@ import os
 import secrets
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
 from bench.bench_load import check_database
-from bench.load_record import Recorder, answer_kind, route_group
+from bench.load_record import PHONE_LINE, Recorder, answer_kind, route_group
 from booking import schedule, service
 from booking.service import ResidentInput
 from config.app import session_factory
@@ -130,3 +131,28 @@ def test_route_groups_and_answer_kinds() -> None:
     assert answer_kind(503, busy_page=True) == "503 busy page (nginx)"
     assert answer_kind(503, busy_page=False) == "503 from the app"
     assert answer_kind(409, busy_page=False) == "409 refused (seats gone)"
+
+
+def test_the_phone_lines_webhooks_are_picked_out_by_the_sign_in_bursts(tmp_path: Path) -> None:
+    heard = Recorder()
+    # Webhooks as (sent at, ms): before, across the start, inside, across the end, after.
+    heard.phone_spans = [(10.0, 500.0), (19.5, 800.0), (20.5, 100.0), (21.9, 300.0), (23.0, 5.0)]
+    heard.bursts = [(20.0, 22.0)]
+    inside, outside = heard.phone_during(heard.bursts)
+    assert inside == [800.0, 100.0, 300.0]
+    assert outside == [500.0, 5.0]
+    assert heard.phone_during([]) == ([], [500.0, 800.0, 100.0, 300.0, 5.0])
+
+    # Each locust process writes its own; the driver merges them.
+    other = Recorder()
+    other.add(PHONE_LINE, 42.0, "ok")
+    other.bursts.append((30.0, 31.0))
+    other.dump(tmp_path / "other.json")
+    heard.dump(tmp_path / "heard.json")
+    merged = Recorder()
+    merged.merge(tmp_path / "heard.json")
+    merged.merge(tmp_path / "other.json")
+    assert merged.bursts == [(20.0, 22.0), (30.0, 31.0)]
+    assert len(merged.phone_spans) == 6
+    assert merged.phone_spans[-1][1] == 42.0
+    assert merged.ms[PHONE_LINE] == [42.0]

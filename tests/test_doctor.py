@@ -24,8 +24,10 @@ from rq import Queue, Worker
 from config import doctor
 from config.cli import main
 from config.migrate import alembic_config, upgrade
+from config.replica import replica_state
 from config.settings import Settings
 from tests.reminders.test_worker import PrivateRedis
+from tests.test_read_replica import Pair, pair  # noqa: F401 (the fixture)
 
 DATA_KEY = Fernet.generate_key().decode()
 LOOKUP_KEY = "l" * 32
@@ -202,6 +204,86 @@ def test_a_database_behind_the_code_is_an_error(tmp_path: Path) -> None:
     found = doctor.check_migrations(settings_for(tmp_path))
     assert (found.status, found.summary) == ("error", "not at head")
     assert head.down_revision in found.message and head.revision in found.message
+
+
+# --- the read replica -----------------------------------------------------------------------
+
+
+def test_no_replica_is_fine(tmp_path: Path) -> None:
+    found = doctor.check_replica(settings_for(tmp_path))
+    assert (found.status, found.summary) == ("ok", "not set")
+
+
+def test_a_replica_on_a_closed_port_is_a_warning_quickly(pg_url: str, tmp_path: Path) -> None:
+    nowhere = f"postgresql://postgres:secret-pw@127.0.0.1:{_closed_port()}/replica"
+    started = time.monotonic()
+    found = doctor.check_replica(
+        settings_for(tmp_path, database_url=pg_url, database_read_url=nowhere)
+    )
+    assert time.monotonic() - started < doctor.TIMEOUT_SECONDS + 2
+    # A warning, not an error: shown reads go to the primary meanwhile.
+    assert (found.status, found.summary) == ("warn", "OperationalError")
+    assert "read from the primary" in found.message
+    assert "secret-pw" not in found.message
+    assert "MADOGUCHI_DATABASE_READ_URL" in found.fix
+
+
+def test_a_frozen_replica_cannot_hang_the_check(
+    pg_url: str, tmp_path: Path, silent_port: int
+) -> None:
+    frozen = f"postgresql://postgres@127.0.0.1:{silent_port}/replica"
+    started = time.monotonic()
+    found = doctor.check_replica(
+        settings_for(tmp_path, database_url=pg_url, database_read_url=frozen)
+    )
+    assert found.status == "warn"
+    assert time.monotonic() - started < doctor.TIMEOUT_SECONDS + 2
+
+
+def test_a_replica_url_naming_a_writable_server_is_a_warning(pg_url: str, tmp_path: Path) -> None:
+    found = doctor.check_replica(
+        settings_for(tmp_path, database_url=pg_url, database_read_url=pg_url)
+    )
+    assert (found.status, found.summary) == ("warn", "not a standby")
+
+
+def test_a_streaming_replica_is_ok_with_its_lag_and_a_paused_one_is_a_warning(
+    pair: Pair,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(
+        tmp_path, database_url=pair.primary.url, database_read_url=pair.standby.url
+    )
+    committed = "SELECT lo_create(0)::text"  # a write (a large object) in one statement
+    pair.sql(pair.primary, committed)
+    pair.caught_up()
+    found = doctor.check_replica(settings)
+    assert found.status == "ok", found.message
+    assert "replaying the primary, 0.0 s behind" in found.message
+
+    pair.sql(pair.standby, "SELECT pg_wal_replay_pause()")
+    pair.sql(pair.primary, committed)
+    time.sleep(1.2)
+    paused = doctor.check_replica(settings)
+    assert (paused.status, paused.summary) == ("warn", "replay paused")
+    assert "pg_wal_replay_resume()" in paused.fix
+    # Behind by what it has received and not replayed: at least the time since it paused.
+    engine = doctor.probe_engine(settings.sqlalchemy_read_url or "")
+    try:
+        with engine.connect() as conn:
+            state = replica_state(conn)
+    finally:
+        engine.dispose()
+    assert state.in_recovery and state.paused
+    assert state.lag_seconds is not None and state.lag_seconds >= 1
+
+    pair.sql(pair.standby, "SELECT pg_wal_replay_resume()")
+    pair.caught_up()
+    assert doctor.check_replica(settings).status == "ok"
+
+    pair.standby.stop()
+    down = doctor.check_replica(settings)
+    assert (down.status, down.summary) == ("warn", "OperationalError")
 
 
 # --- Redis and the workers ------------------------------------------------------------------
@@ -387,6 +469,7 @@ def test_check_json_lists_every_check(
         "keys",
         "database",
         "migrations",
+        "replica",
         "redis",
         "worker",
         "twilio",

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,11 +17,16 @@ import pytest
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from redis import Redis
+from rq import Queue
 
 from config import logs
 from config.app import create_app
+from config.migrate import upgrade
 from config.settings import Settings
+from reminders.jobs import MESSAGES_QUEUE
 from tests import log_audit
+from tests.reminders.test_worker import PrivateRedis
 
 log = logging.getLogger("madoguchi.test_json_logs")
 
@@ -39,6 +47,7 @@ def restore_logging() -> Iterator[None]:
     for pairs in uvicorns.values():
         for handler, formatter in pairs:
             handler.setFormatter(formatter)
+    logging.captureWarnings(False)
 
 
 def app_logging(tmp_path: Path, log_format: str) -> FastAPI:
@@ -143,3 +152,66 @@ def test_twilios_client_never_logs_a_residents_number(tmp_path: Path) -> None:
     app_logging(tmp_path, "text")
     assert not logging.getLogger("twilio.http_client").isEnabledFor(logging.INFO)
     assert logging.getLogger("twilio.http_client").isEnabledFor(logging.WARNING)
+
+
+# --- a worker's lines ---------------------------------------------------------------------------
+
+
+def job_that_logs(n: int) -> int:
+    """A job of the test's own, run by a real `madoguchi worker` (it imports this module)."""
+    logging.getLogger("madoguchi.test_json_logs.job").warning("job heard %d", n)
+    return n
+
+
+def job_that_fails() -> None:
+    raise RuntimeError("the job broke")
+
+
+def test_a_workers_lines_are_json_with_the_job_id_and_function(tmp_path: Path) -> None:
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        upgrade(f"sqlite:///{tmp_path}/madoguchi.db")
+        queue = Queue(MESSAGES_QUEUE, connection=Redis.from_url(redis.url))
+        said = queue.enqueue(job_that_logs, 7, job_id="test-job-says-7")
+        broke = queue.enqueue(job_that_fails, job_id="test-job-breaks")
+        env = {
+            **os.environ,
+            "MADOGUCHI_ENVIRONMENT": "test",
+            "MADOGUCHI_DATA_DIR": str(tmp_path),
+            "MADOGUCHI_DATA_KEYS": Fernet.generate_key().decode(),
+            "MADOGUCHI_LOOKUP_KEY": "l" * 32,
+            "MADOGUCHI_REDIS_URL": redis.url,
+            "MADOGUCHI_LOG_FORMAT": "json",
+            "MADOGUCHI_LOG_LEVEL": "INFO",
+        }
+        ran = subprocess.run(
+            [sys.executable, "-c", "from config.cli import main; main(['worker', '--burst'])"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        redis.stop()
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any(e["message"].startswith("Database: sqlite") for e in entries), output
+
+    (heard,) = [e for e in entries if e["message"] == "job heard 7"]
+    assert heard["job_id"] == said.id
+    assert heard["job"] == "tests.test_json_logs.job_that_logs"
+    assert heard["logger"] == "madoguchi.test_json_logs.job"
+    assert "request_id" not in heard
+    # RQ's own lines about a job carry it too: its success, and its failure with the traceback.
+    done = [e for e in entries if e.get("job_id") == said.id and "Job OK" in e["message"]]
+    assert len(done) == 1, output
+    failed = [e for e in entries if e.get("job_id") == broke.id and e["level"] == "ERROR"]
+    assert failed, output
+    assert failed[0]["job"] == "tests.test_json_logs.job_that_fails"
+    assert any("RuntimeError: the job broke" in e["message"] for e in failed)
+    # Lines outside any job (the worker starting, its queues) carry no job.
+    assert any(e["logger"] == "rq.worker" and "job_id" not in e for e in entries)

@@ -5,15 +5,19 @@ and everything that decides a write stay on the primary; the replica's sessions 
 The replica is a real one: a private primary (initdb into a temporary folder, as the
 ``postgres`` user when run as root, like tests/test_pool.py's) and a hot standby made from it by
 ``pg_basebackup -R``, streaming on another port. Pausing the standby's replay shows which
-server a page was read from.
+server a page was read from; stopping it shows the pages fall back to the primary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pwd
 import re
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -124,6 +128,11 @@ class Pair:
         finally:
             engine.dispose()
 
+    def start_standby(self) -> None:
+        standby = self.standby
+        options = f"-p {standby.port} -k {standby.folder} -c listen_addresses=127.0.0.1"
+        standby.pg_ctl("start", "-o", options, "-l", str(standby.folder / "server.log"))
+
     def caught_up(self) -> None:
         """Wait until the standby has replayed everything the primary has written."""
         lsn = self.sql(self.primary, "SELECT pg_current_wal_lsn()::text")
@@ -167,14 +176,14 @@ def pair() -> Iterator[Pair]:
             *("-D", str(standby.data), "-R", "-X", "stream", "-c", "fast"),
             *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
         )
-        options = f"-p {standby.port} -k {standby.folder} -c listen_addresses=127.0.0.1"
-        standby.pg_ctl("start", "-o", options, "-l", str(standby.folder / "server.log"))
+        Pair(primary, standby).start_standby()
         started.append(standby)
         assert Pair(primary, standby).sql(standby, "SELECT pg_is_in_recovery()") is True
         yield Pair(primary, standby)
     finally:
         for server in reversed(started):
-            server.stop()
+            with contextlib.suppress(subprocess.CalledProcessError):  # a test stopped it
+                server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -299,3 +308,107 @@ def _shown_from_the_replica(pair: Pair, app: FastAPI, http: TestClient) -> None:
     with app.state.read_sessions() as db:
         assert db.execute(text("SHOW default_transaction_read_only")).scalar_one() == "on"
     assert "read-only transaction" in refuses_writes(app)
+
+
+# The replica down: shown reads fall back to the primary ---------------------------------------
+
+
+def _calendar_renders(http: TestClient) -> int:
+    """The earliest free time's calendar, day and feed render with it; its slot id."""
+    service = "application_help"
+    earliest = _free(http, service)[0]
+    venue, day = earliest["venue"], date.fromisoformat(earliest["start"][:10])
+    calendar = http.get(f"/book/{service}/{venue}?month={day:%Y-%m}")
+    assert calendar.status_code == 200, calendar.text
+    assert f'href="/book/{service}/{venue}/{day.isoformat()}?party=1"' in calendar.text
+    times = http.get(f"/book/{service}/{venue}/{day.isoformat()}")
+    assert f'name="slot_id" value="{earliest["id"]}"' in times.text
+    assert f"slot-{earliest['id']}@" in http.get(f"/calendar/venues/{venue}/free.ics").text
+    return int(earliest["id"])
+
+
+def _fallbacks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "config.replica"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("fresh_database", ["postgresql"], indirect=True)
+def test_a_replica_on_a_closed_port_leaves_the_calendar_to_the_primary(
+    fresh_database: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{_closed_port()}/madoguchi"
+    app = create_app(settings_for(fresh_database, tmp_path, database_read_url=nowhere))
+    primary: Engine = app.state.sessions.kw["bind"]
+    replica: Engine = app.state.read_sessions.kw["bind"]
+    with app.state.sessions() as db:  # the schedule from today, by the app's own clock
+        schedule.extend_schedule(db)
+        db.commit()
+    caplog.set_level(logging.INFO, logger="config.replica")
+    try:
+        with TestClient(app) as http:
+            for _ in range(3):  # every page of a resident's visit, three times over
+                _calendar_renders(http)
+        assert app.state.shown_reads.replica_down
+        # Logged once for the outage, not once per request (12 shown reads above).
+        (warned,) = _fallbacks(caplog)
+        assert "the read replica does not answer (OperationalError" in warned
+        assert "shown reads go to the primary" in warned
+        # Read from the primary, still read-only.
+        with read_only_unit(request_to(app)) as db:
+            assert db.get_bind() is primary
+        assert "read-only transaction" in refuses_writes(app)
+    finally:
+        replica.dispose()
+        primary.dispose()
+
+
+def test_a_replica_stopped_and_started_again(
+    pair: Pair, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upgrade(pair.primary.url)
+    app = create_app(settings_for(pair.primary.url, tmp_path, database_read_url=pair.standby.url))
+    primary: Engine = app.state.sessions.kw["bind"]
+    replica: Engine = app.state.read_sessions.kw["bind"]
+    caplog.set_level(logging.INFO, logger="config.replica")
+    app.state.shown_reads.retry_seconds = 0.5  # the replica tried again soon after it is back
+    try:
+        with app.state.sessions() as db:
+            schedule.install_ward(db, sample_ward())
+            schedule.extend_schedule(db)
+            db.commit()
+        pair.caught_up()
+        with TestClient(app) as http:
+            _calendar_renders(http)
+            with read_only_unit(request_to(app)) as db:
+                assert db.get_bind() is replica
+            assert replica.pool.checkedin() >= 1  # type: ignore[attr-defined]
+            assert _fallbacks(caplog) == []
+
+            # The standby goes down with connections still in the replica's pool: the pool's
+            # pre-ping finds them dead, the new connect is refused, the primary answers.
+            pair.standby.stop()
+            for _ in range(3):
+                _calendar_renders(http)
+            (warned,) = _fallbacks(caplog)
+            assert "shown reads go to the primary" in warned
+            with read_only_unit(request_to(app)) as db:
+                assert db.get_bind() is primary
+
+            # Started again: the next try (after retry_seconds) finds it, and says so once.
+            pair.start_standby()
+            pair.caught_up()
+            time.sleep(0.6)
+            _calendar_renders(http)
+            with read_only_unit(request_to(app)) as db:
+                assert db.get_bind() is replica
+            assert not app.state.shown_reads.replica_down
+            assert len(_fallbacks(caplog)) == 2
+            assert "answers again" in _fallbacks(caplog)[1]
+    finally:
+        replica.dispose()
+        primary.dispose()

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from config.app import create_app
 from config.migrate import upgrade
 from config.settings import Settings
+from tests.test_read_replica import Pair, pair  # noqa: F401 (the fixture)
 
 SPEECH = {
     "ja": "keys only (no vosk model)",
@@ -122,6 +123,50 @@ def test_ready_with_redis_answering(migrated_file: Path, tmp_path: Path) -> None
     finally:
         redis.stop()
     assert (status, body["redis"]) == (200, "ok")
+
+
+def test_a_replica_down_is_reported_and_the_process_stays_ready(
+    pg_url: str, tmp_path: Path
+) -> None:
+    nowhere = f"postgresql://postgres:pw@127.0.0.1:{_closed_port()}/replica"
+    status, body, _ = probe(app_on(tmp_path, database_url=pg_url, database_read_url=nowhere))
+    # Ready all the same: shown reads go to the primary while the replica is away, and every
+    # process shares the replica, so failing here would take them all out of rotation at once.
+    assert status == 200
+    assert body == {
+        "status": "ready",
+        "database": "ok",
+        "migrations": "ok",
+        "replica": "OperationalError",
+        "redis": "not configured",
+        "degraded": ["replica"],
+    }
+    assert "pw" not in str(body)
+
+
+def test_a_replica_url_naming_a_writable_server_is_reported(pg_url: str, tmp_path: Path) -> None:
+    status, body, _ = probe(app_on(tmp_path, database_url=pg_url, database_read_url=pg_url))
+    assert (status, body["replica"], body["degraded"]) == (200, "not a standby", ["replica"])
+
+
+def test_a_streaming_replica_is_ok_and_its_outage_leaves_the_process_ready(
+    pair: Pair,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    upgrade(pair.primary.url)
+    pair.caught_up()
+    app = app_on(tmp_path, database_url=pair.primary.url, database_read_url=pair.standby.url)
+    try:
+        status, body, _ = probe(app)
+        assert (status, body["replica"]) == (200, "ok"), body
+        assert "degraded" not in body
+        pair.standby.stop()
+        status, body, _ = probe(app)
+        assert (status, body["replica"], body["degraded"]) == (200, "OperationalError", ["replica"])
+        assert (body["database"], body["migrations"]) == ("ok", "ok")
+    finally:
+        app.state.read_sessions.kw["bind"].dispose()
+        app.state.sessions.kw["bind"].dispose()
 
 
 def test_the_probes_run_off_the_event_loop(tmp_path: Path) -> None:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -302,3 +306,42 @@ def test_agents_need_a_second_factor_where_the_ward_says_so(console: Console) ->
     )
     login = console.person("agent")
     assert sign_in(console.browser(), login).headers["location"] == "/console/account/second-factor"
+
+
+def _most_at_once(verify: Callable[[str, str], object], monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many of six checks started together ran at the same time (argon2 made slow)."""
+    running, most = 0, 0
+    counting = threading.Lock()
+
+    def slow(_self: PasswordHasher, _hash: str | bytes, _password: str | bytes) -> bool:
+        nonlocal running, most
+        with counting:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with counting:
+            running -= 1
+        return True
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow)
+    together = threading.Barrier(6)
+
+    def check() -> None:
+        together.wait()
+        verify("hash", "password")
+
+    threads = [threading.Thread(target=check) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return most
+
+
+def test_one_password_check_at_a_time_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each check runs argon2's lanes on 4 threads: ten sign-ins at once must not become 40
+    # busy threads beside the phone line's one.
+    assert _most_at_once(staff._hasher.verify, monkeypatch) == 1
+    # A hasher of the library's own runs them together (so the count above can fail).
+    plain = PasswordHasher()
+    assert _most_at_once(lambda hashed, given: plain.verify(hashed, given), monkeypatch) > 1
