@@ -26,6 +26,8 @@ class BookingRules:
     release_delay_minutes: int = 0
     max_party_size: int = 6
     max_active_per_phone: int = 3
+    # Cancellations a phone number may make itself in a month (Tokyo); 0: no limit.
+    max_cancels_per_month: int = 5
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ def booking_context(settings: Settings) -> BookingContext:
         release_delay_minutes=settings.cancel_release_delay_minutes,
         max_party_size=settings.max_party_size,
         max_active_per_phone=settings.max_active_bookings_per_phone,
+        max_cancels_per_month=settings.cancels_per_phone_per_month,
     )
     return BookingContext(vault=load_vault(settings), rules=rules)
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_party_size: int = Field(default=6, ge=1, le=20)
     # Active (future, not cancelled) bookings one phone number may hold at once.
     max_active_bookings_per_phone: int = Field(default=3, ge=1, le=50)
+    # Cancellations a phone number may make itself (web, API, phone line) in a calendar month,
+    # Tokyo time; 0: no limit. Agents cancelling for a caller are not counted.
+    cancels_per_phone_per_month: int = Field(default=5, ge=0, le=100)
     # Per web client (address): lookups per 15 minutes, holds and bookings per hour.
     web_lookups_per_15_minutes: int = Field(default=10, ge=1)
     web_bookings_per_hour: int = Field(default=30, ge=1)
