@@ -130,6 +130,8 @@ async def hold(request: Request) -> Response:
     try:
         hold_id = await run_in_threadpool(keep)
     except BookingError as error:
+        if error.code in ("not_yet_open", "not_yet_announced"):  # staged release: say when
+            return page(request, "problem.html", status_code=error.status, error=error)
         return await run_in_threadpool(
             taken_page, request, error.code, service_id, place, day, party
         )
