@@ -20,15 +20,15 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    case,
     cast,
     delete,
-    exists,
-    not_,
+    func,
+    literal_column,
     or_,
     select,
 )
 from sqlalchemy.orm import Session as DbSession
-from sqlalchemy.orm import aliased
 
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
@@ -53,22 +53,29 @@ def _covers(r: type[DayRelease]) -> ColumnElement[bool]:
     )
 
 
-_ANY = aliased(DayRelease)
-_OPEN = aliased(DayRelease)
-RELEASED = or_(
-    _AT_COUNTER,
-    not_(exists().where(_covers(_ANY))),
-    exists().where(
-        _covers(_OPEN),
-        _OPEN.opens_at <= _NOW,
-        or_(
-            _BIRTH_YEAR.is_(None),
-            and_(
-                or_(_OPEN.born_from.is_(None), _OPEN.born_from <= _BIRTH_YEAR),
-                or_(_OPEN.born_to.is_(None), _OPEN.born_to >= _BIRTH_YEAR),
+_ONE: ColumnElement[int] = literal_column("1", Integer())
+# No release covers the slot's day (no row: NULL, so 1), or one of them has opened for this
+# birth year. One scalar subquery: the cheapest form to plan on the hot path.
+_OPEN_FOR_ME = case(
+    (
+        and_(
+            DayRelease.opens_at <= _NOW,
+            or_(
+                _BIRTH_YEAR.is_(None),
+                and_(
+                    or_(DayRelease.born_from.is_(None), DayRelease.born_from <= _BIRTH_YEAR),
+                    or_(DayRelease.born_to.is_(None), DayRelease.born_to >= _BIRTH_YEAR),
+                ),
             ),
         ),
+        _ONE,
     ),
+    else_=literal_column("0", Integer()),
+)
+RELEASED = or_(
+    _AT_COUNTER,
+    func.coalesce(select(func.max(_OPEN_FOR_ME)).where(_covers(DayRelease)).scalar_subquery(), 1)
+    == 1,
 )
 
 

@@ -402,20 +402,17 @@ WITH claimed AS (
           WHEN venue.cutoff_time IS NOT NULL AND venue.cutoff_time <= :local_time
           THEN :first_late ELSE :first_start END
       AND (NOT service.requires_notice_number OR :notices = :party)
-      -- booking.release.RELEASED: the day is released to the resident's birth year
-      AND (NOT EXISTS (SELECT 1 FROM day_release r
+      -- booking.release.RELEASED: no release covers the day, or one for this birth year opened
+      AND COALESCE((SELECT bool_or(r.opens_at <= :now
+                  AND (r.born_from IS NULL OR r.born_from <= :birth_year)
+                  AND (r.born_to IS NULL OR r.born_to >= :birth_year))
+              FROM day_release r
               WHERE r.slots_from <= slot.starts_at AND r.slots_until > slot.starts_at
                 AND (r.venue_id IS NULL OR r.venue_id = slot.venue_id)
-                AND (r.service_id IS NULL OR r.service_id = slot.service_id))
-          OR EXISTS (SELECT 1 FROM day_release r
-              WHERE r.slots_from <= slot.starts_at AND r.slots_until > slot.starts_at
-                AND (r.venue_id IS NULL OR r.venue_id = slot.venue_id)
-                AND (r.service_id IS NULL OR r.service_id = slot.service_id)
-                AND r.opens_at <= :now
-                AND (r.born_from IS NULL OR r.born_from <= :birth_year)
-                AND (r.born_to IS NULL OR r.born_to >= :birth_year)))
-      -- booking.fairness: no notice number with another active pickup booking
-      AND (NOT service.requires_notice_number OR NOT EXISTS (
+                AND (r.service_id IS NULL OR r.service_id = slot.service_id)), true)
+      -- booking.fairness: no notice number with another active pickup booking (:no_notices
+      -- folds it away, unplanned, for the bookings that give none)
+      AND (:no_notices OR NOT service.requires_notice_number OR NOT EXISTS (
           SELECT 1 FROM booking_member bm
           JOIN booking b ON b.id = bm.booking_id
           JOIN slot bs ON bs.id = b.slot_id
@@ -468,6 +465,7 @@ FROM claimed LEFT JOIN made ON true
         bindparam("not_walk_in", type_=Integer()),
         bindparam("birth_year", type_=Integer()),
         bindparam("today_start", type_=UTCDateTime()),
+        bindparam("no_notices", type_=Boolean()),
     )
     .columns(
         column("venue_id", String()),
@@ -600,6 +598,7 @@ def _book_pg(
         "idem_hmac": sealed.fingerprint,
         "birth_year": sealed.birth_date.year,
         "today_start": fairness.today_start(db),
+        "no_notices": not any(m[2] for m in members),
         **quota_params(channel),
     }
     for _ in range(5):  # a code already in use: undo the claim and draw another

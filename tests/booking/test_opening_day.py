@@ -24,6 +24,7 @@ from booking.models import Slot
 from booking.service import ResidentInput
 from config.db import make_sessionmaker
 from ivr.caller import PhoneCall
+from reminders.texts import texts
 from tests.agent_console.test_console import Console, console, csrf_of  # noqa: F401 (fixture)
 from tests.conftest import FakeClock, SlotMaker, app_for, make_context
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
@@ -316,7 +317,10 @@ def test_the_phone_line_stops_a_number_at_its_monthly_cancellations(
 
 
 def test_no_get_changes_a_booking(browser: TestClient, engine: Engine, clock: FakeClock) -> None:
-    """The pages a text or an e-mail may link to show a page, and act only on a POST."""
+    """The pages a text or an e-mail may link to show a page, and act only on a POST. Today's
+    texts carry no link at all (only the call center's number); should one come, it must lead
+    to pages like these."""
+    assert not any("://" in text for kind in texts().values() for text in kind.values())
     phone = new_mobile()
     [code] = booked(engine, clock, phone, 1)
     manage(browser, code, phone)
