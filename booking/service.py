@@ -412,13 +412,15 @@ WITH claimed AS (
                 AND (r.service_id IS NULL OR r.service_id = slot.service_id)), true)
       -- booking.fairness: no notice number with another active pickup booking (:no_notices
       -- folds it away, unplanned, for the bookings that give none)
+      -- (the same shape as fairness.NOTICE_IN_USE, and for the same reason: see there)
       AND (:no_notices OR NOT service.requires_notice_number OR NOT EXISTS (
           SELECT 1 FROM booking_member bm
-          JOIN booking b ON b.id = bm.booking_id
-          JOIN slot bs ON bs.id = b.slot_id
-          JOIN service bsv ON bsv.id = b.service_id AND bsv.requires_notice_number
           WHERE bm.notice_number_hmac = ANY(CAST(:m_hmac AS text[]))
-            AND b.status IN ('booked', 'checked_in') AND bs.starts_at >= :today_start))
+            AND COALESCE((SELECT true FROM booking b
+                JOIN slot bs ON bs.id = b.slot_id
+                JOIN service bsv ON bsv.id = b.service_id
+                WHERE b.id = bm.booking_id AND b.status IN ('booked', 'checked_in')
+                  AND bs.starts_at >= :today_start AND bsv.requires_notice_number), false)))
     RETURNING slot.id, slot.venue_id, slot.service_id, slot.starts_at, slot.ends_at
 ), made AS (
     INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
