@@ -410,10 +410,9 @@ WITH claimed AS (
               WHERE r.slots_from <= slot.starts_at AND r.slots_until > slot.starts_at
                 AND (r.venue_id IS NULL OR r.venue_id = slot.venue_id)
                 AND (r.service_id IS NULL OR r.service_id = slot.service_id)), true)
-      -- booking.fairness: no notice number with another active pickup booking (:no_notices
-      -- folds it away, unplanned, for the bookings that give none)
-      -- (the same shape as fairness.NOTICE_IN_USE, and for the same reason: see there)
-      AND (:no_notices OR NOT service.requires_notice_number OR NOT EXISTS (
+      -- booking.fairness: no notice number with another active pickup booking (the shape of
+      -- fairness.NOTICE_IN_USE, for the same reason: see there)
+      AND (NOT service.requires_notice_number OR NOT EXISTS (
           SELECT 1 FROM booking_member bm
           WHERE bm.notice_number_hmac = ANY(CAST(:m_hmac AS text[]))
             AND COALESCE((SELECT true FROM booking b
@@ -467,7 +466,6 @@ FROM claimed LEFT JOIN made ON true
         bindparam("not_walk_in", type_=Integer()),
         bindparam("birth_year", type_=Integer()),
         bindparam("today_start", type_=UTCDateTime()),
-        bindparam("no_notices", type_=Boolean()),
     )
     .columns(
         column("venue_id", String()),
@@ -600,7 +598,6 @@ def _book_pg(
         "idem_hmac": sealed.fingerprint,
         "birth_year": sealed.birth_date.year,
         "today_start": fairness.today_start(db),
-        "no_notices": not any(m[2] for m in members),
         **quota_params(channel),
     }
     for _ in range(5):  # a code already in use: undo the claim and draw another
