@@ -3,7 +3,8 @@
 Seats change in single conditional UPDATEs (``booked + held + n <= capacity``) with a CHECK behind
 them; no Python lock and no count-then-insert, so every channel and every process can call this.
 Lock order, where one transaction touches several rows: the booking row first, then slot rows in
-ascending id order. That keeps racing moves and cancels free of deadlocks.
+ascending id order. That keeps racing moves and cancels free of deadlocks. A booking with notice
+numbers takes their advisory locks (booking.fairness) before any row.
 """
 
 from __future__ import annotations

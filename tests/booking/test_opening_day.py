@@ -124,6 +124,64 @@ def test_the_web_refuses_the_day_and_says_when_it_opens(
     assert seats(committed, unreleased.slot_id) == (0, 0)
 
 
+def test_the_web_form_tells_a_resident_outside_the_early_group_when_their_day_opens(
+    browser: TestClient, committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    day = date(2027, 1, 22)
+    with committed() as db:
+        early = service.add_release(
+            db,
+            first_day=day,
+            last_day=day,
+            opens_at=clock.now - timedelta(hours=1),
+            service_id="pin_reset",
+            born_to=1956,
+        )
+        later = service.add_release(
+            db, first_day=day, last_day=day, opens_at=clock.now + timedelta(days=2)
+        )
+        db.commit()
+    try:
+        times = browser.get("/book/pin_reset/main/2027-01-22")
+        held = browser.post(
+            "/hold",
+            data={
+                "csrf": field(times.text, "csrf"),
+                "slot_id": field(times.text, "slot_id"),
+                "party": "1",
+                "service": "pin_reset",
+                "place": "main",
+                "day": "2027-01-22",
+            },
+            follow_redirects=False,
+        )
+        assert held.status_code == 303  # the day is open to someone: the time is kept
+        where = held.headers["location"]
+        details = browser.get(where)
+        form = {
+            "csrf": field(details.text, "csrf"),
+            "party": field(details.text, "party"),
+            "service": field(details.text, "service"),
+            "name_kana": "わかい はなこ",
+            "birth_year": "1990",
+            "birth_month": "4",
+            "birth_day": "1",
+            "phone": new_mobile(),
+            "language": "ja",
+        }
+        refused = browser.post(where, data=form, follow_redirects=False)
+        assert refused.status_code == 409
+        assert f"受付開始は{OPENS_JA}です" in text_of(refused.text)
+        form |= {"birth_year": "1950", "csrf": field(refused.text, "csrf")}
+        booked = browser.post(where, data=form, follow_redirects=False)
+        assert booked.status_code == 303, text_of(booked.text)
+    finally:
+        with committed() as db:
+            service.remove_release(db, release_id=early.id)
+            service.remove_release(db, release_id=later.id)
+            db.commit()
+
+
 def test_the_api_refuses_holds_and_bookings_before_the_release(
     browser: TestClient, unreleased: Unreleased, committed: sessionmaker[Session]
 ) -> None:
