@@ -1613,6 +1613,9 @@ def install(app: FastAPI) -> None:
     from agent_console.counter import router as counter_router  # it builds on this module
 
     app.include_router(counter_router)
+    from agent_console.releases import router as releases_router  # it builds on this module
+
+    app.include_router(releases_router)
     from agent_console.accounts import router as accounts_router  # it builds on this module
 
     app.include_router(accounts_router)

@@ -28,6 +28,8 @@ class BookingRules:
     max_active_per_phone: int = 3
     # How long a waitlist offer keeps its seats for the resident before the next is offered.
     waitlist_offer_minutes: int = 30
+    # Cancellations a phone number may make itself in a month (Tokyo); 0: no limit.
+    max_cancels_per_month: int = 5
 
 
 @dataclass(frozen=True)

@@ -481,3 +481,45 @@ class WaitlistEntry(Base):
         Index("ix_waitlist_entry_phone", "phone_hmac"),
         Index("ix_waitlist_entry_hold", "hold_id"),
     )
+
+
+class DayRelease(Base):
+    """Staged release (段階的公開): the slots from ``slots_from`` up to ``slots_until`` (local
+    midnights, stored UTC) open for booking at ``opens_at``, optionally only at one venue or
+    for one service, and optionally only for residents born in ``born_from``..``born_to``
+    (a birth-year group; either end may be open). A day no release covers is open as before;
+    a day some release covers is open to a resident only once one of its releases for them
+    has opened. Read inside the seat statements (booking.release)."""
+
+    __tablename__ = "day_release"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slots_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    slots_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    venue_id: Mapped[str | None] = mapped_column(ForeignKey("venue.id"), nullable=True)
+    service_id: Mapped[str | None] = mapped_column(ForeignKey("service.id"), nullable=True)
+    born_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    born_to: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("slots_until > slots_from", name="days_in_order"),
+        CheckConstraint(
+            "born_from IS NULL OR born_to IS NULL OR born_from <= born_to", name="years_in_order"
+        ),
+        Index("ix_day_release_slots", "slots_from", "slots_until"),
+    )
+
+
+class CancelTally(Base):
+    """Cancellations a phone number made itself in a month (Tokyo), for the monthly limit.
+    Kept by the keyed hash, never the number; the month's row is counted up in one conditional
+    upsert, so racing cancellations cannot pass the limit. Last month's rows go as new ones
+    come in."""
+
+    __tablename__ = "cancel_tally"
+
+    phone_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    cancels: Mapped[int] = mapped_column(Integer)

@@ -3,7 +3,8 @@
 Seats change in single conditional UPDATEs (``booked + held + n <= capacity``) with a CHECK behind
 them; no Python lock and no count-then-insert, so every channel and every process can call this.
 Lock order, where one transaction touches several rows: the booking row first, then slot rows in
-ascending id order. That keeps racing moves and cancels free of deadlocks.
+ascending id order. That keeps racing moves and cancels free of deadlocks. A booking with notice
+numbers takes their advisory locks (booking.fairness) before any row.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import codes, waitlist
+from booking import codes, fairness, release, waitlist
 from booking.availability import (
     KEPT_BACK,
     DayMark,
@@ -78,6 +79,14 @@ from booking.models import (
     WalkIn,
 )
 from booking.personal import Sealed, check_members, parse_phone, seal
+from booking.release import (
+    RELEASED,
+    ReleaseView,
+    add_release,
+    list_releases,
+    release_params,
+    remove_release,
+)
 from booking.views import (
     BookingView,
     HeldTime,
@@ -95,18 +104,26 @@ CHANNELS = ("ivr", "web", "agent")
 
 # The one rule every claim obeys: an open slot, and the seats fit beside the booked and held
 # within what the slot's quota lets the asking channel have (KEPT_BACK: now, not_phone,
-# not_walk_in); never a slot kept for a lottery (only its draw books it, booking/lottery.py).
+# not_walk_in), on a day released to the resident (RELEASED: birth_year, at_counter); never a
+# slot kept for a lottery (only its draw books it, booking/lottery.py).
 _SEATS_FIT = (
     Slot.id == bindparam("slot_id"),
     Slot.is_open.is_(True),
     Slot.lottery_id.is_(None),
     Slot.booked + Slot.held + bindparam("seats") <= Slot.capacity - KEPT_BACK,
+    RELEASED,
 )
 _CLAIM_HOLD = update(Slot).where(*_SEATS_FIT).values(held=Slot.held + bindparam("seats"))
 _CLAIM_BOOKED = update(Slot).where(*_SEATS_FIT).values(booked=Slot.booked + bindparam("seats"))
+# A hold needs its day released to someone; the booking from it, to the resident's group.
 _HELD_TO_BOOKED = (
     update(Slot)
-    .where(Slot.id == bindparam("slot_id"), Slot.is_open.is_(True), Slot.lottery_id.is_(None))
+    .where(
+        Slot.id == bindparam("slot_id"),
+        Slot.is_open.is_(True),
+        Slot.lottery_id.is_(None),
+        RELEASED,
+    )
     .values(held=Slot.held - bindparam("seats"), booked=Slot.booked + bindparam("seats"))
 )
 _RELEASE_HELD = (
@@ -227,29 +244,46 @@ def _slot_for_sale(db: DbSession, slot_id: int) -> _SlotInfo:
     return slot
 
 
-def _why_not_claimed(db: DbSession, slot_id: int) -> BookingError:
+def _why_not_claimed(db: DbSession, slot_id: int, birth_year: int | None = None) -> BookingError:
     is_open, lottery = db.execute(
         select(Slot.is_open, Slot.lottery_id).where(Slot.id == slot_id)
     ).one()
     if lottery is not None:
         return BookingError("slot_in_lottery", field="slot_id")
+    if is_open:
+        release.check_released(db, slot_id=slot_id, birth_year=birth_year)
     return BookingError("slot_full" if is_open else "slot_closed", field="slot_id")
 
 
-def _claim_params(db: DbSession, slot_id: int, seats: int, channel: str) -> dict[str, object]:
-    return {"slot_id": slot_id, "seats": seats, "now": context(db).now(), **quota_params(channel)}
+def _claim_params(
+    db: DbSession, slot_id: int, seats: int, channel: str, birth_year: int | None = None
+) -> dict[str, object]:
+    return {
+        "slot_id": slot_id,
+        "seats": seats,
+        "now": context(db).now(),
+        **quota_params(channel),
+        **release_params(birth_year, channel),
+    }
 
 
-def _claim(db: DbSession, statement: Any, slot_id: int, seats: int, channel: str) -> None:
-    """Run a conditional seat claim for a channel; on failure, reclaim lapsed holds once and
-    try again."""
+def _claim(
+    db: DbSession,
+    statement: Any,
+    slot_id: int,
+    seats: int,
+    channel: str,
+    birth_year: int | None = None,
+) -> None:
+    """Run a conditional seat claim for a channel (for a resident born in ``birth_year``; None
+    for a hold); on failure, reclaim lapsed holds once and try again."""
     for attempt in range(2):
-        params = _claim_params(db, slot_id, seats, channel)
+        params = _claim_params(db, slot_id, seats, channel, birth_year)
         if _rowcount(db.execute(statement, params)) == 1:
             return
         if attempt == 0 and reclaim_expired_holds(db, slot_id=slot_id) == 0:
             break
-    raise _why_not_claimed(db, slot_id)
+    raise _why_not_claimed(db, slot_id, birth_year)
 
 
 # --- Holds --------------------------------------------------------------------------------
@@ -318,9 +352,10 @@ def release_hold(db: DbSession, *, hold_id: str) -> None:
     _offer_freed(db, [row.slot_id])
 
 
-def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
+def _take_hold(db: DbSession, hold_id: str, seats: int, birth_year: int | None = None) -> int:
     """Turn a hold into booked seats; returns its slot. Cannot fail for lack of seats, but
-    refuses a slot closed since the hold was made."""
+    refuses a slot closed since the hold was made, or a day not yet released to the
+    resident's group."""
     hold_id = _known_form(hold_id)
     _lock_slots(db, select(Hold.slot_id).where(Hold.id == hold_id).scalar_subquery())
     row = db.execute(
@@ -331,14 +366,21 @@ def _take_hold(db: DbSession, hold_id: str, seats: int) -> int:
     if row is None:
         raise BookingError("hold_not_found", field="hold_id")
     if row.seats == seats and row.expires_at > context(db).now():
-        if _rowcount(db.execute(_HELD_TO_BOOKED, {"slot_id": row.slot_id, "seats": seats})) != 1:
-            # Closed, or kept for a lottery, since the hold was made.
-            raise BookingError(_why_not_claimed(db, row.slot_id).code, field="hold_id")
+        params = {
+            "slot_id": row.slot_id,
+            "seats": seats,
+            "now": context(db).now(),
+            **release_params(birth_year, row.channel),
+        }
+        if _rowcount(db.execute(_HELD_TO_BOOKED, params)) != 1:
+            # Closed, kept for a lottery, or not released to the resident's group since the
+            # hold was made.
+            raise BookingError(_why_not_claimed(db, row.slot_id, birth_year).code, field="hold_id")
         return int(row.slot_id)
     # A lapsed hold, or a different party size: give it back and book like anyone else.
     db.execute(_RELEASE_HELD, {"slot_id": row.slot_id, "seats": row.seats})
     try:
-        _claim(db, _CLAIM_BOOKED, row.slot_id, seats, row.channel)
+        _claim(db, _CLAIM_BOOKED, row.slot_id, seats, row.channel, birth_year)
     except BookingError as exc:
         if exc.code == "slot_full" and row.expires_at <= context(db).now():
             raise BookingError("hold_expired", field="hold_id") from exc
@@ -380,6 +422,24 @@ WITH claimed AS (
           WHEN venue.cutoff_time IS NOT NULL AND venue.cutoff_time <= :local_time
           THEN :first_late ELSE :first_start END
       AND (NOT service.requires_notice_number OR :notices = :party)
+      -- booking.release.RELEASED: no release covers the day, or one for this birth year opened
+      AND COALESCE((SELECT bool_or(r.opens_at <= :now
+                  AND (r.born_from IS NULL OR r.born_from <= :birth_year)
+                  AND (r.born_to IS NULL OR r.born_to >= :birth_year))
+              FROM day_release r
+              WHERE r.slots_from <= slot.starts_at AND r.slots_until > slot.starts_at
+                AND (r.venue_id IS NULL OR r.venue_id = slot.venue_id)
+                AND (r.service_id IS NULL OR r.service_id = slot.service_id)), true)
+      -- booking.fairness: no notice number with another active pickup booking (the shape of
+      -- fairness.NOTICE_IN_USE, for the same reason: see there)
+      AND (NOT service.requires_notice_number OR NOT EXISTS (
+          SELECT 1 FROM booking_member bm
+          WHERE bm.notice_number_hmac = ANY(CAST(:m_hmac AS text[]))
+            AND COALESCE((SELECT true FROM booking b
+                JOIN slot bs ON bs.id = b.slot_id
+                JOIN service bsv ON bsv.id = b.service_id
+                WHERE b.id = bm.booking_id AND b.status IN ('booked', 'checked_in')
+                  AND bs.starts_at >= :today_start AND bsv.requires_notice_number), false)))
     RETURNING slot.id, slot.venue_id, slot.service_id, slot.starts_at, slot.ends_at
 ), made AS (
     INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
@@ -424,6 +484,8 @@ FROM claimed LEFT JOIN made ON true
         bindparam("notices", type_=Integer()),
         bindparam("not_phone", type_=Integer()),
         bindparam("not_walk_in", type_=Integer()),
+        bindparam("birth_year", type_=Integer()),
+        bindparam("today_start", type_=UTCDateTime()),
     )
     .columns(
         column("venue_id", String()),
@@ -555,6 +617,8 @@ def _book_pg(
         "m_ecert": [m[4] for m in members],
         "idem_key": idempotency_key,
         "idem_hmac": sealed.fingerprint,
+        "birth_year": sealed.birth_date.year,
+        "today_start": fairness.today_start(db),
         **quota_params(channel),
     }
     for _ in range(5):  # a code already in use: undo the claim and draw another
@@ -616,11 +680,16 @@ def book_drawn(
     )
 
 
-def _why_not_booked(db: DbSession, slot_id: int, party: int, resident: ResidentInput) -> bool:
+def _why_not_booked(
+    db: DbSession, slot_id: int, party: int, resident: ResidentInput, sealed: Sealed
+) -> bool:
     """After the booking statement refused: raise the rule it broke, or return True when lapsed
     holds were reclaimed and it is worth one more try."""
     slot = _slot_for_sale(db, slot_id)
     check_members(slot.requires_notice_number, party, resident.members)
+    release.check_released(db, slot_id=slot_id, birth_year=sealed.birth_date.year)
+    if slot.requires_notice_number:
+        fairness.check_notices(db, [m[2] for m in sealed.members])
     if reclaim_expired_holds(db, slot_id=slot_id) > 0:
         return True
     raise _why_not_claimed(db, slot_id)
@@ -668,6 +737,7 @@ def book(
             if earlier is not None:
                 return earlier
         _check_active_limit(db, sealed.phone_hmac)
+        fairness.lock_notices(db, [m[2] for m in sealed.members])
         try:
             found = None
             for _ in range(2):  # the second pass only after lapsed holds were reclaimed
@@ -682,7 +752,7 @@ def book(
                         idempotency_key=idempotency_key,
                         proxy=resident.proxy,
                     )
-                if found is not None or not _why_not_booked(db, slot_id, party, resident):
+                if found is not None or not _why_not_booked(db, slot_id, party, resident, sealed):
                     break
         except (IntegrityError, BookingError):
             if idempotency_key is None:
@@ -717,9 +787,10 @@ def book(
             if earlier is not None:
                 return earlier
         _check_active_limit(db, sealed.phone_hmac)
+        fairness.lock_notices(db, [m[2] for m in sealed.members])
         if hold_id is not None:
             try:
-                _take_hold(db, hold_id, party)
+                _take_hold(db, hold_id, party, sealed.birth_date.year)
             except BookingError as exc:
                 # A twin request (a double click) took the hold a moment before this one.
                 if exc.code != "hold_not_found" or idempotency_key is None:
@@ -729,7 +800,9 @@ def book(
                     raise
                 return earlier
         else:
-            _claim(db, _CLAIM_BOOKED, slot.id, party, channel)
+            _claim(db, _CLAIM_BOOKED, slot.id, party, channel, sealed.birth_date.year)
+        if slot.requires_notice_number:  # after the claim: SQLite's write lock is held by then
+            fairness.check_notices(db, [m[2] for m in sealed.members])
         code = _free_code(db)
         booking_id = _insert_booking_rows(
             db,
@@ -814,6 +887,7 @@ def forget_old_attempts(db: DbSession) -> int:
     result = db.execute(
         delete(ClientAttempt).where(ClientAttempt.at < context(db).now() - ATTEMPTS_KEPT)
     )
+    fairness.forget_old_cancels(db)  # and last month's cancellation counts
     return _rowcount(result)
 
 
@@ -1025,7 +1099,7 @@ def cancel(
     if view.status == "cancelled":
         return view
     try:
-        return cancel_booking(db, booking_id=view.id)
+        return cancel_by_resident(db, booking_id=view.id)
     except BookingError as exc:
         again = _view(db, view.id)
         if exc.code == "booking_not_active" and again.status == "cancelled":
@@ -1058,8 +1132,20 @@ def _release_seats(db: DbSession, slot_id: int, seats: int) -> None:
     db.flush()
 
 
+def cancel_by_resident(db: DbSession, *, booking_id: int) -> BookingView:
+    """Cancel by id for the resident themself (the web, the API, the phone line, after their
+    own proof): counted against the phone number's monthly limit, all or nothing."""
+    with db.begin_nested():
+        phone_hmac, status = db.execute(
+            select(Booking.phone_hmac, Booking.status).where(Booking.id == booking_id)
+        ).one()
+        if status == "booked":
+            fairness.count_cancel(db, phone_hmac=phone_hmac)
+        return cancel_booking(db, booking_id=booking_id)
+
+
 def cancel_booking(db: DbSession, *, booking_id: int) -> BookingView:
-    """Cancel by id (staff, after their own checks)."""
+    """Cancel by id (staff, after their own checks; not counted against any limit)."""
     _lock_active(db, booking_id)
     booking = db.execute(
         select(Booking.slot_id, Booking.party_size, Booking.version).where(Booking.id == booking_id)
@@ -1114,10 +1200,17 @@ def _move(
     new_slot = _slot_for_sale(db, target) if hold_id is None else _slot_info(db, target)
     _lock_active(db, booking_id)
     booking = db.execute(
-        select(Booking.slot_id, Booking.party_size, Booking.service_id, Booking.version).where(
-            Booking.id == booking_id
-        )
+        select(
+            Booking.slot_id,
+            Booking.party_size,
+            Booking.service_id,
+            Booking.version,
+            Booking.birth_date_enc,
+        ).where(Booking.id == booking_id)
     ).one()
+    # The day moved to must be released to the resident's group too (erased: to anyone).
+    born = booking.birth_date_enc and context(db).vault.decrypt(booking.birth_date_enc)
+    birth_year = date.fromisoformat(born).year if born else None
     if new_slot.service_id != booking.service_id:
         raise BookingError("service_mismatch", field="slot_id")
     if new_slot.id == booking.slot_id:
@@ -1126,9 +1219,9 @@ def _move(
     # Both slot rows now, in ascending id order (the lock order).
     _lock_slots(db, [booking.slot_id, new_slot.id])
     if hold_id is not None:
-        _take_hold(db, hold_id, seats)
+        _take_hold(db, hold_id, seats, birth_year)
     else:
-        _claim(db, _CLAIM_BOOKED, new_slot.id, seats, channel)
+        _claim(db, _CLAIM_BOOKED, new_slot.id, seats, channel, birth_year)
     # Only now, with the new seats secured, do the old ones go.
     _release_seats(db, booking.slot_id, seats)
     db.execute(
@@ -1215,14 +1308,17 @@ __all__ = [
     "HoldView",
     "MemberInput",
     "MemberView",
+    "ReleaseView",
     "ResidentInput",
     "SlotView",
     "Today",
+    "add_release",
     "availability",
     "book",
     "booking_period",
     "cancel",
     "cancel_booking",
+    "cancel_by_resident",
     "counter_figures",
     "create_hold",
     "find_booking",
@@ -1230,12 +1326,14 @@ __all__ = [
     "get_booking",
     "get_hold",
     "last_bookable_day",
+    "list_releases",
     "list_services",
     "list_venues",
     "month_marks",
     "note_attempt",
     "reclaim_expired_holds",
     "release_hold",
+    "remove_release",
     "reschedule",
     "reschedule_booking",
     "service_or_404",

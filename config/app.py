@@ -69,6 +69,7 @@ def booking_context(settings: Settings) -> BookingContext:
         max_party_size=settings.max_party_size,
         max_active_per_phone=settings.max_active_bookings_per_phone,
         waitlist_offer_minutes=settings.waitlist_offer_minutes,
+        max_cancels_per_month=settings.cancels_per_phone_per_month,
     )
     return BookingContext(vault=load_vault(settings), rules=rules)
 

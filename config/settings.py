@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # How long seats freed and offered to the next on the waitlist are kept for them (from
     # when they are told: an offer made in the quiet hours waits for the morning's text).
     waitlist_offer_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    # Cancellations a phone number may make itself (web, API, phone line) in a calendar month,
+    # Tokyo time; 0: no limit. Agents cancelling for a caller are not counted.
+    cancels_per_phone_per_month: int = Field(default=5, ge=0, le=100)
     # Per web client (address): lookups per 15 minutes, holds and bookings per hour.
     web_lookups_per_15_minutes: int = Field(default=10, ge=1)
     web_bookings_per_hour: int = Field(default=30, ge=1)

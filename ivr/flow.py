@@ -540,6 +540,10 @@ def release_offer(turn: Turn) -> None:
     turn.state.hold = None
 
 
+# The refusals of a day not released yet (booking.release): the caller hears when it opens.
+NOT_OPEN = ("not_yet_open", "not_yet_announced")
+
+
 def offer_next(turn: Turn) -> None:
     """Hold and offer the earliest free time after the last one offered."""
     state = turn.state
@@ -560,6 +564,7 @@ def offer_next(turn: Turn) -> None:
     except BookingError:
         slots = []
     tried = 0
+    not_open: BookingError | None = None  # the days asked for are not released yet
     for slot in slots:
         if slot.id in state.seen or (after is not None and slot.starts_at < after):
             continue
@@ -571,14 +576,19 @@ def offer_next(turn: Turn) -> None:
                 hold = booking.create_hold(
                     turn.db, slot_id=slot.id, seats=state.party, channel="ivr"
                 )
-        except BookingError:
+        except BookingError as error:
             state.seen.append(slot.id)  # taken meanwhile: the next one
+            if error.code in NOT_OPEN:
+                not_open = not_open or error
             continue
         state.offered, state.hold, state.after = slot.id, hold.id, slot.starts_at.isoformat()
         turn.ask("offer")
         return
     state.offered = None
-    turn.say("offer_none")
+    if not_open is not None:  # say when those days open (staged release)
+        turn.say("offer_not_open", reason=not_open.message(turn.language))
+    else:
+        turn.say("offer_none")
     turn.ask("offer_none")
 
 
@@ -1241,7 +1251,8 @@ def answer_cancel_check(turn: Turn, digits: str) -> None:
     if digits == "1":
         try:
             with turn.db.begin_nested():
-                booking.cancel_booking(turn.db, booking_id=turn.state.booking_id)
+                # The caller's own cancellation: counted against their number's monthly limit.
+                booking.cancel_by_resident(turn.db, booking_id=turn.state.booking_id)
         except BookingError as error:
             turn.say("booking_refused", reason=error.message(turn.language))
             turn.ask("manage")

@@ -97,6 +97,10 @@ def taken_page(
     )
 
 
+# The refusals of a day not released yet (booking.release): said with when it opens.
+NOT_OPEN = ("not_yet_open", "not_yet_announced")
+
+
 @router.get("/hold")
 def back_to_start(request: Request) -> Response:
     """POST-only; a GET (the language switch on a 'time taken' page) starts again."""
@@ -130,6 +134,8 @@ async def hold(request: Request) -> Response:
     try:
         hold_id = await run_in_threadpool(keep)
     except BookingError as error:
+        if error.code in NOT_OPEN:  # staged release: say when the day opens
+            return page(request, "problem.html", status_code=error.status, error=error)
         return await run_in_threadpool(
             taken_page, request, error.code, service_id, place, day, party
         )
@@ -417,7 +423,9 @@ async def confirm(request: Request, hold_id: str) -> Response:
             return await run_in_threadpool(
                 taken_page, request, error.code, held.service_id, held.venue_id, day, party
             )
-        errors = _problems(request, form, {error.field or "form": error})
+        # A day not released to the resident's group yet: said at the top, not at a field.
+        field = "form" if error.code in NOT_OPEN else error.field or "form"
+        errors = _problems(request, form, {field: error})
         return _details(request, held, chosen, venue, form, errors, error.status)
     return _done(request, booking)
 

@@ -154,7 +154,8 @@ async def cancel(request: Request) -> Response:
 
     def run() -> None:
         with unit_of_work(request) as db:
-            service.cancel_booking(db, booking_id=booking_id)
+            # The resident's own: counted against their number's monthly limit.
+            service.cancel_by_resident(db, booking_id=booking_id)
             db.commit()
 
     try:

@@ -43,7 +43,18 @@ def start(request: Request) -> HTMLResponse:
     """Step 1: what the visit is for, with what to bring."""
     with unit_of_work(request) as db:
         services = service.list_services(db)
-    return page(request, "start.html", services=services)
+        # Staged release: the days not open yet, announced with when they open.
+        releases = service.list_releases(db, upcoming_only=True)
+        venues = {v.id: v for v in service.list_venues(db)} if releases else {}
+    return page(
+        request,
+        "start.html",
+        services=services,
+        releases=releases,
+        release_venues=venues,
+        release_services={s.id: s for s in services},
+        tokyo=TOKYO,
+    )
 
 
 @router.get("/book/{service_id}", response_class=HTMLResponse)

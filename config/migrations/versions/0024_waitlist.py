@@ -1,7 +1,7 @@
 """the waitlist: entries, and messages about a waitlist offer
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-17 09:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | None = "0022"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
