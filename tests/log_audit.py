@@ -33,14 +33,18 @@ _PHONE = re.compile(r"^\+\d{8,15}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIGITS = re.compile(r"\d[\d\- ]{6,}\d")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Keys of a call's saved state that hold the ward's calendar, not the resident: the full day a
+# caller asked about (the waitlist's), which the logs may name like any day of the calendar.
+_CALENDAR_KEYS = frozenset({"full_day"})
 
 
 def _remember(value: Any, texts: bool = True) -> None:
     """Note a value as personal. Inside a call's saved state (JSON) only its phone numbers and
     dates are: the rest is the menu's working (step names, a booking code, choices)."""
     if isinstance(value, dict):
-        for item in value.values():
-            _remember(item, texts)
+        for key, item in value.items():
+            if key not in _CALENDAR_KEYS:
+                _remember(item, texts)
     elif isinstance(value, list):
         for item in value:
             _remember(item, texts)
