@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import service
+from booking import service, waitlist
 from booking.availability import check_party
 from booking.context import TOKYO, context
 from booking.draw import ALGORITHM, Drawn, Entry, draw, input_digest, verify
@@ -329,7 +329,8 @@ def _local(at: datetime) -> str:
 class DrawOutcome:
     lottery_id: int
     won: dict[int, int]  # application -> booking made
-    lost: list[int]  # applications not drawn (to be told and offered the waitlist)
+    # Applications not drawn, in the draw's order: put on the waitlist in it, and told so.
+    lost: list[int]
 
 
 def due(db: DbSession) -> list[int]:
@@ -435,16 +436,68 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
         .values(seed=seed, input_digest=digest, record=record)
     )
     db.flush()
+    # The losers join the waitlist in the draw's order: the list is as fair as the draw.
+    losers = set(lost)
+    lost = [a for a in drawn.order if a in losers]
     for application_id in lost:
         offer_waitlist(db, lottery_id=lottery_id, application_id=application_id)
     return DrawOutcome(lottery_id, won, lost)
 
 
-def offer_waitlist(db: DbSession, *, lottery_id: int, application_id: int) -> None:
-    """INTEGRATION POINT (the waitlist): an application not drawn is told so and offered the
-    waitlist for the lottery's times. The outcome (``lost``) is recorded already; the waitlist's
-    service puts the household on it and sends the message that is not about a booking, in
-    this same transaction. Until it is wired, nothing more happens here."""
+def offer_waitlist(
+    db: DbSession, *, lottery_id: int, application_id: int
+) -> waitlist.WaitlistView | None:
+    """An application not drawn goes on the waitlist, in the draw's order (the caller calls in
+    that order), for the whole day of its first preferred time: any seat of that day freed
+    later (a winner's cancellation, the lottery's seats given back) is offered to the losers
+    first, the first drawn first. A day the list refuses (closed) gives way to the next
+    preferred day. The entry is marked for the "not drawn" message, planned once by the
+    notification side from that mark (an outbox). None when no day would take it."""
+    a = db.get(LotteryApplication, application_id)
+    if a is None or a.phone_enc is None:
+        return None
+    phone = context(db).vault.decrypt(a.phone_enc)
+    days: list[tuple[str, str, date]] = []
+    for slot_id in a.preferences:
+        row = db.execute(
+            select(Slot.venue_id, Slot.service_id, Slot.starts_at).where(Slot.id == slot_id)
+        ).one()
+        queue = (row.venue_id, row.service_id, waitlist.local_day(row.starts_at))
+        if queue not in days:
+            days.append(queue)
+    for venue_id, service_id, day in days:
+        try:
+            with db.begin_nested():
+                entry = service.join_waitlist(
+                    db,
+                    venue_id=venue_id,
+                    service_id=service_id,
+                    day=day,
+                    party=a.party_size,
+                    phone=phone,
+                    language=a.language,
+                    channel=a.channel,
+                    only_when_full=False,
+                )
+        except BookingError as error:
+            if error.code != "outside_booking_window":
+                continue
+            # Drawn long before the day (past the booking window): the entry waits, and seats
+            # of that day are offered once the day is bookable.
+            entry = waitlist.add_entry(
+                db,
+                venue_id=venue_id,
+                service_id=service_id,
+                day=day,
+                slot_id=None,
+                party=a.party_size,
+                phone=phone,
+                language=a.language,
+                channel=a.channel,
+            )
+        waitlist.mark_lottery_loser(db, entry_id=entry.id, lottery_id=lottery_id)
+        return waitlist.get_entry(db, entry_id=entry.id)
+    return None
 
 
 def _sealed(db: DbSession, a: LotteryApplication) -> Sealed:
@@ -489,13 +542,22 @@ def public_record(db: DbSession, *, lottery_id: int) -> dict[str, Any] | None:
 
 
 def release_seats(db: DbSession, *, lottery_id: int) -> int:
-    """After the draw, give the lottery's times back to first-come booking (the seats no one
-    won); returns how many slots. Before the draw it is refused: the seats are promised."""
+    """After the draw, give the lottery's times back (the seats no one won, or a winner gave
+    up): first to their days' waitlists, the losers first, then to first-come; returns how
+    many slots. Before the draw it is refused: the seats are promised."""
     lottery = get_lottery(db, lottery_id=lottery_id)
     if lottery.status != "drawn":
         raise BookingError("lottery_not_drawn", field="lottery")
-    result = db.execute(update(Slot).where(Slot.lottery_id == lottery_id).values(lottery_id=None))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    slot_ids = list(
+        db.execute(
+            update(Slot)
+            .where(Slot.lottery_id == lottery_id)
+            .values(lottery_id=None)
+            .returning(Slot.id)
+        ).scalars()
+    )
+    service.offer_freed_seats(db, slot_ids=slot_ids)  # the losers waiting first, then the public
+    return len(slot_ids)
 
 
 def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:

@@ -2052,6 +2052,15 @@ waitlist_for_phone = waitlist.entries_for_phone
 waitlist_offers_to_notice = waitlist.offers_to_notice
 mark_waitlist_offers_noticed = waitlist.mark_noticed
 erase_waitlist_personal_data = waitlist.erase_personal_data
+lottery_losses_to_notice = waitlist.losses_to_notice
+mark_lottery_losses_noticed = waitlist.mark_losses_noticed
+
+
+def offer_freed_seats(db: DbSession, *, slot_ids: list[int]) -> int:
+    """Offer these slots' free seats to their waitlists first (a lottery's seats given back
+    to first-come after its draw: its losers wait for them); how many offers."""
+    return _offer_freed(db, slot_ids)
+
 
 __all__ += [
     "WaitlistView",
@@ -2059,7 +2068,10 @@ __all__ += [
     "extend_waitlist_offer",
     "join_waitlist",
     "leave_waitlist",
+    "lottery_losses_to_notice",
+    "mark_lottery_losses_noticed",
     "mark_waitlist_offers_noticed",
+    "offer_freed_seats",
     "take_waitlist_offer",
     "waitlist_entry",
     "waitlist_for_phone",
