@@ -380,7 +380,7 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
         say_with_ward(turn, "relocated_intro")
         turn.ask("relocated")
         return
-    say_with_ward(turn, "reminder_intro")
+    say_with_ward(turn, "drawn_intro" if about.kind == "drawn" else "reminder_intro")
     turn.ask("reminder")
 
 

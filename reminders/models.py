@@ -21,6 +21,8 @@ KINDS = (
     "waitlist_offer",
     # A lottery's loser: not drawn, and where they now stand on the waitlist (about the entry).
     "lottery_lost",
+    # A lottery's winner: booked by the draw, told so (a confirmation in its own words).
+    "drawn",
 )
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.

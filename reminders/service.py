@@ -196,8 +196,9 @@ def _plan_visit(
 # The first message after a booking event; reminders follow for the visit.
 FIRST_MESSAGE = {"booked": "confirmation", "moved": "moved", "relocated": "relocated"}
 # Booked by the lottery's draw: no one heard it on a call or saw it on a page, so a landline is
-# called with the confirmation (the call reads the booking out: keep it, or cancel it).
-FIRST_MESSAGE["drawn"] = "confirmation"
+# called with the confirmation (the call says they were drawn, reads the booking out: keep it,
+# or cancel it); a mobile's SMS says they were drawn, then what a confirmation says.
+FIRST_MESSAGE["drawn"] = "drawn"
 
 
 def _agents_call(db: DbSession, phone: str, language: str) -> None:

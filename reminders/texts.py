@@ -43,8 +43,10 @@ OFFER_BUDGET = 3
 LOST = "lottery_lost"
 # Segments a text may take: a confirmation carries what to bring and where; the others are a
 # line or two.
-BUDGET = {"confirmation": 4}
+BUDGET = {"confirmation": 4, "drawn": 4}
 DEFAULT_BUDGET = 2
+# The texts that confirm a new booking, with what to bring and where (a lottery's winner's too).
+CONFIRMING = ("confirmation", "drawn")
 
 
 @cache
@@ -186,7 +188,7 @@ CUTS = (
 
 def _extras(kind: str, language: str, visit: Visit, cut: _Cut) -> list[str]:
     """What follows the sentence: for a confirmation, what to bring and where to go."""
-    if kind != "confirmation":
+    if kind not in CONFIRMING:
         return []
     found: list[str] = []
     if visit.bring:

@@ -474,8 +474,8 @@ def test_winners_are_told_by_sms_or_a_call_to_a_landline(
     for booking_id in outcome.won.values():
         line = booking.get_booking(db, booking_id=booking_id).phone_line_type
         kinds = reminders.messages_for(db, booking_id=booking_id)
-        told[line] = [(m.kind, m.channel) for m in kinds if m.kind == "confirmation"]
-    assert told == {"mobile": [("confirmation", "sms")], "fixed_line": [("confirmation", "voice")]}
+        told[line] = [(m.kind, m.channel) for m in kinds if m.kind in ("confirmation", "drawn")]
+    assert told == {"mobile": [("drawn", "sms")], "fixed_line": [("drawn", "voice")]}
 
 
 # --- the losers: on the waitlist in the draw's order ----------------------------------------

@@ -159,6 +159,20 @@ def test_each_loser_is_told_once_by_sms_or_a_call_with_their_place(told: Desk) -
                 assert "抽選に外れました" in said
                 ahead = prompt("ja", "lottery_lost_ahead", count=entry.ahead)
                 assert ahead in said, said
+        # The winner hears they were drawn (and what a confirmation says).
+        [winner] = [a.booking_id for a in outcome.values() if a.booking_id is not None]
+        with told.sessions() as db:
+            won = booking.get_booking(db, booking_id=winner)
+        [drawn_message] = [m for m in told.messages(winner) if m.kind == "drawn"]
+        assert jobs.send(drawn_message.id) == "sent" and won.phone is not None
+        if won.phone_line_type == "mobile":
+            [body] = told.sms_to(won.phone)
+            drawn_words = {"en": "you were drawn", "ja": "当選しました", "ko": "당첨되셨습니다"}
+            assert drawn_words[language_of[won.phone]] in body and won.code in body, body
+        else:
+            [url] = told.calls_to(won.phone)
+            said = " ".join(told.resident(won.phone).pick_up(url))
+            assert "抽選に当選し" in said and "ご予約は" in said, said
     finally:
         leave_losers(told.sessions, lottery_id)
 

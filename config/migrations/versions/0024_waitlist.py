@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 KINDS_NOW = (
     "kind IN ('confirmation', 'moved', 'cancelled', 'reminder', 'reminder_morning', 'relocated', "
-    "'waitlist_offer', 'lottery_lost')"
+    "'waitlist_offer', 'lottery_lost', 'drawn')"
 )
 KINDS_BEFORE = (
     "kind IN ('confirmation', 'moved', 'cancelled', 'reminder', 'reminder_morning', 'relocated')"
