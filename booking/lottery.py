@@ -439,20 +439,46 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
     # The losers join the waitlist in the draw's order: the list is as fair as the draw.
     losers = set(lost)
     lost = [a for a in drawn.order if a in losers]
+    days: set[tuple[str, str, date]] = set()
     for application_id in lost:
-        offer_waitlist(db, lottery_id=lottery_id, application_id=application_id)
+        joined = offer_waitlist(db, lottery_id=lottery_id, application_id=application_id)
+        if joined is not None:
+            days.add(joined)
+    _offer_free_seats(db, days)
     return DrawOutcome(lottery_id, won, lost)
+
+
+def _offer_free_seats(db: DbSession, days: set[tuple[str, str, date]]) -> None:
+    """Seats free on the losers' days, at times the lottery does not keep, offered to those
+    waiting (the losers, in the draw's order, after anyone who waited before): one pass."""
+    slot_ids: list[int] = []
+    for venue_id, service_id, day in sorted(days):
+        start, end = waitlist.day_bounds(day)
+        slot_ids += db.execute(
+            select(Slot.id).where(
+                Slot.venue_id == venue_id,
+                Slot.service_id == service_id,
+                Slot.starts_at >= start,
+                Slot.starts_at < end,
+                Slot.is_open.is_(True),
+                Slot.lottery_id.is_(None),
+            )
+        ).scalars()
+    if slot_ids:
+        service.offer_freed_seats(db, slot_ids=slot_ids)
 
 
 def offer_waitlist(
     db: DbSession, *, lottery_id: int, application_id: int
-) -> waitlist.WaitlistView | None:
+) -> tuple[str, str, date] | None:
     """An application not drawn goes on the waitlist, in the draw's order (the caller calls in
     that order), for the whole day of its first preferred time: any seat of that day freed
     later (a winner's cancellation, the lottery's seats given back) is offered to the losers
     first, the first drawn first. A day the list refuses (closed) gives way to the next
     preferred day. The entry is marked for the "not drawn" message, planned once by the
-    notification side from that mark (an outbox). None when no day would take it."""
+    notification side from that mark (an outbox). Returns the (venue, service, day) whose list
+    it joined, whose free seats the caller offers once everyone is on; None when no day would
+    take it."""
     a = db.get(LotteryApplication, application_id)
     if a is None or a.phone_enc is None:
         return None
@@ -478,6 +504,7 @@ def offer_waitlist(
                     language=a.language,
                     channel=a.channel,
                     only_when_full=False,
+                    offer_now=False,
                 )
         except BookingError as error:
             if error.code != "outside_booking_window":
@@ -496,7 +523,7 @@ def offer_waitlist(
                 channel=a.channel,
             )
         waitlist.mark_lottery_loser(db, entry_id=entry.id, lottery_id=lottery_id)
-        return waitlist.get_entry(db, entry_id=entry.id)
+        return venue_id, service_id, day
     return None
 
 

@@ -1902,10 +1902,13 @@ def join_waitlist(
     language: str,
     channel: str,
     only_when_full: bool = True,
+    offer_now: bool = True,
 ) -> WaitlistView:
     """Put a resident on the waitlist of a full day (or one full time) of a service at a venue,
     at the end; asking again keeps their place. Refused while seats are free to book, unless
-    ``only_when_full`` is False (a lottery's losers, offered the list after the draw)."""
+    ``only_when_full`` is False (a lottery's losers, offered the list after the draw). Without
+    ``offer_now`` the caller offers the day's free seats itself once it has put everyone on
+    (a draw's thousands of losers: one pass over the day, not one per loser)."""
     ctx = context(db)
     check_party(ctx, party)
     if channel not in CHANNELS:
@@ -1961,7 +1964,7 @@ def join_waitlist(
         channel=channel,
     )
     # Seats freed between the check and now (or, for a lottery's list, left over) go at once.
-    if _offer_freed(db, opening):
+    if offer_now and _offer_freed(db, opening):
         entry = waitlist.get_entry(db, entry_id=entry.id)
     return entry
 

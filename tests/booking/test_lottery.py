@@ -9,13 +9,13 @@ import random
 import secrets
 import string
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking import lottery, waitlist
+from booking import lottery, schedule, waitlist
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
@@ -576,3 +576,49 @@ def test_the_losers_wait_in_the_draws_order_and_a_seat_freed_goes_to_the_first(
     assert sorted(statuses.values()) == ["offered", "waiting", "waiting", "waiting"]
     with pytest.raises(BookingError):
         booking.book(db, slot_id=cancelled_slot, party=1, resident=household(1), channel="web")
+
+
+def test_a_seat_free_on_the_losers_day_is_offered_at_once_to_the_first_drawn(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    kept = make_slot(1)
+    close_the_rest_of_their_days(db, [kept])
+    starts = db.execute(select(Slot.starts_at).where(Slot.id == kept)).scalar_one()
+    evening = schedule.open_extra_session(  # one seat that day, not in the lottery
+        db,
+        venue_id="main",
+        service_id="application_help",
+        day=waitlist.local_day(starts),
+        opens=time(23, 0),
+        closes=time(23, 30),
+        slot_minutes=30,
+        seats=1,
+        kind="extra",
+    )
+    free = db.execute(select(Slot.id).where(Slot.session_id == evening.id)).scalar_one()
+    made = new_lottery(db, clock, [kept])
+    for _ in range(4):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1),
+            preferences=[kept],
+            channel="web",
+        )
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id, seed=unsorted_losers_seed(db, made.id))
+    assert outcome is not None and len(outcome.lost) == 3
+    entries = [
+        booking.waitlist_entry(db, entry_id=e)
+        for e in db.execute(
+            select(WaitlistEntry.id)
+            .where(WaitlistEntry.lottery_id == made.id)
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+    ]
+    assert [(e.status, e.offered_slot_id) for e in entries] == [
+        ("offered", free),
+        ("waiting", None),
+        ("waiting", None),
+    ]
