@@ -483,29 +483,29 @@ def offer_waitlist(
     if a is None or a.phone_enc is None:
         return None
     phone = context(db).vault.decrypt(a.phone_enc)
-    days: list[tuple[str, str, date]] = []
-    for slot_id in a.preferences:
+    tried: set[tuple[str, str, date]] = set()
+    for slot_id in a.preferences:  # the next preferred day only when a day refuses
         row = db.execute(
             select(Slot.venue_id, Slot.service_id, Slot.starts_at).where(Slot.id == slot_id)
         ).one()
-        queue = (row.venue_id, row.service_id, waitlist.local_day(row.starts_at))
-        if queue not in days:
-            days.append(queue)
-    for venue_id, service_id, day in days:
+        venue_id, service_id, day = row.venue_id, row.service_id, waitlist.local_day(row.starts_at)
+        if (venue_id, service_id, day) in tried:
+            continue
+        tried.add((venue_id, service_id, day))
         try:
-            with db.begin_nested():
-                entry = service.join_waitlist(
-                    db,
-                    venue_id=venue_id,
-                    service_id=service_id,
-                    day=day,
-                    party=a.party_size,
-                    phone=phone,
-                    language=a.language,
-                    channel=a.channel,
-                    only_when_full=False,
-                    offer_now=False,
-                )
+            # No savepoint: join_waitlist refuses before it writes anything.
+            entry = service.join_waitlist(
+                db,
+                venue_id=venue_id,
+                service_id=service_id,
+                day=day,
+                party=a.party_size,
+                phone=phone,
+                language=a.language,
+                channel=a.channel,
+                only_when_full=False,
+                offer_now=False,
+            )
         except BookingError as error:
             if error.code != "outside_booking_window":
                 continue

@@ -363,6 +363,9 @@ def mark_lottery_loser(db: DbSession, *, entry_id: int, lottery_id: int) -> None
         update(WaitlistEntry)
         .where(WaitlistEntry.id == entry_id, WaitlistEntry.lottery_id.is_(None))
         .values(lottery_id=lottery_id, updated_at=context(db).now())
+        # Not matched against the session's objects: a draw has thousands loaded (its
+        # applications), to be looked through for each loser otherwise.
+        .execution_options(synchronize_session=False)
     )
 
 
