@@ -511,17 +511,20 @@ def offer_waitlist(
                 continue
             # Drawn long before the day (past the booking window): the entry waits, and seats
             # of that day are offered once the day is bookable.
-            entry = waitlist.add_entry(
-                db,
-                venue_id=venue_id,
-                service_id=service_id,
-                day=day,
-                slot_id=None,
-                party=a.party_size,
-                phone=phone,
-                language=a.language,
-                channel=a.channel,
-            )
+            try:
+                entry = waitlist.add_entry(
+                    db,
+                    venue_id=venue_id,
+                    service_id=service_id,
+                    day=day,
+                    slot_id=None,
+                    party=a.party_size,
+                    phone=phone,
+                    language=a.language,
+                    channel=a.channel,
+                )
+            except BookingError:  # (refused before writing: a draw never fails on one loser)
+                continue
         waitlist.mark_lottery_loser(db, entry_id=entry.id, lottery_id=lottery_id)
         return venue_id, service_id, day
     return None

@@ -25,7 +25,7 @@ from booking.service import MemberInput, ResidentInput
 from config.db import make_engine, make_sessionmaker
 from reminders import service as reminders
 from tests.booking.test_race import race
-from tests.conftest import FakeClock, SlotMaker, make_context
+from tests.conftest import START, FakeClock, SlotMaker, make_context
 from tests.reminders.conftest import RULES
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -622,3 +622,25 @@ def test_a_seat_free_on_the_losers_day_is_offered_at_once_to_the_first_drawn(
         ("waiting", None),
         ("waiting", None),
     ]
+
+
+def test_a_loser_drawn_before_the_booking_window_reaches_the_day_still_waits_for_it(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    clock.set(START - timedelta(days=30))  # the draw comes before the day is bookable
+    made = new_lottery(db, clock, [make_slot(1)])
+    for _ in range(2):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1),
+            preferences=[made.slots[0].id],
+            channel="web",
+        )
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id)
+    assert outcome is not None and len(outcome.lost) == 1
+    [entry] = db.execute(select(WaitlistEntry).where(WaitlistEntry.lottery_id == made.id)).scalars()
+    assert (entry.status, entry.slot_id) == ("waiting", None)
+    assert entry.day == made.slots[0].starts_at.astimezone(TOKYO).date()
