@@ -994,6 +994,7 @@ MESSAGE_KINDS = {
     "cancelled": "取消のお知らせ",
     "reminder": "前日リマインダー",
     "reminder_morning": "当日リマインダー",
+    "drawn": "抽選当選のお知らせ",
 }
 MESSAGE_STATUSES = {
     "scheduled": "送信予定",

@@ -26,6 +26,7 @@ from booking.availability import check_party
 from booking.context import TOKYO, context
 from booking.draw import ALGORITHM, Drawn, Entry, draw, input_digest, verify
 from booking.errors import BookingError
+from booking.lottery_waitlist import offer_free_seats, offer_waitlist
 from booking.models import (
     Lottery,
     LotteryApplication,
@@ -329,7 +330,8 @@ def _local(at: datetime) -> str:
 class DrawOutcome:
     lottery_id: int
     won: dict[int, int]  # application -> booking made
-    lost: list[int]  # applications not drawn (to be told and offered the waitlist)
+    # Applications not drawn, in the draw's order: put on the waitlist in it, and told so.
+    lost: list[int]
 
 
 def due(db: DbSession) -> list[int]:
@@ -435,16 +437,16 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
         .values(seed=seed, input_digest=digest, record=record)
     )
     db.flush()
+    # The losers join the waitlist in the draw's order: the list is as fair as the draw.
+    losers = set(lost)
+    lost = [a for a in drawn.order if a in losers]
+    days: set[tuple[str, str, date]] = set()
     for application_id in lost:
-        offer_waitlist(db, lottery_id=lottery_id, application_id=application_id)
+        joined = offer_waitlist(db, lottery_id=lottery_id, application_id=application_id)
+        if joined is not None:
+            days.add(joined)
+    offer_free_seats(db, days)
     return DrawOutcome(lottery_id, won, lost)
-
-
-def offer_waitlist(db: DbSession, *, lottery_id: int, application_id: int) -> None:
-    """INTEGRATION POINT (the waitlist): an application not drawn is told so and offered the
-    waitlist for the lottery's times. The outcome (``lost``) is recorded already; the waitlist's
-    service puts the household on it and sends the message that is not about a booking, in
-    this same transaction. Until it is wired, nothing more happens here."""
 
 
 def _sealed(db: DbSession, a: LotteryApplication) -> Sealed:
@@ -489,13 +491,22 @@ def public_record(db: DbSession, *, lottery_id: int) -> dict[str, Any] | None:
 
 
 def release_seats(db: DbSession, *, lottery_id: int) -> int:
-    """After the draw, give the lottery's times back to first-come booking (the seats no one
-    won); returns how many slots. Before the draw it is refused: the seats are promised."""
+    """After the draw, give the lottery's times back (the seats no one won, or a winner gave
+    up): first to their days' waitlists, the losers first, then to first-come; returns how
+    many slots. Before the draw it is refused: the seats are promised."""
     lottery = get_lottery(db, lottery_id=lottery_id)
     if lottery.status != "drawn":
         raise BookingError("lottery_not_drawn", field="lottery")
-    result = db.execute(update(Slot).where(Slot.lottery_id == lottery_id).values(lottery_id=None))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    slot_ids = list(
+        db.execute(
+            update(Slot)
+            .where(Slot.lottery_id == lottery_id)
+            .values(lottery_id=None)
+            .returning(Slot.id)
+        ).scalars()
+    )
+    service.offer_freed_seats(db, slot_ids=slot_ids)  # the losers waiting first, then the public
+    return len(slot_ids)
 
 
 def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:

@@ -465,6 +465,10 @@ class WaitlistEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Put here by a lottery's draw (its loser), and when the notification side planned the
+    # "not drawn" message (that outbox's mark).
+    lottery_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lottery_noticed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint("party_size >= 1", name="party_positive"),

@@ -2000,10 +2000,13 @@ def join_waitlist(
     language: str,
     channel: str,
     only_when_full: bool = True,
+    offer_now: bool = True,
 ) -> WaitlistView:
     """Put a resident on the waitlist of a full day (or one full time) of a service at a venue,
     at the end; asking again keeps their place. Refused while seats are free to book, unless
-    ``only_when_full`` is False (a lottery's losers, offered the list after the draw)."""
+    ``only_when_full`` is False (a lottery's losers, offered the list after the draw). Without
+    ``offer_now`` the caller offers the day's free seats itself once it has put everyone on
+    (a draw's thousands of losers: one pass over the day, not one per loser)."""
     ctx = context(db)
     check_party(ctx, party)
     if channel not in CHANNELS:
@@ -2059,7 +2062,7 @@ def join_waitlist(
         channel=channel,
     )
     # Seats freed between the check and now (or, for a lottery's list, left over) go at once.
-    if _offer_freed(db, opening):
+    if offer_now and _offer_freed(db, opening):
         entry = waitlist.get_entry(db, entry_id=entry.id)
     return entry
 
@@ -2150,6 +2153,15 @@ waitlist_for_phone = waitlist.entries_for_phone
 waitlist_offers_to_notice = waitlist.offers_to_notice
 mark_waitlist_offers_noticed = waitlist.mark_noticed
 erase_waitlist_personal_data = waitlist.erase_personal_data
+lottery_losses_to_notice = waitlist.losses_to_notice
+mark_lottery_losses_noticed = waitlist.mark_losses_noticed
+
+
+def offer_freed_seats(db: DbSession, *, slot_ids: list[int]) -> int:
+    """Offer these slots' free seats to their waitlists first (a lottery's seats given back
+    to first-come after its draw: its losers wait for them); how many offers."""
+    return _offer_freed(db, slot_ids)
+
 
 __all__ += [
     "WaitlistView",
@@ -2157,7 +2169,10 @@ __all__ += [
     "extend_waitlist_offer",
     "join_waitlist",
     "leave_waitlist",
+    "lottery_losses_to_notice",
+    "mark_lottery_losses_noticed",
     "mark_waitlist_offers_noticed",
+    "offer_freed_seats",
     "take_waitlist_offer",
     "waitlist_entry",
     "waitlist_for_phone",

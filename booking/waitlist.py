@@ -48,6 +48,8 @@ class WaitlistView:
     offer_expires_at: datetime | None
     booking_id: int | None
     created_at: datetime
+    # The lottery whose draw put this resident here (not drawn), if one did.
+    lottery_id: int | None = None
 
     def offer_live(self, now: datetime) -> bool:
         """Whether the seats offered are still kept for this resident."""
@@ -98,6 +100,7 @@ def _view(db: DbSession, entry: WaitlistEntry) -> WaitlistView:
         offer_expires_at=entry.offer_expires_at,
         booking_id=entry.booking_id,
         created_at=entry.created_at,
+        lottery_id=entry.lottery_id,
     )
 
 
@@ -347,3 +350,42 @@ def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = F
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- A lottery's losers: put on the list by the draw, and told so once ----------------------
+
+
+def mark_lottery_loser(db: DbSession, *, entry_id: int, lottery_id: int) -> None:
+    """The entry is a lottery's loser's, to be told (once) that they were not drawn and where
+    they stand. An entry a resident already had (or another lottery's loser's) stays as it is:
+    one "not drawn" message per entry."""
+    db.execute(
+        update(WaitlistEntry)
+        .where(WaitlistEntry.id == entry_id, WaitlistEntry.lottery_id.is_(None))
+        .values(lottery_id=lottery_id, updated_at=context(db).now())
+        # Not matched against the session's objects: a draw has thousands loaded (its
+        # applications), to be looked through for each loser otherwise.
+        .execution_options(synchronize_session=False)
+    )
+
+
+def losses_to_notice(db: DbSession, *, limit: int = 200) -> list[int]:
+    """Lottery losers' entries nobody has planned the "not drawn" message for yet, locked for
+    this transaction; another planner skips them (SKIP LOCKED)."""
+    query = (
+        select(WaitlistEntry.id)
+        .where(WaitlistEntry.lottery_id.is_not(None), WaitlistEntry.lottery_noticed_at.is_(None))
+        .order_by(WaitlistEntry.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.execute(query).scalars())
+
+
+def mark_losses_noticed(db: DbSession, *, entry_ids: list[int]) -> None:
+    if entry_ids:
+        db.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.id.in_(entry_ids))
+            .values(lottery_noticed_at=context(db).now())
+        )

@@ -370,6 +370,9 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
         return
     turn.state.language = about.language if about.language in LANGUAGES else "ja"
     turn.state.booking_id = about.booking_id
+    if about.waitlist_entry_id is not None and about.kind == "lottery_lost":
+        tell_lottery_lost(turn, about.waitlist_entry_id)
+        return
     if about.waitlist_entry_id is not None:
         offer_from_waitlist(turn, about.waitlist_entry_id)
         return
@@ -377,7 +380,7 @@ def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
         say_with_ward(turn, "relocated_intro")
         turn.ask("relocated")
         return
-    say_with_ward(turn, "reminder_intro")
+    say_with_ward(turn, "drawn_intro" if about.kind == "drawn" else "reminder_intro")
     turn.ask("reminder")
 
 
@@ -1610,6 +1613,24 @@ def offer_from_waitlist(turn: Turn, entry_id: int) -> None:
     state.party, state.venue, state.mode = entry.party_size, entry.venue_id, "book"
     say_with_ward(turn, "waitlist_offer_intro")
     turn.ask("waitlist_offer")
+
+
+def tell_lottery_lost(turn: Turn, entry_id: int) -> None:
+    """A call to a lottery's loser on a landline: not drawn, on the waitlist for their day
+    (how many wait before them), called when seats free up."""
+    entry = booking.waitlist_entry(turn.db, entry_id=entry_id)
+    venue = booking.venue_or_404(turn.db, entry.venue_id)
+    calls.set_outcome(turn.call, "self_served")
+    say_with_ward(turn, "lottery_lost_intro")
+    turn.say(
+        "lottery_lost",
+        day=say_date(entry.day, turn.language),
+        venue=named(venue, turn.language),
+    )
+    if entry.ahead is not None:
+        turn.say("lottery_lost_ahead", count=entry.ahead)
+    turn.say("waitlist_call")
+    turn.hang_up()
 
 
 def _live_offer(turn: Turn) -> booking.WaitlistView | None:

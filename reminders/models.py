@@ -19,6 +19,10 @@ KINDS = (
     "reminder_morning",
     "relocated",
     "waitlist_offer",
+    # A lottery's loser: not drawn, and where they now stand on the waitlist (about the entry).
+    "lottery_lost",
+    # A lottery's winner: booked by the draw, told so (a confirmation in its own words).
+    "drawn",
 )
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
@@ -38,7 +42,7 @@ class Message(Base):
     __tablename__ = "message"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # About a booking, or (kind ``waitlist_offer``) about a waitlist entry's offer of seats.
+    # About a booking, or (kinds ``waitlist_offer``, ``lottery_lost``) about a waitlist entry.
     booking_id: Mapped[int | None] = mapped_column(
         ForeignKey("booking.id", ondelete="CASCADE"), nullable=True
     )

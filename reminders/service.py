@@ -27,7 +27,7 @@ from booking.views import BookingView
 from ivr import service as calls
 from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import STATUSES, Message, OptOut
-from reminders.texts import Visit, compose, compose_offer
+from reminders.texts import Visit, compose, compose_lost, compose_offer
 
 # The texts' catalogue and measures, re-exported: their home is reminders.texts.
 from reminders.texts import render as render
@@ -196,8 +196,9 @@ def _plan_visit(
 # The first message after a booking event; reminders follow for the visit.
 FIRST_MESSAGE = {"booked": "confirmation", "moved": "moved", "relocated": "relocated"}
 # Booked by the lottery's draw: no one heard it on a call or saw it on a page, so a landline is
-# called with the confirmation (the call reads the booking out: keep it, or cancel it).
-FIRST_MESSAGE["drawn"] = "confirmation"
+# called with the confirmation (the call says they were drawn, reads the booking out: keep it,
+# or cancel it); a mobile's SMS says they were drawn, then what a confirmation says.
+FIRST_MESSAGE["drawn"] = "drawn"
 
 
 def _agents_call(db: DbSession, phone: str, language: str) -> None:
@@ -229,6 +230,7 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
     booking.mark_dispatched(db, event_ids=[e.id for e in events])
     new = _add_new(db, [m for m in made if m is not None])
     new += _plan_offers(db, rules, limit=limit)
+    new += _plan_losses(db, rules, limit=limit)
     return Planned(len(events), len(new), dropped, tuple((m.id, m.send_after) for m in new))
 
 
@@ -364,6 +366,8 @@ def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing |
     if quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
         _set(db, message.id, "scheduled", send_after=quiet_end)
         return Later(message.id, quiet_end)
+    if message.waitlist_entry_id is not None and message.kind == "lottery_lost":
+        return _claim_loss(db, message, message.waitlist_entry_id, rules)
     if message.waitlist_entry_id is not None:
         return _claim_offer(db, message, message.waitlist_entry_id, rules)
     if message.booking_id is None:  # (never: the table's CHECK, a booking's or an offer's)
@@ -440,7 +444,11 @@ def outgoing(
         return None
     if message.waitlist_entry_id is not None:
         entry = booking.waitlist_entry(db, entry_id=message.waitlist_entry_id)
-        body = _offer_text(db, message, entry, rules.site_url if rules else "")
+        site_url = rules.site_url if rules else ""
+        if message.kind == "lottery_lost":
+            body = _lost_text(db, message, entry, site_url)
+        else:
+            body = _offer_text(db, message, entry, site_url)
         to = context(db).vault.decrypt(message.to_enc)
         return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)
     if message.booking_id is None:
@@ -681,6 +689,92 @@ def _offer_text(db: DbSession, message: Message, entry: booking.WaitlistView, si
         venue=name_of(venue, message.language),
         party=entry.party_size,
         until=until,
+        link=offer_link(site_url, entry.token),
+        phone=booking.ward_info(db).phone,
+    )
+
+
+# --- a lottery's losers: not drawn, and where they stand on the waitlist now ----------------
+
+
+def _plan_losses(db: DbSession, rules: ReminderRules, *, limit: int) -> list[Message]:
+    """A "not drawn" message for each lottery loser the draw put on the waitlist, once (that
+    outbox is marked in the same transaction): an SMS with their waitlist page's link to a
+    mobile, a call to a landline. A number neither reaches hears nothing: the lottery's page
+    and the agents give the outcome to whoever asks."""
+    entry_ids = booking.lottery_losses_to_notice(db, limit=limit)
+    made: list[Message] = []
+    ctx = context(db)
+    now = ctx.now()
+    for entry_id in entry_ids:
+        entry = booking.waitlist_entry(db, entry_id=entry_id)
+        channel = channel_for(entry.phone_line_type)
+        if entry.phone is None or channel is None:
+            continue
+        made.append(
+            Message(
+                booking_id=None,
+                waitlist_entry_id=entry_id,
+                booking_version=1,
+                kind="lottery_lost",
+                channel=channel,
+                to_enc=ctx.vault.encrypt(entry.phone),
+                to_hmac=ctx.vault.digest(entry.phone),
+                language=entry.language,
+                send_after=after_quiet_hours(now, rules),
+                status="scheduled",
+                copy=0,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    booking.mark_lottery_losses_noticed(db, entry_ids=entry_ids)
+    db.add_all(made)
+    db.flush()
+    return made
+
+
+def _claim_loss(
+    db: DbSession, message: Message, entry_id: int, rules: ReminderRules
+) -> Outgoing | None:
+    """Claim a loser's message while they are still on the list (booked from an offer first,
+    or gone from the list: dropped, their offer's own message or their leaving said enough)."""
+    entry = booking.waitlist_entry(db, entry_id=entry_id)
+    reason = None
+    if entry.status not in ("waiting", "offered"):
+        reason = "stale: no longer on the waitlist"
+    elif entry.phone is None:
+        reason = "no number"
+    elif db.execute(select(OptOut.id).where(OptOut.to_hmac == message.to_hmac)).first():
+        reason = "opted out"
+    if reason is not None:
+        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
+        return None
+    now = context(db).now()
+    claimed = _set(
+        db,
+        message.id,
+        "scheduled",
+        status="claimed",
+        attempts=Message.attempts + 1,
+        claimed_at=now,
+    )
+    if not claimed:
+        return None
+    body = _lost_text(db, message, entry, rules.site_url)
+    return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
+
+
+def _lost_text(db: DbSession, message: Message, entry: booking.WaitlistView, site_url: str) -> str:
+    if message.channel != "sms":
+        return ""  # a call says it in the IVR
+    venue = booking.venue_or_404(db, entry.venue_id)
+    return compose_lost(
+        message.language,
+        day=entry.day,
+        venue=name_of(venue, message.language),
+        place=None if entry.ahead is None else entry.ahead + 1,
         link=offer_link(site_url, entry.token),
         phone=booking.ward_info(db).phone,
     )

@@ -14,7 +14,7 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -25,15 +25,28 @@ from babel import Locale
 from booking.context import TOKYO
 
 # Tables of messages.toml that are parts of texts, not texts of their own.
-PARTS = ("people", "bring", "bring_elsewhere", "place", "place_address", "call")
+PARTS = (
+    "people",
+    "bring",
+    "bring_elsewhere",
+    "place",
+    "place_address",
+    "call",
+    "lottery_place",
+)
 # The waitlist's offer: a text about seats, not about a booking (no code), so not one of
 # ``texts()``, the booking's texts (compose_offer makes it).
 OFFER = "waitlist_offer"
 OFFER_BUDGET = 3
+# A lottery's loser: told they were not drawn and where they stand on the waitlist (about the
+# waitlist entry, like an offer; compose_lost makes it). Three segments, like an offer.
+LOST = "lottery_lost"
 # Segments a text may take: a confirmation carries what to bring and where; the others are a
 # line or two.
-BUDGET = {"confirmation": 4}
+BUDGET = {"confirmation": 4, "drawn": 4}
 DEFAULT_BUDGET = 2
+# The texts that confirm a new booking, with what to bring and where (a lottery's winner's too).
+CONFIRMING = ("confirmation", "drawn")
 
 
 @cache
@@ -48,7 +61,7 @@ def texts() -> dict[str, dict[str, str]]:
     return {
         k: {lang: str(t) for lang, t in v.items()}
         for k, v in _catalogue().items()
-        if k not in PARTS and k != OFFER
+        if k not in PARTS and k not in (OFFER, LOST)
     }
 
 
@@ -175,7 +188,7 @@ CUTS = (
 
 def _extras(kind: str, language: str, visit: Visit, cut: _Cut) -> list[str]:
     """What follows the sentence: for a confirmation, what to bring and where to go."""
-    if kind != "confirmation":
+    if kind not in CONFIRMING:
         return []
     found: list[str] = []
     if visit.bring:
@@ -244,6 +257,39 @@ def compose_offer(
     if phone:
         call = _part("call", language).format(phone=written_phone(phone))
         text = _join([sentence, call])
+        for trial in (text, gsm_folded(text)):
+            if sms_segments(trial) <= OFFER_BUDGET:
+                return trial
+    return sentence
+
+
+def day_text(day: date, language: str) -> str:
+    """A day as a text writes it: 1/12(火), 1/12(화), Tue Jan 12."""
+    if language == "ja":
+        return f"{day.month}/{day.day}({WEEKDAYS_JA[day.weekday()]})"
+    if language == "ko":
+        return f"{day.month}/{day.day}({WEEKDAYS_KO[day.weekday()]})"
+    return f"{day:%a %b} {day.day}"
+
+
+def compose_lost(
+    language: str,
+    *,
+    day: date,
+    venue: str,
+    place: int | None,
+    link: str,
+    phone: str = "",
+) -> str:
+    """A lottery loser's text: not drawn, on the waitlist for this day (at this place in it,
+    when still waiting), the link to their waitlist page, the call center's number where it
+    fits."""
+    where = _part("lottery_place", language).format(place=place) if place is not None else ""
+    sentence = str(_part(LOST, language)).format(
+        day=day_text(day, language), venue=venue, place=where, link=link
+    )
+    if phone:
+        text = _join([sentence, _part("call", language).format(phone=written_phone(phone))])
         for trial in (text, gsm_folded(text)):
             if sms_segments(trial) <= OFFER_BUDGET:
                 return trial

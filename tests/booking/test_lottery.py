@@ -9,22 +9,23 @@ import random
 import secrets
 import string
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from booking import lottery
+from booking import lottery, schedule, waitlist
 from booking import service as booking
+from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.lottery import Entry
-from booking.models import Booking, BookingMember, LotteryApplication, Slot
+from booking.models import Booking, BookingMember, LotteryApplication, Slot, WaitlistEntry
 from booking.service import MemberInput, ResidentInput
 from config.db import make_engine, make_sessionmaker
 from reminders import service as reminders
 from tests.booking.test_race import race
-from tests.conftest import FakeClock, SlotMaker, make_context
+from tests.conftest import START, FakeClock, SlotMaker, make_context
 from tests.reminders.conftest import RULES
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -70,6 +71,22 @@ def close(factory: sessionmaker[Session], clock: FakeClock, made: lottery.Lotter
     clock.set(made.draw_at + timedelta(seconds=1))
     with factory() as db:
         lottery.run_draw(db, lottery_id=made.id)
+        db.commit()
+    leave_losers(factory, made.id)
+
+
+def leave_losers(factory: sessionmaker[Session], lottery_id: int) -> None:
+    """Take a committed draw's losers off the waitlist: their whole-day entries would stand
+    before the entries of later tests on the same days."""
+    with factory() as db:
+        tokens = db.execute(
+            select(WaitlistEntry.token).where(
+                WaitlistEntry.lottery_id == lottery_id,
+                WaitlistEntry.status.in_(("waiting", "offered")),
+            )
+        ).scalars()
+        for token in list(tokens):
+            booking.leave_waitlist(db, token=token)
         db.commit()
 
 
@@ -457,5 +474,173 @@ def test_winners_are_told_by_sms_or_a_call_to_a_landline(
     for booking_id in outcome.won.values():
         line = booking.get_booking(db, booking_id=booking_id).phone_line_type
         kinds = reminders.messages_for(db, booking_id=booking_id)
-        told[line] = [(m.kind, m.channel) for m in kinds if m.kind == "confirmation"]
-    assert told == {"mobile": [("confirmation", "sms")], "fixed_line": [("confirmation", "voice")]}
+        told[line] = [(m.kind, m.channel) for m in kinds if m.kind in ("confirmation", "drawn")]
+    assert told == {"mobile": [("drawn", "sms")], "fixed_line": [("drawn", "voice")]}
+
+
+# --- the losers: on the waitlist in the draw's order ----------------------------------------
+
+
+def close_the_rest_of_their_days(db: Session, slot_ids: list[int]) -> None:
+    """Close the other times of these slots' days (this test's transaction only): no seat of
+    those days is free, so the losers' whole-day entries wait (free seats would be offered to
+    them at once)."""
+    for starts_at in db.execute(select(Slot.starts_at).where(Slot.id.in_(slot_ids))).scalars():
+        start, end = waitlist.day_bounds(waitlist.local_day(starts_at))
+        db.execute(
+            update(Slot)
+            .where(Slot.starts_at >= start, Slot.starts_at < end, Slot.id.not_in(slot_ids))
+            .values(is_open=False)
+        )
+
+
+def unsorted_losers_seed(db: Session, lottery_id: int) -> str:
+    """A seed whose draw leaves the losers out of their applications' order: a waitlist
+    filled by application number instead of the draw's order fails the test."""
+    view = lottery.get_lottery(db, lottery_id=lottery_id)
+    seats = {s.id: s.capacity - s.booked for s in view.slots}
+    entries = [
+        Entry(a.id, a.party_size, tuple(a.preferences))
+        for a in lottery.applications_of(db, lottery_id=lottery_id)
+    ]
+    for n in range(1, 1000):
+        seed = f"{n:032x}"
+        drawn = lottery.draw(entries, seats, seed)
+        losers = [a for a in drawn.order if drawn.results[a] is None]
+        if losers != sorted(losers):
+            return seed
+    raise AssertionError("no seed found")
+
+
+def test_the_losers_wait_in_the_draws_order_and_a_seat_freed_goes_to_the_first(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    first_choice, second_choice = make_slot(2), make_slot(1)
+    close_the_rest_of_their_days(db, [first_choice, second_choice])
+    made = new_lottery(db, clock, [first_choice, second_choice])
+    phones = {}
+    for i in range(7):
+        resident = household(1)
+        applied = lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=resident,
+            preferences=[first_choice, second_choice] if i % 2 else [second_choice],
+            channel=["web", "ivr", "agent"][i % 3],
+        )
+        phones[applied.id] = "+81" + resident.phone[1:]
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id, seed=unsorted_losers_seed(db, made.id))
+    assert outcome is not None and len(outcome.won) == 3 and len(outcome.lost) == 4
+    record = lottery.public_record(db, lottery_id=made.id)
+    assert record is not None
+    assert outcome.lost == [a for a in record["order"] if a in set(outcome.lost)]
+    # Each loser on the waitlist of their first preferred time's day, the whole day, in the
+    # order the draw put them; none told twice (one entry each).
+    entries = [
+        booking.waitlist_entry(db, entry_id=e)
+        for e in db.execute(
+            select(WaitlistEntry.id)
+            .where(WaitlistEntry.lottery_id == made.id)
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+    ]
+    assert [e.phone for e in entries] == [phones[a] for a in outcome.lost]
+    applications = {a.id: a for a in lottery.applications_of(db, lottery_id=made.id)}
+    for entry, application_id in zip(entries, outcome.lost, strict=True):
+        application = applications[application_id]
+        wanted = db.execute(
+            select(Slot.starts_at).where(Slot.id == application.preferences[0])
+        ).scalar_one()
+        assert entry.day == wanted.astimezone(TOKYO).date() and entry.slot_id is None
+        assert (entry.status, entry.channel, entry.party_size) == (
+            "waiting",
+            application.channel,
+            1,
+        )
+    for day in {e.day for e in entries}:  # one after the other in each day's queue
+        aheads = [e.ahead or 0 for e in entries if e.day == day]
+        assert aheads == [aheads[0] + i for i in range(len(aheads))]
+    # A winner cancels: the seat stays kept for the lottery until the manager gives its
+    # seats back, and then goes to the first loser waiting for that day, not to the public.
+    winner = next(iter(outcome.won.values()))
+    cancelled_slot = booking.get_booking(db, booking_id=winner).slot_id
+    booking.cancel_booking(db, booking_id=winner)
+    assert all(booking.waitlist_entry(db, entry_id=e.id).status == "waiting" for e in entries)
+    assert lottery.release_seats(db, lottery_id=made.id) == 2
+    day = db.execute(select(Slot.starts_at).where(Slot.id == cancelled_slot)).scalar_one()
+    first_for_day = next(e for e in entries if e.day == day.astimezone(TOKYO).date())
+    statuses = {e.id: booking.waitlist_entry(db, entry_id=e.id).status for e in entries}
+    assert statuses[first_for_day.id] == "offered"
+    assert sorted(statuses.values()) == ["offered", "waiting", "waiting", "waiting"]
+    with pytest.raises(BookingError):
+        booking.book(db, slot_id=cancelled_slot, party=1, resident=household(1), channel="web")
+
+
+def test_a_seat_free_on_the_losers_day_is_offered_at_once_to_the_first_drawn(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    kept = make_slot(1)
+    close_the_rest_of_their_days(db, [kept])
+    starts = db.execute(select(Slot.starts_at).where(Slot.id == kept)).scalar_one()
+    evening = schedule.open_extra_session(  # one seat that day, not in the lottery
+        db,
+        venue_id="main",
+        service_id="application_help",
+        day=waitlist.local_day(starts),
+        opens=time(23, 0),
+        closes=time(23, 30),
+        slot_minutes=30,
+        seats=1,
+        kind="extra",
+    )
+    free = db.execute(select(Slot.id).where(Slot.session_id == evening.id)).scalar_one()
+    made = new_lottery(db, clock, [kept])
+    for _ in range(4):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1),
+            preferences=[kept],
+            channel="web",
+        )
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id, seed=unsorted_losers_seed(db, made.id))
+    assert outcome is not None and len(outcome.lost) == 3
+    entries = [
+        booking.waitlist_entry(db, entry_id=e)
+        for e in db.execute(
+            select(WaitlistEntry.id)
+            .where(WaitlistEntry.lottery_id == made.id)
+            .order_by(WaitlistEntry.id)
+        ).scalars()
+    ]
+    assert [(e.status, e.offered_slot_id) for e in entries] == [
+        ("offered", free),
+        ("waiting", None),
+        ("waiting", None),
+    ]
+
+
+def test_a_loser_drawn_before_the_booking_window_reaches_the_day_still_waits_for_it(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    clock.set(START - timedelta(days=30))  # the draw comes before the day is bookable
+    made = new_lottery(db, clock, [make_slot(1)])
+    for _ in range(2):
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=1,
+            resident=household(1),
+            preferences=[made.slots[0].id],
+            channel="web",
+        )
+    to_draw_time(clock, made)
+    outcome = lottery.run_draw(db, lottery_id=made.id)
+    assert outcome is not None and len(outcome.lost) == 1
+    [entry] = db.execute(select(WaitlistEntry).where(WaitlistEntry.lottery_id == made.id)).scalars()
+    assert (entry.status, entry.slot_id) == ("waiting", None)
+    assert entry.day == made.slots[0].starts_at.astimezone(TOKYO).date()

@@ -15,11 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery, lottery_jobs
 from booking import service as booking
-from booking.models import Booking, Lottery, LotteryApplication
+from booking.models import Booking, Lottery, LotteryApplication, WaitlistEntry
 from config.queue import RqJobs
-from tests.booking.test_lottery import household, new_lottery
+from reminders import service as reminders
+from reminders.models import Message
+from tests.booking.test_lottery import household, leave_losers, new_lottery
 from tests.booking.test_race import race
 from tests.conftest import FakeClock, SlotMaker
+from tests.reminders.conftest import RULES
 from tests.reminders.test_worker import CI_REDIS
 
 pytestmark = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
@@ -36,6 +39,17 @@ def redis() -> Iterator[Redis]:
     conn.flushdb()
     yield conn
     conn.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def losers_leave(committed: sessionmaker[Session]) -> Iterator[None]:
+    """The committed draws' losers off the waitlist after each test: their whole-day entries
+    would stand before later tests' entries on the same days."""
+    yield
+    with committed() as db:
+        drawn = list(db.execute(select(Lottery.id).where(Lottery.status == "drawn")).scalars())
+    for lottery_id in drawn:
+        leave_losers(committed, lottery_id)
 
 
 def drawable(committed: sessionmaker[Session], clock: FakeClock, applications: int) -> int:
@@ -152,3 +166,35 @@ def test_the_race_harness_catches_a_draw_without_its_claim(
 
     race(committed, 6, naive)
     assert bookings_of(committed, lottery_id) > 2  # the two winners, booked more than once
+
+
+def test_the_losers_of_a_draw_job_run_twice_wait_once_and_are_told_once(
+    committed: sessionmaker[Session], clock: FakeClock, redis: Redis
+) -> None:
+    lottery_id = drawable(committed, clock, 9)
+    lottery_jobs.use(committed)
+    queue = Queue(f"lottery-{secrets.token_hex(4)}", connection=redis)
+    for name in ("a", "b"):
+        queue.enqueue(lottery_jobs.DRAW, lottery_id, job_id=f"draw-{name}-{lottery_id}")
+    SimpleWorker([queue], connection=redis).work(burst=True)
+    with committed() as db:
+        lost = [
+            a.id for a in lottery.applications_of(db, lottery_id=lottery_id) if a.outcome == "lost"
+        ]
+        entries = list(
+            db.execute(
+                select(WaitlistEntry.id).where(WaitlistEntry.lottery_id == lottery_id)
+            ).scalars()
+        )
+    assert lost and len(entries) == len(lost)  # one entry per loser, not two
+    for _ in range(2):  # the planner, twice (two pump runs)
+        with committed() as db:
+            reminders.plan_from_outbox(db, RULES, limit=100_000)
+            db.commit()
+    with committed() as db:
+        told = db.execute(
+            select(Message.waitlist_entry_id, func.count())
+            .where(Message.waitlist_entry_id.in_(entries), Message.kind == "lottery_lost")
+            .group_by(Message.waitlist_entry_id)
+        ).all()
+    assert sorted(told) == sorted((e, 1) for e in entries)

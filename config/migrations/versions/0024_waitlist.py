@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 KINDS_NOW = (
     "kind IN ('confirmation', 'moved', 'cancelled', 'reminder', 'reminder_morning', 'relocated', "
-    "'waitlist_offer')"
+    "'waitlist_offer', 'lottery_lost', 'drawn')"
 )
 KINDS_BEFORE = (
     "kind IN ('confirmation', 'moved', 'cancelled', 'reminder', 'reminder_morning', 'relocated')"
@@ -51,6 +51,10 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True),
+        # A lottery's loser put on the list by the draw (no foreign key: the lottery's tables
+        # come in a later revision), and when their "not drawn" message was planned.
+        sa.Column("lottery_id", sa.Integer(), nullable=True),
+        sa.Column("lottery_noticed_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("party_size >= 1", name=op.f("ck_waitlist_entry_party_positive")),
         sa.CheckConstraint(
             "channel IN ('ivr', 'web', 'agent')", name=op.f("ck_waitlist_entry_channel")
