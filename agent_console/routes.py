@@ -1616,3 +1616,6 @@ def install(app: FastAPI) -> None:
     from agent_console.accounts import router as accounts_router  # it builds on this module
 
     app.include_router(accounts_router)
+    from agent_console.waiting import router as waiting_router  # it builds on this module
+
+    app.include_router(waiting_router)
