@@ -47,8 +47,9 @@ GUARDED_API = {
     ("POST", "/api/v1/holds"),
     ("POST", "/api/v1/bookings"),
 }
-# The refresh interval of the waiting page: sooner near the front, never a hammering.
-REFRESH_LEAST, REFRESH_MOST = 5, 30
+# The refresh interval of the waiting page: when the visitor's turn is due (the estimate is the
+# line's own arithmetic), at most half a minute apart, never a hammering.
+REFRESH_LEAST, REFRESH_MOST = 3, 30
 LOG_EVERY_SECONDS = 60.0
 
 
@@ -64,8 +65,8 @@ def guarded(method: str, path: str) -> bool:
 
 
 def refresh_seconds(place: Place) -> int:
-    """A quarter of the estimated wait, between 5 and 30 seconds."""
-    return min(REFRESH_MOST, max(REFRESH_LEAST, place.wait_seconds // 4))
+    """The estimated wait, between 3 and 30 seconds."""
+    return min(REFRESH_MOST, max(REFRESH_LEAST, place.wait_seconds))
 
 
 @dataclass(frozen=True)

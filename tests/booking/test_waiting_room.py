@@ -258,7 +258,7 @@ def test_the_api_is_refused_without_a_pass(ward: Ward) -> None:
         error = refused.json()["error"]
         assert error["code"] == "waiting_room"
         assert error["position"] >= 1
-        assert int(refused.headers["retry-after"]) >= 5
+        assert 3 <= int(refused.headers["retry-after"]) <= 30
         assert ward.held(slot_id) == 0
         # The API's own other door is no way round: availability and direct bookings wait too.
         assert http.get("/api/v1/availability", params={"service": "pickup"}).status_code == 503
