@@ -158,7 +158,25 @@ async def visitor(
 ) -> None:
     """One resident: arrive, wait as the page says, then book once (another time if taken)."""
     await asyncio.sleep(delay)
-    browser = httpx.AsyncClient(transport=transport, base_url=base, timeout=60)
+    try:
+        await _visit(index, transport, base, day, tally, phones)
+    except httpx.HTTPError as exc:
+        tally.failures.append(f"{type(exc).__name__}: {exc}")
+
+
+async def _visit(
+    index: int,
+    transport: httpx.AsyncHTTPTransport,
+    base: str,
+    day: str,
+    tally: Tally,
+    phones: itertools.count[int],
+) -> None:
+    # A request waits for a free connection as long as it takes (a browser queues too); once
+    # sent, a minute for its answer.
+    browser = httpx.AsyncClient(
+        transport=transport, base_url=base, timeout=httpx.Timeout(60, pool=None)
+    )
     while True:
         started = time.perf_counter()
         page = await browser.get("/")
@@ -227,7 +245,9 @@ async def hammer(base: str, seconds: float) -> list[float]:
     deadline = time.monotonic() + seconds
 
     async def tab() -> None:
-        browser = httpx.AsyncClient(transport=transport, base_url=base, timeout=60)
+        browser = httpx.AsyncClient(
+            transport=transport, base_url=base, timeout=httpx.Timeout(60, pool=None)
+        )
         while time.monotonic() < deadline:
             started = time.perf_counter()
             page = await browser.get("/")

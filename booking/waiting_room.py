@@ -250,7 +250,7 @@ class WaitingRoom:
             start_at=start if start and start > now else None,
             waiting=waiting,
             admitted_last_minute=admitted,
-            wait_seconds=math.ceil(waiting * 60 / max(1, place.per_minute)),
+            wait_seconds=place.until_start + math.ceil(waiting * 60 / max(1, place.per_minute)),
         )
 
     def set_line(self, *, mode: Mode, per_minute: int, start_at: float | None = None) -> Line:

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
+from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis.exceptions import RedisError
@@ -51,6 +52,7 @@ GUARDED_API = {
 # line's own arithmetic), at most half a minute apart, never a hammering.
 REFRESH_LEAST, REFRESH_MOST = 3, 30
 LOG_EVERY_SECONDS = 60.0
+STILL = "still"  # the query parameter of the waiting page that stops its reloading
 
 
 def guarded(method: str, path: str) -> bool:
@@ -172,12 +174,16 @@ def waiting_answer(request: Request, place: Place) -> Response:
 
 
 def waiting_page(request: Request, place: Place, refresh: int) -> str:
-    """The page in the visitor's language; no database (booking.pages.ward's cache only)."""
+    """The page in the visitor's language; no database (booking.pages.ward's cache only). It
+    reloads itself unless the visitor turned that off (?still=1: WCAG 2.2.1 asks that a page
+    that refreshes itself can be stopped)."""
     languages: Languages = request.app.state.languages
     language = language_of(request)
     ward = cache_of(request).get(WardInfo, may_read=False)
     here = request.url.path if request.method == "GET" else "/"
-    query = f"?{request.url.query}" if request.method == "GET" and request.url.query else ""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != STILL]
+    query = "?" + urlencode(kept) if request.method == "GET" and kept else ""
+    still = request.method == "GET" and request.query_params.get(STILL) == "1"
     switch = {code: f"{here}?lang={code}" for code in languages.environments if code != language}
     minutes = max(1, -(-place.wait_seconds // 60))
     return languages.render(
@@ -187,7 +193,9 @@ def waiting_page(request: Request, place: Place, refresh: int) -> str:
         ward=in_language(ward, language),
         place=place,
         minutes=minutes,
-        refresh=refresh,
-        again=here + query,
+        refresh=None if still else refresh,
+        again=here + query + (("&" if query else "?") + f"{STILL}=1" if still else ""),
+        still=here + query + ("&" if query else "?") + f"{STILL}=1",
+        moving=here + query,
         pass_minutes=request.app.state.waiting_door.pass_seconds // 60,
     )
