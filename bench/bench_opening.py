@@ -72,6 +72,8 @@ class Tally:
     """What the visitors saw."""
 
     admitted: list[tuple[int, float]] = field(default_factory=list)  # (arrival index, when)
+    # (the number the line gave, when let in): arrival order as the line saw it
+    numbered: list[tuple[int, float]] = field(default_factory=list)
     waiting_pages: list[float] = field(default_factory=list)  # latency of each
     booked: int = 0
     sold_out: int = 0
@@ -177,6 +179,7 @@ async def _visit(
     browser = httpx.AsyncClient(
         transport=transport, base_url=base, timeout=httpx.Timeout(60, pool=None)
     )
+    number = 0
     while True:
         started = time.perf_counter()
         page = await browser.get("/")
@@ -188,9 +191,12 @@ async def _visit(
         if waiting is None:
             break
         tally.waiting_pages.append(took)
+        number = int(page.headers.get("x-line-number", "0"))
         refresh = REFRESH.search(page.content)
         await asyncio.sleep(int(refresh.group(1)) if refresh else 5)
     tally.admitted.append((index, time.monotonic()))
+    if number:
+        tally.numbered.append((number, time.time()))
     for _ in range(3):
         free = await browser.get(
             "/api/v1/availability",
@@ -327,7 +333,8 @@ def main() -> int:
         process, port = server(url, redis_url, now, args.pow_max, data_dir)
         base = f"http://127.0.0.1:{port}"
         try:
-            room.set_line(mode="on", per_minute=args.rate)
+            opened = time.time()
+            room.set_line(mode="on", per_minute=args.rate, start_at=opened)
             tally, started = asyncio.run(opening(base, args.visitors, args.arrive, day.isoformat()))
             ended = time.monotonic()
             # Nobody admitted during the hammering: released a day from now.
@@ -353,6 +360,11 @@ def main() -> int:
     middle = len(times) * 9 // 10 - 1 - len(times) // 10
     admitted_rate = middle / (high - low) * 60 if times and high > low else 0.0
     inverted, displaced = order_kept(tally.admitted)
+    line_inverted, line_displaced = order_kept(tally.numbered)
+    # Each number's turn on the line's clock (a fresh line: number n is due n/rate minutes after
+    # the opening); nobody may come in before it, and the lateness is the reload's delay.
+    lateness = [when - (opened + number * 60 / args.rate) for number, when in tally.numbered]
+    early = sum(1 for late in lateness if late < -0.05)
     waiting_p = [percentile(tally.waiting_pages, q) * 1000 for q in (0.5, 0.99)] or [0, 0]
     hammer_rate = len(hammered) / args.hammer
     hammer_p = [percentile(hammered, q) * 1000 for q in (0.5, 0.99)]
@@ -372,8 +384,17 @@ def main() -> int:
         f"median {hammer_p[0]:.1f} ms, p99 {hammer_p[1]:.1f} ms)"
     )
     print(
-        f"  arrival order:          {inverted * 100:.2f} % of pairs let in out of order, "
-        f"largest displacement {displaced} places"
+        f"  arrival order (line):   {line_inverted * 100:.2f} % of pairs let in out of the "
+        f"order the line numbered them, largest displacement {line_displaced} places"
+    )
+    if lateness:
+        print(
+            f"  let in after one's turn: median {percentile(lateness, 0.5):.1f} s, p99 "
+            f"{percentile(lateness, 0.99):.1f} s; before one's turn: {early} of {len(lateness)}"
+        )
+    print(
+        f"  arrival order (sent):   {inverted * 100:.2f} % of pairs let in out of the order "
+        f"they were sent, largest displacement {displaced} places"
     )
     print(
         f"  bookings made:          {tally.booked} (seats on the opening day {seats}; "
@@ -382,7 +403,13 @@ def main() -> int:
     print(f"  in the database:        {booked_rows} booked, {over} seats over capacity")
     print(f"  proof of work:          {solve * 1000:.0f} ms to solve one of 50,000 (Python)")
     print(json.dumps({"failures": tally.failures[:5]}) if tally.failures else "  failures: none")
-    broken = bool(over) or bool(tally.failures) or booked_rows != tally.booked or not tally.booked
+    broken = (
+        bool(over)
+        or bool(tally.failures)
+        or booked_rows != tally.booked
+        or not tally.booked
+        or bool(early)
+    )
     if not args.smoke and abs(admitted_rate - args.rate) > args.rate * 0.1:
         print(f"aim MISSED: admitted rate {admitted_rate:.0f} against {args.rate}")
         broken = True

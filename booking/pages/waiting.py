@@ -166,11 +166,14 @@ class WaitingRoomDoor:
 def waiting_answer(request: Request, place: Place) -> Response:
     """The waiting page, or for the API a 503 with the place and when to come back."""
     refresh = refresh_seconds(place)
+    # The place's number in the line (arrival order as the line saw it), for machines.
+    number = {"X-Line-Number": str(place.number)}
     if request.url.path.startswith("/api/"):
         body: dict[str, Any] = BookingError("waiting_room").to_dict()
         body |= {"position": place.position, "wait_seconds": place.wait_seconds}
-        return JSONResponse({"error": body}, status_code=503, headers={"Retry-After": str(refresh)})
-    return HTMLResponse(waiting_page(request, place, refresh))
+        headers = {"Retry-After": str(refresh), **number}
+        return JSONResponse({"error": body}, status_code=503, headers=headers)
+    return HTMLResponse(waiting_page(request, place, refresh), headers=number)
 
 
 def waiting_page(request: Request, place: Place, refresh: int) -> str:
