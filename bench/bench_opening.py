@@ -365,6 +365,9 @@ def main() -> int:
     # the opening); nobody may come in before it, and the lateness is the reload's delay.
     lateness = [when - (opened + number * 60 / args.rate) for number, when in tally.numbered]
     early = sum(1 for late in lateness if late < -0.05)
+    # The line is on from the start: whoever got in without a place got past it (a Redis that
+    # refused the flood's connections would let residents through).
+    unnumbered = len(tally.admitted) - len(tally.numbered)
     waiting_p = [percentile(tally.waiting_pages, q) * 1000 for q in (0.5, 0.99)] or [0, 0]
     hammer_rate = len(hammered) / args.hammer
     hammer_p = [percentile(hammered, q) * 1000 for q in (0.5, 0.99)]
@@ -392,6 +395,7 @@ def main() -> int:
             f"  let in after one's turn: median {percentile(lateness, 0.5):.1f} s, p99 "
             f"{percentile(lateness, 0.99):.1f} s; before one's turn: {early} of {len(lateness)}"
         )
+    print(f"  let in without a place: {unnumbered}")
     print(
         f"  arrival order (sent):   {inverted * 100:.2f} % of pairs let in out of the order "
         f"they were sent, largest displacement {displaced} places"
@@ -409,6 +413,7 @@ def main() -> int:
         or booked_rows != tally.booked
         or not tally.booked
         or bool(early)
+        or bool(unnumbered)
     )
     if not args.smoke and abs(admitted_rate - args.rate) > args.rate * 0.1:
         print(f"aim MISSED: admitted rate {admitted_rate:.0f} against {args.rate}")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from redis import Redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
@@ -41,6 +42,8 @@ BURST_SECONDS = 10
 TICKETS_KEPT_SECONDS = 6 * 3600
 # How long a process reuses what it read of the line for its own decisions (the PoW rule).
 FRESH_SECONDS = 2.0
+# Connections from one process's event loop to Redis (one Lua call takes about 0.1 ms).
+PAGES_CONNECTIONS = 32
 
 # KEYS: config, sequence, tickets, this minute's admissions
 # ARGV: visitor ('' only looks), now (s), default mode, default rate, burst seconds, tickets kept
@@ -290,10 +293,24 @@ def _mode(stored: object, default: Mode) -> Mode:
 
 def waiting_room(url: str, *, mode: Mode, per_minute: int, prefix: str = PREFIX) -> WaitingRoom:
     """The line on the Redis at ``url``, with short timeouts: a Redis that is away costs a
-    request at most half a second, and the pages then let residents through."""
+    request at most half a second, and the pages then let residents through. The pages' pool
+    is bounded and a request waits for a free connection: a flood of residents must queue for
+    Redis, never open so many connections that Redis refuses them (which would let them in).
+    """
+
+    def pages_client() -> AsyncRedis:
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=PAGES_CONNECTIONS,
+            timeout=5,
+            socket_connect_timeout=0.5,
+            socket_timeout=0.5,
+        )
+        return AsyncRedis(connection_pool=pool)
+
     return WaitingRoom(
         Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5),
-        lambda: AsyncRedis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5),
+        pages_client,
         mode=mode,
         per_minute=per_minute,
         prefix=prefix,
