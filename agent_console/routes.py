@@ -1626,3 +1626,6 @@ def install(app: FastAPI) -> None:
     from agent_console.waitlist import router as waitlist_router  # it builds on this module
 
     app.include_router(waitlist_router)
+    from agent_console.waiting import router as waiting_router  # it builds on this module
+
+    app.include_router(waiting_router)

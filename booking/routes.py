@@ -6,8 +6,11 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from booking import service
+from booking.errors import BookingError
+from booking.proof_of_work import refuse_without_proof
 from booking.schemas import (
     HOLD_ID_FORM,
     PARTY_SCHEMA,
@@ -34,6 +37,9 @@ ERRORS: dict[int | str, dict[str, object]] = {
     **{code: {"model": ErrorOut} for code in (400, 404, 409, 422, 429)},
     **FAULTS,
 }
+# Routes that take seats: 428 when a proof of work is needed (booking.proof_of_work), 503
+# while the resident waits in line (booking.pages.waiting).
+SEAT_ERRORS: dict[int | str, dict[str, object]] = {**ERRORS, 428: {"model": ErrorOut}}
 # A booking's code: 8 digits, the first not 0, the last a check digit.
 Code = Annotated[str, Path(json_schema_extra={"pattern": "^[1-9][0-9]{7}$"}, max_length=40)]
 IdempotencyKey = Annotated[
@@ -85,11 +91,22 @@ def availability(
     return json_response([SlotOut.of(s) for s in slots])
 
 
+@router.get("/challenge", responses={404: {"model": ErrorOut}, **FAULTS})
+def challenge(request: Request) -> Response:
+    """A proof-of-work challenge (altcha): solved, it goes in the Altcha header of a hold or
+    a booking straight onto a slot while the waiting room is in force."""
+    proof = getattr(request.app.state, "proof_of_work", None)
+    if proof is None:
+        raise BookingError("not_found")
+    return JSONResponse(proof.challenge())
+
+
 @router.post(
-    "/holds", response_model=HoldOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
+    "/holds", response_model=HoldOut, status_code=status.HTTP_201_CREATED, responses=SEAT_ERRORS
 )
 def create_hold(body: HoldIn, request: Request) -> Response:
     """Keep seats for a few minutes while the resident fills in the form."""
+    refuse_without_proof(request)
     with unit_of_work(request) as db:
         hold = service.create_hold(db, slot_id=body.slot_id, seats=body.party_size, channel="web")
         db.commit()
@@ -108,7 +125,10 @@ def release_hold(
 
 
 @router.post(
-    "/bookings", response_model=BookingOut, status_code=status.HTTP_201_CREATED, responses=ERRORS
+    "/bookings",
+    response_model=BookingOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=SEAT_ERRORS,
 )
 def create_booking(
     body: BookingIn, request: Request, idempotency_key: IdempotencyKey = None
@@ -123,6 +143,8 @@ def create_booking(
         proxy=body.proxy,
     )
     refuse_when_over_limit(request, "book")
+    if body.hold_id is None:  # a hold's seats were taken with a proof already
+        refuse_without_proof(request)
     with unit_of_work(request) as db:
         booking = service.book(
             db,

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import routes as console
@@ -26,9 +27,12 @@ from booking.pages.lottery import router as lottery_pages_router
 from booking.pages.manage import router as manage_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
+from booking.pages.waiting import Door, WaitingRoomDoor
 from booking.pages.waitlist import router as waitlist_pages_router
+from booking.proof_of_work import ProofOfWork
 from booking.routes import router as booking_router
 from booking.schemas import PARTY_MOST
+from booking.waiting_room import WaitingRoom, waiting_room
 from booking.web import api_problem, install_error_handlers
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.routes import router as calendar_router
@@ -180,6 +184,33 @@ def _with_party_limit(schema: Any, most: int) -> Any:
     return schema
 
 
+def waiting_room_parts(
+    settings: Settings, key: bytes
+) -> tuple[WaitingRoom | None, ProofOfWork | None, Door]:
+    """The waiting room and the proof of work (both need Redis: without it, neither), and the
+    door's pass signer."""
+    door = Door(
+        URLSafeTimedSerializer(key, salt="waiting-pass"), settings.waiting_room_pass_minutes * 60
+    )
+    if not settings.redis_url:
+        return None, None, door
+    room = waiting_room(
+        settings.redis_url,
+        mode=settings.waiting_room_mode,
+        per_minute=settings.waiting_room_per_minute,
+    )
+    proof = ProofOfWork(
+        key=key,
+        redis=room.redis,
+        room=room,
+        max_number=settings.waiting_room_pow_max_number,
+        wait_seconds=settings.waiting_room_pow_wait_seconds,
+        after_attempts=settings.waiting_room_pow_after_attempts,
+        prefix=room.prefix,
+    )
+    return room, proof, door
+
+
 def error_answers() -> errors.Answers:
     """Who answers a request that went wrong, by the part of the service it asked."""
     return errors.Answers(
@@ -271,6 +302,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
+    # The line in front of the booking pages and API, and the proof of work (both in Redis).
+    app.state.waiting_room, app.state.proof_of_work, app.state.waiting_door = waiting_room_parts(
+        settings, sessions.kw["info"]["booking"].vault.derive("waiting-room")
+    )
     app.state.phone_line = phone_line(settings)
     app.state.speech = speech_models(settings)
     # Recognisers block (a long utterance's end can take most of a second): worker threads.
@@ -303,6 +338,9 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     # Anything that went wrong answers in its route's own language (SecurityHeaders outside it,
     # so error answers carry the headers too).
     errors.install(app, error_answers())
+    # The waiting room's door: outside the error answers (its page needs no database), inside
+    # the security headers (its page carries them too).
+    app.add_middleware(WaitingRoomDoor)
     app.add_middleware(SecurityHeaders)
     # Outermost: every log line of the request, the error handler's too, carries its id.
     app.add_middleware(RequestIds)

@@ -236,6 +236,31 @@ class Settings(BaseSettings):
         description="A PostgreSQL hot standby of database_url for shown availability reads.",
     )
 
+    # The waiting room in front of the residents' booking pages and the booking API (needs
+    # Redis; booking/waiting_room.py): off, auto (a line forms only when arrivals outrun the
+    # rate) or on (everyone lines up); managers change the mode and the rate on the console.
+    waiting_room_mode: Literal["off", "auto", "on"] = "off"
+    # Visitors let in per minute while there is a line.
+    waiting_room_per_minute: int = Field(default=300, ge=1, le=100_000)
+    # How long a pass lasts without activity (each page or API call renews it).
+    waiting_room_pass_minutes: int = Field(default=20, ge=1, le=240)
+    # Proof of work (altcha) on holds and bookings straight onto a slot while the line is in
+    # force, or once an address has tried this many times in an hour.
+    waiting_room_pow_after_attempts: int = Field(default=5, ge=0, le=10_000)
+    # The challenge's range (average work: half of it, in SHA-256 digests).
+    waiting_room_pow_max_number: int = Field(default=50_000, ge=1_000, le=10_000_000)
+    # Without JavaScript: the seconds a resident waits before pressing Continue.
+    waiting_room_pow_wait_seconds: int = Field(default=10, ge=1, le=120)
+
+    @model_validator(mode="after")
+    def _check_waiting_room(self) -> Settings:
+        if self.waiting_room_pass_minutes < self.hold_minutes:
+            raise ValueError(
+                "MADOGUCHI_WAITING_ROOM_PASS_MINUTES must be at least MADOGUCHI_HOLD_MINUTES: "
+                "a pass must last while the seats are held"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_read_url(self) -> Settings:
         if self.database_read_url and not (

@@ -16,6 +16,7 @@ BENCHES = {
     "bench_booking.py": "No overbooking",
     "bench_ivr.py": "overall p99",
     "bench_load.py": "phone line's webhook p99",
+    "bench_opening.py": "0 seats over capacity",
     "bench_pages.py": "month calendar, slowest p95",
     "bench_redis.py": "aim: with Redis frozen or stopped",
     "bench_reminders.py": "confirmation lag",

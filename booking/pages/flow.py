@@ -25,6 +25,7 @@ from booking.localized import name_of, text_of
 from booking.pages.forms import csrf_ok, form_page, signer
 from booking.pages.i18n import Languages
 from booking.pages.limits import over_limit
+from booking.pages.proof import check_page
 from booking.pages.render import ANYWHERE, language_of, message_language, page
 from booking.personal import (
     LANGUAGE_NAMES,
@@ -124,6 +125,9 @@ async def hold(request: Request) -> Response:
     limited = await run_in_threadpool(over_limit, request, "book")
     if limited is not None:
         return page(request, "limited.html", status_code=429, message=limited)
+    asked = await run_in_threadpool(check_page, request, form)
+    if asked is not None:
+        return asked
 
     def keep() -> str:
         with unit_of_work(request) as db:
