@@ -1009,6 +1009,18 @@ def ask_confirm(turn: Turn) -> None:
     turn.gather("confirm", num_digits=1)
 
 
+def _keyed_resident(phone: str, birth: str, state: CallState) -> ResidentInput:
+    """What the caller keyed, as the engine takes a resident (a booking, an application, an
+    offer taken): no name, since a keypad cannot spell one; staff add it if the counter needs it."""
+    return ResidentInput(
+        name_kana=None,
+        phone=phone,
+        birth_date=date.fromisoformat(birth),
+        language=state.language,
+        members=[MemberInput(notice_number=n) for n in state.notices],
+    )
+
+
 def answer_confirm(turn: Turn, digits: str) -> None:
     state = turn.state
     if digits == "9":
@@ -1020,13 +1032,7 @@ def answer_confirm(turn: Turn, digits: str) -> None:
         raise Miss
     if not (state.hold and state.phone and state.birth):
         raise StateLost
-    resident = ResidentInput(
-        name_kana=None,  # a keypad cannot spell a name; staff add it if the counter needs it
-        phone=state.phone,
-        birth_date=date.fromisoformat(state.birth),
-        language=state.language,
-        members=[MemberInput(notice_number=n) for n in state.notices],
-    )
+    resident = _keyed_resident(state.phone, state.birth, state)
     try:
         with turn.db.begin_nested():
             made = booking.book(
@@ -1539,13 +1545,7 @@ def answer_lottery_confirm(turn: Turn, digits: str) -> None:
         raise Miss
     if not (state.lottery and state.phone and state.birth):
         raise StateLost
-    resident = ResidentInput(
-        name_kana=None,
-        phone=state.phone,
-        birth_date=date.fromisoformat(state.birth),
-        language=state.language,
-        members=[MemberInput(notice_number=n) for n in state.notices],
-    )
+    resident = _keyed_resident(state.phone, state.birth, state)
     try:
         with turn.db.begin_nested():
             made = lottery.apply(
@@ -1699,13 +1699,7 @@ def answer_waitlist_confirm(turn: Turn, digits: str) -> None:
         raise Miss
     if not (state.waitlist and state.phone and state.birth):
         raise StateLost
-    resident = ResidentInput(
-        name_kana=None,
-        phone=state.phone,
-        birth_date=date.fromisoformat(state.birth),
-        language=state.language,
-        members=[MemberInput(notice_number=n) for n in state.notices],
-    )
+    resident = _keyed_resident(state.phone, state.birth, state)
     try:
         with turn.db.begin_nested():
             made = booking.take_waitlist_offer(

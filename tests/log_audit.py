@@ -33,9 +33,10 @@ _PHONE = re.compile(r"^\+\d{8,15}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIGITS = re.compile(r"\d[\d\- ]{6,}\d")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Keys of a call's saved state that hold the ward's calendar, not the resident: the full day a
-# caller asked about (the waitlist's), which the logs may name like any day of the calendar.
-_CALENDAR_KEYS = frozenset({"full_day"})
+# Keys of a call's saved state that hold the ward's calendar, not the resident: the day a caller
+# jumped to and the full day they asked about (the waitlist's), which the logs may name like any
+# day of the calendar.
+_CALENDAR_KEYS = frozenset({"wanted", "full_day"})
 
 
 def _remember(value: Any, texts: bool = True) -> None:
