@@ -520,6 +520,31 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: str(v) for k, v in (await request.form()).items()}
 
 
+def resident_from_form(
+    form: dict[str, str], party: int, needs_notices: bool
+) -> booking.ResidentInput:
+    """The resident an agent keyed for a caller's household (notice numbers ``notice_0``...
+    where the service needs them); ValueError for a birth date not written as a date."""
+    notices = [form.get(f"notice_{i}", "") for i in range(party)]
+    return booking.ResidentInput(
+        name_kana=form.get("name_kana", ""),
+        phone=form.get("phone", ""),
+        birth_date=datetime.fromisoformat(form.get("birth_date", "")).date(),
+        language=form.get("language", "ja"),
+        members=[
+            booking.MemberInput(notice_number=n or None) for n in (notices if needs_notices else [])
+        ],
+        proxy=form.get("proxy") == "on",
+    )
+
+
+def refusal_words(refused: BookingError | ValueError) -> str:
+    """What the agent reads when a booking for a caller was refused."""
+    if isinstance(refused, BookingError):
+        return refused.message("ja")
+    return "生年月日を正しく入力してください。"
+
+
 @router.post("/calls/{call_sid}/answer")
 async def answer_call(request: Request, call_sid: str) -> Response:
     """Take a waiting call. The caller is put through to this agent's phone (Twilio dequeues
@@ -1266,35 +1291,18 @@ async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Respons
                 return _render(request, "expired.html", seat, status_code=403)
             try:
                 held = booking.get_hold(db, hold_id=hold_id)
-                notices = [form.get(f"notice_{i}", "") for i in range(held.hold.seats)]
-                chosen = booking.service_or_404(db, held.service_id)
-                members = [
-                    booking.MemberInput(notice_number=n or None)
-                    for n in (notices if chosen.requires_notice_number else [])
-                ]
-                birth = datetime.fromisoformat(form.get("birth_date", "")).date()
+                needs_notices = booking.service_or_404(db, held.service_id).requires_notice_number
                 made = booking.book(
                     db,
                     hold_id=hold_id,
                     party=held.hold.seats,
-                    resident=booking.ResidentInput(
-                        name_kana=form.get("name_kana", ""),
-                        phone=form.get("phone", ""),
-                        birth_date=birth,
-                        language=form.get("language", "ja"),
-                        members=members,
-                        proxy=form.get("proxy") == "on",
-                    ),
+                    resident=resident_from_form(form, held.hold.seats, needs_notices),
                     channel="agent",
                     idempotency_key=f"agent:{call_sid}:{hold_id}",
                 )
             except (BookingError, ValueError) as refused:
                 db.rollback()
-                message = (
-                    refused.message("ja")
-                    if isinstance(refused, BookingError)
-                    else "生年月日を正しく入力してください。"
-                )
+                message = refusal_words(refused)
                 return book_details(request, call_sid, hold_id, error=message, values=form)
             _log(
                 db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}"

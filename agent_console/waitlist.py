@@ -5,7 +5,7 @@ same transaction as the read."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +21,9 @@ from agent_console.routes import (
     _log,
     _render,
     _seat,
+    refusal_words,
     refuse_my_numbers,
+    resident_from_form,
 )
 from booking import service as booking
 from booking.errors import BookingError
@@ -236,33 +238,17 @@ async def take(request: Request, entry_id: RowId) -> Response:
                 return _render(request, "expired.html", seat, status_code=403)
             entry = booking.waitlist_entry(db, entry_id=entry_id)
             try:
-                chosen = booking.service_or_404(db, entry.service_id)
-                notices = [form.get(f"notice_{i}", "") for i in range(entry.party_size)]
-                members = [
-                    booking.MemberInput(notice_number=n or None)
-                    for n in (notices if chosen.requires_notice_number else [])
-                ]
+                needs_notices = booking.service_or_404(db, entry.service_id).requires_notice_number
                 made = booking.take_waitlist_offer(
                     db,
                     token=entry.token,
-                    resident=booking.ResidentInput(
-                        name_kana=form.get("name_kana", ""),
-                        phone=form.get("phone", ""),
-                        birth_date=datetime.fromisoformat(form.get("birth_date", "")).date(),
-                        language=form.get("language", "ja"),
-                        members=members,
-                        proxy=form.get("proxy") == "on",
-                    ),
+                    resident=resident_from_form(form, entry.party_size, needs_notices),
                     channel="agent",
                     idempotency_key=f"agent-waitlist:{entry.token}",
                 )
             except (BookingError, ValueError) as refused:
                 db.rollback()
-                message = (
-                    refused.message("ja")
-                    if isinstance(refused, BookingError)
-                    else "生年月日を正しく入力してください。"
-                )
+                message = refusal_words(refused)
                 return take_form(request, entry_id, error=message, values=form)
             _log(db, seat, request, "booking.create", "booking", made.id, f"waitlist {entry.id}")
             db.commit()
