@@ -352,6 +352,22 @@ def _set(db: DbSession, message_id: int, status_now: str, **values: object) -> b
     return bool(getattr(result, "rowcount", 0))
 
 
+def _drop_or_claim(db: DbSession, message_id: int, reason: str | None, now: datetime) -> bool:
+    """Drop a scheduled message no longer wanted (``reason``), or claim it for this attempt;
+    False when dropped, or when another worker took it between our read and our claim."""
+    if reason is not None:
+        _set(db, message_id, "scheduled", status="dropped", last_error=reason)
+        return False
+    return _set(
+        db,
+        message_id,
+        "scheduled",
+        status="claimed",
+        attempts=Message.attempts + 1,
+        claimed_at=now,
+    )
+
+
 def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing | Later | None:
     """Take a due message for one attempt. The caller commits before calling Twilio, so a
     worker that dies mid-send leaves a claim to reconcile, never a silent resend. None when it
@@ -374,19 +390,8 @@ def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing |
         return None
     view = booking.get_booking(db, booking_id=message.booking_id)
     reason = _unwanted(db, message, view)
-    if reason is not None:
-        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
+    if not _drop_or_claim(db, message.id, reason, now):
         return None
-    claimed = _set(
-        db,
-        message.id,
-        "scheduled",
-        status="claimed",
-        attempts=Message.attempts + 1,
-        claimed_at=now,
-    )
-    if not claimed:
-        return None  # another worker took it between our read and our claim
     return Outgoing(
         message.id, message.kind, message.channel, str(view.phone), _text(db, message, view), now
     )
@@ -656,18 +661,7 @@ def _claim_offer(
         reason = "no number"
     elif db.execute(select(OptOut.id).where(OptOut.to_hmac == message.to_hmac)).first():
         reason = "opted out"
-    if reason is not None:
-        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
-        return None
-    claimed = _set(
-        db,
-        message.id,
-        "scheduled",
-        status="claimed",
-        attempts=Message.attempts + 1,
-        claimed_at=now,
-    )
-    if not claimed:
+    if not _drop_or_claim(db, message.id, reason, now):
         return None
     body = _offer_text(db, message, entry, rules.site_url)
     return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
@@ -748,19 +742,8 @@ def _claim_loss(
         reason = "no number"
     elif db.execute(select(OptOut.id).where(OptOut.to_hmac == message.to_hmac)).first():
         reason = "opted out"
-    if reason is not None:
-        _set(db, message.id, "scheduled", status="dropped", last_error=reason)
-        return None
     now = context(db).now()
-    claimed = _set(
-        db,
-        message.id,
-        "scheduled",
-        status="claimed",
-        attempts=Message.attempts + 1,
-        claimed_at=now,
-    )
-    if not claimed:
+    if not _drop_or_claim(db, message.id, reason, now):
         return None
     body = _lost_text(db, message, entry, rules.site_url)
     return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
