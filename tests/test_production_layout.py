@@ -395,8 +395,17 @@ def test_a_flood_gets_the_busy_page_and_a_call_still_gets_through(layout: Layout
     assert busy.headers["retry-after"] == "30"
     assert "しばらく" in busy.text and "try again" in busy.text
     assert "03-1234-5678" in busy.text
-    served_by_web = sum(len(layout.seen_by(p, flood)) for p in layout.web)
-    assert served_by_web == len(answers) - len(refused)  # refused at nginx, never in the app
+    # Refused at nginx, never in the app: each of the app's answers carries its request id,
+    # nginx's busy page none, and no web process logged a refusal for the flooding address.
+    # The logged count is a floor, not an equality: on a loaded machine the logs once held twice
+    # the requests answered 200, so the request id, not the count, tells whose answer it was.
+    assert all("x-request-id" not in a.headers for a in refused)
+    assert all("x-request-id" in a.headers for a in answers if a.status_code == 200)
+    logged = [
+        line for p in layout.web for line in p.output().splitlines() if f"{flood}:" in line
+    ]
+    assert [line for line in logged if '" 429' in line] == []
+    assert len(logged) >= len(answers) - len(refused)
 
     # Another resident is not held back, and a call from the flooding address still goes on.
     with layout.client("127.0.0.7") as http:
