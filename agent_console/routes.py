@@ -55,7 +55,7 @@ from booking.personal import (
 from booking.schemas import RowId
 from booking.web import Problem, row_id, row_id_or_none, whole_number
 from ivr import service as calls
-from ivr.twilio_api import PhoneApi, TwilioFailure
+from ivr.telephony import PhoneApi, TwilioFailure
 from reminders import service as reminders
 
 

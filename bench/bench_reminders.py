@@ -39,7 +39,7 @@ from config.sample import sample_ward
 from config.settings import Settings
 from config.worker import wake_pump_after_commit
 from ivr.fake_twilio import FakeTwilio
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 from reminders import jobs
 from reminders import service as reminders
 from reminders.jobs import MESSAGES_QUEUE, Runtime

@@ -45,7 +45,7 @@ from ivr.caller import PhoneCall
 from ivr.fake_twilio import FakeTwilio
 from ivr.media_client import MediaStreamSender
 from ivr.media_stream import RECENT_STREAMS
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 
 # The tests' live-server helper, from the repository this script sits in.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -307,6 +307,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         settings, sessions.kw["info"]["booking"].vault.derive("waiting-room")
     )
     app.state.phone_line = phone_line(settings)
+    app.state.twilio_webhooks = app.state.phone_line.webhooks  # the delivery callbacks' check
     app.state.speech = speech_models(settings)
     # Recognisers block (a long utterance's end can take most of a second): worker threads.
     app.state.speech_pool = ThreadPoolExecutor(settings.speech_threads, "speech")

@@ -32,7 +32,7 @@ from config.keys import load_twilio_token
 from config.logs import configure_logging, running_job
 from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
-from ivr.twilio_api import LogOnly, PhoneApi, TwilioApi
+from ivr.telephony import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
 from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Jobs, Runtime
 from reminders.models import Message

@@ -30,7 +30,7 @@ from sqlalchemy.orm import sessionmaker
 
 from ivr import service as calls
 from ivr.recognition import Heard, Listener, SpeechModels, grammar_for
-from ivr.twilio_api import PhoneApi, TwilioFailure
+from ivr.telephony import PhoneApi, TwilioFailure
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/ivr", include_in_schema=False)
@@ -278,7 +278,7 @@ async def media_stream(websocket: WebSocket) -> None:
     app = websocket.app
     line = app.state.phone_line
     signature = websocket.headers.get("x-twilio-signature", "")
-    if not signature or not line.validator.validate(line.config.stream_url, {}, signature):
+    if not line.webhooks.signed(line.config.stream_url, {}, signature):
         await websocket.close(code=CLOSE_POLICY, reason="invalid or missing X-Twilio-Signature")
         return
     await websocket.accept()

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
-from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from booking.schemas import RowId
 from booking.web import Problem, row_id_or_none, whole_number
-from ivr import flow
+from ivr import flow, telephony
 from ivr import service as calls
 from ivr.flow import LineConfig, Turn
 from ivr.models import Call
+from ivr.telephony import Webhooks, forbidden
 from reminders import service as reminders
 
 router = APIRouter(prefix="/ivr", include_in_schema=False)
@@ -41,8 +41,8 @@ class PhoneLine:
     config: LineConfig
 
     @property
-    def validator(self) -> RequestValidator:
-        return RequestValidator(self.auth_token)
+    def webhooks(self) -> Webhooks:
+        return Webhooks(self.auth_token, self.config.public_base_url)
 
 
 def _line(request: Request) -> PhoneLine:
@@ -52,19 +52,7 @@ def _line(request: Request) -> PhoneLine:
 
 async def signed_form(request: Request) -> dict[str, str] | None:
     """The webhook's form fields, or None when the signature does not match."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    line = _line(request)
-    url = line.config.public_base_url.rstrip("/") + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not line.validator.validate(url, form, signature):
-        return None
-    return form
-
-
-def forbidden() -> Response:
-    return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+    return await telephony.signed_form(request, _line(request).webhooks)
 
 
 def _int(value: str | None) -> int | None:

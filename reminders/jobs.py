@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ivr.twilio_api import Accepted, PhoneApi, TwilioFailure
+from ivr.telephony import Accepted, PhoneApi, TwilioFailure
 from reminders import service
 from reminders.service import Later, Outgoing, ReminderRules
 

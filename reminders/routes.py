@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from booking.pages.forms import csrf_ok
 from booking.pages.manage import managed_booking_id
 from booking.schemas import RowId
-from ivr.routes import forbidden, signed_form
+from ivr.telephony import forbidden, signed_form
 from reminders import service
 
 router = APIRouter(prefix="/reminders", include_in_schema=False)
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/reminders", include_in_schema=False)
 @router.post("/status")
 async def message_status(request: Request, m: RowId) -> Response:
     """An SMS was queued, sent, delivered or failed (signed by Twilio; ``m`` is our message)."""
-    form = await signed_form(request)
+    form = await signed_form(request, request.app.state.twilio_webhooks)
     if form is None:
         return forbidden()
     sid = form.get("MessageSid", "")

@@ -25,7 +25,7 @@ from booking.errors import BookingError
 from booking.localized import name_of, text_of
 from booking.views import BookingView
 from ivr import service as calls
-from ivr.twilio_api import UNSUBSCRIBED, Accepted, TwilioFailure
+from ivr.telephony import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import STATUSES, Message, OptOut
 from reminders.texts import Visit, compose, compose_lost, compose_offer
 

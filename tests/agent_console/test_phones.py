@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 from ivr import service as calls
 from ivr.caller import PhoneCall
 from ivr.fake_twilio import FakeTwilio
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 from tests.agent_console.test_console import Console, ask_for_a_callback, csrf_of
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
 

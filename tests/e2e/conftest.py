@@ -37,7 +37,7 @@ from config.migrate import upgrade
 from config.sample import sample_ward
 from config.settings import Settings
 from ivr.fake_twilio import FakeTwilio
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 from tests.conftest import START, FakeClock, make_context
 from tests.live import listening_socket, serving
 

@@ -26,7 +26,7 @@ from ivr import service as calls
 from ivr.caller import MediaStream, PhoneCall
 from ivr.fake_twilio import FakeTwilio
 from ivr.media_client import MediaStreamSender
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 from tests.conftest import FakeClock, make_context
 from tests.ivr.conftest import new_mobile
 from tests.ivr.speech_fixtures import KO_MODEL, audio

@@ -24,7 +24,7 @@ from booking.views import BookingView
 from config.db import make_sessionmaker
 from ivr.caller import PhoneCall
 from ivr.fake_twilio import FakeTwilio
-from ivr.twilio_api import TwilioApi
+from ivr.telephony import TwilioApi
 from reminders import jobs
 from reminders import service as reminders
 from reminders.jobs import Runtime

@@ -1,6 +1,7 @@
-"""Twilio's REST API: the one place that calls out to Twilio (SMS, outbound calls, redirecting a
-queued call to an agent), with a timeout on every request and each failure sorted by what it
-means for a retry:
+"""The telephony adapter: Twilio's webhook signatures, checked for every request Twilio sends
+(the phone line's and the delivery callbacks'), and Twilio's REST API, the one place that calls
+out to Twilio (SMS, outbound calls, redirecting a queued call to an agent), with a timeout on
+every request and each failure sorted by what it means for a retry:
 
 - ``retry``: Twilio certainly did not take it (no connection, 429, 503, bad credentials): safe to
   send again later.
@@ -22,9 +23,13 @@ from typing import Any, Literal, Protocol
 
 import requests
 import urllib3
+from fastapi import Request
+from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response as HttpResponse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,44 @@ TWILIO_API = "https://api.twilio.com"
 # unsubscribed (STOP), 21612 / 21614 not a mobile (cannot take SMS), 13223-13224 invalid call To.
 UNSUBSCRIBED = 21610
 Outcome = Literal["retry", "uncertain", "rejected"]
+
+
+# --- Webhooks: Twilio's signature on what it sends us -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """How to tell Twilio's requests from forged ones: the account's auth token, and the public
+    address Twilio was given (``MADOGUCHI_PUBLIC_BASE_URL``: behind the ward's proxy the URL a
+    request arrives on is not the one Twilio signed)."""
+
+    auth_token: str
+    public_base_url: str
+
+    @property
+    def validator(self) -> RequestValidator:
+        return RequestValidator(self.auth_token)
+
+    def signed(self, url: str, form: dict[str, str], signature: str) -> bool:
+        return bool(signature) and bool(self.validator.validate(url, form, signature))
+
+
+async def signed_form(request: Request, webhooks: Webhooks) -> dict[str, str] | None:
+    """The webhook's form fields, or None when the signature does not match."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    url = webhooks.public_base_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not webhooks.signed(url, form, request.headers.get("X-Twilio-Signature", "")):
+        return None
+    return form
+
+
+def forbidden() -> HttpResponse:
+    return PlainTextResponse("invalid or missing X-Twilio-Signature", status_code=403)
+
+
+# --- The REST API -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
