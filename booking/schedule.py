@@ -89,20 +89,7 @@ def extend_schedule(
     ctx = context(db)
     first = first or ctx.today()
     through = through or ctx.today() + timedelta(days=ctx.rules.max_days_ahead)
-    templates = (
-        db.execute(
-            select(WeeklyTemplate)
-            .join(Venue, Venue.id == WeeklyTemplate.venue_id)
-            .join(
-                VenueService,
-                (VenueService.venue_id == WeeklyTemplate.venue_id)
-                & (VenueService.service_id == WeeklyTemplate.service_id),
-            )
-            .where(Venue.active.is_(True))
-        )
-        .scalars()
-        .all()
-    )
+    templates = _active_templates(db)
     existing = {
         (r.venue_id, r.service_id, r.day, r.opens)
         for r in db.execute(
@@ -121,25 +108,12 @@ def extend_schedule(
     day = first
     while day <= through:
         for template in templates:
-            if template.weekday != day.weekday():
-                continue
-            if template.weeks_of_month:
-                weeks = {int(w) for w in template.weeks_of_month.split(",")}
-                if week_of_month(day) not in weeks:
-                    continue
             key = (template.venue_id, template.service_id, day, template.opens)
-            if key in existing or closed_reason(day, template.venue_id, closures):
+            if not _template_runs_on(template, day) or key in existing:
                 continue
-            session = Session(
-                venue_id=template.venue_id,
-                service_id=template.service_id,
-                day=day,
-                opens=template.opens,
-                closes=template.closes,
-                kind="regular",
-                status="open",
-            )
-            new_sessions.append((session, template))
+            if closed_reason(day, template.venue_id, closures):
+                continue
+            new_sessions.append((_regular_session(template, day), template))
             existing.add(key)
         day += timedelta(days=1)
     db.add_all([s for s, _ in new_sessions])
@@ -148,6 +122,46 @@ def extend_schedule(
     if slot_rows:
         db.execute(insert(Slot), slot_rows)
     return ScheduleResult(sessions=len(new_sessions), slots=len(slot_rows))
+
+
+def _active_templates(db: DbSession) -> list[WeeklyTemplate]:
+    """The weekly templates of active venues, for services the venue still offers."""
+    return list(
+        db.execute(
+            select(WeeklyTemplate)
+            .join(Venue, Venue.id == WeeklyTemplate.venue_id)
+            .join(
+                VenueService,
+                (VenueService.venue_id == WeeklyTemplate.venue_id)
+                & (VenueService.service_id == WeeklyTemplate.service_id),
+            )
+            .where(Venue.active.is_(True))
+        )
+        .scalars()
+        .all()
+    )
+
+
+def _template_runs_on(template: WeeklyTemplate, day: date) -> bool:
+    """Its weekday, and (when it names some) one of its weeks of the month."""
+    if template.weekday != day.weekday():
+        return False
+    if template.weeks_of_month:
+        weeks = {int(w) for w in template.weeks_of_month.split(",")}
+        return week_of_month(day) in weeks
+    return True
+
+
+def _regular_session(template: WeeklyTemplate, day: date) -> Session:
+    return Session(
+        venue_id=template.venue_id,
+        service_id=template.service_id,
+        day=day,
+        opens=template.opens,
+        closes=template.closes,
+        kind="regular",
+        status="open",
+    )
 
 
 def open_extra_session(
@@ -241,18 +255,28 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
     Existing rows with the same ids are updated, so a ward can re-run it after editing its file.
     """
     if "ward" in ward:
-        about = dict(ward["ward"])
-        db.merge(
-            WardProfile(
-                id=1,
-                profile={
-                    "phone": str(about.get("phone") or ""),
-                    "logo": str(about.get("logo") or ""),
-                    "texts": checked_texts(about.get("texts"), WARD_FIELDS, "ward"),
-                },
-            )
+        _install_profile(db, dict(ward["ward"]))
+    _install_services(db, ward["services"])
+    _install_venues(db, ward["venues"])
+    count = _install_templates(db, ward["weekly_templates"])
+    return WardCounts(len(ward["services"]), len(ward["venues"]), count)
+
+
+def _install_profile(db: DbSession, about: dict[str, Any]) -> None:
+    db.merge(
+        WardProfile(
+            id=1,
+            profile={
+                "phone": str(about.get("phone") or ""),
+                "logo": str(about.get("logo") or ""),
+                "texts": checked_texts(about.get("texts"), WARD_FIELDS, "ward"),
+            },
         )
-    for item in ward["services"]:
+    )
+
+
+def _install_services(db: DbSession, services: list[dict[str, Any]]) -> None:
+    for item in services:
         db.merge(
             Service(
                 id=item["id"],
@@ -265,7 +289,10 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
             )
         )
     db.flush()
-    for item in ward["venues"]:
+
+
+def _install_venues(db: DbSession, venues: list[dict[str, Any]]) -> None:
+    for item in venues:
         db.merge(
             Venue(
                 id=item["id"],
@@ -284,8 +311,13 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
         for service_id in item["services"]:
             db.merge(VenueService(venue_id=item["id"], service_id=service_id))
     db.flush()
+
+
+def _install_templates(db: DbSession, templates: list[dict[str, Any]]) -> int:
+    """Each template once per weekday it names, matched to an existing row by venue, service,
+    weekday and opening time; returns how many were written."""
     count = 0
-    for item in ward["weekly_templates"]:
+    for item in templates:
         for weekday in item["weekdays"]:
             opens = time.fromisoformat(item["opens"])
             existing = db.execute(
@@ -306,7 +338,7 @@ def install_ward(db: DbSession, ward: dict[str, Any]) -> WardCounts:
             db.add(template)
             count += 1
     db.flush()
-    return WardCounts(len(ward["services"]), len(ward["venues"]), count)
+    return count
 
 
 def is_empty(db: DbSession) -> bool:
