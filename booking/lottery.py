@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
@@ -212,14 +212,7 @@ def apply(
     if channel not in service.CHANNELS:
         raise BookingError("invalid_request", field="channel")
     check_party(ctx, party)
-    offered = {s.id for s in lottery.slots}
-    wanted = list(preferences)
-    if (
-        not 1 <= len(wanted) <= MOST_PREFERENCES
-        or len(set(wanted)) != len(wanted)
-        or not set(wanted) <= offered
-    ):
-        raise BookingError("lottery_preferences", field="preferences", most=MOST_PREFERENCES)
+    wanted = _checked_preferences(lottery, preferences)
     if len(resident.members) != party or not all(m.notice_number for m in resident.members):
         raise BookingError("lottery_notice_numbers", field="members")
     sealed = seal(ctx.vault, ctx.today(), True, party, resident, {"lottery": lottery_id})
@@ -260,6 +253,19 @@ def apply(
     except IntegrityError:
         raise _already_applied(db, lottery_id, sealed) from None
     return _application_view(application)
+
+
+def _checked_preferences(lottery: LotteryView, preferences: Sequence[int]) -> list[int]:
+    """One to three different times, each one of this lottery's."""
+    offered = {s.id for s in lottery.slots}
+    wanted = list(preferences)
+    if (
+        not 1 <= len(wanted) <= MOST_PREFERENCES
+        or len(set(wanted)) != len(wanted)
+        or not set(wanted) <= offered
+    ):
+        raise BookingError("lottery_preferences", field="preferences", most=MOST_PREFERENCES)
+    return wanted
 
 
 def _already_applied(db: DbSession, lottery_id: int, sealed: Sealed) -> BookingError:
@@ -360,26 +366,7 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
     ).first()
     if claimed is None:
         return None
-    slot_ids = list(
-        db.execute(select(Slot.id).where(Slot.lottery_id == lottery_id).order_by(Slot.id)).scalars()
-    )
-    for slot_id in slot_ids:  # holds made before the lottery, lapsed since, give their seats back
-        service.reclaim_expired_holds(db, slot_id=slot_id)
-    slots = db.execute(
-        select(
-            Slot.id,
-            Slot.venue_id,
-            Slot.starts_at,
-            Slot.ends_at,
-            Slot.capacity,
-            Slot.booked,
-            Slot.held,
-            Slot.is_open,
-        )
-        .where(Slot.id.in_(slot_ids))
-        .order_by(Slot.id)
-        .with_for_update()  # ascending ids, the engine's lock order: the seats cannot move now
-    ).all()
+    slots = _locked_slots(db, lottery_id)
     seats = {s.id: max(s.capacity - s.booked - s.held, 0) if s.is_open else 0 for s in slots}
     applications = list(
         db.execute(
@@ -391,28 +378,7 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
     entries = [Entry(a.id, a.party_size, tuple(a.preferences)) for a in applications]
     seed = seed or secrets.token_hex(16)
     drawn = draw(entries, seats, seed)
-    won: dict[int, int] = {}
-    lost: list[int] = []
-    for application in applications:
-        place = drawn.results[application.id]
-        booking_id: int | None = None
-        if place is not None:
-            booking_id = service.book_drawn(
-                db,
-                lottery_id=lottery_id,
-                slot_id=place,
-                party=application.party_size,
-                channel=application.channel,
-                sealed=_sealed(db, application),
-                proxy=application.proxy,
-            )
-        application.decided_at = now
-        if booking_id is None:
-            application.outcome = "lost"
-            lost.append(application.id)
-        else:
-            application.outcome, application.booking_id = "won", booking_id
-            won[application.id] = booking_id
+    won, lost = _book_winners(db, lottery_id, applications, drawn, now)
     digest = input_digest(entries, seats)
     record = {
         "lottery": lottery_id,
@@ -447,6 +413,66 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
             days.add(joined)
     offer_free_seats(db, days)
     return DrawOutcome(lottery_id, won, lost)
+
+
+def _locked_slots(
+    db: DbSession, lottery_id: int
+) -> Sequence[Row[int, str, datetime, datetime, int, int, int, bool]]:
+    """The lottery's times, their lapsed holds given back, locked for the draw."""
+    slot_ids = list(
+        db.execute(select(Slot.id).where(Slot.lottery_id == lottery_id).order_by(Slot.id)).scalars()
+    )
+    for slot_id in slot_ids:  # holds made before the lottery, lapsed since, give their seats back
+        service.reclaim_expired_holds(db, slot_id=slot_id)
+    return db.execute(
+        select(
+            Slot.id,
+            Slot.venue_id,
+            Slot.starts_at,
+            Slot.ends_at,
+            Slot.capacity,
+            Slot.booked,
+            Slot.held,
+            Slot.is_open,
+        )
+        .where(Slot.id.in_(slot_ids))
+        .order_by(Slot.id)
+        .with_for_update()  # ascending ids, the engine's lock order: the seats cannot move now
+    ).all()
+
+
+def _book_winners(
+    db: DbSession,
+    lottery_id: int,
+    applications: list[LotteryApplication],
+    drawn: Drawn,
+    now: datetime,
+) -> tuple[dict[int, int], list[int]]:
+    """Each winner booked through the engine, each application's outcome written; the won
+    (application -> booking) and the lost, in application order."""
+    won: dict[int, int] = {}
+    lost: list[int] = []
+    for application in applications:
+        place = drawn.results[application.id]
+        booking_id: int | None = None
+        if place is not None:
+            booking_id = service.book_drawn(
+                db,
+                lottery_id=lottery_id,
+                slot_id=place,
+                party=application.party_size,
+                channel=application.channel,
+                sealed=_sealed(db, application),
+                proxy=application.proxy,
+            )
+        application.decided_at = now
+        if booking_id is None:
+            application.outcome = "lost"
+            lost.append(application.id)
+        else:
+            application.outcome, application.booking_id = "won", booking_id
+            won[application.id] = booking_id
+    return won, lost
 
 
 def _sealed(db: DbSession, a: LotteryApplication) -> Sealed:
