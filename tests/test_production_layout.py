@@ -401,9 +401,7 @@ def test_a_flood_gets_the_busy_page_and_a_call_still_gets_through(layout: Layout
     # the requests answered 200, so the request id, not the count, tells whose answer it was.
     assert all("x-request-id" not in a.headers for a in refused)
     assert all("x-request-id" in a.headers for a in answers if a.status_code == 200)
-    logged = [
-        line for p in layout.web for line in p.output().splitlines() if f"{flood}:" in line
-    ]
+    logged = [line for p in layout.web for line in p.output().splitlines() if f"{flood}:" in line]
     assert [line for line in logged if '" 429' in line] == []
     assert len(logged) >= len(answers) - len(refused)
 
