@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery_jobs
 from booking import service as booking
+from booking.jobs import Jobs
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
 from config.keys import load_twilio_token
@@ -34,7 +35,7 @@ from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
 from ivr.telephony import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
-from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Jobs, Runtime
+from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Runtime
 from reminders.models import Message
 from reminders.service import ReminderRules
 
