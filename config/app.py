@@ -59,6 +59,7 @@ from ivr.recognition import SpeechModels
 from ivr.routes import PhoneLine, apology_for
 from ivr.routes import router as ivr_router
 from reminders import jobs as reminder_jobs
+from reminders.placed import PlacedCallLedger
 from reminders.routes import router as reminders_router
 from reminders.routes import stop_router as reminders_stop_router
 
@@ -312,6 +313,9 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     # Recognisers block (a long utterance's end can take most of a second): worker threads.
     app.state.speech_pool = ThreadPoolExecutor(settings.speech_threads, "speech")
     app.state.reminder_rules = reminder_rules(settings)
+    # The calls the reminders placed, as the phone line asks about them; the rules read at each
+    # call's end, so whatever rules the application holds then apply.
+    app.state.placed_calls = PlacedCallLedger(lambda: app.state.reminder_rules)
     app.state.phone_api = phone_api(settings)
     install_error_handlers(app)
     app.include_router(booking_router)
