@@ -29,6 +29,7 @@ from booking import service as booking
 from booking.jobs import Jobs
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
+from config.housekeeping import HOUSEKEEPING_SECONDS, housekeep
 from config.keys import load_twilio_token
 from config.logs import configure_logging, running_job
 from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
@@ -167,8 +168,6 @@ def _housekeeping(
     """The periodic upkeep (schedule horizon, lapsed holds, no-shows, the daily erasure) when
     the service runs as web processes plus workers: one worker at a time runs it (a Redis lock
     per database), every few minutes, starting at once."""
-    from config.app import HOUSEKEEPING_SECONDS, housekeep  # app wires this module
-
     lock = (
         "madoguchi:housekeeping:"
         + hashlib.sha256(settings.sqlalchemy_url.encode()).hexdigest()[:16]
