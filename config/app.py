@@ -54,6 +54,7 @@ from config.worker import (
 )
 from ivr.flow import LineConfig
 from ivr.media_stream import router as media_stream_router
+from ivr.placed import PlacedCalls
 from ivr.recognition import SpeechModels
 from ivr.routes import PhoneLine, apology_for
 from ivr.routes import router as ivr_router
@@ -279,7 +280,8 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.state.reminder_rules = reminder_rules(settings)
     # The calls the reminders placed, as the phone line asks about them; the rules read at each
     # call's end, so whatever rules the application holds then apply.
-    app.state.placed_calls = PlacedCallLedger(lambda: app.state.reminder_rules)
+    placed_calls: PlacedCalls = PlacedCallLedger(lambda: app.state.reminder_rules)
+    app.state.placed_calls = placed_calls
     app.state.phone_api = phone_api(settings)
     install_error_handlers(app)
     app.include_router(booking_router)
