@@ -37,7 +37,7 @@ async def message_status(request: Request, m: RowId) -> Response:
 
 
 # The resident's own "stop messages", from the booking they manage on the web (its code and
-# second factor proved; the booking pages own that proof, this package the messages).
+# second factor proved; booking owns that proof, in booking.web, this package the messages).
 stop_router = APIRouter(include_in_schema=False)
 
 
