@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery
+from booking.jobs import Jobs
 
 log = logging.getLogger(__name__)
 DRAW = "booking.lottery_jobs.draw"
 QUEUE = "lottery"
 
 _sessions: sessionmaker[Session] | None = None
-
-
-class Jobs(Protocol):
-    """Where jobs are armed (config.queue's RqJobs or InlineJobs; booking knows no queue)."""
-
-    def run_at(self, at: datetime, func: str, *args: object, job_id: str, queue: str) -> None: ...
 
 
 def use(sessions: sessionmaker[Session]) -> None:

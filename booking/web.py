@@ -1,4 +1,5 @@
-"""What every package's routers share: the unit of work per request and the error shape."""
+"""What every package's routers share: the unit of work per request, the error shape, and the
+residents' forms (the CSRF check, the proof that a browser may manage a booking)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session as DbSession
 
@@ -85,6 +87,42 @@ def read_only_unit(request: Request) -> Iterator[DbSession]:
     """
     with request.app.state.shown_reads(request.app.state.sessions) as db:
         yield db
+
+
+# --- residents' forms: the booking pages' and the pages of other packages that act on a booking
+
+
+CSRF_COOKIE = "csrf"
+FORM_MAX_AGE = 2 * 3600
+MANAGE_COOKIE = "manage"
+MANAGE_MAX_AGE = 30 * 60
+
+
+def signer(request: Request, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(request.app.state.page_key, salt=purpose)
+
+
+def csrf_ok(request: Request, token: str | None) -> bool:
+    browser = request.cookies.get(CSRF_COOKIE)
+    if not browser or not token:
+        return False
+    try:
+        return bool(signer(request, "csrf").loads(token, max_age=FORM_MAX_AGE) == browser)
+    except BadSignature:
+        return False
+
+
+def managed_booking_id(request: Request) -> int | None:
+    """The booking this browser proved it may manage (code and second factor), if any: for
+    the booking's own pages and those of other packages that act on it (stopping its
+    messages)."""
+    token = request.cookies.get(MANAGE_COOKIE)
+    if not token:
+        return None
+    try:
+        return int(signer(request, "manage").loads(token, max_age=MANAGE_MAX_AGE))
+    except (BadSignature, ValueError):
+        return None
 
 
 def _attempt_limits(request: Request) -> dict[str, tuple[int, timedelta]]:

@@ -14,9 +14,9 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking import service as booking
+from booking.jobs import Jobs
 from calendar_sync import service
 from calendar_sync.caldav_target import CalendarUnavailable
-from reminders.jobs import Jobs
 
 log = logging.getLogger(__name__)
 PUSH = "calendar_sync.jobs.push"

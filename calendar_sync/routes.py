@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from booking.errors import BookingError
 from booking.schemas import ErrorOut
-from booking.web import read_only_unit
+from booking.web import read_only_unit, unit_of_work
 from calendar_sync import service
 
 router = APIRouter(prefix="/calendar", tags=["calendar"])
@@ -68,7 +68,7 @@ async def bookings(
     def work() -> bytes | None:
         # The primary: a feed token just changed there must stop working at once, and the
         # counter checks residents in against this list (a booking made a moment ago included).
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             if not service.token_ok(db, venue_id, token):
                 return None
             chosen = day or db.info["booking"].today()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -18,7 +17,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import routes as console
-from booking import lottery_jobs, schedule, service
+from booking import lottery_jobs
 from booking.context import BookingContext, BookingRules
 from booking.pages.about import router as about_router
 from booking.pages.flow import router as flow_router
@@ -39,11 +38,11 @@ from calendar_sync.routes import router as calendar_router
 from config import errors, metrics
 from config.db import engine_for, make_sessionmaker
 from config.doctor import Readiness, readiness_body
+from config.housekeeping import housekeeping_loop
 from config.keys import load_twilio_token, load_vault
 from config.logs import RequestIds, configure_logging
 from config.queue import InlineJobs, RqJobs, Waker, redis_connection
 from config.replica import ShownReads
-from config.retention import erase_expired_daily
 from config.security import SecurityHeaders
 from config.settings import Settings
 from config.worker import (
@@ -55,10 +54,12 @@ from config.worker import (
 )
 from ivr.flow import LineConfig
 from ivr.media_stream import router as media_stream_router
+from ivr.placed import PlacedCalls
 from ivr.recognition import SpeechModels
 from ivr.routes import PhoneLine, apology_for
 from ivr.routes import router as ivr_router
 from reminders import jobs as reminder_jobs
+from reminders.placed import PlacedCallLedger
 from reminders.routes import router as reminders_router
 from reminders.routes import stop_router as reminders_stop_router
 
@@ -95,41 +96,6 @@ def read_session_factory(
     if settings.sqlalchemy_read_url is None:
         return None
     return make_sessionmaker(engine_for(settings, replica=True), sessions.kw["info"]["booking"])
-
-
-log = logging.getLogger(__name__)
-HOUSEKEEPING_SECONDS = 300
-NO_SHOW_AFTER = timedelta(minutes=15)
-
-
-def housekeep(
-    sessions: sessionmaker[Session],
-    no_show_after: timedelta = NO_SHOW_AFTER,
-    settings: Settings | None = None,
-) -> None:
-    """Keep the schedule at the booking horizon, give lapsed holds back to sale, mark the
-    day's no-shows (their seats go to walk-ins), forget attempts older than any rate limit
-    looks at, and once a day erase the personal data past its retention (with a record)."""
-    with sessions() as db:
-        schedule.extend_schedule(db)
-        service.reclaim_expired_holds(db)
-        service.mark_no_shows(db, late_after=no_show_after)
-        service.forget_old_attempts(db)
-        db.commit()
-    lottery_jobs.draw_due(sessions)  # a draw whose job was lost (Redis restarted empty)
-    if settings is not None:
-        erase_expired_daily(sessions, settings)
-
-
-async def _housekeeping_loop(
-    sessions: sessionmaker[Session], no_show_after: timedelta, settings: Settings
-) -> None:
-    while True:
-        await asyncio.sleep(HOUSEKEEPING_SECONDS)
-        try:
-            await asyncio.to_thread(housekeep, sessions, no_show_after, settings)
-        except Exception:  # keep serving; the next round tries again
-            log.exception("housekeeping failed")
 
 
 def speech_models(settings: Settings) -> SpeechModels:
@@ -258,7 +224,7 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         late = timedelta(minutes=settings.no_show_after_minutes)
         task = (
-            asyncio.create_task(_housekeeping_loop(sessions, late, settings))
+            asyncio.create_task(housekeeping_loop(sessions, late, settings))
             # With Redis the workers keep house, one at a time under their lock.
             if housekeeping and not settings.redis_url
             else None
@@ -312,6 +278,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     # Recognisers block (a long utterance's end can take most of a second): worker threads.
     app.state.speech_pool = ThreadPoolExecutor(settings.speech_threads, "speech")
     app.state.reminder_rules = reminder_rules(settings)
+    # The calls the reminders placed, as the phone line asks about them; the rules read at each
+    # call's end, so whatever rules the application holds then apply.
+    placed_calls: PlacedCalls = PlacedCallLedger(lambda: app.state.reminder_rules)
+    app.state.placed_calls = placed_calls
     app.state.phone_api = phone_api(settings)
     install_error_handlers(app)
     app.include_router(booking_router)

@@ -26,15 +26,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from booking import lottery_jobs
 from booking import service as booking
+from booking.jobs import Jobs
 from calendar_sync import jobs as calendar_jobs
 from calendar_sync.caldav_target import CalDavTarget
+from config.housekeeping import HOUSEKEEPING_SECONDS, housekeep
 from config.keys import load_twilio_token
 from config.logs import configure_logging, running_job
 from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
 from ivr.telephony import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
-from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Jobs, Runtime
+from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Runtime
 from reminders.models import Message
 from reminders.service import ReminderRules
 
@@ -166,8 +168,6 @@ def _housekeeping(
     """The periodic upkeep (schedule horizon, lapsed holds, no-shows, the daily erasure) when
     the service runs as web processes plus workers: one worker at a time runs it (a Redis lock
     per database), every few minutes, starting at once."""
-    from config.app import HOUSEKEEPING_SECONDS, housekeep  # app wires this module
-
     lock = (
         "madoguchi:housekeeping:"
         + hashlib.sha256(settings.sqlalchemy_url.encode()).hexdigest()[:16]

@@ -35,10 +35,10 @@ from booking.service import MemberInput, ResidentInput
 from booking.views import BookingView
 from ivr import service as calls
 from ivr.models import Call
+from ivr.placed import PlacedCall
 from ivr.recognition import grammar_for
 from ivr.service import Caller, CallState
 from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
-from reminders import service as reminders
 
 LANGUAGES = ("ja", "en", "ko")
 SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US", "ko": "ko-KR"}
@@ -362,7 +362,7 @@ def hint_speech(turn: Turn) -> None:
 # a reminder call we placed (the resident is the one called)
 
 
-def remind(turn: Turn, about: reminders.CallAbout | None) -> None:
+def remind(turn: Turn, about: PlacedCall | None) -> None:
     """Open a reminder call: the booking read out, keep it (1), cancel it (2), a person (0)."""
     calls.note_step(turn.call, "reminder")
     if about is None:

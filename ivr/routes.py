@@ -25,8 +25,8 @@ from ivr import flow, telephony
 from ivr import service as calls
 from ivr.flow import LineConfig, Turn
 from ivr.models import Call
+from ivr.placed import PlacedCalls
 from ivr.telephony import Webhooks, forbidden
-from reminders import service as reminders
 
 router = APIRouter(prefix="/ivr", include_in_schema=False)
 log = logging.getLogger(__name__)
@@ -48,6 +48,11 @@ class PhoneLine:
 def _line(request: Request) -> PhoneLine:
     line: PhoneLine = request.app.state.phone_line
     return line
+
+
+def _placed(request: Request) -> PlacedCalls:
+    placed: PlacedCalls = request.app.state.placed_calls
+    return placed
 
 
 async def signed_form(request: Request) -> dict[str, str] | None:
@@ -155,7 +160,7 @@ async def incoming_call(request: Request) -> Response:
             if reminder is None:
                 flow.greet(turn)
             else:
-                flow.remind(turn, reminders.call_about(db, message_id=reminder))
+                flow.remind(turn, _placed(request).about(db, reminder))
             return _finish(db, turn)
 
     return await _run(request, call_sid, work)
@@ -279,13 +284,7 @@ async def call_status(request: Request) -> Response:
         with request.app.state.sessions() as db:
             calls.end_call(db, call_sid=call_sid, status=status, duration=duration)
             if reminder is not None:
-                reminders.apply_status(
-                    db,
-                    message_id=reminder,
-                    sid=call_sid,
-                    status=status,
-                    rules=request.app.state.reminder_rules,
-                )
+                _placed(request).settle(db, reminder, call_sid, status)
             db.commit()
 
     await run_in_threadpool(work)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from booking.jobs import Jobs
 from ivr.telephony import Accepted, PhoneApi, TwilioFailure
 from reminders import service
 from reminders.service import Later, Outgoing, ReminderRules
@@ -29,22 +29,6 @@ PUMP = "reminders.jobs.pump"
 SEND = "reminders.jobs.send"
 OUTBOX_QUEUE = "outbox"
 MESSAGES_QUEUE = "messages"
-
-
-class Jobs(Protocol):
-    """Where jobs are armed: RQ on Redis, or a thread in this process (the embedded default).
-    Arming a job id that is already waiting does nothing."""
-
-    def run_at(self, at: datetime, func: str, *args: object, job_id: str, queue: str) -> None: ...
-
-    def run_soon(self, func: str, *args: object, job_id: str, queue: str) -> None: ...
-
-    def wake(self, func: str, *, queue: str) -> None:
-        """Run ``func`` (no arguments) soon, after every commit made so far, unless a run of it
-        is already waiting to start (that run will see them). ``queue`` holds only ``func``'s
-        runs. Never by a reused job id: one arriving while a run of that id is under way could
-        be lost with it."""
-        ...
 
 
 @dataclass(frozen=True)

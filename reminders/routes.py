@@ -6,9 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from booking.pages.forms import csrf_ok
-from booking.pages.manage import managed_booking_id
 from booking.schemas import RowId
+from booking.web import csrf_ok, managed_booking_id, unit_of_work
 from ivr.telephony import forbidden, signed_form
 from reminders import service
 
@@ -25,7 +24,7 @@ async def message_status(request: Request, m: RowId) -> Response:
     status = form.get("MessageStatus", "")
 
     def work() -> bool:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             known = service.apply_status(
                 db, message_id=m, sid=sid, status=status, rules=request.app.state.reminder_rules
             )
@@ -38,7 +37,7 @@ async def message_status(request: Request, m: RowId) -> Response:
 
 
 # The resident's own "stop messages", from the booking they manage on the web (its code and
-# second factor proved; the booking pages own that proof, this package the messages).
+# second factor proved; booking owns that proof, in booking.web, this package the messages).
 stop_router = APIRouter(include_in_schema=False)
 
 
@@ -52,7 +51,7 @@ async def stop_messages(request: Request) -> Response:
         return RedirectResponse("/manage", status_code=303)
 
     def stop() -> None:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             service.opt_out(
                 db,
                 booking_id=booking_id,

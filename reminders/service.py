@@ -25,6 +25,7 @@ from booking.errors import BookingError
 from booking.localized import name_of, text_of
 from booking.views import BookingView
 from ivr import service as calls
+from ivr.placed import PlacedCall as CallAbout
 from ivr.telephony import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import STATUSES, Message, OptOut
 from reminders.texts import Visit, compose, compose_lost, compose_offer
@@ -829,18 +830,6 @@ def resend_confirmation(db: DbSession, *, booking_id: int, rules: ReminderRules)
     if made is None:  # a new copy number is never there yet; only a missing number gets here
         raise BookingError("sms_needs_mobile")
     return Later(made, at)
-
-
-@dataclass(frozen=True)
-class CallAbout:
-    """What a call the ward placed is about: the IVR reads this booking out, then offers keep
-    or cancel (a reminder) or accept or an agent (a relocation)."""
-
-    booking_id: int | None
-    language: str
-    kind: str
-    # A waitlist offer's call (kind ``waitlist_offer``): press 1 to book the seats it keeps.
-    waitlist_entry_id: int | None = None
 
 
 def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:

@@ -22,7 +22,7 @@ from booking import eras, service
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.localized import name_of, text_of
-from booking.pages.forms import csrf_ok, form_page, signer
+from booking.pages.forms import form_page
 from booking.pages.i18n import Languages
 from booking.pages.limits import over_limit
 from booking.pages.proof import check_page
@@ -35,7 +35,7 @@ from booking.personal import (
     resident_problems,
 )
 from booking.service import MemberInput, ResidentInput
-from booking.web import row_id, unit_of_work, whole_number
+from booking.web import csrf_ok, row_id, signer, unit_of_work, whole_number
 
 router = APIRouter(include_in_schema=False)
 DONE_COOKIE = "booked"

@@ -7,32 +7,15 @@ import secrets
 from typing import Any
 
 from fastapi import Request, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from booking.pages.render import page
-
-CSRF_COOKIE = "csrf"
-FORM_MAX_AGE = 2 * 3600
-
-
-def signer(request: Request, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.page_key, salt=purpose)
+from booking.web import CSRF_COOKIE, FORM_MAX_AGE, signer
 
 
 def csrf_token(request: Request) -> tuple[str, str]:
     """(browser id for the cookie, token for the form)."""
     browser = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(16)
     return browser, signer(request, "csrf").dumps(browser)
-
-
-def csrf_ok(request: Request, token: str | None) -> bool:
-    browser = request.cookies.get(CSRF_COOKIE)
-    if not browser or not token:
-        return False
-    try:
-        return bool(signer(request, "csrf").loads(token, max_age=FORM_MAX_AGE) == browser)
-    except BadSignature:
-        return False
 
 
 def form_page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:

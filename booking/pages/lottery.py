@@ -15,13 +15,13 @@ from fastapi.responses import HTMLResponse, Response
 from booking import lottery
 from booking import service as booking
 from booking.errors import BookingError
-from booking.pages.forms import csrf_ok, form_page
+from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
 from booking.pages.render import message_language, not_found, page
 from booking.personal import LANGUAGE_NAMES, LANGUAGES, FieldProblems
 from booking.schemas import RowId
 from booking.views import MemberInput, ResidentInput
-from booking.web import read_only_unit, unit_of_work, whole_number
+from booking.web import csrf_ok, read_only_unit, unit_of_work, whole_number
 
 router = APIRouter(include_in_schema=False)
 RECORDS_LISTED = 20  # the latest draws' records, linked for anyone to check

@@ -9,20 +9,25 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
-from itsdangerous import BadSignature
 
 from booking import service
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.pages.flow import taken_page
-from booking.pages.forms import csrf_ok, form_page, signer
+from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
 from booking.pages.render import message_language, page
-from booking.web import row_id, unit_of_work
+from booking.web import (
+    MANAGE_COOKIE,
+    MANAGE_MAX_AGE,
+    csrf_ok,
+    managed_booking_id,
+    row_id,
+    signer,
+    unit_of_work,
+)
 
 router = APIRouter(include_in_schema=False)
-MANAGE_COOKIE = "manage"
-MANAGE_MAX_AGE = 30 * 60
 
 
 def _refused(request: Request) -> Response:
@@ -85,22 +90,6 @@ async def lookup(request: Request) -> Response:
     return response
 
 
-def managed_booking_id(request: Request) -> int | None:
-    """The booking this browser proved it may manage (code and second factor), if any: for
-    the pages of other packages that act on it (stopping its messages)."""
-    return _managed(request)
-
-
-def _managed(request: Request) -> int | None:
-    token = request.cookies.get(MANAGE_COOKIE)
-    if not token:
-        return None
-    try:
-        return int(signer(request, "manage").loads(token, max_age=MANAGE_MAX_AGE))
-    except (BadSignature, ValueError):
-        return None
-
-
 def _show(request: Request, booking_id: int, **extra: Any) -> Response:
     with unit_of_work(request) as db:
         booking = service.get_booking(db, booking_id=booking_id)
@@ -112,7 +101,7 @@ def _show(request: Request, booking_id: int, **extra: Any) -> Response:
 @router.get("/manage/booking")
 def managed(request: Request) -> Response:
     """The booking found: its details, and the buttons to move or cancel it."""
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None:
         return RedirectResponse("/manage", status_code=303)
     return _show(
@@ -126,7 +115,7 @@ def managed(request: Request) -> Response:
 @router.get("/manage/cancel")
 def confirm_cancel(request: Request) -> Response:
     """Ask before cancelling: a cancelled time goes back on sale and cannot be given back."""
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None:
         return RedirectResponse("/manage", status_code=303)
     with unit_of_work(request) as db:
@@ -148,7 +137,7 @@ def back_to_booking(request: Request) -> Response:
 @router.post("/manage/cancel")
 async def cancel(request: Request) -> Response:
     raw = await request.form()
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None or not csrf_ok(request, str(raw.get("csrf", ""))):
         return _refused(request)
 
@@ -236,7 +225,7 @@ async def move(request: Request) -> Response:
     nothing changes if it is gone."""
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items()}
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None or not csrf_ok(request, form.get("csrf")):
         return _refused(request)
     try:
@@ -285,7 +274,7 @@ def _ask_move(request: Request, booking_id: int, hold_id: str) -> Response:
 @router.get("/manage/move/{hold_id}")
 def confirm_move(request: Request, hold_id: str) -> Response:
     """Ask once: the current time and the new one side by side, the new one kept meanwhile."""
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None:
         return RedirectResponse("/manage", status_code=303)
     return _ask_move(request, booking_id, hold_id)
@@ -311,7 +300,7 @@ async def move_confirmed(request: Request, hold_id: str) -> Response:
     """Yes: the booking moves to the kept time, and its old seats go back on sale."""
     raw = await request.form()
     form = {k: str(v) for k, v in raw.items()}
-    booking_id = _managed(request)
+    booking_id = managed_booking_id(request)
     if booking_id is None or not csrf_ok(request, form.get("csrf")):
         return _refused(request)
     try:
@@ -329,7 +318,7 @@ async def move_confirmed(request: Request, hold_id: str) -> Response:
 async def move_declined(request: Request, hold_id: str) -> Response:
     """No: the booking stays as it is, and the kept seats go back on sale at once."""
     raw = await request.form()
-    if _managed(request) is None or not csrf_ok(request, str(raw.get("csrf", ""))):
+    if managed_booking_id(request) is None or not csrf_ok(request, str(raw.get("csrf", ""))):
         return _refused(request)
 
     def give_back() -> None:

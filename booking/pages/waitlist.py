@@ -24,12 +24,12 @@ from booking.pages.flow import (
     _refused,
     _resident,
 )
-from booking.pages.forms import csrf_ok, form_page
+from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
 from booking.pages.render import message_language, not_found, page
 from booking.personal import LANGUAGE_NAMES, LANGUAGES, FieldProblems, display_phone
 from booking.views import HeldTime, HoldView
-from booking.web import row_id, unit_of_work, whole_number
+from booking.web import csrf_ok, row_id, unit_of_work, whole_number
 
 router = APIRouter(include_in_schema=False)
 

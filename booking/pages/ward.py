@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from booking import service
 from booking.localized import Described, WardInfo, text_of
+from booking.web import unit_of_work
 
 FRESH_SECONDS = 60.0
 
@@ -141,7 +142,7 @@ def ward_info(request: Request) -> WardInfo:
     """The ward's profile, read at most once a minute per process."""
 
     def read() -> WardInfo:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             return service.ward_info(db)
 
     return cache_of(request).get(read, may_read=not _on_event_loop())

@@ -1,0 +1,1 @@
+"""The `madoguchi` command's groups of commands (config.cli puts them together)."""
