@@ -18,24 +18,23 @@ from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import UploadFile
 
 from agent_console.day_filter import NOON, read_filter
-from agent_console.routes import (
-    NotAllowed,
-    _catalogue,
-    _csrf_ok,
-    _db,
-    _local,
-    _log,
-    _render,
-    _seat,
-    refuse_my_numbers,
-)
 from agent_console.service import Seat
+from agent_console.web import (
+    NotAllowed,
+    audit_event,
+    catalogue,
+    csrf_ok,
+    local_time,
+    refuse_my_numbers,
+    render,
+    signed_in,
+)
 from booking import schedule
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import mask_phone
 from booking.schemas import RowId
-from booking.web import whole_number
+from booking.web import unit_of_work, whole_number
 from calendar_sync import roster
 from calendar_sync import service as calendar
 from calendar_sync.fetch import CalendarFetchFailed, fetch_calendar
@@ -79,10 +78,10 @@ def day_view(
 ) -> Response:
     """A venue's day: every slot with its capacity, seats booked and held, open or closed;
     narrowed to some services and a time range if the manager asks (kept in the address)."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
         chosen = _day(day, db)
-        venues, services = _catalogue(db)
+        venues, services = catalogue(db)
         if venue not in venues:
             raise NotAllowed
         slots = booking.slots_of_day(db, venue_id=venue, day=chosen)
@@ -97,7 +96,7 @@ def day_view(
     if _unreadable(day):
         notes.insert(0, f"日付「{day[:20]}」を読めないため、{chosen.isoformat()}を表示しています。")
     where = [("venue", venue), ("day", chosen.isoformat())]
-    return _render(
+    return render(
         request,
         "manage_day.html",
         seat,
@@ -193,10 +192,10 @@ async def change(request: Request) -> Response:
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, {"csrf": c.csrf}):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, {"csrf": c.csrf}):
+                return render(request, "expired.html", seat, status_code=403)
             if action not in ACTIONS or not slot_ids:
                 return _back(c, "時間枠を選んでください。")
             capacity = _count(capacity_text, MAX_SEATS)
@@ -204,7 +203,7 @@ async def change(request: Request) -> Response:
                 return _back(c, f"定員は0から{MAX_SEATS}までの数字で入れてください。")
             if action == "reopen":
                 booking.reopen_slots(db, slot_ids=slot_ids)
-                _log(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
+                audit_event(db, seat, request, "manage.reopen", "slots", _ids(slot_ids))
                 db.commit()
                 return _back(c, "受付を再開しました。")
             if action == "quota":
@@ -214,8 +213,8 @@ async def change(request: Request) -> Response:
             )
             if over and c.choice not in ("keep", "move"):
                 db.rollback()
-                venues, services = _catalogue(db)
-                return _render(
+                venues, services = catalogue(db)
+                return render(
                     request,
                     "manage_stranded.html",
                     seat,
@@ -248,7 +247,7 @@ async def change(request: Request) -> Response:
                 f"slots {_ids(slot_ids)}; {action} {capacity_text or c.reason}; "
                 f"moved {_ids([b.id for b, _ in moved])}; kept {_ids([b.id for b in kept])}"
             )
-            _log(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
+            audit_event(db, seat, request, f"manage.{action}", "slots", _ids(slot_ids), detail)
             venue_names = {v.id: v.name_ja for v in booking.list_venues(db)}
             db.commit()
         said = f"{ACTIONS[action]}しました。"
@@ -256,7 +255,7 @@ async def change(request: Request) -> Response:
             said += f"{len(moved)}件の予約を近い時間へ移し、お知らせを送ります。"
             # Where each went, so the counter can answer a resident who calls about it.
             went = [
-                f"{b.code}→{_local(t.starts_at)[5:]} {venue_names.get(t.venue_id, '')}"
+                f"{b.code}→{local_time(t.starts_at)[5:]} {venue_names.get(t.venue_id, '')}"
                 for b, t in moved[:MOVES_LISTED]
             ]
             more = f"ほか{len(moved) - MOVES_LISTED}件" if len(moved) > MOVES_LISTED else ""
@@ -295,7 +294,7 @@ def _set_quota(request: Request, db: DbSession, seat: Seat, c: Change) -> Respon
         return _back(c, refused.message("ja"))
     when = "当日の開庁時" if release_hours is None else f"{release_hours}時間前"
     detail = f"slots {_ids(c.slot_ids)}; phone {phone}, walk-in {walk_in}, released {when}"
-    _log(db, seat, request, "manage.quota", "slots", _ids(c.slot_ids), detail)
+    audit_event(db, seat, request, "manage.quota", "slots", _ids(c.slot_ids), detail)
     db.commit()
     if phone == walk_in == 0:
         return _back(c, "確保席をなくしました。すべての受付方法で予約できます。")
@@ -335,14 +334,14 @@ def _ids(ids: list[int]) -> str:
 def calendar_page(request: Request) -> Response:
     """Each venue's calendar feeds (free times; bookings behind the venue's secret), and the
     import of the ward's published holiday sessions and closures."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        venues, _services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
+        venues, _services = catalogue(db)
         tokens = {v: calendar.feed_token(db, v) for v in venues}
-        _log(db, seat, request, "manage.calendar.view", "venues", "feeds")
+        audit_event(db, seat, request, "manage.calendar.view", "venues", "feeds")
         db.commit()
     base = request.app.state.settings.public_base_url.rstrip("/")
-    return _render(request, "manage_calendar.html", seat, venues=venues, tokens=tokens, base=base)
+    return render(request, "manage_calendar.html", seat, venues=venues, tokens=tokens, base=base)
 
 
 @router.post("/calendar/import", response_class=HTMLResponse)
@@ -352,10 +351,10 @@ async def calendar_import(request: Request) -> Response:
     form = await request.form()
 
     def who() -> Seat | Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return render(request, "expired.html", seat, status_code=403)
             return seat
 
     seat = await run_in_threadpool(who)
@@ -369,11 +368,11 @@ async def calendar_import(request: Request) -> Response:
             data = await run_in_threadpool(fetch_calendar, address)
         except CalendarFetchFailed as failed:
             error = f"{address} を読めませんでした：{failed}"
-            return _render(request, "manage_import.html", seat, report=None, error=error)
+            return render(request, "manage_import.html", seat, report=None, error=error)
 
     def work() -> Response:
         # The import and its audit event: on a worker thread, never the event loop.
-        with _db(request) as db:
+        with unit_of_work(request) as db:
             try:
                 report = calendar.import_calendar(db, ics=data)
             except BookingError:
@@ -384,9 +383,11 @@ async def calendar_import(request: Request) -> Response:
                     f"created {len(report.created)}, unchanged {len(report.unchanged)}, "
                     f"changed {len(report.changed)}, refused {len(report.refused)}"
                 )
-                _log(db, seat, request, "manage.calendar.import", "calendar", "upload", detail)
+                audit_event(
+                    db, seat, request, "manage.calendar.import", "calendar", "upload", detail
+                )
             db.commit()
-        return _render(request, "manage_import.html", seat, report=report)
+        return render(request, "manage_import.html", seat, report=report)
 
     return await run_in_threadpool(work)
 
@@ -400,9 +401,9 @@ COUNTER = ("counter_manager", "supervisor")
 def counter_day(request: Request, venue: str = "main", done: str = "", error: str = "") -> Response:
     """Today's bookings at a venue, check-in by code (typed, or read by a QR scanner), done,
     and walk-ins with their queue numbers. Audited (it lists residents' bookings)."""
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *COUNTER)
+        venues, services = catalogue(db)
         if venue not in venues:
             raise NotAllowed
         today = db.info["booking"].today()
@@ -410,9 +411,9 @@ def counter_day(request: Request, venue: str = "main", done: str = "", error: st
         walk_ins = booking.walk_ins_of_day(db, venue_id=venue, day=today)
         offered = booking.venue_services(db).get(venue, [])
         figures = booking.counter_figures(db, first=today, last=today, venue_id=venue)
-        _log(db, seat, request, "counter.view", "venue", venue, f"{len(bookings)} bookings")
+        audit_event(db, seat, request, "counter.view", "venue", venue, f"{len(bookings)} bookings")
         db.commit()
-    return _render(
+    return render(
         request,
         "counter.html",
         seat,
@@ -456,10 +457,10 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, *COUNTER)
-            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *COUNTER)
+            if not csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 done = act(db, str(form.get("code", "")))
             except BookingError as refused:
@@ -468,7 +469,7 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
             except CounterRefused as refused:
                 db.rollback()
                 return _to_counter(venue, error=str(refused))
-            _log(db, seat, request, done.action, done.kind, done.subject)
+            audit_event(db, seat, request, done.action, done.kind, done.subject)
             db.commit()
         return _to_counter(venue, done=done.said)
 
@@ -564,10 +565,10 @@ async def counter_walk_in(request: Request) -> Response:
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, *COUNTER)
-            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *COUNTER)
+            if not csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 party = whole_number(party_text, 100)
                 made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
@@ -577,7 +578,7 @@ async def counter_walk_in(request: Request) -> Response:
                     refused.message("ja") if isinstance(refused, BookingError) else "人数は数字で。"
                 )
                 return _to_counter(venue, error=message)
-            _log(
+            audit_event(
                 db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}"
             )
             db.commit()
@@ -594,10 +595,10 @@ def counter_roster(request: Request, kind: str, venue: str, day: str = "") -> Re
     """A day's roster to take offline: CSV (with a column for check-ins) or .ics. Signed."""
     if kind not in ("csv", "ics"):
         raise NotAllowed
-    with _db(request) as db:
-        seat = _seat(request, db, *COUNTER)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *COUNTER)
         chosen = _day(day, db)
-        venues, _services = _catalogue(db)
+        venues, _services = catalogue(db)
         if venue not in venues:
             raise NotAllowed
         if kind == "csv":
@@ -606,7 +607,7 @@ def counter_roster(request: Request, kind: str, venue: str, day: str = "") -> Re
         else:
             body = roster.roster_ics(db, venue_id=venue, day=chosen)
             media = "text/calendar; charset=utf-8"
-        _log(db, seat, request, "counter.roster", "venue", venue, f"{kind} {chosen}")
+        audit_event(db, seat, request, "counter.roster", "venue", venue, f"{kind} {chosen}")
         db.commit()
     name = f"roster-{venue}-{chosen.isoformat()}.{kind}"
     return Response(
@@ -629,17 +630,17 @@ async def counter_roster_upload(request: Request) -> Response:
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, *COUNTER)
-            if not _csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *COUNTER)
+            if not csrf_ok(seat, {"csrf": str(form.get("csrf", ""))}):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 report = roster.upload_check_ins(db, text=data.decode("utf-8-sig"))
             except (roster.RosterRefused, UnicodeDecodeError) as refused:
                 db.rollback()
                 return _to_counter(venue, error=f"名簿を受け付けられません：{refused}")
             detail = f"applied {len(report.applied)}, unchanged {len(report.unchanged)}"
-            _log(db, seat, request, "counter.roster_upload", "venue", venue, detail)
+            audit_event(db, seat, request, "counter.roster_upload", "venue", venue, detail)
             db.commit()
         said = f"受付済みに {len(report.applied)}件、変更なし {len(report.unchanged)}件"
         if report.refused:
@@ -655,11 +656,11 @@ async def counter_roster_upload(request: Request) -> Response:
 @router.get("/sessions", response_class=HTMLResponse)
 def sessions_page(request: Request, done: str = "", error: str = "") -> Response:
     """Open a holiday or evening session, or a pop-up venue, for a range of days."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
+        venues, services = catalogue(db)
         today = db.info["booking"].today()
-    return _render(
+    return render(
         request,
         "manage_sessions.html",
         seat,
@@ -684,10 +685,10 @@ async def open_sessions(request: Request) -> Response:
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 venue = form.get("venue", "")
                 if venue == "_new":
@@ -723,7 +724,7 @@ async def open_sessions(request: Request) -> Response:
                 )
             opened, refused_days = len(result.opened), len(result.refused)
             detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
-            _log(db, seat, request, "manage.sessions.open", "venue", venue, detail)
+            audit_event(db, seat, request, "manage.sessions.open", "venue", venue, detail)
             db.commit()
         said = f"{len(result.opened)}日分の受付を開きました。"
         if result.refused:
