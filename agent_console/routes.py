@@ -2,7 +2,8 @@
 its refusals lead (the login page, a page refused, a step first, a form given back without the
 My Number it held). The pages live in ``signin``, ``call_queue``, ``bookings``, ``calls``,
 ``call_booking``, ``callbacks``, ``faq``, ``accounts`` and ``audit``; the counter managers' in
-``counter``, ``releases``, ``lottery`` and ``waiting``; the agents' waitlist in ``waitlist``.
+``day_view``, ``manage_calendar``, ``counter``, ``releases``, ``lottery`` and ``waiting``; the
+agents' waitlist in ``waitlist``.
 What they share (the seat, CSRF, rendering, the audit event) is in ``agent_console.web``.
 """
 
@@ -25,8 +26,10 @@ from agent_console import (
     callbacks,
     calls,
     counter,
+    day_view,
     faq,
     lottery,
+    manage_calendar,
     releases,
     signin,
     waiting,
@@ -67,6 +70,8 @@ router = _gather(
     callbacks,
     call_booking,
     audit,
+    day_view,
+    manage_calendar,
     counter,
     releases,
     accounts,
@@ -97,66 +102,72 @@ def _is_page(app: FastAPI, path: str) -> bool:
     return any(r.matches(scope)[0] == Match.FULL for r in app.routes)
 
 
+# --- where refusals lead -------------------------------------------------------------------------
+
+
+def _to_login(request: Request, _exc: Exception) -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _not_allowed(request: Request, _exc: Exception) -> Response:
+    return render(request, "forbidden.html", None, status_code=403)
+
+
+def _my_number(request: Request, exc: Exception) -> Response:
+    # The form comes back to be corrected and sent again where it was going, the number
+    # taken out; nothing was done, and the number is in no log and not on the page.
+    field = exc.field if isinstance(exc, MyNumberInForm) else ""
+    kept = exc.kept if isinstance(exc, MyNumberInForm) else []
+    log.info("a console form field (%s) held a My Number: refused", field)
+    return render(
+        request,
+        "my_number.html",
+        None,
+        status_code=422,
+        field=field,
+        fields=kept,
+        action=request.url.path,
+        multipart=any(f.kind == "file" for f in kept),
+        chosen=any(f.kind == "hidden" and f.name != "csrf" for f in kept),
+        back=way_back(request.url.path, kept, partial(_is_page, request.app)),
+    )
+
+
+def _step_needed(request: Request, exc: Exception) -> Response:
+    step = exc.step if isinstance(exc, StepNeeded) else ""
+    return RedirectResponse(STEP_PAGES.get(step, "/console/login"), status_code=303)
+
+
+def _unreadable(request: Request, exc: Exception) -> Response:
+    field = exc.field if isinstance(exc, UnreadableCharacters) else ""
+    return render(
+        request,
+        "problem.html",
+        None,
+        status_code=422,
+        message="入力に使えない文字（制御文字）が含まれていたため、何も保存していません。"
+        "ブラウザの「戻る」で入力画面に戻り、該当の欄を入力し直してください。",
+        fields=[{"field": field, "problem": "制御文字"}],
+        ours=False,
+        request_id="",
+    )
+
+
+def _bad_month(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(
+        f"month={exc}: 月は 2026-10 の形で指定してください (a month like 2026-10).",
+        status_code=422,
+    )
+
+
 def install(app: FastAPI) -> None:
     """The console's router, and where its refusals lead."""
-
-    def to_login(request: Request, _exc: Exception) -> Response:
-        response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
-        return response
-
-    def not_allowed(request: Request, _exc: Exception) -> Response:
-        return render(request, "forbidden.html", None, status_code=403)
-
-    def my_number(request: Request, exc: Exception) -> Response:
-        # The form comes back to be corrected and sent again where it was going, the number
-        # taken out; nothing was done, and the number is in no log and not on the page.
-        field = exc.field if isinstance(exc, MyNumberInForm) else ""
-        kept = exc.kept if isinstance(exc, MyNumberInForm) else []
-        log.info("a console form field (%s) held a My Number: refused", field)
-        return render(
-            request,
-            "my_number.html",
-            None,
-            status_code=422,
-            field=field,
-            fields=kept,
-            action=request.url.path,
-            multipart=any(f.kind == "file" for f in kept),
-            chosen=any(f.kind == "hidden" and f.name != "csrf" for f in kept),
-            back=way_back(request.url.path, kept, partial(_is_page, request.app)),
-        )
-
-    def step_needed(request: Request, exc: Exception) -> Response:
-        step = exc.step if isinstance(exc, StepNeeded) else ""
-        return RedirectResponse(STEP_PAGES.get(step, "/console/login"), status_code=303)
-
-    app.add_exception_handler(SignInNeeded, to_login)
-    app.add_exception_handler(NotAllowed, not_allowed)
-    app.add_exception_handler(StepNeeded, step_needed)
-    app.add_exception_handler(MyNumberInForm, my_number)
-
-    def unreadable(request: Request, exc: Exception) -> Response:
-        field = exc.field if isinstance(exc, UnreadableCharacters) else ""
-        return render(
-            request,
-            "problem.html",
-            None,
-            status_code=422,
-            message="入力に使えない文字（制御文字）が含まれていたため、何も保存していません。"
-            "ブラウザの「戻る」で入力画面に戻り、該当の欄を入力し直してください。",
-            fields=[{"field": field, "problem": "制御文字"}],
-            ours=False,
-            request_id="",
-        )
-
-    app.add_exception_handler(UnreadableCharacters, unreadable)
-
-    def bad_month(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse(
-            f"month={exc}: 月は 2026-10 の形で指定してください (a month like 2026-10).",
-            status_code=422,
-        )
-
-    app.add_exception_handler(BadMonth, bad_month)
+    app.add_exception_handler(SignInNeeded, _to_login)
+    app.add_exception_handler(NotAllowed, _not_allowed)
+    app.add_exception_handler(StepNeeded, _step_needed)
+    app.add_exception_handler(MyNumberInForm, _my_number)
+    app.add_exception_handler(UnreadableCharacters, _unreadable)
+    app.add_exception_handler(BadMonth, _bad_month)
     app.include_router(router)
