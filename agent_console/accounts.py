@@ -1,6 +1,7 @@
-"""One's own account (changing the password, the second factor) and what a supervisor does for
-someone else's (a new temporary password, a reset second factor). Every change is audited;
-a temporary password is shown once, on the page that answers the request, never in a URL."""
+"""One's own account (changing the password, setting up the second factor) and what a supervisor
+does for someone else's on the staff page (accounts made, roles changed, deactivated; a new
+temporary password, a reset second factor). Every change is audited; a temporary password is
+shown once, on the page that answers the request, never in a URL."""
 
 from __future__ import annotations
 
@@ -11,48 +12,47 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from agent_console import credentials
-from agent_console.routes import (
+from agent_console import service as staff
+from agent_console.models import ROLES
+from agent_console.service import StaffError
+from agent_console.web import (
     ANY_STEP,
-    _csrf_ok,
-    _db,
-    _log,
-    _render,
-    _seat,
+    audit_event,
+    csrf_ok,
+    form_fields,
     next_page,
     refuse_my_numbers,
+    render,
+    signed_in,
 )
-from agent_console.service import StaffError
 from booking.schemas import RowId
+from booking.web import row_id, unit_of_work
 
 router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
 
 
-async def _form(request: Request) -> dict[str, str]:
-    return {k: str(v) for k, v in (await request.form()).items()}
-
-
-# --- one's own password -------------------------------------------------------------------------
+# --- one's own password ---------------------------------------------------------------------------
 
 
 @router.get("/account/password", response_class=HTMLResponse)
 def password_form(request: Request) -> Response:
-    with _db(request) as db:
-        seat = _seat(request, db, allow=frozenset({"password"}))
-    return _render(request, "password.html", seat, forced=seat.step == "password", error=None)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, allow=frozenset({"password"}))
+    return render(request, "password.html", seat, forced=seat.step == "password", error=None)
 
 
 @router.post("/account/password", response_class=HTMLResponse)
 async def password_change(request: Request) -> Response:
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
         # The database and argon2: on a worker thread, never the event loop.
-        with _db(request) as db:
-            seat = _seat(request, db, allow=frozenset({"password"}))
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, allow=frozenset({"password"}))
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 credentials.change_password(
                     db,
@@ -63,7 +63,7 @@ async def password_change(request: Request) -> Response:
                 )
             except StaffError as refused:
                 db.rollback()
-                return _render(
+                return render(
                     request,
                     "password.html",
                     seat,
@@ -71,28 +71,28 @@ async def password_change(request: Request) -> Response:
                     forced=seat.step == "password",
                     error=str(refused),
                 )
-            _log(db, seat, request, "staff.password_change", "staff", seat.staff.id)
+            audit_event(db, seat, request, "staff.password_change", "staff", seat.staff.id)
             db.commit()
-            after = _seat(request, db, allow=ANY_STEP)
+            after = signed_in(request, db, allow=ANY_STEP)
         return RedirectResponse(next_page(after.staff, after.step), status_code=303)
 
     return await run_in_threadpool(work)
 
 
-# --- a supervisor, for someone else -------------------------------------------------------------
+# --- a supervisor, for someone else ---------------------------------------------------------------
 
 
 @router.post("/staff/{staff_id}/password", response_class=HTMLResponse)
 async def password_reset(request: Request, staff_id: RowId) -> Response:
     """A new temporary password, shown once on this page: the person replaces it when they next
     sign in, and any session of theirs ends now."""
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, "supervisor")
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "supervisor")
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 if staff_id == seat.staff.id:
                     raise StaffError("自分のパスワードは「パスワードの変更」で変えてください。")
@@ -100,9 +100,9 @@ async def password_reset(request: Request, staff_id: RowId) -> Response:
             except StaffError as refused:
                 db.rollback()
                 return RedirectResponse(_staff_page(str(refused)), status_code=303)
-            _log(db, seat, request, "staff.password_reset", "staff", staff_id)
+            audit_event(db, seat, request, "staff.password_reset", "staff", staff_id)
             db.commit()
-        return _render(request, "password_reset.html", seat, person=person, password=password)
+        return render(request, "password_reset.html", seat, person=person, password=password)
 
     return await run_in_threadpool(work)
 
@@ -111,78 +111,22 @@ def _staff_page(error: str) -> str:
     return "/console/staff?" + urlencode({"error": error})
 
 
-# --- the second factor ----------------------------------------------------------------------------
+# --- one's own second factor ----------------------------------------------------------------------
 
-CODE_STEP = frozenset({"code"})
 ENROL_STEP = frozenset({"enrol"})
-
-
-@router.get("/login/code", response_class=HTMLResponse)
-def code_form(request: Request) -> Response:
-    with _db(request) as db:
-        seat = _seat(request, db, allow=CODE_STEP)
-    if seat.step != "code":
-        return RedirectResponse(next_page(seat.staff, seat.step), status_code=303)
-    return _render(request, "second_factor.html", None, csrf=seat.csrf, error=None)
-
-
-@router.post("/login/code", response_class=HTMLResponse)
-async def code_given(request: Request) -> Response:
-    """The code from the authenticator app, or a recovery code (each used once)."""
-    form = await _form(request)
-
-    def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, allow=CODE_STEP)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", None, status_code=403)
-            try:
-                used = credentials.give_code(
-                    db, session_id=seat.session_id, code=form.get("code", "")
-                )
-            except StaffError as refused:
-                db.commit()  # the wrong code counts towards the lock-out
-                _log(db, seat, request, "staff.second_factor_failed", "staff", seat.staff.id)
-                db.commit()
-                return _render(
-                    request,
-                    "second_factor.html",
-                    None,
-                    status_code=401,
-                    csrf=seat.csrf,
-                    error=str(refused),
-                )
-            if used == "recovery":
-                left = credentials.recovery_codes_left(db, staff_id=seat.staff.id)
-                _log(
-                    db,
-                    seat,
-                    request,
-                    "staff.recovery_code_used",
-                    "staff",
-                    seat.staff.id,
-                    f"left={left}",
-                )
-            else:
-                _log(db, seat, request, "staff.second_factor", "staff", seat.staff.id)
-            db.commit()
-            after = _seat(request, db, allow=ANY_STEP)
-        return RedirectResponse(next_page(after.staff, after.step), status_code=303)
-
-    return await run_in_threadpool(work)
 
 
 @router.get("/account/second-factor", response_class=HTMLResponse)
 def enrol_form(request: Request) -> Response:
     """Setting up the authenticator: the QR code of the otpauth URI and the secret as text."""
-    with _db(request) as db:
-        seat = _seat(request, db, allow=ENROL_STEP)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, allow=ENROL_STEP)
         if credentials.has_second_factor(db, staff_id=seat.staff.id):
             left = credentials.recovery_codes_left(db, staff_id=seat.staff.id)
-            return _render(request, "second_factor_status.html", seat, left=left)
+            return render(request, "second_factor_status.html", seat, left=left)
         enrolment = credentials.start_enrolment(db, staff_id=seat.staff.id)
         db.commit()
-    return _render(
+    return render(
         request, "enrol.html", seat, enrolment=enrolment, forced=seat.step == "enrol", error=None
     )
 
@@ -190,16 +134,16 @@ def enrol_form(request: Request) -> Response:
 @router.post("/account/second-factor", response_class=HTMLResponse)
 async def enrol_confirm(request: Request) -> Response:
     """The first code confirms the set-up; the ten recovery codes are shown once."""
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, allow=ENROL_STEP)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, allow=ENROL_STEP)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             if credentials.has_second_factor(db, staff_id=seat.staff.id):  # set up already
                 left = credentials.recovery_codes_left(db, staff_id=seat.staff.id)
-                return _render(request, "second_factor_status.html", seat, left=left)
+                return render(request, "second_factor_status.html", seat, left=left)
             try:
                 codes = credentials.confirm_enrolment(
                     db, staff_id=seat.staff.id, code=form.get("code", "")
@@ -208,7 +152,7 @@ async def enrol_confirm(request: Request) -> Response:
                 db.rollback()
                 enrolment = credentials.start_enrolment(db, staff_id=seat.staff.id)
                 db.commit()
-                return _render(
+                return render(
                     request,
                     "enrol.html",
                     seat,
@@ -217,10 +161,10 @@ async def enrol_confirm(request: Request) -> Response:
                     forced=seat.step == "enrol",
                     error=str(refused),
                 )
-            _log(db, seat, request, "staff.second_factor_enrol", "staff", seat.staff.id)
+            audit_event(db, seat, request, "staff.second_factor_enrol", "staff", seat.staff.id)
             db.commit()
-            after = _seat(request, db, allow=ANY_STEP)
-        return _render(
+            after = signed_in(request, db, allow=ANY_STEP)
+        return render(
             request, "recovery_codes.html", after, codes=codes, next=next_page(after.staff, "")
         )
 
@@ -231,13 +175,13 @@ async def enrol_confirm(request: Request) -> Response:
 async def second_factor_reset(request: Request, staff_id: RowId) -> Response:
     """For someone who lost their authenticator and recovery codes: they set up a new one at
     their next sign-in (and are signed out now)."""
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, "supervisor")
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "supervisor")
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 if staff_id == seat.staff.id:
                     raise StaffError(
@@ -247,10 +191,91 @@ async def second_factor_reset(request: Request, staff_id: RowId) -> Response:
             except StaffError as refused:
                 db.rollback()
                 return RedirectResponse(_staff_page(str(refused)), status_code=303)
-            _log(db, seat, request, "staff.second_factor_reset", "staff", staff_id)
+            audit_event(db, seat, request, "staff.second_factor_reset", "staff", staff_id)
             db.commit()
         return RedirectResponse(
             "/console/staff?" + urlencode({"reset_factor": person.id}), status_code=303
         )
+
+    return await run_in_threadpool(work)
+
+
+# --- staff accounts (supervisors) -----------------------------------------------------------------
+
+
+@router.get("/staff", response_class=HTMLResponse)
+def staff_list(
+    request: Request, error: str | None = None, created: str = "", reset_factor: str = ""
+) -> Response:
+    """The accounts; after creating one, who it is and what to hand over."""
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, "supervisor")
+        people = staff.list_staff(db)
+    return render(
+        request,
+        "staff.html",
+        seat,
+        people=people,
+        roles=ROLES,
+        error=error,
+        created=next((p for p in people if str(p.id) == created), None),
+        reset_factor=next((p for p in people if str(p.id) == reset_factor), None),
+    )
+
+
+@router.post("/staff")
+async def staff_change(request: Request) -> Response:
+    """Create an account, change a role, or deactivate (which signs the person out at once)."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "supervisor")
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
+            try:
+                action = form.get("action", "")
+                if action == "create":
+                    made = staff.create_staff(
+                        db,
+                        login_id=form.get("login_id", ""),
+                        display_name=form.get("display_name", ""),
+                        role=form.get("role", ""),
+                        password=form.get("password", ""),
+                        must_change=True,  # the supervisor knows it: the owner replaces it
+                    )
+                    subject, what = made.id, f"role={made.role}"
+                elif action in ("role", "deactivate"):
+                    target = row_id(form.get("staff_id"))
+                    if target == seat.staff.id and action == "deactivate":
+                        raise StaffError("自分のアカウントは無効にできません。")
+                    if action == "role":
+                        changed = staff.set_role(db, staff_id=target, role=form.get("role", ""))
+                        what = f"role={changed.role}"
+                    else:
+                        staff.deactivate(db, staff_id=target)
+                        what = "deactivated"
+                    subject = target
+                else:
+                    raise StaffError("操作が分かりません。")
+            except (StaffError, ValueError) as refused:
+                db.rollback()
+                people = staff.list_staff(db)
+                return render(
+                    request,
+                    "staff.html",
+                    seat,
+                    status_code=422,
+                    people=people,
+                    roles=ROLES,
+                    error=str(refused),
+                    values=form,
+                )
+            audit_event(db, seat, request, f"staff.{action}", "staff", subject, what)
+            db.commit()
+        if action == "create":
+            return RedirectResponse(f"/console/staff?created={subject}", status_code=303)
+        return RedirectResponse("/console/staff", status_code=303)
 
     return await run_in_threadpool(work)

@@ -25,15 +25,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console.models import StaffRecoveryCode, StaffSession, StaffUser
-from agent_console.service import (
-    LOCK_MINUTES,
-    MAX_FAILED_LOGINS,
-    Staff,
-    StaffError,
-    _hasher,
-    _view,
-    check_password,
-)
+from agent_console.staff_accounts import Staff, StaffError, _hasher, _view, check_password
+from agent_console.staff_sessions import LOCK_MINUTES, MAX_FAILED_LOGINS
 from booking.context import context
 
 LOCKED = (

@@ -15,15 +15,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
-from agent_console.routes import (
+from agent_console.web import (
     NotAllowed,
-    _catalogue,
-    _csrf_ok,
-    _db,
-    _log,
-    _render,
-    _seat,
+    audit_event,
+    catalogue,
+    csrf_ok,
     refuse_my_numbers,
+    render,
+    signed_in,
 )
 from booking import lottery, lottery_jobs
 from booking import service as booking
@@ -32,7 +31,7 @@ from booking.errors import BookingError
 from booking.personal import FieldProblems
 from booking.schemas import RowId
 from booking.service import MemberInput, ResidentInput
-from booking.web import whole_number
+from booking.web import unit_of_work, whole_number
 
 router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
@@ -70,9 +69,9 @@ def lotteries_page(
     request: Request, venue: str = "main", first: str = "", done: str = "", error: str = ""
 ) -> Response:
     """Every lottery, and a form keeping a venue's coming sessions for a new one."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
+        venues, services = catalogue(db)
         if venue not in venues:
             raise NotAllowed
         today: date = db.info["booking"].today()
@@ -88,7 +87,7 @@ def lotteries_page(
             if s.is_open
         ]
         every = lottery.lotteries(db)
-    return _render(
+    return render(
         request,
         "manage_lotteries.html",
         seat,
@@ -110,10 +109,10 @@ async def create_lottery(request: Request) -> Response:
     session_ids = _ids(form.getlist("session"))
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, fields):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, fields):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 made = lottery.create_lottery(
                     db,
@@ -131,7 +130,7 @@ async def create_lottery(request: Request) -> Response:
                 )
                 return _back("/console/manage/lotteries", error=message)
             detail = f"sessions {sorted(session_ids)}, draw {made.draw_at.isoformat()}"
-            _log(db, seat, request, "lottery.create", "lottery", made.id, detail)
+            audit_event(db, seat, request, "lottery.create", "lottery", made.id, detail)
             db.commit()
         jobs = request.app.state.jobs
         if jobs is not None:  # without a queue, the housekeeping draws it when its time comes
@@ -149,13 +148,13 @@ async def create_lottery(request: Request) -> Response:
 def lottery_page(request: Request, lottery_id: RowId, done: str = "", error: str = "") -> Response:
     """A lottery: its times, its applications by number and their outcomes, and once drawn the
     record (seed, the input's digest, every result) the ward may publish."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
         try:
             found = lottery.get_lottery(db, lottery_id=lottery_id)
         except BookingError:
             raise NotAllowed from None
-        venues, services = _catalogue(db)
+        venues, services = catalogue(db)
         applications = lottery.applications_of(db, lottery_id=lottery_id)
         codes = {
             a.booking_id: booking.get_booking(db, booking_id=a.booking_id).code
@@ -163,9 +162,9 @@ def lottery_page(request: Request, lottery_id: RowId, done: str = "", error: str
             if a.booking_id is not None
         }
         record = lottery.public_record(db, lottery_id=lottery_id)
-        _log(db, seat, request, "lottery.view", "lottery", lottery_id)
+        audit_event(db, seat, request, "lottery.view", "lottery", lottery_id)
         db.commit()
-    return _render(
+    return render(
         request,
         "manage_lottery.html",
         seat,
@@ -185,8 +184,8 @@ def lottery_page(request: Request, lottery_id: RowId, done: str = "", error: str
 @router.get("/manage/lotteries/{lottery_id}/record.json")
 def lottery_record(request: Request, lottery_id: RowId) -> Response:
     """The draw's record as a file to publish: no personal data, enough to run it again."""
-    with _db(request) as db:
-        _seat(request, db, *MANAGERS)
+    with unit_of_work(request) as db:
+        signed_in(request, db, *MANAGERS)
         record = lottery.public_record(db, lottery_id=lottery_id)
     if record is None:
         raise NotAllowed
@@ -203,16 +202,18 @@ async def release_lottery(request: Request, lottery_id: RowId) -> Response:
     fields = {k: str(v) for k, v in (await request.form()).items()}
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, fields):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, fields):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 count = lottery.release_seats(db, lottery_id=lottery_id)
             except BookingError as refused:
                 db.rollback()
                 return _back(f"/console/manage/lotteries/{lottery_id}", error=refused.message("ja"))
-            _log(db, seat, request, "lottery.release", "lottery", lottery_id, f"{count} slots")
+            audit_event(
+                db, seat, request, "lottery.release", "lottery", lottery_id, f"{count} slots"
+            )
             db.commit()
         return _back(
             f"/console/manage/lotteries/{lottery_id}",
@@ -228,11 +229,11 @@ async def release_lottery(request: Request, lottery_id: RowId) -> Response:
 @router.get("/lotteries", response_class=HTMLResponse)
 def open_lotteries(request: Request, done: str = "") -> Response:
     """The lotteries taking applications now."""
-    with _db(request) as db:
-        seat = _seat(request, db, *TAKERS)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *TAKERS)
+        venues, services = catalogue(db)
         found = lottery.lotteries(db, accepting_only=True)
-    return _render(
+    return render(
         request,
         "lottery_apply.html",
         seat,
@@ -250,13 +251,13 @@ def open_lotteries(request: Request, done: str = "") -> Response:
 def _apply_page(
     request: Request, db: DbSession, lottery_id: int, error: str = "", done: str = ""
 ) -> Response:
-    seat = _seat(request, db, *TAKERS)
+    seat = signed_in(request, db, *TAKERS)
     try:
         chosen = lottery.get_lottery(db, lottery_id=lottery_id)
     except BookingError:
         raise NotAllowed from None
-    venues, services = _catalogue(db)
-    return _render(
+    venues, services = catalogue(db)
+    return render(
         request,
         "lottery_apply.html",
         seat,
@@ -273,7 +274,7 @@ def _apply_page(
 
 @router.get("/lotteries/{lottery_id}/apply", response_class=HTMLResponse)
 def apply_form(request: Request, lottery_id: RowId, done: str = "") -> Response:
-    with _db(request) as db:
+    with unit_of_work(request) as db:
         return _apply_page(request, db, lottery_id, done=done)
 
 
@@ -286,10 +287,10 @@ async def apply(request: Request, lottery_id: RowId) -> Response:
     wanted = _ids(form.getlist("preference"))
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *TAKERS)
-            if not _csrf_ok(seat, fields):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *TAKERS)
+            if not csrf_ok(seat, fields):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 birth = date.fromisoformat(fields.get("birth_date", ""))
                 made = lottery.apply(
@@ -316,7 +317,7 @@ async def apply(request: Request, lottery_id: RowId) -> Response:
                 if isinstance(refused, FieldProblems):
                     message = " ".join(p.message("ja") for p in refused.problems.values())
                 return _apply_page(request, db, lottery_id, error=message)
-            _log(db, seat, request, "lottery.apply", "lottery_application", made.id)
+            audit_event(db, seat, request, "lottery.apply", "lottery_application", made.id)
             db.commit()
         return _back(
             f"/console/lotteries/{lottery_id}/apply",

@@ -11,19 +11,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from agent_console.routes import (
-    _catalogue,
-    _csrf_ok,
-    _db,
-    _log,
-    _render,
-    _seat,
-    refuse_my_numbers,
-)
+from agent_console.web import audit_event, catalogue, csrf_ok, refuse_my_numbers, render, signed_in
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.schemas import RowId
+from booking.web import unit_of_work
 
 router = APIRouter(
     prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
@@ -38,13 +31,13 @@ def _back(**said: str) -> Response:
 @router.get("/releases", response_class=HTMLResponse)
 def releases_page(request: Request, done: str = "", error: str = "") -> Response:
     """Every release, the next first, and the form to add one."""
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
+        venues, services = catalogue(db)
         releases = booking.list_releases(db)
         now = db.info["booking"].now()
         today = db.info["booking"].today()
-    return _render(
+    return render(
         request,
         "manage_releases.html",
         seat,
@@ -84,10 +77,10 @@ async def add_release(request: Request) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 first = date.fromisoformat(form.get("first", ""))
                 opens_at = datetime.combine(
@@ -113,7 +106,9 @@ async def add_release(request: Request) -> Response:
                 return _back(
                     error="日付・時刻・生まれ年の形をご確認ください（例：2027-01-09、09:00、1956）。"
                 )
-            _log(db, seat, request, "manage.release.add", "release", made.id, _describe(made))
+            audit_event(
+                db, seat, request, "manage.release.add", "release", made.id, _describe(made)
+            )
             db.commit()
         local = made.opens_at.astimezone(TOKYO)
         return _back(
@@ -129,16 +124,18 @@ async def remove_release(request: Request, release_id: RowId) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             try:
                 gone = booking.remove_release(db, release_id=release_id)
             except BookingError as refused:
                 db.rollback()
                 return _back(error=refused.message("ja"))
-            _log(db, seat, request, "manage.release.remove", "release", gone.id, _describe(gone))
+            audit_event(
+                db, seat, request, "manage.release.remove", "release", gone.id, _describe(gone)
+            )
             db.commit()
         return _back(done="受付開始の設定を削除しました。")
 

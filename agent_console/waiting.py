@@ -13,11 +13,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from redis.exceptions import RedisError
 
-from agent_console.counter import MANAGERS
-from agent_console.routes import _csrf_ok, _db, _log, _render, _seat, refuse_my_numbers
+from agent_console.day_view import MANAGERS
+from agent_console.web import audit_event, csrf_ok, refuse_my_numbers, render, signed_in
 from booking.context import TOKYO
 from booking.waiting_room import MODES, Mode, WaitingRoom
-from booking.web import whole_number
+from booking.web import unit_of_work, whole_number
 
 router = APIRouter(
     prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
@@ -42,10 +42,10 @@ def _back(**said: str) -> Response:
 def waiting_page(request: Request, done: str = "", error: str = "") -> Response:
     """The line now: mode, length, admitted in the last minute, the wait; the form to change."""
     room = _room(request)
-    with _db(request) as db:
-        seat = _seat(request, db, *MANAGERS)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *MANAGERS)
     line = room.line() if room is not None else None
-    return _render(
+    return render(
         request,
         "manage_waiting.html",
         seat,
@@ -68,10 +68,10 @@ async def change_waiting(request: Request) -> Response:
 
     def work() -> Response:
         # The database (the seat, the audit) and Redis: on a worker thread.
-        with _db(request) as db:
-            seat = _seat(request, db, *MANAGERS)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *MANAGERS)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             room = _room(request)
             if room is None:
                 return _back(error="待合室には Redis（MADOGUCHI_REDIS_URL）が必要です。")
@@ -89,7 +89,7 @@ async def change_waiting(request: Request) -> Response:
                 return _back(error="Redis に接続できないため、変更できませんでした。")
             when = f", release {form.get('start')}" if start is not None else ""
             detail = f"{mode}, {per_minute}/min{when}"
-            _log(db, seat, request, "manage.waiting_room", "waiting_room", mode, detail)
+            audit_event(db, seat, request, "manage.waiting_room", "waiting_room", mode, detail)
             db.commit()
         return _back(done=f"待合室を「{MODE_NAMES[mode]}」、1分あたり{per_minute}人にしました。")
 

@@ -13,24 +13,24 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from agent_console.routes import (
-    _call_for,
-    _catalogue,
-    _csrf_ok,
-    _db,
-    _log,
-    _render,
-    _seat,
+from agent_console.web import (
+    audit_event,
+    call_for,
+    catalogue,
+    csrf_ok,
+    form_fields,
     refusal_words,
     refuse_my_numbers,
+    render,
     resident_from_form,
+    signed_in,
 )
 from booking import service as booking
 from booking.errors import BookingError
 from booking.personal import LANGUAGE_NAMES, LANGUAGES, display_phone, mask_phone
 from booking.schemas import RowId
 from booking.views import HeldTime, HoldView
-from booking.web import whole_number
+from booking.web import unit_of_work, whole_number
 
 router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
@@ -46,10 +46,6 @@ STATUSES = {
 CHANNELS = {"web": "ウェブ", "ivr": "電話（自動）", "agent": "電話（職員）"}
 
 
-async def _form(request: Request) -> dict[str, str]:
-    return {k: str(v) for k, v in (await request.form()).items()}
-
-
 @router.get("/waitlist", response_class=HTMLResponse)
 def waitlist_page(request: Request, venue: str = "main", day: str = "", done: str = "") -> Response:
     """A venue's waitlist for a day, every service, in order. Audited."""
@@ -60,7 +56,7 @@ def waitlist_page(request: Request, venue: str = "main", day: str = "", done: st
 async def waitlist_of_number(request: Request) -> Response:
     """A number's entries (a callback about an offer): a POST, so the number stays out of the
     URL. Audited."""
-    form = await _form(request)
+    form = await form_fields(request)
     return await run_in_threadpool(_waitlist, request, "main", "", form.get("phone", ""), "", form)
 
 
@@ -72,11 +68,11 @@ def _waitlist(
     done: str,
     form: dict[str, str] | None = None,
 ) -> Response:
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "counter_manager", "supervisor")
-        if form is not None and not _csrf_ok(seat, form):
-            return _render(request, "expired.html", seat, status_code=403)
-        venues, services = _catalogue(db)
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, "agent", "counter_manager", "supervisor")
+        if form is not None and not csrf_ok(seat, form):
+            return render(request, "expired.html", seat, status_code=403)
+        venues, services = catalogue(db)
         error = None
         shown = date.fromisoformat(day) if _is_day(day) else db.info["booking"].today()
         entries: list[booking.WaitlistView] = []
@@ -89,7 +85,7 @@ def _waitlist(
                 subject = f"{venue} {shown.isoformat()}"
         except BookingError as refused:
             error, subject = refused.message("ja"), "-"
-        _log(
+        audit_event(
             db,
             seat,
             request,
@@ -99,7 +95,7 @@ def _waitlist(
             "entries " + ",".join(str(e.id) for e in entries),
         )
         db.commit()
-    return _render(
+    return render(
         request,
         "waitlist.html",
         seat,
@@ -128,14 +124,14 @@ def _is_day(text: str) -> bool:
 @router.post("/calls/{call_sid}/waitlist")
 async def add_caller(request: Request, call_sid: str) -> Response:
     """Put the caller on a full day's waitlist (channel: agent). Audited."""
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, "agent", "supervisor")
-            call = _call_for(db, seat, call_sid)
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "agent", "supervisor")
+            call = call_for(db, seat, call_sid)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             venue = form.get("venue", "")
             try:
                 day = date.fromisoformat(form.get("day", ""))
@@ -158,7 +154,9 @@ async def add_caller(request: Request, call_sid: str) -> Response:
                 )
                 query = urlencode({"venue": venue, "day": form.get("day", ""), "done": message})
                 return RedirectResponse(f"/console/waitlist?{query}", status_code=303)
-            _log(db, seat, request, "waitlist.join", "waitlist", entry.id, f"for call {call_sid}")
+            audit_event(
+                db, seat, request, "waitlist.join", "waitlist", entry.id, f"for call {call_sid}"
+            )
             db.commit()
         done = f"キャンセル待ちに登録しました（前に{entry.ahead or 0}人）。"
         query = urlencode({"venue": venue, "day": day.isoformat(), "done": done})
@@ -198,17 +196,17 @@ def take_form(
     values: dict[str, str] | None = None,
 ) -> Response:
     """The booking form for an offer, read to the resident on the phone. Audited."""
-    with _db(request) as db:
-        seat = _seat(request, db, "agent", "supervisor")
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, "agent", "supervisor")
         entry, held = _offer(db, entry_id)
-        _log(db, seat, request, "waitlist.view", "waitlist", entry.id, "offer")
+        audit_event(db, seat, request, "waitlist.view", "waitlist", entry.id, "offer")
         db.commit()
         if held is None:
             query = urlencode({"venue": entry.venue_id, "day": entry.day.isoformat()})
             return RedirectResponse(f"/console/waitlist?{query}", status_code=303)
         chosen = booking.service_or_404(db, entry.service_id)
         venue = booking.venue_or_404(db, entry.venue_id)
-    return _render(
+    return render(
         request,
         "book_details.html",
         seat,
@@ -229,13 +227,13 @@ def take_form(
 @router.post("/waitlist/{entry_id}/take")
 async def take(request: Request, entry_id: RowId) -> Response:
     """Book an offer for the resident on the phone (channel: agent). Audited."""
-    form = await _form(request)
+    form = await form_fields(request)
 
     def work() -> Response:
-        with _db(request) as db:
-            seat = _seat(request, db, "agent", "supervisor")
-            if not _csrf_ok(seat, form):
-                return _render(request, "expired.html", seat, status_code=403)
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "agent", "supervisor")
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
             entry = booking.waitlist_entry(db, entry_id=entry_id)
             try:
                 needs_notices = booking.service_or_404(db, entry.service_id).requires_notice_number
@@ -250,7 +248,9 @@ async def take(request: Request, entry_id: RowId) -> Response:
                 db.rollback()
                 message = refusal_words(refused)
                 return take_form(request, entry_id, error=message, values=form)
-            _log(db, seat, request, "booking.create", "booking", made.id, f"waitlist {entry.id}")
+            audit_event(
+                db, seat, request, "booking.create", "booking", made.id, f"waitlist {entry.id}"
+            )
             db.commit()
         return RedirectResponse(f"/console/bookings/{made.id}", status_code=303)
 

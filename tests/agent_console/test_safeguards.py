@@ -162,7 +162,7 @@ def test_supervisors_open_the_monthly_report_and_its_csv(console: Console) -> No
 def test_a_calendar_url_is_fetched_only_for_a_signed_in_manager(
     console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent_console import counter
+    from agent_console import manage_calendar
 
     fetched: list[str] = []
 
@@ -170,7 +170,7 @@ def test_a_calendar_url_is_fetched_only_for_a_signed_in_manager(
         fetched.append(url)
         return b""
 
-    monkeypatch.setattr(counter, "fetch_calendar", fetch)
+    monkeypatch.setattr(manage_calendar, "fetch_calendar", fetch)
     stranger = console.browser()
     stranger.post("/console/manage/calendar/import", data={"url": "http://192.0.2.1/x.ics"})
     manager, _ = console.signed_in("counter_manager")

@@ -1,0 +1,178 @@
+"""The call queue (callers waiting for a person, callback requests, who is on duty), kept up to
+date by server-sent events; the phone an agent takes calls on this shift; the wallboard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session as DbSession
+
+from agent_console import service as staff
+from agent_console.service import Seat, StaffError
+from agent_console.web import (
+    SESSION_COOKIE,
+    audit_event,
+    csrf_ok,
+    form_fields,
+    local_time,
+    refuse_my_numbers,
+    render,
+    signed_in,
+    templates,
+)
+from booking.web import unit_of_work
+from ivr import service as calls
+
+router = APIRouter(
+    prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
+)
+
+
+def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
+    now = db.info["booking"].now()
+    return {
+        "waiting": calls.waiting_calls(db),
+        "callbacks": calls.open_callbacks(db),
+        "on_duty": staff.on_duty(db, busy_ids=calls.agents_on_calls(db)),
+        "waited": lambda at: _minutes(now - at),
+        "csrf": seat.csrf,
+        "can_answer": seat.staff.can("agent", "supervisor"),
+    }
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    """The queue: callers waiting for a person, and callback requests; kept up to date by the
+    stream below, without reloading."""
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db)
+        context = _queue_context(db, seat)
+        mine = calls.my_open_call(db, staff_id=seat.staff.id)
+    return render(
+        request,
+        "home.html",
+        seat,
+        taken=request.query_params.get("taken"),
+        phone_error=None,
+        mine=mine,
+        **context,
+    )
+
+
+QUEUE_TICK_SECONDS = 2.0
+
+
+@router.get("/queue/stream")
+async def queue_stream(request: Request) -> Response:
+    """Server-sent events: the queue's HTML whenever it changes (and every tick the waiting
+    times move on). The session is checked at every tick, so a deactivated or idle agent's
+    screen stops getting residents' data at once and goes to the login page."""
+
+    def check_signed_in() -> None:
+        with unit_of_work(request) as db:
+            signed_in(request, db)
+
+    await run_in_threadpool(check_signed_in)
+    token = request.cookies.get(SESSION_COOKIE)
+    tick: float = getattr(request.app.state, "console_tick_seconds", QUEUE_TICK_SECONDS)
+
+    def snapshot() -> str | None:
+        with unit_of_work(request) as db:
+            seat = staff.session_for(db, token)
+            db.commit()
+            if seat is None or seat.step:
+                return None
+            mine = calls.my_open_call(db, staff_id=seat.staff.id)
+            if mine is not None:  # a call was put through to this agent: pop its screen
+                return f"pop:/console/calls/{mine}"
+            fragment = templates.get_template("_queue.html").render(
+                local=local_time, **_queue_context(db, seat)
+            )
+            return fragment
+
+    async def events() -> AsyncIterator[str]:
+        last = ""
+        while not await request.is_disconnected():
+            fragment = await run_in_threadpool(snapshot)
+            if fragment is None:
+                yield "event: signed-out\ndata: /console/login\n\n"
+                return
+            if fragment.startswith("pop:"):
+                yield f"event: pop\ndata: {fragment[4:]}\n\n"
+                return
+            if fragment != last:
+                last = fragment
+                data = "\n".join(f"data: {line}" for line in fragment.splitlines())
+                yield f"event: queue\n{data}\n\n"
+            await asyncio.sleep(tick)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _minutes(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    return f"{seconds // 60}分{seconds % 60:02d}秒"
+
+
+@router.post("/me/phone")
+async def my_phone(request: Request) -> Response:
+    """The phone this agent takes calls on for this shift (a desk phone or extension)."""
+    form = await form_fields(request)
+
+    def work() -> Response:
+        # The database and what follows: on a worker thread, never the event loop.
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, "agent", "supervisor")
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
+            try:
+                staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
+            except StaffError as refused:
+                db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
+                context = _queue_context(db, seat)
+                mine = calls.my_open_call(db, staff_id=seat.staff.id)
+                return render(
+                    request,
+                    "home.html",
+                    seat,
+                    status_code=422,
+                    taken=None,
+                    phone_error=str(refused),
+                    mine=mine,
+                    **context,
+                )
+            audit_event(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
+            db.commit()
+        return RedirectResponse("/console/", status_code=303)
+
+    return await run_in_threadpool(work)
+
+
+# --- the supervisor's wallboard ---------------------------------------------------------------
+
+
+@router.get("/wallboard", response_class=HTMLResponse)
+def wallboard(request: Request) -> Response:
+    """Today's queue at a glance, and by hour; refreshed every 15 seconds."""
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, "supervisor", "counter_manager")
+        board = calls.wallboard(db)
+    return render(
+        request,
+        "wallboard.html",
+        seat,
+        board=board,
+        target=calls.SERVICE_LEVEL_SECONDS,
+        pct=lambda v: "－" if v is None else f"{v * 100:.0f}%",
+        secs=lambda v: "－" if v is None else f"{v:.0f}秒",
+    )
