@@ -19,7 +19,7 @@ from sqlalchemy import Boolean, Integer, String, Time, bindparam, column, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import codes, fairness, release, retry_keys, seats
+from booking import codes, fairness, retry_keys, seats
 from booking.availability import (
     check_party,
     first_bookable_day,
@@ -32,7 +32,7 @@ from booking.context import TOKYO, BookingContext, context
 from booking.errors import BookingError
 from booking.models import Booking, BookingMember, IdempotencyKey, Slot
 from booking.outbox import OUTBOX_WRITTEN, record_event
-from booking.personal import Sealed, check_members, seal
+from booking.personal import Sealed, check_resident, seal
 from booking.reads import SlotInfo, slot_for_sale, slot_info
 from booking.views import BookingView, ResidentInput
 
@@ -41,10 +41,10 @@ CHANNELS = ("ivr", "web", "agent")
 # PostgreSQL: check the slot, claim the seats and write the booking, its members, its outbox
 # event and its retry key in one statement, so a booking is BEGIN, this, COMMIT, and the hot
 # slot's row lock is held for no extra round trip. The WHERE repeats the rules the step-by-step
-# path checks in Python (reads.slot_for_sale, personal.check_members, release.check_released,
-# fairness.check_notices and the seat claim's own, seats._SEATS_FIT); when no row comes back,
-# _why_not_booked asks those which one it was. tests/booking/test_booking_rules.py holds the
-# two paths to the same answers.
+# path checks in Python (reads.slot_for_sale, the notice-number rule of personal.seal, the
+# seat claim's own, seats._SEATS_FIT with release.RELEASED, and fairness.check_notices); when no
+# row comes back, _why_not_booked asks those which one it was, in the step-by-step path's order.
+# tests/booking/test_booking_rules.py holds the two paths to the same answers.
 _BOOK_PG = (
     text(
         """
@@ -380,8 +380,13 @@ def _book_in_one_statement(
 ) -> _Made | BookingView:
     """PostgreSQL: the booking statement (``_BOOK_PG``); the rule it broke when it refuses."""
     ctx = context(db)
-    sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
-    earlier = _before_claim(db, key, sealed)
+    try:
+        # The notice-number rule is the statement's: its service is not read first.
+        sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
+        earlier = _before_claim(db, key, sealed)
+    except BookingError:
+        _refuse_as_step_by_step(db, slot_id, party, resident)  # what it meets first, if any
+        raise
     if earlier is not None:
         return earlier
     try:
@@ -396,7 +401,7 @@ def _book_in_one_statement(
             raise
         return earlier
     if found is None:
-        raise seats.why_not_claimed(db, slot_id)
+        raise seats.why_not_claimed(db, slot_id, sealed.birth_date.year)
     booking_id, code, slot = found
     return _Made(booking_id, code, slot, sealed)
 
@@ -425,7 +430,7 @@ def _book_pg_reclaiming(
                 idempotency_key=key,
                 proxy=resident.proxy,
             )
-        if found is not None or not _why_not_booked(db, slot_id, party, resident, sealed):
+        if found is not None or not _why_not_booked(db, slot_id, party, channel, resident, sealed):
             break
     return found
 
@@ -541,19 +546,31 @@ def _answer(ctx: BookingContext, made: _Made, party: int, channel: str, proxy: b
     )
 
 
-def _why_not_booked(
-    db: DbSession, slot_id: int, party: int, resident: ResidentInput, sealed: Sealed
-) -> bool:
-    """After the booking statement refused: raise the rule it broke, or return True when lapsed
-    holds were reclaimed and it is worth one more try."""
+def _refuse_as_step_by_step(
+    db: DbSession, slot_id: int, party: int, resident: ResidentInput
+) -> None:
+    """What the step-by-step path checks before anything else, in its order: the slot for sale,
+    then every field with the slot's own notice-number rule (FieldProblems, as ``seal`` says
+    it). Asked only once the one-statement path has a refusal, so that both name the same."""
     slot = slot_for_sale(db, slot_id)
-    check_members(slot.requires_notice_number, party, resident.members)
-    release.check_released(db, slot_id=slot_id, birth_year=sealed.birth_date.year)
-    if slot.requires_notice_number:
-        fairness.check_notices(db, [m[2] for m in sealed.members])
+    check_resident(context(db).today(), slot.requires_notice_number, party, resident)
+
+
+def _why_not_booked(
+    db: DbSession, slot_id: int, party: int, channel: str, resident: ResidentInput, sealed: Sealed
+) -> bool:
+    """After the booking statement refused: raise the rule it broke, named as the step-by-step
+    path would (the slot, the fields, the seat claim's own rules, then the notice numbers); or
+    return True when lapsed holds were reclaimed and it is worth one more try."""
+    _refuse_as_step_by_step(db, slot_id, party, resident)
     if seats.reclaim_expired_holds(db, slot_id=slot_id) > 0:
         return True
-    raise seats.why_not_claimed(db, slot_id)
+    birth_year = sealed.birth_date.year
+    if not seats.seats_fit(db, slot_id, party, channel, birth_year):
+        raise seats.why_not_claimed(db, slot_id, birth_year)
+    if slot_info(db, slot_id).requires_notice_number:
+        fairness.check_notices(db, [m[2] for m in sealed.members])
+    raise seats.why_not_claimed(db, slot_id, birth_year)
 
 
 def _free_code(db: DbSession) -> str:

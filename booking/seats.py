@@ -66,6 +66,9 @@ _BOOKED_TO_HELD = (
     .where(Slot.id == bindparam("slot_id"))
     .values(booked=Slot.booked - bindparam("seats"), held=Slot.held + bindparam("seats"))
 )
+# The claim's WHERE as a read: which rule refused a booking statement (booking/making.py).
+_FITS = select(Slot.id).where(*_SEATS_FIT)
+
 # The lottery's draw books its winners here, and only here may a slot kept for a lottery be
 # claimed: the slot must be that lottery's, open, with the seats free (no channel quota: the
 # draw offered the seats it found free when it locked the slots).
@@ -177,6 +180,14 @@ def try_claim_booked(db: DbSession, slot_id: int, seats: int, channel: str) -> b
     """Book seats as ``channel`` may, in one try; False when they are not there."""
     params = _claim_params(db, slot_id, seats, channel)
     return rowcount(db.execute(_CLAIM_BOOKED, params)) == 1
+
+
+def seats_fit(
+    db: DbSession, slot_id: int, seats: int, channel: str, birth_year: int | None = None
+) -> bool:
+    """Whether a claim of these seats would go in now (a read: nothing is claimed)."""
+    params = _claim_params(db, slot_id, seats, channel, birth_year)
+    return db.execute(_FITS, params).first() is not None
 
 
 def claim_drawn(db: DbSession, *, lottery_id: int, slot_id: int, seats: int) -> bool:
