@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -149,7 +150,13 @@ def test_an_agent_answers_sees_the_screen_pop_books_logs_and_wraps_up(
         # (The answer's redirect and the queue's own screen pop race: either may land.)
         screen = live_server.url(f"/console/calls/{call.call_sid}")
         expect(page).to_have_url(re.compile(re.escape(screen) + r"(\?audio=connected)?$"))
-        # Twilio took the caller out of the queue to TwiML that dials the agent's phone.
+        # Twilio took the caller out of the queue to TwiML that dials the agent's phone. (When
+        # the queue's screen pop landed first, the answer may still be on its way to Twilio.)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not [
+            u for s, u in live_server.twilio.redirects if s == call.call_sid
+        ]:
+            time.sleep(0.05)
         [connect_url] = [u for s, u in live_server.twilio.redirects if s == call.call_sid]
         assert connect_url == f"{live_server.public_base_url}/ivr/connect?lang=en"
         expect(page.get_by_role("heading", level=1)).to_have_text("対応中の電話")
