@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+import phonenumbers
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from booking import codes
 from booking.errors import BookingError
 from booking.personal import (
     Vault,
+    _FernetWriter,
     contains_my_number,
     display_phone,
     normalise_name_kana,
@@ -175,6 +177,27 @@ def test_garbage_and_short_numbers_are_refused(raw: str) -> None:
     assert refused.value.field == "callback"
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A(0|\+[1-9]{1,3})[0-9]{3,12}\Z"))
+def test_a_phone_is_taken_exactly_when_phonenumbers_calls_it_valid(raw: str) -> None:
+    """parse_phone asks for the number's type alone: it must agree with is_valid_number."""
+    try:
+        number = phonenumbers.parse(raw, "JP")
+    except phonenumbers.NumberParseException:
+        number = None
+    valid = number is not None and phonenumbers.is_valid_number(number)
+    refused: str | None = None
+    try:
+        phone = parse_phone(raw)
+    except BookingError as exc:
+        refused = exc.code
+    else:
+        assert number is not None
+        assert phone.e164 == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if refused != "my_number_refused":  # refused before it is parsed as a phone at all
+        assert refused == (None if valid else "invalid_phone")
+
+
 def test_a_my_number_given_as_a_phone_is_refused_as_such() -> None:
     with pytest.raises(BookingError) as refused:
         parse_phone("1234-5678-9018")
@@ -314,6 +337,17 @@ def test_encrypt_and_decrypt_round_trip() -> None:
         assert value not in token
         assert vault.decrypt(token) == value
     assert vault.encrypt("+819012345678") != vault.encrypt("+819012345678")  # fresh IV each time
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 32, 100])
+def test_the_vault_writes_the_tokens_fernet_writes(size: int) -> None:
+    """The vault's own token writer (no per-value set-up) makes Fernet's tokens, byte for byte."""
+    data_key = key()
+    data, iv, at = secrets.token_bytes(size), secrets.token_bytes(16), 1_790_000_000 + size
+    expected = Fernet(data_key.encode())._encrypt_from_parts(data, at, iv)
+    assert _FernetWriter(data_key).encrypt(data, at=at, iv=iv) == expected
+    vault = Vault.from_keys([data_key, key()], "lookup")
+    assert Fernet(data_key.encode()).decrypt(vault.newest.encrypt(data)) == data
 
 
 def test_digests_are_deterministic_and_keyed() -> None:
