@@ -6,7 +6,7 @@ advisory lock per number (PostgreSQL), in a statement of its own and before any 
 racer with the same number waits there until the first commits, and its booking statement,
 begun after that (READ COMMITTED: a new snapshot per statement), then sees the first booking
 and refuses. The rule itself is a NOT EXISTS over the bookings (in the one-statement
-booking of booking.service, ``check_notices`` elsewhere), so it needs no table of its own to keep
+booking of booking/making.py, ``check_notices`` elsewhere), so it needs no table of its own to keep
 right on cancel, no-show or erasure. On SQLite the check runs after the seat claim, which
 holds SQLite's one write lock (BEGIN IMMEDIATE), so writers are serialised there too.
 """

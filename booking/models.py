@@ -148,8 +148,9 @@ class Session(Base):
 class Slot(Base):
     """A time window in a session with a capacity in seats.
 
-    ``booked`` and ``held`` change only through conditional UPDATEs in booking.service; the CHECK
-    is the last line of defence against overbooking.
+    ``booked`` and ``held`` change only through conditional UPDATEs in booking/seats.py (and the
+    one booking statement of booking/making.py); the CHECK is the last line of defence against
+    overbooking.
     """
 
     __tablename__ = "slot"

@@ -1,6 +1,6 @@
 """The waitlist's entries: who waits for which full day (or time), in what order, and what
-they were offered. No seats change here: the engine (booking.service) makes and takes the
-offers' holds and calls these for the entries' side, in the same transaction.
+they were offered. No seats change here: the engine (booking/seats.py, booking/offers.py) makes
+and takes the offers' holds and calls these for the entries' side, in the same transaction.
 
 An entry's order is its id (first come, first offered). Its phone number is personal data,
 sealed as a booking's is, and erased by retention like a booking's.
