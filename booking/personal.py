@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
-import os
 import re
-import struct
-import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +14,6 @@ from typing import Any, Literal, TypeVar, get_args
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from stdnum.jp import in_ as my_number
 
 from booking.errors import BookingError
@@ -55,47 +50,21 @@ class FieldProblems(BookingError):
         return body
 
 
-class _FernetWriter:
-    """Writes Fernet tokens (the spec's format, byte for byte what ``Fernet.encrypt`` makes:
-    version, time, IV, AES-128-CBC with PKCS7 padding, HMAC-SHA256) under one key, without
-    rebuilding the key's objects for every value. A booking seals three or four fields, and
-    ``Fernet.encrypt`` spent most of its time on that set-up. Reading stays with MultiFernet."""
-
-    def __init__(self, key: str) -> None:
-        raw = base64.urlsafe_b64decode(key.encode())
-        if len(raw) != 32:
-            raise ValueError("a Fernet key is 32 url-safe base64-encoded bytes")
-        self._signing_key = raw[:16]
-        self._aes = algorithms.AES(raw[16:])
-
-    def encrypt(self, data: bytes, *, at: int | None = None, iv: bytes | None = None) -> bytes:
-        """``at`` and ``iv`` only for tests that compare with ``Fernet``; never reuse an IV."""
-        iv = os.urandom(16) if iv is None else iv
-        pad = 16 - len(data) % 16
-        encryptor = Cipher(self._aes, modes.CBC(iv)).encryptor()
-        ciphertext = encryptor.update(data + bytes((pad,)) * pad) + encryptor.finalize()
-        stamp = int(time.time()) if at is None else at
-        parts = b"\x80" + struct.pack(">Q", stamp) + iv + ciphertext
-        return base64.urlsafe_b64encode(parts + hmac.digest(self._signing_key, parts, "sha256"))
-
-
 @dataclass(frozen=True)
 class Vault:
     """Encrypts personal fields (newest key first, older keys still decrypt) and hashes lookups."""
 
     fernet: MultiFernet
     lookup_key: bytes
-    newest: _FernetWriter  # the first of the data keys: every new value is written under it
 
     @classmethod
     def from_keys(cls, data_keys: list[str], lookup_key: str) -> Vault:
         if not data_keys or not lookup_key:
             raise ValueError("a data key and a lookup key are needed")
-        fernet = MultiFernet([Fernet(k.encode()) for k in data_keys])
-        return cls(fernet, lookup_key.encode(), _FernetWriter(data_keys[0]))
+        return cls(MultiFernet([Fernet(k.encode()) for k in data_keys]), lookup_key.encode())
 
     def encrypt(self, value: str) -> str:
-        return self.newest.encrypt(value.encode()).decode()
+        return self.fernet.encrypt(value.encode()).decode()
 
     def decrypt(self, token: str) -> str:
         if token == "":  # erased under the retention rule (a required column keeps "")

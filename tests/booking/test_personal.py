@@ -17,7 +17,6 @@ from booking import codes
 from booking.errors import BookingError
 from booking.personal import (
     Vault,
-    _FernetWriter,
     contains_my_number,
     display_phone,
     normalise_name_kana,
@@ -337,17 +336,6 @@ def test_encrypt_and_decrypt_round_trip() -> None:
         assert value not in token
         assert vault.decrypt(token) == value
     assert vault.encrypt("+819012345678") != vault.encrypt("+819012345678")  # fresh IV each time
-
-
-@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 32, 100])
-def test_the_vault_writes_the_tokens_fernet_writes(size: int) -> None:
-    """The vault's own token writer (no per-value set-up) makes Fernet's tokens, byte for byte."""
-    data_key = key()
-    data, iv, at = secrets.token_bytes(size), secrets.token_bytes(16), 1_790_000_000 + size
-    expected = Fernet(data_key.encode())._encrypt_from_parts(data, at, iv)
-    assert _FernetWriter(data_key).encrypt(data, at=at, iv=iv) == expected
-    vault = Vault.from_keys([data_key, key()], "lookup")
-    assert Fernet(data_key.encode()).decrypt(vault.newest.encrypt(data)) == data
 
 
 def test_digests_are_deterministic_and_keyed() -> None:
