@@ -10,6 +10,7 @@ A booking with notice numbers takes their advisory locks (booking.fairness) befo
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +39,13 @@ from booking.views import BookingView, ResidentInput
 
 CHANNELS = ("ivr", "web", "agent")
 
+
+def _compact(sql: str) -> str:
+    """A statement without its comments and runs of blanks (it must hold no string literal with
+    either): psycopg parses a statement over 4 kB anew on every call, one under it only once."""
+    return " ".join(re.sub(r"--[^\n]*", "", sql).split())
+
+
 # PostgreSQL: check the slot, claim the seats and write the booking, its members, its outbox
 # event and its retry key in one statement, so a booking is BEGIN, this, COMMIT, and the hot
 # slot's row lock is held for no extra round trip. The WHERE repeats the rules the step-by-step
@@ -47,7 +55,8 @@ CHANNELS = ("ivr", "web", "agent")
 # tests/booking/test_booking_rules.py holds the two paths to the same answers.
 _BOOK_PG = (
     text(
-        """
+        _compact(
+            """
 WITH claimed AS (
     UPDATE slot SET booked = slot.booked + :party
     FROM venue, service
@@ -80,6 +89,11 @@ WITH claimed AS (
                 JOIN service bsv ON bsv.id = b.service_id
                 WHERE b.id = bm.booking_id AND b.status IN ('booked', 'checked_in')
                   AND bs.starts_at >= :today_start AND bsv.requires_notice_number), false)))
+      -- the phone number's active limit (_check_active_limit), here rather than in a round trip
+      -- of its own before the statement; it reads no row of this slot, so it runs before the lock
+      AND (SELECT count(*) FROM booking ab JOIN slot a_slot ON a_slot.id = ab.slot_id
+          WHERE ab.phone_hmac = :phone_hmac AND ab.status = 'booked'
+            AND a_slot.starts_at > :now) < :max_active
     RETURNING slot.id, slot.venue_id, slot.service_id, slot.starts_at, slot.ends_at
 ), made AS (
     INSERT INTO booking (code, slot_id, venue_id, service_id, party_size, channel, status,
@@ -110,6 +124,7 @@ SELECT claimed.venue_id, claimed.service_id, claimed.starts_at, claimed.ends_at,
     made.id AS booking_id
 FROM claimed LEFT JOIN made ON true
 """
+        )
     )
     .bindparams(
         bindparam("now", type_=UTCDateTime()),
@@ -126,6 +141,7 @@ FROM claimed LEFT JOIN made ON true
         bindparam("not_walk_in", type_=Integer()),
         bindparam("birth_year", type_=Integer()),
         bindparam("today_start", type_=UTCDateTime()),
+        bindparam("max_active", type_=Integer()),
     )
     .columns(
         column("venue_id", String()),
@@ -244,6 +260,7 @@ def _book_pg(
         "idem_hmac": sealed.fingerprint,
         "birth_year": sealed.birth_date.year,
         "today_start": fairness.today_start(db),
+        "max_active": ctx.rules.max_active_per_phone,
         **quota_params(channel),
     }
     for _ in range(5):  # a code already in use: undo the claim and draw another
@@ -357,14 +374,18 @@ def _one_statement(db: DbSession) -> bool:
     return db.get_bind().dialect.name == "postgresql"
 
 
-def _before_claim(db: DbSession, key: str | None, sealed: Sealed) -> BookingView | None:
+def _before_claim(
+    db: DbSession, key: str | None, sealed: Sealed, *, active_limit: bool = True
+) -> BookingView | None:
     """Before any seat: a retry answered with its booking; else the phone number's active
-    limit, and the notice numbers' advisory locks (booking.fairness)."""
+    limit (``active_limit`` False: the booking statement counts them itself), and the notice
+    numbers' advisory locks (booking.fairness)."""
     if key is not None:
         earlier = retry_keys.replay(db, key, sealed.fingerprint)
         if earlier is not None:
             return earlier
-    _check_active_limit(db, sealed.phone_hmac)
+    if active_limit:
+        _check_active_limit(db, sealed.phone_hmac)
     fairness.lock_notices(db, [m[2] for m in sealed.members])
     return None
 
@@ -383,7 +404,7 @@ def _book_in_one_statement(
     try:
         # The notice-number rule is the statement's: its service is not read first.
         sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
-        earlier = _before_claim(db, key, sealed)
+        earlier = _before_claim(db, key, sealed, active_limit=False)
     except BookingError:
         _refuse_as_step_by_step(db, slot_id, party, resident)  # what it meets first, if any
         raise
@@ -563,6 +584,7 @@ def _why_not_booked(
     path would (the slot, the fields, the seat claim's own rules, then the notice numbers); or
     return True when lapsed holds were reclaimed and it is worth one more try."""
     _refuse_as_step_by_step(db, slot_id, party, resident)
+    _check_active_limit(db, sealed.phone_hmac)  # the step-by-step path's next check
     if seats.reclaim_expired_holds(db, slot_id=slot_id) > 0:
         return True
     birth_year = sealed.birth_date.year
@@ -580,18 +602,22 @@ def _free_code(db: DbSession) -> str:
             return code
 
 
+# Built once, as every statement of the hot path: the future bookings a phone number holds.
+_ACTIVE_FOR_PHONE = (
+    select(func.count())
+    .select_from(Booking)
+    .join(Slot, Slot.id == Booking.slot_id)
+    .where(
+        Booking.phone_hmac == bindparam("phone_hmac"),
+        Booking.status == "booked",
+        Slot.starts_at > bindparam("now"),
+    )
+)
+
+
 def _check_active_limit(db: DbSession, phone_hmac: str) -> None:
     """One phone number may hold only so many future bookings (no hoarding of seats)."""
     ctx = context(db)
-    active = db.execute(
-        select(func.count())
-        .select_from(Booking)
-        .join(Slot, Slot.id == Booking.slot_id)
-        .where(
-            Booking.phone_hmac == phone_hmac,
-            Booking.status == "booked",
-            Slot.starts_at > ctx.now(),
-        )
-    ).scalar_one()
-    if active >= ctx.rules.max_active_per_phone:
+    params = {"phone_hmac": phone_hmac, "now": ctx.now()}
+    if db.execute(_ACTIVE_FOR_PHONE, params).scalar_one() >= ctx.rules.max_active_per_phone:
         raise BookingError("too_many_bookings", field="phone", max=ctx.rules.max_active_per_phone)

@@ -442,7 +442,12 @@ RULES: list[Any] = [
         "booked",
         ("bsv.requires_notice_number",),
     ),
-    Rule("a phone number at its limit of bookings", _phone_at_its_limit, "too_many_bookings"),
+    Rule(
+        "a phone number at its limit of bookings",
+        _phone_at_its_limit,
+        "too_many_bookings",
+        ("ab.phone_hmac = :phone_hmac",),
+    ),
     Rule("a party of none", _plain(party=0), "invalid_party_size"),
     # Two rules at once: the refusal must name the same one on both paths.
     Rule(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+import phonenumbers
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import given, settings
@@ -173,6 +174,27 @@ def test_garbage_and_short_numbers_are_refused(raw: str) -> None:
         parse_phone(raw, field="callback")
     assert refused.value.code == "invalid_phone"
     assert refused.value.field == "callback"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A(0|\+[1-9]{1,3})[0-9]{3,12}\Z"))
+def test_a_phone_is_taken_exactly_when_phonenumbers_calls_it_valid(raw: str) -> None:
+    """parse_phone asks for the number's type alone: it must agree with is_valid_number."""
+    try:
+        number = phonenumbers.parse(raw, "JP")
+    except phonenumbers.NumberParseException:
+        number = None
+    valid = number is not None and phonenumbers.is_valid_number(number)
+    refused: str | None = None
+    try:
+        phone = parse_phone(raw)
+    except BookingError as exc:
+        refused = exc.code
+    else:
+        assert number is not None
+        assert phone.e164 == phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if refused != "my_number_refused":  # refused before it is parsed as a phone at all
+        assert refused == (None if valid else "invalid_phone")
 
 
 def test_a_my_number_given_as_a_phone_is_refused_as_such() -> None:
