@@ -456,6 +456,21 @@ def _book_pg_reclaiming(
     return found
 
 
+def _replayed(
+    db: DbSession, key: str, party: int, resident: ResidentInput, extra: dict[str, Any]
+) -> BookingView | None:
+    """A retry of a booking already made, answered with it whatever became of its slot since
+    (closed, or out of the booking window), as the booking statement answers it. Anything
+    else (a new key, one sent with another request, fields that do not pass) is left to the
+    checks that follow, in their order."""
+    ctx = context(db)
+    try:
+        sealed = seal(ctx.vault, ctx.today(), None, party, resident, extra)
+        return retry_keys.replay(db, key, sealed.fingerprint)
+    except BookingError:
+        return None
+
+
 def _book_step_by_step(
     db: DbSession,
     slot_id: int | None,
@@ -476,6 +491,10 @@ def _book_step_by_step(
     )
     if isinstance(target, BookingView):
         return target
+    if hold_id is None and key is not None:
+        earlier = _replayed(db, key, party, resident, extra)
+        if earlier is not None:
+            return earlier
     # A hold was checked against the window when it was made; it keeps its seats till it
     # lapses.
     slot = slot_for_sale(db, target) if hold_id is None else slot_info(db, target)
