@@ -8,11 +8,11 @@ functions at the end of this module, never the tables.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import phonenumbers
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service as booking
@@ -164,12 +164,14 @@ def note_event(db: DbSession, call: Call, kind: str) -> None:
         db.flush()
 
 
+# Every webhook's first statement: built once.
+_LOCK_CALL = select(Call).where(Call.call_sid == bindparam("call_sid")).with_for_update()
+
+
 def lock_call(db: DbSession, call_sid: str) -> Call | None:
     """The call's row, locked until commit: a retried webhook waits for the first to finish,
     then sees that its step was answered (and replays the answer)."""
-    return db.execute(
-        select(Call).where(Call.call_sid == call_sid).with_for_update()
-    ).scalar_one_or_none()
+    return db.execute(_LOCK_CALL, {"call_sid": call_sid}).scalar_one_or_none()
 
 
 def caller_of(db: DbSession, call: Call) -> Caller:
@@ -191,7 +193,8 @@ def load_state(db: DbSession, call: Call) -> CallState:
 
 
 def save_state(db: DbSession, call: Call, state: CallState) -> None:
-    call.state_enc = context(db).vault.encrypt(json.dumps(asdict(state)))
+    # Its fields are plain values and lists of them: no deep copy (asdict) needed.
+    call.state_enc = context(db).vault.encrypt(json.dumps(vars(state)))
     call.language = state.language
     call.updated_at = context(db).now()
 
