@@ -33,7 +33,7 @@ router = APIRouter(prefix="/ivr", include_in_schema=False)
 log = logging.getLogger(__name__)
 TWIML = "application/xml"
 T = TypeVar("T")
-# When the database's pool cannot be sized (SQLite's single connection): anyio's own default.
+# When the database pool has no size (a NullPool or a StaticPool): anyio's own default.
 THREADS_WITHOUT_A_POOL = 40
 
 
