@@ -20,15 +20,7 @@ from booking.personal import parse_phone
 from ivr.models import Call, CallbackRequest, CallEvent
 
 # What Twilio sends as From for a withheld number ("anonymous", or these pseudo-numbers).
-WITHHELD = {
-    "",
-    "anonymous",
-    "+266696687",
-    "+86282452253",
-    "+7378742833",
-    "+2562533",
-    "restricted",
-}
+WITHHELD = {"", "anonymous", "+266696687", "+86282452253", "+7378742833", "+2562533", "restricted"}
 
 
 @dataclass
@@ -223,13 +215,7 @@ def put_through_number(db: DbSession, *, call_sid: str) -> str | None:
 
 
 def keep_voice_answer(
-    db: DbSession,
-    *,
-    call_sid: str,
-    step: str,
-    seq: int,
-    keys: str | None,
-    confidence: float,
+    db: DbSession, *, call_sid: str, step: str, seq: int, keys: str | None, confidence: float
 ) -> bool:
     """An answer the media stream heard, kept on the call for the question's step to read;
     False (and nothing kept) when the call has moved on meanwhile (a key was pressed)."""
@@ -237,11 +223,7 @@ def keep_voice_answer(
     if call is None or call.expect != step or call.seq != seq:
         return False
     state = load_state(db, call)
-    state.heard, state.heard_for, state.heard_confidence = (
-        keys,
-        f"{step}:{seq}",
-        confidence,
-    )
+    state.heard, state.heard_for, state.heard_confidence = keys, f"{step}:{seq}", confidence
     save_state(db, call, state)
     return True
 
@@ -293,13 +275,7 @@ CHOICES = {
         "9": "English",
         "8": "한국어",
     },
-    "offer": {
-        "1": "この日時に",
-        "2": "次の時間",
-        "3": "次の日",
-        "4": "1週間後",
-        "5": "日付指定",
-    },
+    "offer": {"1": "この日時に", "2": "次の時間", "3": "次の日", "4": "1週間後", "5": "日付指定"},
     "confirm": {"1": "予約する", "9": "やめる"},
     "queue_wait": {"1": "折り返しを希望"},
 }

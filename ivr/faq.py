@@ -52,13 +52,7 @@ def faq_entries(db: DbSession, *, query: str = "") -> list[Faq]:
 
 
 def update_faq(
-    db: DbSession,
-    *,
-    faq_id: str,
-    title_ja: str,
-    title_en: str,
-    answer_ja: str,
-    answer_en: str,
+    db: DbSession, *, faq_id: str, title_ja: str, title_en: str, answer_ja: str, answer_en: str
 ) -> None:
     """A supervisor's edit: what agents read and the IVR speaks from the next call on."""
     fields = [title_ja.strip(), title_en.strip(), answer_ja.strip(), answer_en.strip()]

@@ -107,9 +107,7 @@ def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
     waiting = waiting_calls(db)
     handled = db.execute(
         select(Call.answered_at, Call.wrapped_at).where(
-            Call.answered_at >= start,
-            Call.answered_at < end,
-            Call.wrapped_at.is_not(None),
+            Call.answered_at >= start, Call.answered_at < end, Call.wrapped_at.is_not(None)
         )
     ).all()
     handling = [(w - a).total_seconds() for a, w in handled if a and w]
@@ -120,10 +118,7 @@ def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
             db.execute(
                 select(func.count())
                 .select_from(Call)
-                .where(
-                    Call.id.in_(list(started)),
-                    Call.outcome.in_(("booked", "self_served")),
-                )
+                .where(Call.id.in_(list(started)), Call.outcome.in_(("booked", "self_served")))
             ).scalar_one()
         )
     return Wallboard(
