@@ -35,10 +35,12 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
 from tqdm import tqdm
 
+from bench import http_app
 from booking import schedule
 from booking.context import TOKYO
 from config.app import booking_context
 from config.db import make_engine, make_sessionmaker
+from config.ivr_app import PhoneLineOnly, phone_line_process
 from config.migrate import throwaway_database
 from config.sample import sample_ward
 from config.settings import Settings
@@ -63,8 +65,9 @@ KEYPAD = {letter: key for key, letters in flow.KEYPAD.items() for letter in lett
 
 DESCRIPTION = """\
 IVR webhook latency: the time Twilio waits for each answer of the phone line, measured with many
-simulated calls at once against the real app (config.app.create_app, through bench/http_app.py
-with a fixed clock) under uvicorn, on a throwaway PostgreSQL database with the sample ward.
+simulated calls at once against the phone line's own process (config.ivr_app around the real
+app, built by bench/http_app.py with a fixed clock) under uvicorn, on a throwaway PostgreSQL
+database with the sample ward.
 
 Every call is an ivr.caller.PhoneCall: it signs each request with X-Twilio-Signature, sends
 Twilio's parameters, checks that every answer is TwiML Twilio would accept, and follows it verb
@@ -308,8 +311,15 @@ def install_ward(url: URL, keys: Keys) -> None:
         engine.dispose()
 
 
+def phone_line() -> PhoneLineOnly:
+    """What uvicorn serves (``bench.bench_ivr:phone_line``): the phone line's process as
+    config.ivr_app makes it, around the app bench/http_app.py builds (the fixed clock)."""
+    return phone_line_process(http_app.create())
+
+
 class Server:
-    """uvicorn serving bench.http_app:create (the real app, fixed clock) in a child process."""
+    """uvicorn serving bench.bench_ivr:phone_line (the phone line's process, fixed clock) in a
+    child process."""
 
     def __init__(self, url: URL, keys: Keys, workers: int, log: IO[bytes]) -> None:
         self.port = free_port()
@@ -326,7 +336,7 @@ class Server:
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.http_app:create",
+            "bench.bench_ivr:phone_line",
             "--factory",
             "--host",
             "127.0.0.1",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import select
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking.context import BookingContext
@@ -51,9 +54,11 @@ def make_engine(
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    # A connection is tested (one round trip) as it leaves the pool: after a PostgreSQL restart
-    # or a failover, the dead connections are replaced there and no request fails for them.
-    kwargs.setdefault("pool_pre_ping", True)
+    # A connection that sat in the pool is tested (one round trip) as it leaves it: after a
+    # PostgreSQL restart or a failover, the dead connections are replaced there and no request
+    # fails for them. One back within the last moment is not: under load every connection is,
+    # and the test was one round trip in eight of a phone-line webhook (bench/README.md).
+    ping_idle = kwargs.pop("pool_pre_ping", True)
     # Recycling avoids idle timeouts in firewalls and proxies between here and the server.
     kwargs.setdefault("pool_recycle", 1800)
     # Set when the connection opens (no round trip per request).
@@ -76,7 +81,49 @@ def make_engine(
             options.insert(0, given)
         connect_args["options"] = " ".join(options)
         kwargs["connect_args"] = connect_args
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_idle:
+        _ping_when_idle(engine)
+    return engine
+
+
+# A connection back in the pool more recently than this is not tested with a round trip (see
+# _ping_when_idle).
+IDLE_BEFORE_PING_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pre-ping, without its round trip for a connection back a moment ago: that
+    one is dead only if the server closed it meanwhile (a restart, a terminated backend), and
+    then its socket is readable (the server's farewell or the end of the stream), which costs
+    one system call to see."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _test(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None:
+            return  # just opened
+        if time.monotonic() - returned < IDLE_BEFORE_PING_SECONDS and not _spoke(dbapi_conn):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool drops this connection and checks out another (a new one if need be).
+            raise DisconnectionError("the connection did not answer a ping") from exc
+
+
+def _spoke(dbapi_conn: Any) -> bool:
+    """Whether an idle connection's server sent anything (it never does unless it is closing
+    the connection), or the socket is gone."""
+    try:
+        readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def engine_for(settings: Settings, *, replica: bool = False) -> Engine:

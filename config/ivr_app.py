@@ -9,6 +9,7 @@ send here is refused rather than quietly served.
 from __future__ import annotations
 
 import json
+import sys
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -19,6 +20,11 @@ PHONE_LINE_PREFIX = "/ivr/"
 # The operators' paths every pool answers (a monitor asks each process directly).
 OPERATIONS = frozenset({"/healthz", "/readyz", "/metrics"})
 CLOSE_POLICY = 1008
+# How long a thread running Python keeps the interpreter (GIL) before one that asks for it gets
+# it (Python's default: 5 ms). A webhook's thread asks again after each of its database round
+# trips, and the event loop after each request it hands over: at 5 ms each of those waits was
+# the tail of the phone line's latency (bench/README.md, bench_ivr.py's figures of 2026-12-03).
+GIL_SWITCH_SECONDS = 0.0005
 # The API's problem shape (booking.web), for a client that reached the wrong pool.
 NOT_HERE = json.dumps(
     {"error": {"code": "not_found", "message": {"ja": "見つかりません。", "en": "Not found."}}},
@@ -58,9 +64,16 @@ class PhoneLineOnly:
         await send({"type": "http.response.body", "body": NOT_HERE})
 
 
+def phone_line_process(app: ASGIApp) -> PhoneLineOnly:
+    """An application made the phone line's process: its paths only, and threads handed the
+    interpreter quickly (GIL_SWITCH_SECONDS)."""
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    return PhoneLineOnly(app)
+
+
 def create_ivr_app(settings: Settings | None = None) -> PhoneLineOnly:
     """The phone-line pool's application: /ivr/, /ivr/stream and the operators' checks only.
 
     Its speech models (MADOGUCHI_VOSK_MODEL_*) are loaded here, once per process; the web pool
     runs without them (its unit unsets them)."""
-    return PhoneLineOnly(create_app(settings))
+    return phone_line_process(create_app(settings))

@@ -66,9 +66,16 @@ def prompt(language: str, key: str, **params: Any) -> str:
     """A prompt in ``language``; one with plural forms takes the form for ``count``."""
     found = catalogue(language)[key]
     if isinstance(found, dict):
-        form = Locale.parse(language).plural_form(params["count"])
+        form = _plural_form(language)(params["count"])
         found = found.get(form, found["other"])
     return found.format(**params)
+
+
+@cache
+def _plural_form(language: str) -> Callable[[float], str]:
+    """The language's CLDR plural rule (parsing the locale costs more than the prompt)."""
+    rule: Callable[[float], str] = Locale.parse(language).plural_form
+    return rule
 
 
 def people(language: str, count: int) -> str:
@@ -124,18 +131,26 @@ class Turn:
         db: DbSession,
         call: Call,
         state: CallState,
-        caller: Caller,
+        caller: Caller | Callable[[], Caller],
         config: LineConfig,
     ) -> None:
         self.db = db
         self.call = call
         self.state = state
-        self.caller = caller
+        self._caller = caller
         self.config = config
         self.reply = VoiceResponse()
         self.pending: list[tuple[str, str]] = []  # (language, text) not yet put in the reply
         self.next_seq = call.seq + 1
         self.finished = False
+
+    @property
+    def caller(self) -> Caller:
+        """The calling number, decrypted and parsed the first time a step asks for it (most
+        steps never do)."""
+        if callable(self._caller):
+            self._caller = self._caller()
+        return self._caller
 
     @property
     def language(self) -> str:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 from twilio.twiml.voice_response import VoiceResponse
 
 from booking.schemas import RowId
-from booking.web import Problem, row_id_or_none, whole_number
+from booking.web import Problem, row_id_or_none, unit_of_work, whole_number
 from ivr import flow, telephony
 from ivr import service as calls
 from ivr.flow import LineConfig, Turn
@@ -31,6 +32,9 @@ from ivr.telephony import Webhooks, forbidden
 router = APIRouter(prefix="/ivr", include_in_schema=False)
 log = logging.getLogger(__name__)
 TWIML = "application/xml"
+T = TypeVar("T")
+# When the database pool has no size (a NullPool or a StaticPool): anyio's own default.
+THREADS_WITHOUT_A_POOL = 40
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,25 @@ async def signed_form(request: Request) -> dict[str, str] | None:
     return await telephony.signed_form(request, _line(request).webhooks)
 
 
+def _limiter(request: Request) -> CapacityLimiter:
+    """The phone line's threads: as many as the database pool keeps connections open. A webhook
+    beyond them waits its turn here, on the loop, rather than in a thread queued for a
+    connection; and the pool's overflow connections, each opened (a new PostgreSQL backend)
+    and closed again after one webhook, are never needed (measured: bench/README.md)."""
+    state = request.app.state
+    limiter: CapacityLimiter | None = getattr(state, "ivr_limiter", None)
+    if limiter is None:
+        size = getattr(state.sessions.kw["bind"].pool, "size", None)
+        limiter = CapacityLimiter(size() if callable(size) else THREADS_WITHOUT_A_POOL)
+        state.ivr_limiter = limiter
+    return limiter
+
+
+async def in_thread(request: Request, work: Callable[[], T]) -> T:
+    """Run a webhook's database work in a thread of the phone line's own (never on the loop)."""
+    return await to_thread.run_sync(work, limiter=_limiter(request))
+
+
 def _int(value: str | None) -> int | None:
     return row_id_or_none(value)
 
@@ -70,7 +93,7 @@ def _twiml(reply: VoiceResponse | str) -> Response:
 
 def _turn(request: Request, db: DbSession, call: Call) -> Turn:
     state = calls.load_state(db, call)
-    return Turn(db, call, state, calls.caller_of(db, call), _line(request).config)
+    return Turn(db, call, state, lambda: calls.caller_of(db, call), _line(request).config)
 
 
 def _finish(db: DbSession, turn: Turn) -> str:
@@ -87,7 +110,7 @@ def _apology(request: Request, call_sid: str, language: str) -> str:
     """A step failed: say sorry and offer a person (or a callback out of hours). If even that
     cannot be done, a static apology, so the caller never hears Twilio's application error."""
     try:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             if call is not None:
                 turn = _turn(request, db, call)
@@ -124,10 +147,10 @@ def apology_for(request: Request, problem: Problem) -> Response:
 
 async def _run(request: Request, call_sid: str, work: Callable[[], str]) -> Response:
     try:
-        xml = await run_in_threadpool(work)
+        xml = await in_thread(request, work)
     except Exception:
         log.exception("IVR step failed for call %s", call_sid)
-        xml = await run_in_threadpool(_apology, request, call_sid, "ja")
+        xml = await in_thread(request, lambda: _apology(request, call_sid, "ja"))
     return _twiml(xml)
 
 
@@ -142,7 +165,7 @@ async def incoming_call(request: Request) -> Response:
     reminder = _int(request.query_params.get("reminder"))
 
     def work() -> str:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             if call is not None:  # Twilio retried the first webhook
                 return call.last_reply
@@ -181,7 +204,7 @@ async def step_answer(request: Request, step: str) -> Response:
     by_voice = request.query_params.get("voice") == "1"
 
     def work() -> str:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             if call is None:  # not a call we answered: start it properly
                 call = calls.start_call(
@@ -193,17 +216,20 @@ async def step_answer(request: Request, step: str) -> Response:
             if seq != call.seq or step != call.expect:
                 # Twilio retried a webhook already answered, or a stale one: the same answer.
                 return call.last_reply
-            turn = _turn(request, db, call)
-            if step == "queue_done":
-                flow.queue_done(turn, form.get("QueueResult", ""))
-            elif step in flow.STEPS and by_voice:
-                flow.answer_by_voice(turn, step, seq)
-            elif step in flow.STEPS:
-                flow.answer(turn, step, form.get("Digits", "").strip())
-            else:
+            if step != "queue_done" and step not in flow.STEPS:
                 return call.last_reply
-            if not turn.finished:  # every path asks, queues or hangs up; never silence
-                flow.back_to_menu(turn)
+            turn = _turn(request, db, call)
+            # The call row is written once, as the webhook ends: not also before each query
+            # the step makes (its path changes first).
+            with db.no_autoflush:
+                if step == "queue_done":
+                    flow.queue_done(turn, form.get("QueueResult", ""))
+                elif by_voice:
+                    flow.answer_by_voice(turn, step, seq)
+                else:
+                    flow.answer(turn, step, form.get("Digits", "").strip())
+                if not turn.finished:  # every path asks, queues or hangs up; never silence
+                    flow.back_to_menu(turn)
             return _finish(db, turn)
 
     return await _run(request, call_sid, work)
@@ -219,7 +245,7 @@ async def queue_wait(request: Request) -> Response:
     line = _line(request)
 
     def work() -> str:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             language = call.language if call is not None else "ja"
             if call is not None:
@@ -250,7 +276,7 @@ async def queue_key(request: Request) -> Response:
         reply = VoiceResponse()
         if form.get("Digits", "") != "1":
             return str(reply)  # back to the wait loop
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             if call is not None:
                 state = calls.load_state(db, call)
@@ -281,13 +307,13 @@ async def call_status(request: Request) -> Response:
             duration: int | None = whole_number(form.get("CallDuration", ""))
         except ValueError:
             duration = None
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             calls.end_call(db, call_sid=call_sid, status=status, duration=duration)
             if reminder is not None:
                 _placed(request).settle(db, reminder, call_sid, status)
             db.commit()
 
-    await run_in_threadpool(work)
+    await in_thread(request, work)
     return Response(status_code=204)
 
 
@@ -304,10 +330,10 @@ async def connect_to_agent(request: Request, lang: str = "ja") -> Response:
     call_sid = form.get("CallSid", "")
 
     def number() -> str | None:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             return calls.put_through_number(db, call_sid=call_sid)
 
-    to = await run_in_threadpool(number)
+    to = await in_thread(request, number)
     language = lang if lang in flow.LANGUAGES else "ja"
     reply = VoiceResponse()
     done = _line(request).config.public_base_url.rstrip("/") + f"/ivr/connect/done?lang={language}"
@@ -334,7 +360,7 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
         return _twiml(reply)
 
     def work() -> str:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             call = calls.release_call(db, call_sid=call_sid)
             if call is None:
                 hang_up = VoiceResponse()
@@ -356,7 +382,7 @@ async def callback_bridge(request: Request, callback: RowId, staff: RowId) -> Re
         return forbidden()
 
     def work() -> str:
-        with request.app.state.sessions() as db:
+        with unit_of_work(request) as db:
             number = calls.callback_number(db, callback_id=callback, staff_id=staff)
         reply = VoiceResponse()
         if number is None:
@@ -369,4 +395,4 @@ async def callback_bridge(request: Request, callback: RowId, staff: RowId) -> Re
         dial.number(number)
         return str(reply)
 
-    return _twiml(await run_in_threadpool(work))
+    return _twiml(await in_thread(request, work))
