@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import date
 from datetime import time as clock_time
 from pathlib import Path
@@ -120,13 +121,22 @@ def schedule_all(rt: Runtime) -> tuple[float, float, int]:
         made += len(planned.due)
 
 
-def dispatch(rt: Runtime, redis: Redis, count: int) -> float:
-    """One worker sends ``count`` due messages (their jobs: batches of ``rt.batch_size``
-    messages due together, as the pump armed them): seconds taken."""
-    worker = SimpleWorker([Queue(MESSAGES_QUEUE, connection=redis)], connection=redis)
+def dispatch(rt: Runtime, redis: Redis, twilio: FakeTwilioProcess, count: int) -> tuple[int, float]:
+    """One worker sends ``count`` due confirmations, armed as the pump arms them (in batches of
+    ``rt.batch_size`` due together; 1: a job per message, one at a time, as before batches):
+    (messages Twilio took, seconds taken)."""
+    queue = Queue(MESSAGES_QUEUE, connection=redis)
+    # Only these: the confirmations' jobs armed when planning are taken out of the queue.
+    queue.empty()  # type: ignore[no-untyped-call]
+    with rt.sessions() as db:
+        due = reminders.due_message_ids(db, limit=count)
+    jobs.arm_all(rt, due)
+    worker = SimpleWorker([queue], connection=redis)
+    before = twilio.sent()
     started = time.perf_counter()
-    worker.work(burst=True, max_jobs=-(-count // rt.batch_size), logging_level="WARNING")
-    return time.perf_counter() - started
+    worker.work(burst=True, logging_level="WARNING")
+    seconds = time.perf_counter() - started
+    return twilio.sent() - before, seconds
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -326,15 +336,20 @@ def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: lis
         # The confirmations are due now: their jobs wait in the queue, armed when planned.
         for latency in latencies:
             twilio.delay = latency
-            before = twilio.sent()
-            seconds = dispatch(rt, redis, args.send)
-            sent = twilio.sent() - before
-            if sent == 0:
-                raise SystemExit("the worker sent nothing")
-            print(
-                f"dispatch, Twilio answering in {latency * 1000:.0f} ms: {sent} messages in "
-                f"{seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
-            )
+            # One at a time (a job per message, as before batches) on a tenth as many, then in
+            # batches: the ratio is measured in one run, on the same machine's load.
+            rates = []
+            for batch_size, count in ((1, max(10, args.send // 10)), (rt.batch_size, args.send)):
+                sent, seconds = dispatch(replace(rt, batch_size=batch_size), redis, twilio, count)
+                if sent == 0:
+                    raise SystemExit("the worker sent nothing")
+                rates.append(sent / seconds)
+                how = "one at a time" if batch_size == 1 else f"in batches of {batch_size}"
+                print(
+                    f"dispatch {how}, Twilio answering in {latency * 1000:.0f} ms: {sent} "
+                    f"messages in {seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
+                )
+            print(f"  batches send {rates[1] / rates[0]:.1f} times as many a second")
         sessions.kw["bind"].dispose()
     twilio.stop()
 
