@@ -137,7 +137,7 @@ def wake_pump_after_commit(
     def committed(session: Session) -> None:
         wrote_outbox = session.info.pop(booking.OUTBOX_WRITTEN, False)
         if session.info.pop("wake_pump", False) or wrote_outbox:
-            reminder_jobs.wake_pump(jobs, after_commit=True)
+            reminder_jobs.wake_pump(jobs)
         if wrote_outbox and calendars:
             calendar_jobs.wake(jobs)
 

@@ -1,13 +1,10 @@
-"""RQ jobs that send residents' messages: the outbox pump, and send jobs: one per batch of
-messages due together (the evening's reminders: a hundred a job), one for a message alone.
+"""RQ jobs that send residents' messages: the outbox pump and one send job per message.
 
 The database is the truth; Redis only says when to look. A lost job (Redis restarted empty, or
 down when a booking was made) loses nothing: the pump finds what is due and re-arms it. Each
-attempt is claimed and committed before Twilio is called (a batch's in one commit, before any
-of them is sent), so no message goes twice: a claim left unfinished (a worker killed mid-batch,
-an answer that never came) is settled by asking Twilio whether it arrived, never by sending
-again blindly. A batch's messages go to Twilio at once, from a pool of sender threads, at the
-sending number's pace when it has a cap (``reminders.pacing``).
+attempt is claimed and committed before Twilio is called, so no message goes twice: a claim left
+unfinished (a worker killed mid-send, an answer that never came) is settled by asking Twilio
+whether it arrived, never by sending again blindly.
 
 ``config.worker`` (or, in the embedded default, ``config.app``) gives the jobs their ``Runtime``
 once per process with ``use()``: the database, the rules, the queue and Twilio.
@@ -35,7 +32,6 @@ from reminders.service import Later, Outgoing, ReminderRules
 log = logging.getLogger(__name__)
 
 PUMP = "reminders.jobs.pump"
-PLAN = "reminders.jobs.plan"
 SEND = "reminders.jobs.send"
 SEND_BATCH = "reminders.jobs.send_batch"
 # Sender threads per process: a batch's messages go to Twilio at once, so a worker's rate is
@@ -142,14 +138,15 @@ def arm_pump(rt: Runtime, at: datetime) -> None:
     rt.jobs.run_at(at, PUMP, job_id=f"pump-at-{at:%Y%m%d%H%M%S}", queue=OUTBOX_QUEUE)
 
 
-def wake_pump(jobs: Jobs, *, after_commit: bool = False) -> None:
-    """Run the pump soon: after a booking change, its planning alone (``plan``); when a worker
-    starts, or the pump's chain of runs broke, its whole round."""
-    jobs.wake(PLAN if after_commit else PUMP, queue=OUTBOX_QUEUE)
+def wake_pump(jobs: Jobs) -> None:
+    """Run the pump soon (after a booking change; when a worker starts)."""
+    jobs.wake(PUMP, queue=OUTBOX_QUEUE)
 
 
-def _plan(rt: Runtime) -> service.Planned:
-    """Plan messages from the booking outbox (committed), then arm their jobs."""
+def pump() -> str:
+    """Plan messages from the booking outbox and arm their jobs; pick up due messages whose job
+    was lost; settle unfinished claims; then arm the next run (RQ's scheduler keeps time)."""
+    rt = runtime()
     with rt.sessions() as db:
         # Waitlist offers unanswered in time go to the next waiting first, so that their
         # offers are planned in this same run (within a pump's minute of the deadline).
@@ -157,29 +154,6 @@ def _plan(rt: Runtime) -> service.Planned:
         planned = service.plan_from_outbox(db, rt.rules)
         db.commit()
     arm_all(rt, [Later(message_id, at) for message_id, at in planned.due])
-    return planned
-
-
-def _arm_next_pump(rt: Runtime) -> None:
-    every = rt.pump_every.total_seconds()
-    arm_pump(rt, datetime.fromtimestamp((_now().timestamp() // every + 1) * every, UTC))
-
-
-def plan() -> str:
-    """The pump woken by a commit: plan the new events and arm their messages. Lost jobs and
-    unfinished claims wait for the pump's own round (each minute): swept after every booking,
-    each due message still waiting in its batch's job would be armed again on its own."""
-    rt = runtime()
-    planned = _plan(rt)
-    _arm_next_pump(rt)  # (the same job id as the chain's: a broken chain starts again)
-    return f"planned {planned.planned}, dropped {planned.dropped}"
-
-
-def pump() -> str:
-    """Plan messages from the booking outbox and arm their jobs; pick up due messages whose job
-    was lost; settle unfinished claims; then arm the next run (RQ's scheduler keeps time)."""
-    rt = runtime()
-    planned = _plan(rt)
     armed = {message_id for message_id, _ in planned.due}
     with rt.sessions() as db:
         due = [d for d in service.due_message_ids(db) if d.id not in armed]
@@ -189,7 +163,9 @@ def pump() -> str:
         for later in due:
             arm(rt, later)
     settled = reconcile(rt)
-    _arm_next_pump(rt)
+    every = rt.pump_every.total_seconds()
+    next_at = datetime.fromtimestamp((_now().timestamp() // every + 1) * every, UTC)
+    arm_pump(rt, next_at)
     return (
         f"planned {planned.planned}, dropped {planned.dropped}, "
         f"re-armed {len(due)}, settled {settled}"
