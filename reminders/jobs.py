@@ -107,26 +107,39 @@ def arm(rt: Runtime, later: Later) -> None:
         rt.jobs.run_at(later.at, SEND, later.id, job_id=job_id, queue=MESSAGES_QUEUE)
 
 
-def arm_all(rt: Runtime, laters: list[Later]) -> None:
+def arm_all(rt: Runtime, laters: list[Later], *, backlog: bool = False) -> None:
     """Send jobs for many messages: those due together (now, or in the same second) in batches
     of ``rt.batch_size``, a job per batch; a message alone keeps a job of its own. A batch's
-    job id comes from its messages, so arming the same batch again adds no second job."""
+    job id comes from its messages, so arming the same batch again adds no second job; a
+    ``backlog`` (due messages whose jobs were lost, swept again each round while it drains) is
+    cut by id instead, a job per hundred ids, so that a batch still waiting is not armed again
+    as its first messages go."""
     now = _now()
+    size = rt.batch_size
     together: dict[datetime | None, list[Later]] = {}
     for later in laters:
         moment = None if later.at <= now else later.at.replace(microsecond=0)
         together.setdefault(moment, []).append(later)
     for group in together.values():
         group.sort(key=lambda later: later.id)
-        for start in range(0, len(group), rt.batch_size):
-            chunk = group[start : start + rt.batch_size]
+        if backlog:
+            buckets: dict[int, list[Later]] = {}
+            for later in group:
+                buckets.setdefault(later.id // size, []).append(later)
+            chunks = list(buckets.values())
+        else:
+            chunks = [group[start : start + size] for start in range(0, len(group), size)]
+        for chunk in chunks:
             if len(chunk) == 1:
                 arm(rt, chunk[0])
                 continue
             at = max(later.at for later in chunk)
             ids = tuple(later.id for later in chunk)
-            digest = hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
-            job_id = f"messages-{ids[0]}-{len(ids)}-{int(at.timestamp())}-{digest}"
+            if backlog:
+                job_id = f"messages-backlog-{ids[0] // size}"
+            else:
+                digest = hashlib.sha256(repr(ids).encode()).hexdigest()[:16]
+                job_id = f"messages-{ids[0]}-{len(ids)}-{int(at.timestamp())}-{digest}"
             if at <= now:
                 rt.jobs.run_soon(SEND_BATCH, *ids, job_id=job_id, queue=MESSAGES_QUEUE)
             else:
@@ -156,9 +169,12 @@ def pump() -> str:
     arm_all(rt, [Later(message_id, at) for message_id, at in planned.due])
     armed = {message_id for message_id, _ in planned.due}
     with rt.sessions() as db:
-        due = [d for d in service.due_message_ids(db) if d.id not in armed]
+        # Due for longer than a send takes: a message due just now is likely waiting in its
+        # batch's job, and the pump runs after every booking (each would be armed again).
+        overdue = service.due_message_ids(db, older_than=rt.claim_timeout)
+    due = [d for d in overdue if d.id not in armed]
     if len(due) > rt.batch_size:  # a backlog (Redis came back empty): in batches
-        arm_all(rt, due)
+        arm_all(rt, due, backlog=True)
     else:  # each at its own time, under the job id it was first armed with: queued once
         for later in due:
             arm(rt, later)

@@ -51,13 +51,16 @@ class Outgoing:
     claimed_at: datetime
 
 
-def due_message_ids(db: DbSession, *, limit: int = 1000) -> list[Later]:
-    """Scheduled messages whose time has passed, with that time: normally their jobs take
-    them; any left here lost their job (Redis restarted empty, or was down when planned)."""
+def due_message_ids(
+    db: DbSession, *, limit: int = 1000, older_than: timedelta = timedelta(0)
+) -> list[Later]:
+    """Scheduled messages whose time has passed (by more than ``older_than``), with that time:
+    normally their jobs take them; any left here lost their job (Redis restarted empty, or was
+    down when planned)."""
     now = context(db).now()
     query = (
         select(Message.id, Message.send_after)
-        .where(Message.status == "scheduled", Message.send_after <= now)
+        .where(Message.status == "scheduled", Message.send_after <= now - older_than)
         .order_by(Message.send_after)
         .limit(limit)
     )
