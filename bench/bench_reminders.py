@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import platform
 import secrets
@@ -18,9 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import date
 from datetime import time as clock_time
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 from redis import Redis
@@ -43,6 +46,7 @@ from ivr.telephony import TwilioApi
 from reminders import jobs
 from reminders import service as reminders
 from reminders.jobs import MESSAGES_QUEUE, Runtime
+from reminders.pacing import Pace
 from reminders.service import ReminderRules
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -112,18 +116,27 @@ def schedule_all(rt: Runtime) -> tuple[float, float, int]:
         if planned.events == 0:
             return planning, arming, made
         started = time.perf_counter()
-        for message_id, at in planned.due:
-            jobs.arm(rt, reminders.Later(message_id, at))
+        jobs.arm_all(rt, [reminders.Later(message_id, at) for message_id, at in planned.due])
         arming += time.perf_counter() - started
         made += len(planned.due)
 
 
-def dispatch(rt: Runtime, redis: Redis, count: int) -> float:
-    """One worker sends ``count`` due messages: seconds taken."""
-    worker = SimpleWorker([Queue(MESSAGES_QUEUE, connection=redis)], connection=redis)
+def dispatch(rt: Runtime, redis: Redis, twilio: FakeTwilioProcess, count: int) -> tuple[int, float]:
+    """One worker sends ``count`` due confirmations, armed as the pump arms them (in batches of
+    ``rt.batch_size`` due together; 1: a job per message, one at a time, as before batches):
+    (messages Twilio took, seconds taken)."""
+    queue = Queue(MESSAGES_QUEUE, connection=redis)
+    # Only these: the confirmations' jobs armed when planning are taken out of the queue.
+    queue.empty()  # type: ignore[no-untyped-call]
+    with rt.sessions() as db:
+        due = reminders.due_message_ids(db, limit=count)
+    jobs.arm_all(rt, due)
+    worker = SimpleWorker([queue], connection=redis)
+    before = twilio.sent()
     started = time.perf_counter()
-    worker.work(burst=True, max_jobs=count, logging_level="WARNING")
-    return time.perf_counter() - started
+    worker.work(burst=True, logging_level="WARNING")
+    seconds = time.perf_counter() - started
+    return twilio.sent() - before, seconds
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -253,13 +266,53 @@ def confirmation_lag(
         sessions.kw["bind"].dispose()
 
 
+class FakeTwilioProcess:
+    """``ivr.fake_twilio`` in a process of its own, as Twilio is not in the worker's: its
+    answering threads do not compete with the worker's for the GIL. ``delay`` is set from here;
+    ``sent()`` counts what it accepted."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self._delay = context.Value("d", 0.0)
+        self._sent = context.Value("i", 0)
+        mine, theirs = context.Pipe()
+        self._process = context.Process(
+            target=_serve_fake, args=(theirs, self._delay, self._sent), daemon=True
+        )
+        self._process.start()
+        self.base_url, self.account_sid = mine.recv()
+
+    @property
+    def delay(self) -> float:
+        return float(self._delay.value)
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay.value = seconds
+
+    def sent(self) -> int:
+        time.sleep(0.2)  # the fake's count is copied here every 50 ms
+        return int(self._sent.value)
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.join()
+
+
+def _serve_fake(pipe: Any, delay: Any, sent: Any) -> None:
+    with FakeTwilio() as fake:
+        pipe.send((fake.base_url, fake.account_sid))
+        while True:
+            fake.delay = delay.value
+            sent.value = len(fake.sent)
+            time.sleep(0.05)
+
+
 def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: list[float]) -> None:
     """Plan and arm the messages of --bookings bookings, then one worker sends --send of them
     at each Twilio latency."""
-    with (
-        throwaway_database(args.database_url, prefix="madoguchi_bench") as url,
-        FakeTwilio() as twilio,
-    ):
+    twilio = FakeTwilioProcess()
+    with throwaway_database(args.database_url, prefix="madoguchi_bench") as url:
         settings = bench_settings(url)
         make_bookings(settings, args.bookings)
         sessions = session_factory(settings)
@@ -270,7 +323,8 @@ def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: lis
             base_url=twilio.base_url,
             timeout=10,
         )
-        rt = Runtime(sessions, RULES, RqJobs(redis), api, "https://madoguchi.example.jp")
+        pace = Pace(args.sends_per_second) if args.sends_per_second > 0 else None
+        rt = Runtime(sessions, RULES, RqJobs(redis), api, "https://madoguchi.example.jp", pace=pace)
         jobs.use(rt)
         planning, arming, made = schedule_all(rt)
         total = planning + arming
@@ -282,16 +336,22 @@ def schedule_and_dispatch(args: argparse.Namespace, redis: Redis, latencies: lis
         # The confirmations are due now: their jobs wait in the queue, armed when planned.
         for latency in latencies:
             twilio.delay = latency
-            before = len(twilio.messages())
-            seconds = dispatch(rt, redis, args.send)
-            sent = len(twilio.messages()) - before
-            if sent == 0:
-                raise SystemExit("the worker sent nothing")
-            print(
-                f"dispatch, Twilio answering in {latency * 1000:.0f} ms: {sent} messages in "
-                f"{seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
-            )
+            # One at a time (a job per message, as before batches) on a tenth as many, then in
+            # batches: the ratio is measured in one run, on the same machine's load.
+            rates = []
+            for batch_size, count in ((1, max(10, args.send // 10)), (rt.batch_size, args.send)):
+                sent, seconds = dispatch(replace(rt, batch_size=batch_size), redis, twilio, count)
+                if sent == 0:
+                    raise SystemExit("the worker sent nothing")
+                rates.append(sent / seconds)
+                how = "one at a time" if batch_size == 1 else f"in batches of {batch_size}"
+                print(
+                    f"dispatch {how}, Twilio answering in {latency * 1000:.0f} ms: {sent} "
+                    f"messages in {seconds:.1f} s = {sent / seconds:.0f} messages/s by one worker"
+                )
+            print(f"  batches send {rates[1] / rates[0]:.1f} times as many a second")
         sessions.kw["bind"].dispose()
+    twilio.stop()
 
 
 def main() -> None:
@@ -305,6 +365,12 @@ def main() -> None:
         type=float,
         action="append",
         help="fake Twilio's answer delay in seconds; repeat for several runs (0 and 0.1)",
+    )
+    parser.add_argument(
+        "--sends-per-second",
+        type=float,
+        default=0,
+        help="the sending number's cap for the dispatch runs (0: none)",
     )
     parser.add_argument(
         "--lag-rate", type=float, default=36, help="bookings per second for the lag run (36)"

@@ -92,7 +92,9 @@ from booking.offers import (
 )
 from booking.outbox import OUTBOX_WRITTEN, EventView, mark_dispatched, pending_events, take_tally
 from booking.reads import (
+    ContactView,
     booking_by_code,
+    booking_contacts,
     bookings_between,
     bookings_for_phone,
     bookings_of_day,
@@ -121,6 +123,7 @@ __all__ = [
     "BookingPeriod",
     "BookingView",
     "CapacityDay",
+    "ContactView",
     "CounterDay",
     "DayMark",
     "EventView",
@@ -141,6 +144,7 @@ __all__ = [
     "book",
     "book_drawn",
     "booking_by_code",
+    "booking_contacts",
     "booking_period",
     "bookings_between",
     "bookings_for_phone",

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Twilio's REST API (a regional edge, or a local fake in tests), and how long to wait.
     twilio_api_base: str = "https://api.twilio.com"
     twilio_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # At most this many messages and calls a second from twilio_from_number, all workers
+    # together (through Redis; per worker without it); 0: no cap of ours (Twilio queues what
+    # exceeds the number's own throughput).
+    twilio_sends_per_second: float = Field(default=0.0, ge=0, le=1000)
     # Call-center hours for the hand-over to an agent (weekdays; not holidays or 12/29-1/3).
     call_center_opens: time = time(8, 30)
     call_center_closes: time = time(17, 15)

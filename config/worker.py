@@ -38,6 +38,7 @@ from ivr.telephony import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
 from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Runtime
 from reminders.models import Message
+from reminders.pacing import Pace, Pacer, SharedPace
 from reminders.service import ReminderRules
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,20 @@ def reminders_runtime(settings: Settings, sessions: sessionmaker[Session], jobs:
         public_base_url=settings.public_base_url,
         claim_timeout=timedelta(seconds=settings.reminder_claim_timeout_seconds),
         pump_every=timedelta(seconds=settings.reminder_pump_seconds),
+        pace=sending_pace(settings),
     )
+
+
+def sending_pace(settings: Settings) -> Pacer | None:
+    """The sending number's cap: shared by every worker through Redis, or this process's own
+    (the embedded default); None without a cap."""
+    per_second = settings.twilio_sends_per_second
+    if per_second <= 0:
+        return None
+    if settings.redis_url:
+        redis = redis_connection(settings.redis_url)
+        return SharedPace(redis, settings.twilio_from_number, per_second)
+    return Pace(per_second)
 
 
 def calendar_runtime(

@@ -66,8 +66,12 @@ class ArmedJobs:
         self.armed.append((datetime.now(TOKYO), func, (), f"wake-{func}"))
 
     def sends(self, message_id: int) -> list[datetime]:
+        """When a send of this message is armed: on its own, or in a batch due together."""
         return [
-            at for at, func, args, _ in self.armed if func == jobs.SEND and args == (message_id,)
+            at
+            for at, func, args, _ in self.armed
+            if (func == jobs.SEND and args == (message_id,))
+            or (func == jobs.SEND_BATCH and message_id in args)
         ]
 
 

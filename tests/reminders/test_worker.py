@@ -158,6 +158,9 @@ def _ward(database: str, redis_url: str, tmp_path: Path, twilio: FakeTwilio) -> 
         "MADOGUCHI_QUIET_UNTIL": "00:00",
         "MADOGUCHI_REMINDER_PUMP_SECONDS": "1",
         "MADOGUCHI_REMINDER_CLAIM_TIMEOUT_SECONDS": "3",
+        # A batch goes to Twilio at once: the sending cap (shared through Redis) keeps a
+        # worker busy for a while, so that a kill or an outage finds it mid-batch.
+        "MADOGUCHI_TWILIO_SENDS_PER_SECOND": "4",
         "MADOGUCHI_LOG_LEVEL": "INFO",
     }
     settings = Settings.model_validate(

@@ -1,0 +1,89 @@
+"""The message ledger as people see it: a booking's messages for the agents, the counts by state
+for the operators, what a placed call is about for the IVR, and the erasure of old numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session as DbSession
+
+from booking.context import context
+from ivr.placed import PlacedCall
+from reminders.models import STATUSES, Message
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    booking_id: int | None
+    booking_version: int
+    kind: str
+    channel: str
+    to: str
+    language: str
+    send_after: datetime
+    status: str
+    attempts: int
+    provider_sid: str | None
+    last_error: str | None
+    updated_at: datetime
+
+
+def messages_for(db: DbSession, *, booking_id: int) -> list[MessageView]:
+    """A booking's messages, as agents see its history."""
+    vault = context(db).vault
+    rows = db.execute(
+        select(Message).where(Message.booking_id == booking_id).order_by(Message.id)
+    ).scalars()
+    return [
+        MessageView(
+            m.id,
+            m.booking_id,
+            m.booking_version,
+            m.kind,
+            m.channel,
+            vault.decrypt(m.to_enc),
+            m.language,
+            m.send_after,
+            m.status,
+            m.attempts,
+            m.provider_sid,
+            m.last_error,
+            m.updated_at,
+        )
+        for m in rows
+    ]
+
+
+def count_by_status(db: DbSession) -> dict[str, int]:
+    """How many messages are in each state now (every state listed, 0 when none): one grouped
+    count, for the operators' metrics."""
+    found = dict.fromkeys(STATUSES, 0)
+    for status, n in db.execute(select(Message.status, func.count()).group_by(Message.status)):
+        found[status] = int(n)
+    return found
+
+
+# What a placed call is about is the phone line's type (ivr.placed): it reads it out.
+CallAbout = PlacedCall
+
+
+def call_about(db: DbSession, *, message_id: int) -> CallAbout | None:
+    message = db.get(Message, message_id)
+    if message is None or message.channel != "voice":
+        return None
+    if message.waitlist_entry_id is not None:
+        return CallAbout(None, message.language, message.kind, message.waitlist_entry_id)
+    return CallAbout(message.booking_id, message.language, message.kind)
+
+
+def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """Erase the numbers of messages due before ``before`` (or of every message): the record
+    of what was sent, when and how stays. (One due that long ago and never sent never will be:
+    its visit has passed.) Returns how many were erased."""
+    due = update(Message).where(Message.to_enc != "")
+    if not everything:
+        due = due.where(Message.send_after < before)
+    return int(db.execute(due.values(to_enc="", to_hmac="")).rowcount)  # type: ignore[attr-defined]
