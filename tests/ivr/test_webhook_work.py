@@ -3,8 +3,11 @@ than the connections the pool keeps (bench/README.md, bench_ivr.py's figures of 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -51,3 +54,27 @@ def test_the_line_has_as_many_threads_as_the_pool_keeps_connections(line: Line) 
     app: Any = line.http.app
     pool = line.sessions.kw["bind"].pool
     assert app.state.ivr_limiter.total_tokens == pool.size()
+
+
+def test_the_phone_line_process_keeps_its_start_up_objects_out_of_full_collections() -> None:
+    # In a process of its own: freezing is for the whole interpreter, and this one runs tests.
+    probe = (
+        "import gc, sys\n"
+        "from config.ivr_app import GIL_SWITCH_SECONDS, phone_line_process\n"
+        "before = gc.get_freeze_count()\n"
+        "async def app(scope, receive, send): pass\n"
+        "phone_line_process(app)\n"
+        "print(before, gc.get_freeze_count(), sys.getswitchinterval() == GIL_SWITCH_SECONDS)\n"
+    )
+    done = subprocess.run(  # noqa: S603 (this interpreter, our own probe)
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    before, frozen, switched = done.stdout.split()
+    assert int(before) == 0
+    assert int(frozen) > 10_000  # the modules and the app's objects, not a handful
+    assert switched == "True"
