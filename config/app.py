@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -206,19 +206,59 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     configure_logging(settings.log_level, settings.log_format)
     sessions = session_factory(settings)
     read_sessions = read_session_factory(settings, sessions)
-    inline: InlineJobs | None = None
-    waker: Waker | None = None
+    inline, waker = _jobs(settings, sessions, housekeeping=housekeeping)
+    app = FastAPI(
+        title="Madoguchi",
+        summary="My Number card counter reservations: web, phone line and agents, one slot engine",
+        version="0.1.0",
+        lifespan=_lifespan(settings, sessions, read_sessions, inline, housekeeping=housekeeping),
+    )
+    app.state.settings = settings
+    _ward_openapi(app, settings.max_party_size)
+    app.state.sessions = sessions
+    # The availability shown to residents and feeds, from the replica if there is one and it
+    # answers, else from the primary (booking.web.read_only_unit opens them).
+    app.state.read_sessions = read_sessions
+    app.state.shown_reads = ShownReads(read_sessions)
+    app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
+    _channels_state(app, settings, sessions)
+    install_error_handlers(app)
+    _routes(app)
+    _middleware(app, settings)
+    _operations(app, settings)
+    return app
+
+
+def _jobs(
+    settings: Settings, sessions: sessionmaker[Session], *, housekeeping: bool
+) -> tuple[InlineJobs | None, Waker | None]:
+    """Where this process arms jobs: RQ through a waker (with Redis), a thread of its own (the
+    embedded default, housekeeping on), or nowhere."""
     calendars = bool(settings.caldav_url)
     if settings.redis_url:
         # Armed from a thread of its own: no request waits on Redis, even a frozen one.
         waker = Waker(RqJobs(redis_connection(settings.redis_url)))
         wake_pump_after_commit(sessions, waker, calendars=calendars)
-    elif housekeeping:
+        return None, waker
+    if housekeeping:
         inline = InlineJobs()
         lottery_jobs.use(sessions)
         reminder_jobs.use(reminders_runtime(settings, sessions, inline))
         calendar_jobs.use(calendar_runtime(settings, sessions, inline))
         wake_pump_after_commit(sessions, inline, calendars=calendars)
+        return inline, None
+    return None, None
+
+
+def _lifespan(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    read_sessions: sessionmaker[Session] | None,
+    inline: InlineJobs | None,
+    *,
+    housekeeping: bool,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What starts with the process (housekeeping, the in-process jobs) and what it lets go."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -244,27 +284,23 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         if read_sessions is not None:
             read_sessions.kw["bind"].dispose()
 
-    app = FastAPI(
-        title="Madoguchi",
-        summary="My Number card counter reservations: web, phone line and agents, one slot engine",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
+    return lifespan
+
+
+def _ward_openapi(app: FastAPI, max_party_size: int) -> None:
+    """The OpenAPI document says the ward's own party limit."""
     openapi = app.openapi
 
     def ward_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _with_party_limit(openapi(), settings.max_party_size)
+            app.openapi_schema = _with_party_limit(openapi(), max_party_size)
         return app.openapi_schema
 
     app.openapi = ward_openapi  # type: ignore[method-assign]
-    app.state.sessions = sessions
-    # The availability shown to residents and feeds, from the replica if there is one and it
-    # answers, else from the primary (booking.web.read_only_unit opens them).
-    app.state.read_sessions = read_sessions
-    app.state.shown_reads = ShownReads(read_sessions)
-    app.state.jobs = waker or inline  # where this process arms jobs (None: it arms none)
+
+
+def _channels_state(app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """What the pages, the phone line and the reminders' callbacks read from the application."""
     app.state.languages = Languages.load()
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
@@ -283,7 +319,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     placed_calls: PlacedCalls = PlacedCallLedger(lambda: app.state.reminder_rules)
     app.state.placed_calls = placed_calls
     app.state.phone_api = phone_api(settings)
-    install_error_handlers(app)
+
+
+def _routes(app: FastAPI) -> None:
+    """Every package's routers, the console's pages and the static files."""
     app.include_router(booking_router)
     app.include_router(pages_router)
     app.include_router(waitlist_pages_router)
@@ -303,6 +342,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         StaticFiles(packages=[("agent_console", "static")]),
         name="console_static",
     )
+
+
+def _middleware(app: FastAPI, settings: Settings) -> None:
+    """The layers around every request, innermost first."""
     # Requests timed and counted inside the error answers (an unexpected error reaches the
     # meters as itself); /metrics for the addresses allowed.
     metrics.install(app, settings)
@@ -315,6 +358,10 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
     app.add_middleware(SecurityHeaders)
     # Outermost: every log line of the request, the error handler's too, carries its id.
     app.add_middleware(RequestIds)
+
+
+def _operations(app: FastAPI, settings: Settings) -> None:
+    """/healthz and /readyz, for the proxy and the operators."""
 
     @app.get("/healthz", tags=["operations"])
     def healthz(request: Request) -> JSONResponse:
@@ -330,5 +377,3 @@ def create_app(settings: Settings | None = None, *, housekeeping: bool = False) 
         answers; 503 naming the failing parts, so the proxy sends this process no traffic."""
         status, body = readiness_body(request.app.state.readiness())
         return JSONResponse(status_code=status, content=body)
-
-    return app
