@@ -217,7 +217,7 @@ def close_day(db: DbSession, *, day: date, reason: str, venue_id: str | None = N
     """Close a day's regular sessions (one venue or all); extra sessions stay open.
 
     Returns how many slots were closed. Bookings on them stay booked: a manager decides about
-    them (they are listed by booking.service.bookings_on_closed_slots).
+    them (the day view lists them; booking.service.stranded names those on given slots).
     """
     ctx = context(db)
     if venue_id is not None and db.get(Venue, venue_id) is None:
