@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as DbSession
 from agent_console.day_filter import NOON, read_filter
 from agent_console.service import Seat
 from agent_console.web import (
+    MANAGERS,
     NotAllowed,
     audit_event,
     catalogue,
@@ -36,7 +37,6 @@ from booking.web import unit_of_work, whole_number
 router = APIRouter(
     prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
-MANAGERS = ("counter_manager", "supervisor")
 ACTIONS = {
     "capacity": "定員を変更",
     "close": "受付を停止",

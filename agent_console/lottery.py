@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console.web import (
+    MANAGERS,
     NotAllowed,
     audit_event,
     catalogue,
@@ -36,7 +37,6 @@ from booking.web import unit_of_work, whole_number
 router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
-MANAGERS = ("counter_manager", "supervisor")
 TAKERS = ("agent", "counter_manager", "supervisor")
 LISTED_DAYS = 31
 

@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from agent_console.day_view import MANAGERS
 from agent_console.service import Seat
 from agent_console.web import (
+    MANAGERS,
     audit_event,
     catalogue,
     csrf_ok,

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from agent_console.web import audit_event, catalogue, csrf_ok, refuse_my_numbers, render, signed_in
+from agent_console.web import (
+    MANAGERS,
+    audit_event,
+    catalogue,
+    csrf_ok,
+    refuse_my_numbers,
+    render,
+    signed_in,
+)
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
@@ -21,7 +29,6 @@ from booking.web import unit_of_work
 router = APIRouter(
     prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
-MANAGERS = ("counter_manager", "supervisor")
 
 
 def _back(**said: str) -> Response:

@@ -13,8 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from redis.exceptions import RedisError
 
-from agent_console.day_view import MANAGERS
-from agent_console.web import audit_event, csrf_ok, refuse_my_numbers, render, signed_in
+from agent_console.web import MANAGERS, audit_event, csrf_ok, refuse_my_numbers, render, signed_in
 from booking.context import TOKYO
 from booking.waiting_room import MODES, Mode, WaitingRoom
 from booking.web import unit_of_work, whole_number

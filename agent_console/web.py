@@ -94,6 +94,8 @@ ROLE_NAMES = {
     "supervisor": "スーパーバイザー",
     "auditor": "監査担当",
 }
+# Who changes capacity, closures, sessions, releases, lotteries and the waiting room.
+MANAGERS = ("counter_manager", "supervisor")
 
 
 class SignInNeeded(Exception):
