@@ -67,9 +67,17 @@ class ArmedJobs:
 
     def sends(self, message_id: int) -> list[datetime]:
         """When a send of this message is armed: on its own, or in a batch due together."""
+        return [at for at, _ in self._sending(message_id)]
+
+    def send_job_ids(self, message_id: int) -> set[str]:
+        """The job ids a send of this message is armed under (its own, or its batch's: other
+        tests' messages left due in the database can make a batch of the backlog)."""
+        return {job_id for _, job_id in self._sending(message_id)}
+
+    def _sending(self, message_id: int) -> list[tuple[datetime, str]]:
         return [
-            at
-            for at, func, args, _ in self.armed
+            (at, job_id)
+            for at, func, args, job_id in self.armed
             if (func == jobs.SEND and args == (message_id,))
             or (func == jobs.SEND_BATCH and message_id in args)
         ]
