@@ -224,12 +224,7 @@ def apply(
                 lottery_id=lottery_id,
                 channel=channel,
                 party_size=party,
-                language=sealed.language,
-                name_kana_enc=sealed.name_kana_enc,
-                phone_enc=sealed.phone_enc,
-                phone_hmac=sealed.phone_hmac,
-                phone_line_type=sealed.phone_line_type,
-                birth_date_enc=sealed.birth_date_enc,
+                **sealed.columns(),
                 proxy=resident.proxy,
                 preferences=wanted,
                 outcome="pending",
@@ -238,16 +233,8 @@ def apply(
             db.add(application)
             db.flush()
             db.add_all(
-                LotteryEntrant(
-                    lottery_id=lottery_id,
-                    application_id=application.id,
-                    position=pos,
-                    notice_number_enc=enc,
-                    notice_number_hmac=digest,
-                    braille=braille,
-                    e_certificate=ecert,
-                )
-                for pos, enc, digest, braille, ecert in sealed.members
+                LotteryEntrant(lottery_id=lottery_id, application_id=application.id, **row)
+                for row in sealed.member_rows()
             )
             db.flush()
     except IntegrityError:
@@ -270,7 +257,7 @@ def _checked_preferences(lottery: LotteryView, preferences: Sequence[int]) -> li
 
 def _already_applied(db: DbSession, lottery_id: int, sealed: Sealed) -> BookingError:
     """Which of the household's numbers applied already (the first, as the resident typed it)."""
-    digests = [m[2] for m in sealed.members]
+    digests = sealed.notice_digests()
     taken = set(
         db.execute(
             select(LotteryEntrant.notice_number_hmac).where(
@@ -380,23 +367,7 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
     drawn = draw(entries, seats, seed)
     won, lost = _book_winners(db, lottery_id, applications, drawn, now)
     digest = input_digest(entries, seats)
-    record = {
-        "lottery": lottery_id,
-        "service": claimed.service_id,
-        "applications_until": claimed.applications_until.isoformat(),
-        "drawn_at": now.isoformat(),
-        "algorithm": ALGORITHM,
-        "times": [
-            [s.id, s.venue_id, s.starts_at.isoformat(), s.ends_at.isoformat(), s.capacity]
-            for s in slots
-        ],
-        "seats": [[slot, seats[slot]] for slot in sorted(seats)],
-        "applications": [[e.application, e.party, list(e.preferences)] for e in entries],
-        "input_digest": digest,
-        "seed": seed,
-        "order": drawn.order,
-        "results": [[e.application, drawn.results[e.application]] for e in entries],
-    }
+    record = _public_record(lottery_id, claimed, now, slots, seats, entries, (seed, digest), drawn)
     db.execute(
         update(Lottery)
         .where(Lottery.id == lottery_id)
@@ -413,6 +384,37 @@ def run_draw(db: DbSession, *, lottery_id: int, seed: str | None = None) -> Draw
             days.add(joined)
     offer_free_seats(db, days)
     return DrawOutcome(lottery_id, won, lost)
+
+
+def _public_record(
+    lottery_id: int,
+    claimed: Row[str, datetime],
+    now: datetime,
+    slots: Sequence[Row[int, str, datetime, datetime, int, int, int, bool]],
+    seats: dict[int, int],
+    entries: list[Entry],
+    seed_and_digest: tuple[str, str],
+    drawn: Drawn,
+) -> dict[str, object]:
+    """What the ward may publish once drawn, enough for anyone to re-run the draw: no
+    personal data."""
+    return {
+        "lottery": lottery_id,
+        "service": claimed.service_id,
+        "applications_until": claimed.applications_until.isoformat(),
+        "drawn_at": now.isoformat(),
+        "algorithm": ALGORITHM,
+        "times": [
+            [s.id, s.venue_id, s.starts_at.isoformat(), s.ends_at.isoformat(), s.capacity]
+            for s in slots
+        ],
+        "seats": [[slot, seats[slot]] for slot in sorted(seats)],
+        "applications": [[e.application, e.party, list(e.preferences)] for e in entries],
+        "input_digest": seed_and_digest[1],
+        "seed": seed_and_digest[0],
+        "order": drawn.order,
+        "results": [[e.application, drawn.results[e.application]] for e in entries],
+    }
 
 
 def _locked_slots(

@@ -177,12 +177,7 @@ def _insert_booking_rows(
             party_size=party,
             channel=channel,
             status="booked",
-            language=sealed.language,
-            name_kana_enc=sealed.name_kana_enc,
-            phone_enc=sealed.phone_enc,
-            phone_hmac=sealed.phone_hmac,
-            phone_line_type=sealed.phone_line_type,
-            birth_date_enc=sealed.birth_date_enc,
+            **sealed.columns(),
             proxy=proxy,
             version=1,
             created_at=now,
@@ -193,17 +188,7 @@ def _insert_booking_rows(
     if sealed.members:
         db.execute(
             insert(BookingMember),
-            [
-                {
-                    "booking_id": booking_id,
-                    "position": pos,
-                    "notice_number_enc": enc,
-                    "notice_number_hmac": digest,
-                    "braille": braille,
-                    "e_certificate": ecert,
-                }
-                for pos, enc, digest, braille, ecert in sealed.members
-            ],
+            [{"booking_id": booking_id, **row} for row in sealed.member_rows()],
         )
     record_event(db, booking_id, event, 1)
     if idempotency_key is not None:
@@ -238,12 +223,7 @@ def _book_pg(
         "slot_id": slot_id,
         "party": party,
         "channel": channel,
-        "language": sealed.language,
-        "name_kana_enc": sealed.name_kana_enc,
-        "phone_enc": sealed.phone_enc,
-        "phone_hmac": sealed.phone_hmac,
-        "phone_line_type": sealed.phone_line_type,
-        "birth_date_enc": sealed.birth_date_enc,
+        **sealed.columns(),
         "proxy": proxy,
         "now": now,
         "window_end": local_midnight(last_bookable_day(ctx) + timedelta(days=1)),
@@ -386,7 +366,7 @@ def _before_claim(
             return earlier
     if active_limit:
         _check_active_limit(db, sealed.phone_hmac)
-    fairness.lock_notices(db, [m[2] for m in sealed.members])
+    fairness.lock_notices(db, sealed.notice_digests())
     return None
 
 
@@ -509,7 +489,7 @@ def _book_step_by_step(
     else:
         seats.claim_booked(db, slot.id, party, channel, sealed.birth_date.year)
     if slot.requires_notice_number:  # after the claim: SQLite's write lock is held by then
-        fairness.check_notices(db, [m[2] for m in sealed.members])
+        fairness.check_notices(db, sealed.notice_digests())
     code = _free_code(db)
     booking_id = _insert_booking_rows(
         db,
@@ -610,7 +590,7 @@ def _why_not_booked(
     if not seats.seats_fit(db, slot_id, party, channel, birth_year):
         raise seats.why_not_claimed(db, slot_id, birth_year)
     if slot_info(db, slot_id).requires_notice_number:
-        fairness.check_notices(db, [m[2] for m in sealed.members])
+        fairness.check_notices(db, sealed.notice_digests())
     raise seats.why_not_claimed(db, slot_id, birth_year)
 
 

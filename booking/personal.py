@@ -249,6 +249,34 @@ class Sealed:
     birth_date: date
     member_views: list[MemberView]
 
+    def columns(self) -> dict[str, str | None]:
+        """The resident's sealed columns, as a booking and a lottery application store them."""
+        return {
+            "language": self.language,
+            "name_kana_enc": self.name_kana_enc,
+            "phone_enc": self.phone_enc,
+            "phone_hmac": self.phone_hmac,
+            "phone_line_type": self.phone_line_type,
+            "birth_date_enc": self.birth_date_enc,
+        }
+
+    def member_rows(self) -> list[dict[str, object]]:
+        """Each member's sealed columns, as a booking's or an application's member rows."""
+        return [
+            {
+                "position": pos,
+                "notice_number_enc": enc,
+                "notice_number_hmac": digest,
+                "braille": braille,
+                "e_certificate": ecert,
+            }
+            for pos, enc, digest, braille, ecert in self.members
+        ]
+
+    def notice_digests(self) -> list[str | None]:
+        """The members' keyed notice-number hashes (None where a member has none)."""
+        return [member[2] for member in self.members]
+
 
 def check_members(requires_notice: bool, party: int, members: list[MemberInput]) -> None:
     """A service that needs notice numbers needs one for every person in the party."""

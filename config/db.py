@@ -32,26 +32,7 @@ def make_engine(
     # Statement parameters hold residents' data: keep them out of error messages and logs.
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        # The driver's own transaction handling is off so that every transaction can start
-        # with BEGIN IMMEDIATE: SQLite then serialises writers instead of failing one of them
-        # half-way with "database is locked".
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "isolation_level": None}, **kwargs
-        )
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
+        return _sqlite_engine(url, **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     # A connection that sat in the pool is tested (one round trip) as it leaves it: after a
@@ -61,7 +42,51 @@ def make_engine(
     ping_idle = kwargs.pop("pool_pre_ping", True)
     # Recycling avoids idle timeouts in firewalls and proxies between here and the server.
     kwargs.setdefault("pool_recycle", 1800)
-    # Set when the connection opens (no round trip per request).
+    kwargs["connect_args"] = _postgres_connect_args(
+        url,
+        dict(kwargs.pop("connect_args", {})),
+        statement_timeout_ms=statement_timeout_ms,
+        read_only=read_only,
+        connect_timeout_s=connect_timeout_s,
+    )
+    engine = create_engine(url, **kwargs)
+    if ping_idle:
+        _ping_when_idle(engine)
+    return engine
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    """The embedded default's engine. The driver's own transaction handling is off so that
+    every transaction can start with BEGIN IMMEDIATE: SQLite then serialises writers instead
+    of failing one of them half-way with "database is locked"."""
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "isolation_level": None}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _postgres_connect_args(
+    url: str,
+    connect_args: dict[str, Any],
+    *,
+    statement_timeout_ms: int,
+    read_only: bool,
+    connect_timeout_s: int,
+) -> dict[str, Any]:
+    """libpq's arguments, set when a connection opens (no round trip per request)."""
     options = []
     if statement_timeout_ms:
         # The server cancels a statement past it, which the request answers as a 503.
@@ -71,20 +96,13 @@ def make_engine(
         # and still named here), the server refuses it instead of writing behind the primary.
         options.append("-c default_transaction_read_only=on")
     if connect_timeout_s:
-        connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args["connect_timeout"] = int(connect_timeout_s)
-        kwargs["connect_args"] = connect_args
     if options:
-        connect_args = dict(kwargs.pop("connect_args", {}))
         given = make_url(url).query.get("options")  # the URL's own ?options=, kept
         if isinstance(given, str):
             options.insert(0, given)
         connect_args["options"] = " ".join(options)
-        kwargs["connect_args"] = connect_args
-    engine = create_engine(url, **kwargs)
-    if ping_idle:
-        _ping_when_idle(engine)
-    return engine
+    return connect_args
 
 
 # A connection back in the pool more recently than this is not tested with a round trip (see

@@ -282,6 +282,39 @@ def _stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, stopping)
 
 
+def _give_jobs_their_runtime(
+    settings: Settings, sessions: sessionmaker[Session], jobs: RqJobs
+) -> None:
+    """Every package's jobs get what they work with, and the pumps are woken."""
+    lottery_jobs.use(sessions)
+    reminder_jobs.use(reminders_runtime(settings, sessions, jobs))
+    reminder_jobs.wake_pump(jobs)
+    calendar_jobs.use(calendar_runtime(settings, sessions, jobs))
+    if calendar_jobs.configured():
+        calendar_jobs.wake(jobs)
+
+
+def _helper_threads(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    redis: Redis,
+    jobs: RqJobs,
+    stop: threading.Event,
+) -> list[threading.Thread]:
+    """The worker's side threads: the pump's watch, housekeeping and RQ's scheduler (on a
+    connection of its own)."""
+    redis_url = settings.redis_url or ""
+    return [
+        threading.Thread(
+            target=_watch_pump,
+            args=(redis, jobs, stop, float(settings.reminder_pump_seconds)),
+            daemon=True,
+        ),
+        threading.Thread(target=_housekeeping, args=(redis, sessions, settings, stop), daemon=True),
+        threading.Thread(target=_schedule, args=(redis_connection(redis_url), stop), daemon=True),
+    ]
+
+
 def run_worker(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -301,24 +334,9 @@ def run_worker(
         configure_logging(settings.log_level, settings.log_format)
     redis = redis_connection(settings.redis_url)
     jobs = RqJobs(redis)
-    lottery_jobs.use(sessions)
-    reminder_jobs.use(reminders_runtime(settings, sessions, jobs))
-    reminder_jobs.wake_pump(jobs)
-    calendar_jobs.use(calendar_runtime(settings, sessions, jobs))
-    if calendar_jobs.configured():
-        calendar_jobs.wake(jobs)
+    _give_jobs_their_runtime(settings, sessions, jobs)
     stop = threading.Event()
-    helpers = [
-        threading.Thread(
-            target=_watch_pump,
-            args=(redis, jobs, stop, float(settings.reminder_pump_seconds)),
-            daemon=True,
-        ),
-        threading.Thread(target=_housekeeping, args=(redis, sessions, settings, stop), daemon=True),
-        threading.Thread(
-            target=_schedule, args=(redis_connection(settings.redis_url), stop), daemon=True
-        ),
-    ]
+    helpers = _helper_threads(settings, sessions, redis, jobs, stop)
     for helper in helpers:
         helper.start()
     if on_start is not None:
