@@ -39,9 +39,6 @@ SEND_BATCH = "reminders.jobs.send_batch"
 SEND_THREADS = 100
 # The longest a claimed message waits for its moment under the sending number's cap.
 MOST_PACE_WAIT = 20.0
-# Messages due now in a group this small (a pump's confirmations after a booking or two) each
-# get a job of their own: the workers take them side by side instead of one waiting on a batch.
-FEW_DUE_NOW = 4
 OUTBOX_QUEUE = "outbox"
 MESSAGES_QUEUE = "messages"
 
@@ -96,8 +93,7 @@ def arm(rt: Runtime, later: Later) -> None:
 
 def arm_all(rt: Runtime, laters: list[Later], *, backlog: bool = False) -> None:
     """Send jobs for many messages: those due together (now, or in the same second) in batches
-    of ``rt.batch_size``, a job per batch; a message alone, or one of a few due now, keeps a job
-    of its own. A batch's
+    of ``rt.batch_size``, a job per batch; a message alone keeps a job of its own. A batch's
     job id comes from its messages, so arming the same batch again adds no second job; a
     ``backlog`` (due messages whose jobs were lost, swept again each round while it drains) is
     cut by id instead, a job per hundred ids, so that a batch still waiting is not armed again
@@ -110,10 +106,6 @@ def arm_all(rt: Runtime, laters: list[Later], *, backlog: bool = False) -> None:
         together.setdefault(moment, []).append(later)
     for group in together.values():
         group.sort(key=lambda later: later.id)
-        if not backlog and len(group) <= FEW_DUE_NOW and group[0].at <= now:
-            for later in group:
-                arm(rt, later)
-            continue
         if backlog:
             buckets: dict[int, list[Later]] = {}
             for later in group:

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from redis import Redis
@@ -161,26 +161,3 @@ def test_sends_beyond_the_caps_window_go_back_uncounted(desk: Desk) -> None:
     assert all(m.attempts == 0 and m.send_after > desk.clock() for m in back)
     assert all(desk.armed.sends(m.id) for m in back)  # armed for when the cap allows
     assert sum(len(desk.sms_to(p)) for p in phones) == 2
-
-
-def test_a_few_messages_due_now_each_get_a_job_and_many_go_as_batches(desk: Desk) -> None:
-    """A pump's few confirmations go side by side on the workers; a crowd due together batches."""
-    now = datetime.now(UTC)
-    few = [reminders.Later(message_id, now) for message_id in (9_000_001, 9_000_002)]
-    desk.armed.armed.clear()
-    jobs.arm_all(desk.runtime, few)
-    funcs = [(func, args) for _, func, args, _ in desk.armed.armed]
-    assert funcs == [(jobs.SEND, (9_000_001,)), (jobs.SEND, (9_000_002,))]
-
-    many = [reminders.Later(9_100_000 + n, now) for n in range(jobs.FEW_DUE_NOW + 1)]
-    desk.armed.armed.clear()
-    jobs.arm_all(desk.runtime, many)
-    [(_, func, args, _)] = desk.armed.armed
-    assert func == jobs.SEND_BATCH and len(args) == jobs.FEW_DUE_NOW + 1
-
-    later = now + timedelta(hours=3)
-    due_later = [reminders.Later(9_200_000 + n, later) for n in range(2)]
-    desk.armed.armed.clear()
-    jobs.arm_all(desk.runtime, due_later)
-    [(_, func, args, _)] = desk.armed.armed
-    assert func == jobs.SEND_BATCH and args == (9_200_000, 9_200_001)  # reminders at one time
