@@ -8,17 +8,20 @@ import itertools
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from booking import service
 from booking.context import TOKYO
 from booking.errors import BookingError
+from booking.models import Slot
 from booking.service import ResidentInput
+from tests.booking.test_race import only_booking_errors, race
 from tests.conftest import FakeClock, SlotMaker
 
 # Staff ids of these tests' own (the console's accounts are other tests' business).
 _staff = itertools.count(900_000)
+RACERS = 8
 
 
 def book(db: Session, slot_id: int, party: int = 1) -> service.BookingView:
@@ -211,3 +214,72 @@ def test_the_period_counts_visits_completed_and_copies_by_venue(
         "copies_handed_over": 1,
         "copies_waiting": 1,
     }
+
+
+def test_racing_confirmations_of_one_sheet_confirm_it_once(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    """A double click, or the sheet confirmed on two screens at once: one sheet, the copies on
+    it once; the others find nothing left to hand over."""
+    clerk = next(_staff)
+    with committed() as db:
+        slot = SlotMaker(db)(2)
+        made = [book(db, slot) for _ in range(2)]
+        arrived(db, clock, made[0])
+        service.check_in(db, code=made[1].code, venue_id="main")
+        for b in made:
+            service.complete_help_booking(
+                db, booking_id=b.id, staff_id=clerk, sent=True, copy_given=True
+            )
+        day = clock.now.astimezone(TOKYO).date()
+        ids = [v.id for v in sheet_of(db, clerk, day, confirmed=False).visits]
+        db.commit()
+    receivers = [next(_staff) for _ in range(RACERS)]
+
+    def work(db: Session, i: int) -> object:
+        return service.confirm_handover(
+            db, venue_id="main", day=day, staff_id=clerk, receiver_id=receivers[i], visit_ids=ids
+        )
+
+    outcomes = race(committed, RACERS, work)
+    won = [o.value for o in outcomes if o.error is None]
+    assert len(won) == 1
+    only_booking_errors(outcomes, "handover_nothing")
+    with committed() as db:
+        sheets = [
+            s for s in service.handover_sheets(db, venue_id="main", day=day) if s.staff_id == clerk
+        ]
+        stored = db.execute(
+            text("SELECT count(*), sum(copies) FROM handover_sheet WHERE staff_id = :s"),
+            {"s": clerk},
+        ).one()
+    assert [(s.id is not None, s.copies) for s in sheets] == [(True, 2)]
+    assert tuple(stored) == (1, 2)
+
+
+def test_a_double_click_on_a_help_walk_in_records_it_once(
+    committed: sessionmaker[Session], clock: FakeClock
+) -> None:
+    clerk = next(_staff)
+    with committed() as db:
+        slot = SlotMaker(db)(1)
+        starts = db.execute(select(Slot.starts_at).where(Slot.id == slot)).scalar_one()
+        db.commit()
+    clock.set(starts.astimezone(TOKYO) + timedelta(minutes=1))
+    with committed() as db:
+        number = service.walk_in(db, venue_id="main", service_id="application_help", party=1).number
+        db.commit()
+
+    def work(db: Session, _i: int) -> object:
+        return service.complete_help_walk_in(
+            db, venue_id="main", number=number, staff_id=clerk, sent=True, copy_given=True
+        )
+
+    outcomes = race(committed, RACERS, work)
+    assert sum(o.error is None for o in outcomes) == 1
+    only_booking_errors(outcomes, "help_already_recorded")
+    with committed() as db:
+        recorded = db.execute(
+            text("SELECT count(*) FROM application_help WHERE staff_id = :s"), {"s": clerk}
+        ).scalar_one()
+    assert recorded == 1
