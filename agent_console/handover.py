@@ -126,7 +126,7 @@ def handover_sheets(
         chosen = day_or_today(day, db)
         sheets = booking.handover_sheets(db, venue_id=venue, day=chosen)
         ids = {s.staff_id for s in sheets} | {s.receiver_id for s in sheets if s.receiver_id}
-        people = {i: staff.get_staff(db, i) for i in sorted(ids)}
+        people = {p.id: p for p in staff.list_staff(db) if p.id in ids}
         audit_event(db, seat, request, "handover.view", "venue", venue, chosen.isoformat())
         db.commit()
     return render(
