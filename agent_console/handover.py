@@ -193,6 +193,9 @@ async def handover_confirm(request: Request) -> Response:
                 )
             except BookingError as refused:
                 db.rollback()
+                detail = f"{chosen.isoformat()}: {refused.code}, receiver {receiver.login_id}"
+                audit_event(db, seat, request, "handover.confirm_refused", "venue", venue, detail)
+                db.commit()
                 return _to_sheets(venue, chosen.isoformat(), error=refused.message("ja"))
             detail = f"{venue} {chosen.isoformat()}: {sheet.copies} copies"
             audit_event(

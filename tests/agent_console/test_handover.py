@@ -141,6 +141,8 @@ def test_the_sheet_is_confirmed_by_two_people_both_audited_and_then_frozen(
     # The same person cannot receive their own copies; a wrong password is refused and audited.
     alone = confirm(clerk, page.text, login)
     assert "別の人でなければなりません" in alone.text
+    [same] = events(console, action="handover.confirm_refused", login_id=login)
+    assert "handover_same_person" in same.detail
     ward = console.person("counter_manager")
     wrong = confirm(clerk, page.text, ward, password="not the password")  # noqa: S106
     assert "パスワード（確認コード）が違います" in wrong.text
