@@ -72,7 +72,7 @@ async def _help_done(
             detail = f"sent={'yes' if sent else 'no'} copy={'yes' if given else 'no'}"
             audit_event(db, seat, request, "counter.help_completed", kind, subject, detail)
             db.commit()
-        said = f"{label}の申請補助を完了にしました（{_said(sent, given)}）。"
+        said = f"{label}の手続きを完了にしました（申請補助：{_said(sent, given)}）。"
         return _to_counter(venue, done=said)
 
     return await run_in_threadpool(work)

@@ -79,7 +79,7 @@ def test_a_help_visit_is_completed_with_what_was_sent_and_handed(console: Consol
         data=base | {"sent": "on", "copy": "on"},
     )
     assert (
-        f"予約番号 {made[0].code} の申請補助を完了にしました（申請を送信、控えを申請者に手渡し）"
+        f"予約番号 {made[0].code} の手続きを完了にしました（申請補助：申請を送信、控えを申請者に手渡し）"
         in done.text
     )
     nothing = clerk.post(
@@ -98,7 +98,7 @@ def test_a_help_visit_is_completed_with_what_was_sent_and_handed(console: Consol
         f"/console/manage/counter/walk-ins/{number.group(1)}/help-done", data=base | {"sent": "on"}
     )
     assert (
-        f"{number.group(1)}番の方の申請補助を完了にしました（申請を送信、控えは申請者に渡さず）"
+        f"{number.group(1)}番の方の手続きを完了にしました（申請補助：申請を送信、控えは申請者に渡さず）"
         in walked.text
     )
     with console.app_sessions() as db:
