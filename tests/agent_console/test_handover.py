@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
+from agent_console import service as staff
 from agent_console.models import AuditEvent
 from booking import service as booking
 from booking.context import TOKYO
@@ -208,3 +210,28 @@ def test_agents_may_not_open_the_sheet_nor_receive(console: Console) -> None:
     refused = confirm(clerk, sheet_page(clerk, base["venue"]).text, helper)
     assert "受け取る役割ではありません" in refused.text
     assert isinstance(events(console, action="handover.receive_refused")[-1], AuditEvent)
+
+
+def test_a_receivers_wrong_passwords_lock_them_out_as_at_sign_in(console: Console) -> None:
+    """The receiver's credentials are checked as at sign-in: wrong ones count towards their
+    lock-out, and a temporary password (known to two people) confirms nothing."""
+    ward, other = console.person("counter_manager"), console.person("counter_manager")
+    for _ in range(staff.MAX_FAILED_LOGINS):
+        with console.app_sessions() as db:
+            with pytest.raises(staff.StaffError):
+                staff.countersign(db, login_id=ward, password="wrong password here")  # noqa: S106
+            db.commit()
+    with console.app_sessions() as db:
+        with pytest.raises(staff.StaffError, match="ロック"):
+            staff.countersign(db, login_id=ward, password=PASSWORD)
+        temporary = staff.create_staff(
+            db,
+            login_id=f"{ward}-new",
+            display_name="新任",
+            role="counter_manager",
+            password=PASSWORD,
+            must_change=True,
+        )
+        with pytest.raises(staff.StaffError, match="仮のまま"):
+            staff.countersign(db, login_id=temporary.login_id, password=PASSWORD)
+        assert staff.countersign(db, login_id=other, password=PASSWORD).login_id == other
