@@ -57,6 +57,8 @@ class MonthlyReport:
     office: staff.OfficePeriod
     service_names: dict[str, str]
     venue_names: dict[str, str]
+    # Application help (申請補助) by venue: visits, completed, the ward's copies handed over.
+    help: list[booking.HelpMonth] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -142,6 +144,7 @@ def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
         office=staff.office_period(db, start=start, end=end),
         service_names=service_names,
         venue_names=venue_names,
+        help=booking.application_help_period(db, first=first, last=last),
     )
 
 
@@ -181,6 +184,16 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
             ("counter " + v.venue_id, "seats", str(v.capacity)),
             ("counter " + v.venue_id, "seats taken", str(v.taken)),
             ("counter " + v.venue_id, "capacity use", _rate(v.use)),
+        ]
+    for h in report.help:
+        rows += [
+            ("application help " + h.venue_id, "visits", str(h.visits)),
+            ("application help " + h.venue_id, "completed", str(h.completed)),
+            ("application help " + h.venue_id, "sent", str(h.sent)),
+            ("application help " + h.venue_id, "not sent", str(h.not_sent)),
+            ("application help " + h.venue_id, "copies given to applicants", str(h.copies_given)),
+            ("application help " + h.venue_id, "copies handed over", str(h.copies_handed_over)),
+            ("application help " + h.venue_id, "copies not yet handed over", str(h.copies_waiting)),
         ]
     rows += [
         (f"capacity {d.venue_id}", d.day.isoformat(), f"{d.taken}/{d.capacity}")

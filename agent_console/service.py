@@ -21,6 +21,7 @@ from agent_console.audit_log import (
     purge_audit,
     search_audit,
 )
+from agent_console.countersign import countersign
 from agent_console.erasure_records import (
     ERASURE_METHOD,
     Erasure,
@@ -96,6 +97,7 @@ __all__ = [
     "certificate_text",
     "check_chain",
     "check_password",
+    "countersign",
     "create_staff",
     "deactivate",
     "erase_personal_data",

@@ -104,6 +104,7 @@ class WalkInView:
     party_size: int
     called_at: datetime | None = None
     completed_at: datetime | None = None
+    service_id: str = ""
 
 
 def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> WalkInView:
@@ -131,7 +132,7 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
         if not seats.try_claim_booked(db, slot_id, party, "walk_in"):
             continue  # taken meanwhile: the next one
         number = _next_number(db, venue_id, service_id, slot_id, party, now)
-        return WalkInView(number, slot_id, starts_at, party)
+        return WalkInView(number, slot_id, starts_at, party, service_id=service_id)
     raise BookingError("slot_full", field="service")
 
 
@@ -176,6 +177,7 @@ def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInVi
             WalkIn.party_size,
             WalkIn.called_at,
             WalkIn.completed_at,
+            WalkIn.service_id,
         )
         .join(Slot, Slot.id == WalkIn.slot_id)
         .where(WalkIn.venue_id == venue_id, WalkIn.day == day)

@@ -528,3 +528,61 @@ class CancelTally(Base):
     phone_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
     cancels: Mapped[int] = mapped_column(Integer)
+
+
+class HandoverSheet(Base):
+    """The ward's copies of printed application details handed over at the end of a day's work
+    (seed 002, ⑤): always face to face, so confirmed by the staff member handing over and the
+    ward's receiver, two accounts. Frozen once confirmed: copies recorded later go on a new sheet.
+    Staff are the console's accounts, by id (booking knows no staff table)."""
+
+    __tablename__ = "handover_sheet"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    day: Mapped[date] = mapped_column(Date)
+    staff_id: Mapped[int] = mapped_column(Integer)  # who handed the copies over
+    receiver_id: Mapped[int] = mapped_column(Integer)  # the ward's staff member who took them
+    copies: Mapped[int] = mapped_column(Integer)
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint("staff_id <> receiver_id", name="two_people"),
+        CheckConstraint("copies >= 0", name="copies_counted"),
+        Index("ix_handover_sheet_day", "venue_id", "day"),
+    )
+
+
+class ApplicationHelp(Base):
+    """An application-help visit (申請補助) as the counter completed it: whether the application
+    went from the help terminal, whether the applicant took their copy of the printed details,
+    and the ward's copies (one per application sent) waiting for a handover sheet. No personal
+    data: the visit is a booking or a walk-in's queue number."""
+
+    __tablename__ = "application_help"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    day: Mapped[date] = mapped_column(Date)
+    booking_id: Mapped[int | None] = mapped_column(
+        ForeignKey("booking.id"), nullable=True, unique=True
+    )
+    walk_in_id: Mapped[int | None] = mapped_column(
+        ForeignKey("walk_in.id"), nullable=True, unique=True
+    )
+    staff_id: Mapped[int] = mapped_column(Integer)  # who completed the visit (a console account)
+    sent: Mapped[bool] = mapped_column(Boolean)
+    copy_given: Mapped[bool] = mapped_column(Boolean)
+    ward_copies: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sheet_id: Mapped[int | None] = mapped_column(
+        ForeignKey("handover_sheet.id"), nullable=True, index=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("(booking_id IS NULL) <> (walk_in_id IS NULL)", name="one_visit"),
+        # Nothing printed when nothing was sent: no copy for anyone.
+        CheckConstraint("sent OR (ward_copies = 0 AND NOT copy_given)", name="copies_if_sent"),
+        CheckConstraint("ward_copies >= 0", name="copies_counted"),
+        Index("ix_application_help_open", "venue_id", "day", "staff_id"),
+    )

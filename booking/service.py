@@ -9,6 +9,8 @@ with one role each:
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
 - ``counter_day``: check-in, no-shows, walk-ins, calls to the counter;
+- ``application_help``: help visits completed with what was sent and printed, the day's
+  handover sheets of the ward's copies, their monthly figures;
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
 - ``offers``: the waitlist as the channels use it; ``retention``: erasure of personal data;
 - ``availability``, ``figures``, ``release``, ``views``: the catalogue and free seats, the
@@ -17,6 +19,16 @@ with one role each:
 
 from __future__ import annotations
 
+from booking.application_help import (
+    HelpMonth,
+    HelpVisit,
+    SheetView,
+    application_help_period,
+    complete_help_booking,
+    complete_help_walk_in,
+    confirm_handover,
+    handover_sheets,
+)
 from booking.attempts import ATTEMPTS_KEPT, forget_old_attempts, note_attempt
 from booking.availability import (
     DayMark,
@@ -128,18 +140,22 @@ __all__ = [
     "DayMark",
     "EventView",
     "HeldTime",
+    "HelpMonth",
+    "HelpVisit",
     "HoldView",
     "MemberInput",
     "MemberView",
     "ReleaseView",
     "ResidentInput",
     "SessionDay",
+    "SheetView",
     "SlotDay",
     "SlotView",
     "Today",
     "WaitlistView",
     "WalkInView",
     "add_release",
+    "application_help_period",
     "availability",
     "book",
     "book_drawn",
@@ -157,7 +173,10 @@ __all__ = [
     "check_in",
     "check_in_offline",
     "close_slots",
+    "complete_help_booking",
+    "complete_help_walk_in",
     "complete_walk_in",
+    "confirm_handover",
     "counter_figures",
     "create_hold",
     "erase_personal_data",
@@ -168,6 +187,7 @@ __all__ = [
     "forget_old_attempts",
     "get_booking",
     "get_hold",
+    "handover_sheets",
     "join_waitlist",
     "keep_within",
     "last_bookable_day",

@@ -58,10 +58,38 @@ class Expected:
     seats_used: Counter[tuple[str, date]] = field(default_factory=Counter)
     inquiries: Counter[str] = field(default_factory=Counter)
     erased_bookings: int = 0
+    help_visits: Counter[str] = field(default_factory=Counter)
+    help_completed: Counter[str] = field(default_factory=Counter)
+    help_sent: Counter[str] = field(default_factory=Counter)
+    help_not_sent: Counter[str] = field(default_factory=Counter)
+    help_copies_given: Counter[str] = field(default_factory=Counter)
+    help_handed_over: Counter[str] = field(default_factory=Counter)
+    help_waiting: Counter[str] = field(default_factory=Counter)
 
 
 def at(clock: FakeClock, day: date, hour: int, minute: int = 0) -> None:
     clock.set(datetime.combine(day, time(hour, minute), TOKYO))
+
+
+def help_visit(
+    db: Session,
+    want: Expected,
+    rng: random.Random,
+    view: booking.BookingView,
+    staff_id: int,
+) -> None:
+    """An application-help visit checked in: mostly completed, mostly sent, mostly a copy."""
+    want.help_visits[view.venue_id] += 1
+    if rng.random() < 0.3:
+        return  # still at the counter when the month ends
+    sent = rng.random() < 0.8
+    given = sent and rng.random() < 0.8
+    booking.complete_help_booking(
+        db, booking_id=view.id, staff_id=staff_id, sent=sent, copy_given=given
+    )
+    want.help_completed[view.venue_id] += 1
+    (want.help_sent if sent else want.help_not_sent)[view.venue_id] += 1
+    want.help_copies_given[view.venue_id] += given
 
 
 def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
@@ -76,6 +104,13 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
             display_name="監督",
             role="supervisor",
             password="long enough pw 1",  # noqa: S106 (a test account)
+        )
+        ward = staff.create_staff(  # who receives the ward's copies of application help
+            db,
+            login_id="ward",
+            display_name="区職員",
+            role="counter_manager",
+            password="long enough pw 3",  # noqa: S106 (a test account)
         )
         db.commit()
     # Calls, on weekdays of the first half of January, at various hours.
@@ -129,6 +164,8 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
         calls.ask_agents_to_call(db, phone="+819012349999", language="ja", reason="notice")
         db.commit()
     want.callbacks += 1
+    helping = random.Random(4)  # application help's own draws: the rest of the month unchanged
+    helped: set[tuple[str, date]] = set()
     # Bookings made Jan 4-15 for visits Jan 20-28, some cancelled.
     made: list[tuple[booking.BookingView, int]] = []
     for day in (date(2027, 1, d) for d in range(4, 16)):
@@ -186,6 +223,9 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
                     booking.check_in(db, code=view.code, venue_id=view.venue_id)
                     want.arrived[view.venue_id] += 1
                     want.seats_used[(view.venue_id, local.date())] += party
+                    if view.service_id == "application_help":
+                        help_visit(db, want, helping, view, supervisor.id)
+                        helped.add((view.venue_id, local.date()))
                 else:
                     want.no_shows[view.venue_id] += 1
             db.commit()
@@ -193,6 +233,26 @@ def make_month(url: str) -> tuple[sessionmaker[Session], Expected]:
         with sessions() as db:
             booking.mark_no_shows(db, late_after=timedelta(minutes=15))
             db.commit()
+    # The day's handover sheets of application help: the first day's with copies confirmed,
+    # the later ones not yet.
+    with sessions() as db:
+        for venue, day in sorted(helped):
+            sheets = [s for s in booking.handover_sheets(db, venue_id=venue, day=day) if not s.id]
+            if want.help_handed_over[venue] or not sheets or not sheets[0].copies:
+                for sheet in sheets:
+                    want.help_waiting[venue] += sheet.copies
+                continue
+            [sheet] = sheets
+            booking.confirm_handover(
+                db,
+                venue_id=venue,
+                day=day,
+                staff_id=supervisor.id,
+                receiver_id=ward.id,
+                visit_ids=[v.id for v in sheet.visits],
+            )
+            want.help_handed_over[venue] += sheet.copies
+        db.commit()
     # Inquiries, an erasure run, staff changes: late January.
     at(clock, date(2027, 1, 29), 11)
     with sessions() as db:
@@ -288,6 +348,22 @@ def test_every_figure_matches_what_happened(
         assert day.capacity == capacity[key], key
         assert day.taken == want.seats_used[key], key  # no-shows' seats went back
     assert made.no_shows == sum(want.no_shows.values())
+    helped = {h.venue_id: h for h in made.help}
+    assert set(helped) == set(want.help_visits)
+    for venue, h in helped.items():
+        assert (h.visits, h.completed, h.sent, h.not_sent, h.copies_given) == (
+            want.help_visits[venue],
+            want.help_completed[venue],
+            want.help_sent[venue],
+            want.help_not_sent[venue],
+            want.help_copies_given[venue],
+        ), venue
+        assert (h.copies_handed_over, h.copies_waiting) == (
+            want.help_handed_over[venue],
+            want.help_waiting[venue],
+        ), venue
+    assert sum(want.help_handed_over.values()) > 0 and sum(want.help_waiting.values()) > 0
+    assert sum(want.help_not_sent.values()) > 0
     names = {
         "booking": "予約（新規・変更・取消）",
         "pin": "暗証番号",
@@ -317,6 +393,10 @@ def test_the_report_prints_with_charts_and_its_csv_holds_the_figures(
     assert figures[("calls", "received")] == str(want.received)
     assert figures[("bookings", "made")] == str(want.made)
     assert figures[("bookings", "cancelled")] == str(want.cancelled)
+    for venue, handed in want.help_handed_over.items():
+        assert figures[("application help " + venue, "copies handed over")] == str(handed)
+        assert figures[("application help " + venue, "visits")] == str(want.help_visits[venue])
+    assert "申請補助（会場別）" in html and "区へ引渡し済みの控え" in html
     done = madoguchi(
         "report",
         "monthly",
