@@ -6,6 +6,7 @@ with one role each:
   booking statement of ``making``), holds, their lapse, freed seats offered to the waitlist;
 - ``making``: ``book`` (one statement on PostgreSQL, step by step elsewhere), ``book_drawn``;
   ``retry_keys`` its idempotency, ``attempts`` the clients' attempt limits;
+- ``cards``: the cards that have arrived (the ward's import), pickups held to them;
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
 - ``counter_day``: check-in, no-shows, walk-ins, calls to the counter;
@@ -45,6 +46,17 @@ from booking.capacity import (
     set_quota,
     slots_of_day,
     stranded,
+)
+from booking.cards import (
+    CardRow,
+    CardsFile,
+    Imported,
+    booking_not_ready,
+    complete_pickup,
+    erase_ready_cards,
+    import_ready_cards,
+    read_cards_csv,
+    ready_cards_by_venue,
 )
 from booking.changes import (
     cancel,
@@ -123,12 +135,15 @@ __all__ = [
     "BookingPeriod",
     "BookingView",
     "CapacityDay",
+    "CardRow",
+    "CardsFile",
     "ContactView",
     "CounterDay",
     "DayMark",
     "EventView",
     "HeldTime",
     "HoldView",
+    "Imported",
     "MemberInput",
     "MemberView",
     "ReleaseView",
@@ -145,6 +160,7 @@ __all__ = [
     "book_drawn",
     "booking_by_code",
     "booking_contacts",
+    "booking_not_ready",
     "booking_period",
     "bookings_between",
     "bookings_for_phone",
@@ -157,10 +173,12 @@ __all__ = [
     "check_in",
     "check_in_offline",
     "close_slots",
+    "complete_pickup",
     "complete_walk_in",
     "counter_figures",
     "create_hold",
     "erase_personal_data",
+    "erase_ready_cards",
     "erase_waitlist_personal_data",
     "extend_waitlist_offer",
     "find_booking",
@@ -168,6 +186,7 @@ __all__ = [
     "forget_old_attempts",
     "get_booking",
     "get_hold",
+    "import_ready_cards",
     "join_waitlist",
     "keep_within",
     "last_bookable_day",
@@ -185,6 +204,8 @@ __all__ = [
     "note_attempt",
     "offer_freed_seats",
     "pending_events",
+    "read_cards_csv",
+    "ready_cards_by_venue",
     "reclaim_expired_holds",
     "release_hold",
     "relocate",
