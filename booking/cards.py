@@ -25,7 +25,7 @@ from booking.base import UTCDateTime
 from booking.changes import set_status
 from booking.context import context
 from booking.errors import BookingError
-from booking.models import Booking, BookingMember, ReadyCard
+from booking.models import Booking, BookingMember, ReadyCard, Service, Venue, VenueService
 from booking.personal import normalise_notice_number
 from booking.views import BookingView
 
@@ -193,6 +193,37 @@ def import_ready_cards(
         if progress is not None:
             progress(start + len(chunk), total)
     return Imported(total, dict(Counter(r.venue_id for r in rows)))
+
+
+def pickup_venues(db: DbSession) -> dict[str, str]:
+    """The venues a card may wait at (those offering a service that needs notice numbers):
+    {id: Japanese name}."""
+    found = db.execute(
+        select(Venue.id, Venue.name_ja, Venue.sort_order)
+        .join(VenueService, VenueService.venue_id == Venue.id)
+        .join(Service, Service.id == VenueService.service_id)
+        .where(Venue.active.is_(True), Service.requires_notice_number.is_(True))
+        .order_by(Venue.sort_order, Venue.id)
+        .distinct()
+    ).all()
+    return {str(venue_id): str(name) for venue_id, name, _order in found}
+
+
+def import_cards_file(
+    db: DbSession, *, data: bytes, progress: Callable[[int, int], None] | None = None
+) -> tuple[CardsFile, Imported | None]:
+    """The ward's CSV checked, then imported whole (None: a line was bad, nothing imported).
+    The caller records it in the audit log (``audit_detail``) and commits."""
+    found = read_cards_csv(data, pickup_venues(db))
+    if found.problems:
+        return found, None
+    return found, import_ready_cards(db, rows=found.rows, progress=progress)
+
+
+def audit_detail(found: CardsFile, done: Imported) -> str:
+    """What the audit log keeps of an import: the file's digest, its rows, cards per venue."""
+    venues = ",".join(f"{v}:{n}" for v, n in sorted(done.venues.items()))
+    return f"sha256={found.digest} rows={done.rows} venues={venues}"
 
 
 def ready_cards_by_venue(db: DbSession) -> dict[str, int]:
