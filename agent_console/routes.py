@@ -30,6 +30,7 @@ from agent_console import (
     faq,
     lottery,
     manage_calendar,
+    ready_cards,
     releases,
     signin,
     waiting,
@@ -78,6 +79,7 @@ router = _gather(
     lottery,
     waitlist,
     waiting,
+    ready_cards,
 )
 
 
