@@ -4,18 +4,25 @@ only, pickups held to it (refuse and warn), and its rows erased on pickup and un
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
+from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from booking import service
 from booking.errors import BookingError
 from booking.models import ReadyCard
 from booking.service import MemberInput, ResidentInput
+from config.db import make_sessionmaker
 from tests.booking.test_fairness import notice
-from tests.conftest import FakeClock, SlotMaker
+from tests.booking.test_pages import FORM, field, hold_first_time
+from tests.conftest import FakeClock, SlotMaker, app_for, make_context
 
 VENUES = {"main": "本庁舎", "yotsuya": "四谷特別出張所"}
 
@@ -197,3 +204,65 @@ def test_cards_leave_the_list_under_the_retention_rule(db: Session, clock: FakeC
     assert db.get(ReadyCard, vault.digest(new)) is not None
     assert service.erase_ready_cards(db, before=cutoff, everything=True) >= 1
     assert _cards(db) == 0
+
+
+# --- the API and the web form, in refuse mode --------------------------------------------------
+
+
+@pytest.fixture
+def refusing_app(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
+    app = app_for(engine, clock, tmp_path)
+    app.state.sessions = make_sessionmaker(
+        engine, dataclasses.replace(make_context(clock), ready_cards="refuse")
+    )
+    address = (f"10.252.{secrets.randbelow(256)}.{secrets.randbelow(256)}", 50000)
+    with TestClient(app, raise_server_exceptions=False, client=address) as http:
+        yield http
+
+
+def _committed_arrival(http: TestClient, number: str) -> None:
+    with http.app.state.sessions() as db:  # type: ignore[attr-defined]
+        arrived(db, number)
+        db.commit()
+
+
+def test_the_api_refuses_a_card_not_arrived_with_what_to_do(refusing_app: TestClient) -> None:
+    with refusing_app.app.state.sessions() as db:  # type: ignore[attr-defined]
+        slot = SlotMaker(db)(2, service="pickup")
+        db.commit()
+    body = {
+        "slot_id": slot,
+        "name_kana": "カード マチ",
+        "phone": "090-3400-0002",
+        "birth_date": "1972-05-05",
+        "members": [{"notice_number": notice()}],
+    }
+    refused = refusing_app.post("/api/v1/bookings", json=body)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("card_not_ready", "members[0].notice_number")
+    assert "コールセンター" in error["message"]["ja"]
+    assert "call the call center" in error["message"]["en"]
+    number = notice()
+    _committed_arrival(refusing_app, number)
+    booked = refusing_app.post(
+        "/api/v1/bookings", json=body | {"members": [{"notice_number": number}]}
+    )
+    assert booked.status_code == 201, booked.text
+
+
+def test_the_web_form_says_it_beside_the_notice_number(refusing_app: TestClient) -> None:
+    where, details = hold_first_time(refusing_app, "/book/pickup/main/2027-01-14?party=1")
+    form = {**FORM, "phone": "090-3400-0003", "csrf": field(details, "csrf")}
+    form |= {"party": field(details, "party"), "service": field(details, "service")}
+    wrong = refusing_app.post(where, data=form | {"notice_0": notice()}, follow_redirects=False)
+    assert wrong.status_code == 409
+    beside = re.search(r'id="notice_0-error"[^>]*>(.*?)<', wrong.text, re.S)
+    assert beside is not None, wrong.text
+    assert "この会場にまだ届いていないようです" in beside.group(1)
+    assert 'name="notice_0"' in wrong.text and 'aria-invalid="true"' in wrong.text
+    number = notice()
+    _committed_arrival(refusing_app, number)
+    form |= {"notice_0": number, "csrf": field(wrong.text, "csrf")}
+    booked = refusing_app.post(where, data=form, follow_redirects=False)
+    assert booked.status_code == 303, booked.text
