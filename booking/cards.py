@@ -22,12 +22,10 @@ from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session as DbSession
 
 from booking.base import UTCDateTime
-from booking.changes import set_status
 from booking.context import context
 from booking.errors import BookingError
 from booking.models import Booking, BookingMember, ReadyCard, Service, Venue, VenueService
 from booking.personal import normalise_notice_number
-from booking.views import BookingView
 
 MODES = ("off", "refuse", "warn")
 
@@ -308,13 +306,6 @@ def booking_not_ready(db: DbSession, *, booking_id: int) -> list[int]:
 
 
 # --- Erasure ---------------------------------------------------------------------------------
-
-
-def complete_pickup(db: DbSession, *, booking_id: int) -> tuple[BookingView, int]:
-    """The counter's 完了 for a booking: completed, and its cards (picked up now) leave the
-    list; the booking and how many cards went, for the erasure record."""
-    view = set_status(db, booking_id=booking_id, status="completed")
-    return view, erase_picked_up(db, booking_id=booking_id)
 
 
 def erase_picked_up(db: DbSession, *, booking_id: int) -> int:

@@ -412,7 +412,8 @@ def _book_in_one_statement(
         raise
     if earlier is not None:
         return earlier
-    if cards.refusing(db):  # nothing read when the ward does not hold pickups to its list
+    # A string compared and nothing read when the ward does not hold pickups to its list.
+    if ctx.ready_cards == "refuse":
         try:
             cards.check_slot(db, slot_id=slot_id, digests=[m[2] for m in sealed.members])
         except BookingError:
@@ -512,7 +513,7 @@ def _book_step_by_step(
     earlier = _before_claim(db, key, sealed)
     if earlier is not None:
         return earlier
-    if cards.refusing(db):  # before any seat, as on the one-statement path
+    if ctx.ready_cards == "refuse":  # before any seat, as on the one-statement path
         cards.check_slot(db, slot_id=slot.id, digests=[m[2] for m in sealed.members])
     if hold_id is not None:
         earlier = _take_hold(db, hold_id, party, sealed, key)

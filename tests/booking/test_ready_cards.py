@@ -266,3 +266,23 @@ def test_the_web_form_says_it_beside_the_notice_number(refusing_app: TestClient)
     form |= {"notice_0": number, "csrf": field(wrong.text, "csrf")}
     booked = refusing_app.post(where, data=form, follow_redirects=False)
     assert booked.status_code == 303, booked.text
+
+
+def test_refuse_holds_a_move_to_another_venue_to_the_list(
+    db: Session, make_slot: SlotMaker
+) -> None:
+    mode(db, "refuse")
+    a = notice()
+    arrived(db, a)  # at the main office
+    slot = make_slot(2, service="pickup")
+    made = service.book(db, slot_id=slot, party=1, resident=pickup(a), channel="web")
+    later = make_slot(2, service="pickup")  # the main office too: the card is there
+    moved = service.reschedule_booking(db, booking_id=made.id, slot_id=later)
+    assert moved.slot_id == later
+    [elsewhere] = service.availability(
+        db, service_id="pickup", venue_id="yotsuya", start=date(2027, 1, 12), limit=1
+    )
+    with pytest.raises(BookingError) as refused:
+        service.reschedule_booking(db, booking_id=made.id, slot_id=elsewhere.id)
+    assert refused.value.code == "card_not_ready"
+    assert service.get_booking(db, booking_id=made.id).slot_id == later
