@@ -27,8 +27,6 @@ from booking.errors import BookingError
 from booking.models import Booking, BookingMember, ReadyCard, Service, Venue, VenueService
 from booking.personal import normalise_notice_number
 
-MODES = ("off", "refuse", "warn")
-
 # The CSV's columns, as the ward's system may head them (Japanese or English).
 NOTICE_HEADS = ("交付通知書番号", "notice_number", "notice number")
 VENUE_HEADS = ("交付場所", "会場", "venue")
@@ -103,10 +101,13 @@ def read_cards_csv(data: bytes, venues: dict[str, str]) -> CardsFile:
         return found
     by_name = {name: venue_id for venue_id, name in venues.items()}
     seen: dict[str, tuple[int, str]] = {}
-    for number, row in enumerate(lines, start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # a blank line (often the last)
-        _read_row(found, number, row, notice_at, venue_at, venues, by_name, seen)
+    try:
+        for row in lines:
+            if not any(cell.strip() for cell in row):
+                continue  # a blank line (often the last)
+            _read_row(found, lines.line_num, row, notice_at, venue_at, venues, by_name, seen)
+    except csv.Error:  # a NUL byte, a quote never closed: the rest cannot be read
+        found.refuse(lines.line_num, "CSVとして読めません the line cannot be read as CSV")
     return found
 
 

@@ -87,6 +87,14 @@ def test_each_bad_row_is_named_by_its_line_without_its_number() -> None:
     assert "個人番号" in found.problems[2]
 
 
+def test_a_file_that_is_no_csv_is_refused_not_a_crash() -> None:
+    huge = b"A" * 200_000  # past the csv module's field limit
+    found = service.read_cards_csv(b"notice_number,venue\nAB1-234567,main\n" + huge, VENUES)
+    assert found.problems == ["3行目 line 3: CSVとして読めません the line cannot be read as CSV"]
+    found = service.read_cards_csv(b"\xff\xfe\x00\x81", VENUES)
+    assert found.rows == [] and found.problems
+
+
 def test_a_file_without_the_columns_is_refused_whole() -> None:
     found = service.read_cards_csv(b"a,b\nAB1-234567,main\n", VENUES)
     assert found.rows == []
