@@ -15,12 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from booking import service
+from booking import lottery, service
 from booking.errors import BookingError
 from booking.models import ReadyCard
 from booking.service import MemberInput, ResidentInput
 from config.db import make_sessionmaker
 from tests.booking.test_fairness import notice
+from tests.booking.test_lottery import household, new_lottery
 from tests.booking.test_pages import FORM, field, hold_first_time
 from tests.conftest import FakeClock, SlotMaker, app_for, make_context
 
@@ -294,3 +295,35 @@ def test_refuse_holds_a_move_to_another_venue_to_the_list(
         service.reschedule_booking(db, booking_id=made.id, slot_id=elsewhere.id)
     assert refused.value.code == "card_not_ready"
     assert service.get_booking(db, booking_id=made.id).slot_id == later
+
+
+def test_refuse_holds_a_lottery_application_to_the_list(
+    db: Session, make_slot: SlotMaker, clock: FakeClock
+) -> None:
+    mode(db, "refuse")
+    slots = [make_slot(2, service="pickup"), make_slot(2, service="pickup")]
+    made = new_lottery(db, clock, slots)
+    listed, missing = notice(), notice()
+    arrived(db, listed)
+    with pytest.raises(BookingError) as refused:
+        lottery.apply(
+            db,
+            lottery_id=made.id,
+            party=2,
+            resident=household(2, [listed, missing]),
+            preferences=slots,
+            channel="web",
+        )
+    assert (refused.value.code, refused.value.field) == (
+        "card_not_ready",
+        "members[1].notice_number",
+    )
+    applied = lottery.apply(
+        db,
+        lottery_id=made.id,
+        party=1,
+        resident=household(1, [listed]),
+        preferences=slots,
+        channel="web",
+    )
+    assert applied.party_size == 1
