@@ -101,6 +101,7 @@ def test_managers_upload_the_list_and_it_is_audited(refusing: Console) -> None:
     page = manager.get("/console/manage/cards")
     assert page.status_code == 200
     assert "一覧にない番号の受け取りの予約は、どの窓口でもお断りします" in page.text
+    assert "この会場の受け取りの予約は、いまはすべてお断りになります" in page.text  # none at some
     a, b = notice(), notice()
     good = f"交付通知書番号,交付場所\n{a},main\n{b},四谷特別出張所\n".encode("cp932")
     done = manager.post(
