@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -230,7 +231,12 @@ async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Respons
             audit_event(
                 db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}"
             )
+            # MADOGUCHI_READY_CARDS=warn: booked, and the agent told whose card is not listed.
+            missing = booking.booking_not_ready(db, booking_id=made.id)
             db.commit()
-        return RedirectResponse(f"/console/calls/{call_sid}?booked={made.code}", status_code=303)
+        said = {"booked": made.code}
+        if missing:
+            said["not_ready"] = ",".join(str(i + 1) for i in missing)
+        return RedirectResponse(f"/console/calls/{call_sid}?{urlencode(said)}", status_code=303)
 
     return await run_in_threadpool(work)

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import UploadFile
 
+from agent_console import service as staff
 from agent_console.day_view import day_or_today
 from agent_console.web import (
     NotAllowed,
@@ -41,7 +42,9 @@ COUNTER = ("counter_manager", "supervisor")
 
 
 @router.get("/counter", response_class=HTMLResponse)
-def counter_day(request: Request, venue: str = "main", done: str = "", error: str = "") -> Response:
+def counter_day(
+    request: Request, venue: str = "main", done: str = "", error: str = "", warn: str = ""
+) -> Response:
     """Today's bookings at a venue, check-in by code (typed, or read by a QR scanner), done,
     and walk-ins with their queue numbers. Audited (it lists residents' bookings)."""
     with unit_of_work(request) as db:
@@ -69,6 +72,7 @@ def counter_day(request: Request, venue: str = "main", done: str = "", error: st
         services=services,
         done=done,
         error=error,
+        warn=warn,
         figures=figures[0] if figures else booking.CounterDay(venue, today),
     )
 
@@ -90,6 +94,7 @@ class Done:
     kind: str
     subject: str | int
     said: str
+    warn: str = ""  # what counter staff must look at before going on
 
 
 async def _counter_action(request: Request, act: Callable[[DbSession, str], Done]) -> Response:
@@ -114,7 +119,7 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
                 return _to_counter(venue, error=str(refused))
             audit_event(db, seat, request, done.action, done.kind, done.subject)
             db.commit()
-        return _to_counter(venue, done=done.said)
+        return _to_counter(venue, done=done.said, **({"warn": done.warn} if done.warn else {}))
 
     return await run_in_threadpool(work)
 
@@ -147,15 +152,37 @@ async def counter_check_in(request: Request) -> Response:
                 raise
             raise CounterRefused(words.format(code=digits, **refused.params)) from refused
         said = f"予約番号 {found.code}（{found.party_size}名）を受け付けました。"
-        return Done("counter.check_in", "booking", found.id, said)
+        return Done("counter.check_in", "booking", found.id, said, _not_ready(db, found.id))
 
     return await _counter_action(request, act)
+
+
+def _not_ready(db: DbSession, booking_id: int) -> str:
+    """The warning at check-in (MADOGUCHI_READY_CARDS=warn) for members whose card is not on
+    the list of cards that have arrived at this venue."""
+    missing = booking.booking_not_ready(db, booking_id=booking_id)
+    if not missing:
+        return ""
+    who = "、".join(f"{i + 1}人目" for i in missing)
+    return (
+        f"ご注意：{who}の方の交付通知書番号は、この会場に届いたカードの一覧にありません。"
+        "カードの保管を確かめてから手続きしてください。見つからないときは、届いていない"
+        "ことをお伝えし、コールセンターでの予約の取り直しをご案内してください。"
+    )
 
 
 @router.post("/counter/bookings/{booking_id}/done")
 async def counter_done(request: Request, booking_id: RowId) -> Response:
     def act(db: DbSession, _code: str) -> Done:
-        finished = booking.set_status(db, booking_id=booking_id, status="completed")
+        finished, picked_up = booking.complete_pickup(db, booking_id=booking_id)
+        if picked_up:  # the cards handed over leave the list, with a record of it
+            staff.record_erasure(
+                db,
+                job="card picked up",
+                scope="pickup",
+                cutoff=None,
+                counts={"交付済みのカード ready cards picked up": picked_up},
+            )
         said = f"予約番号 {finished.code} の手続きを完了にしました。"
         return Done("counter.completed", "booking", booking_id, said)
 

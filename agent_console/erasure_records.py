@@ -84,6 +84,8 @@ def last_erasure_at(db: DbSession, *, scope: str) -> datetime | None:
 def _scope(erasure: Erasure) -> str:
     if erasure.scope == "everything":
         return "全データ (all personal data, at the contract's end)"
+    if erasure.scope == "pickup":
+        return "交付済みのカード (cards picked up at the counter, off the list of cards arrived)"
     if erasure.cutoff is not None:
         cutoff = erasure.cutoff.astimezone(TOKYO)
         return f"保存期間経過分 (past the retention period): before {cutoff:%Y-%m-%d %H:%M}"

@@ -31,6 +31,7 @@ from agent_console import (
     handover,
     lottery,
     manage_calendar,
+    ready_cards,
     releases,
     signin,
     waiting,
@@ -80,6 +81,7 @@ router = _gather(
     lottery,
     waitlist,
     waiting,
+    ready_cards,
 )
 
 

@@ -12,10 +12,10 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DbSession
 
-from booking import fairness, seats
+from booking import cards, fairness, seats
 from booking.context import context
 from booking.errors import BookingError
-from booking.models import Booking
+from booking.models import Booking, BookingMember
 from booking.outbox import record_event
 from booking.reads import booking_view, find_booking, slot_for_sale, slot_info
 from booking.seats import rowcount
@@ -128,6 +128,7 @@ def move(
             Booking.service_id,
             Booking.version,
             Booking.birth_date_enc,
+            Booking.venue_id,
         ).where(Booking.id == booking_id)
     ).one()
     # The day moved to must be released to the resident's group too (erased: to anyone).
@@ -137,6 +138,9 @@ def move(
         raise BookingError("service_mismatch", field="slot_id")
     if new_slot.id == booking.slot_id:
         raise BookingError("same_slot", field="slot_id")
+    if cards.refusing(db) and new_slot.venue_id != booking.venue_id:
+        # The card waits where it arrived: a move to another venue needs it listed there.
+        cards.check_slot(db, slot_id=new_slot.id, digests=_notice_digests(db, booking_id))
     party = booking.party_size
     # Both slot rows now, in ascending id order (the lock order).
     seats.lock_slots(db, [booking.slot_id, new_slot.id])
@@ -202,3 +206,21 @@ def _seats_of(db: DbSession, booking_id: int) -> tuple[int, int]:
         select(Booking.slot_id, Booking.party_size).where(Booking.id == booking_id)
     ).one()
     return int(slot_id), int(party)
+
+
+def _notice_digests(db: DbSession, booking_id: int) -> list[str | None]:
+    return list(
+        db.execute(
+            select(BookingMember.notice_number_hmac)
+            .where(BookingMember.booking_id == booking_id)
+            .order_by(BookingMember.position)
+        ).scalars()
+    )
+
+
+def complete_pickup(db: DbSession, *, booking_id: int) -> tuple[BookingView, int]:
+    """The counter's 完了 for a booking: completed, and its cards (picked up now) leave the
+    list of cards that have arrived; the booking and how many cards went, for the erasure
+    record."""
+    view = set_status(db, booking_id=booking_id, status="completed")
+    return view, cards.erase_picked_up(db, booking_id=booking_id)

@@ -37,6 +37,8 @@ class BookingContext:
     vault: Vault
     rules: BookingRules = field(default_factory=BookingRules)
     clock: Callable[[], datetime] = utc_now
+    # Pickups against the cards that have arrived (booking.cards): off, refuse or warn.
+    ready_cards: str = "off"
 
     def now(self) -> datetime:
         return self.clock()

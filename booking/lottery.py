@@ -21,7 +21,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import service
+from booking import cards, service
 from booking.availability import check_party
 from booking.context import TOKYO, context
 from booking.draw import ALGORITHM, Drawn, Entry, draw, input_digest, verify
@@ -216,6 +216,9 @@ def apply(
     if len(resident.members) != party or not all(m.notice_number for m in resident.members):
         raise BookingError("lottery_notice_numbers", field="members")
     sealed = seal(ctx.vault, ctx.today(), True, party, resident, {"lottery": lottery_id})
+    if ctx.ready_cards == "refuse":  # a winner is booked at the draw: each time's venue now
+        for slot_id in wanted:
+            cards.check_slot(db, slot_id=slot_id, digests=[m[2] for m in sealed.members])
     try:
         # A savepoint: the unique (lottery, notice number) constraint is the arbiter between
         # two applications racing with the same number; the loser's rows go, nothing else.

@@ -3,7 +3,9 @@ winners' ``book_drawn``. On PostgreSQL a booking of a slot is one statement (``_
 seat claim, the booking row, its members, its outbox event, its retry key); elsewhere, and from
 a hold, it goes step by step through booking/seats.py. Both paths keep the same rules: the slot
 open and for sale in the booking window, the channel's quota, the staged release, the party's
-notice numbers, one active pickup per notice number, and the phone number's active limit.
+notice numbers, one active pickup per notice number, and the phone number's active limit;
+and, when the ward holds pickups to it, the list of cards that have arrived (booking.cards:
+one read before the seats, shared by both paths).
 
 A booking with notice numbers takes their advisory locks (booking.fairness) before any row.
 """
@@ -20,7 +22,7 @@ from sqlalchemy import Boolean, Integer, String, Time, bindparam, column, func, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from booking import codes, fairness, retry_keys, seats
+from booking import cards, codes, fairness, retry_keys, seats
 from booking.availability import (
     check_party,
     first_bookable_day,
@@ -390,6 +392,15 @@ def _book_in_one_statement(
         raise
     if earlier is not None:
         return earlier
+    # A string compared and nothing read when the ward does not hold pickups to its list.
+    if ctx.ready_cards == "refuse":
+        try:
+            cards.check_slot(db, slot_id=slot_id, digests=[m[2] for m in sealed.members])
+        except BookingError:
+            # What the step-by-step path checks before the list, in its order.
+            _refuse_as_step_by_step(db, slot_id, party, resident)
+            _check_active_limit(db, sealed.phone_hmac)
+            raise
     try:
         found = _book_pg_reclaiming(db, slot_id, party, channel, resident, sealed, key)
     except (IntegrityError, BookingError):
@@ -482,6 +493,8 @@ def _book_step_by_step(
     earlier = _before_claim(db, key, sealed)
     if earlier is not None:
         return earlier
+    if ctx.ready_cards == "refuse":  # before any seat, as on the one-statement path
+        cards.check_slot(db, slot_id=slot.id, digests=[m[2] for m in sealed.members])
     if hold_id is not None:
         earlier = _take_hold(db, hold_id, party, sealed, key)
         if earlier is not None:

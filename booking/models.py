@@ -586,3 +586,18 @@ class ApplicationHelp(Base):
         CheckConstraint("ward_copies >= 0", name="copies_counted"),
         Index("ix_application_help_open", "venue_id", "day", "staff_id"),
     )
+
+
+class ReadyCard(Base):
+    """A card that has arrived at the venue where it is picked up (the ward's import from its
+    card management system). Kept by the notice number's keyed hash only, never the number:
+    a pickup booking's own hash finds it. Gone once the card is picked up, or under the
+    retention rule."""
+
+    __tablename__ = "ready_card"
+
+    notice_number_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(ForeignKey("venue.id"))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_ready_card_imported_at", "imported_at"),)

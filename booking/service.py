@@ -6,6 +6,7 @@ with one role each:
   booking statement of ``making``), holds, their lapse, freed seats offered to the waitlist;
 - ``making``: ``book`` (one statement on PostgreSQL, step by step elsewhere), ``book_drawn``;
   ``retry_keys`` its idempotency, ``attempts`` the clients' attempt limits;
+- ``cards``: the cards that have arrived (the ward's import), pickups held to them;
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
 - ``counter_day``: check-in, no-shows, walk-ins, calls to the counter;
@@ -58,10 +59,24 @@ from booking.capacity import (
     slots_of_day,
     stranded,
 )
+from booking.cards import (
+    CardRow,
+    CardsFile,
+    Imported,
+    audit_detail,
+    booking_not_ready,
+    erase_ready_cards,
+    import_cards_file,
+    import_ready_cards,
+    pickup_venues,
+    read_cards_csv,
+    ready_cards_by_venue,
+)
 from booking.changes import (
     cancel,
     cancel_booking,
     cancel_by_resident,
+    complete_pickup,
     reschedule,
     reschedule_booking,
     set_status,
@@ -135,6 +150,8 @@ __all__ = [
     "BookingPeriod",
     "BookingView",
     "CapacityDay",
+    "CardRow",
+    "CardsFile",
     "ContactView",
     "CounterDay",
     "DayMark",
@@ -143,6 +160,7 @@ __all__ = [
     "HelpMonth",
     "HelpVisit",
     "HoldView",
+    "Imported",
     "MemberInput",
     "MemberView",
     "ReleaseView",
@@ -156,11 +174,13 @@ __all__ = [
     "WalkInView",
     "add_release",
     "application_help_period",
+    "audit_detail",
     "availability",
     "book",
     "book_drawn",
     "booking_by_code",
     "booking_contacts",
+    "booking_not_ready",
     "booking_period",
     "bookings_between",
     "bookings_for_phone",
@@ -175,11 +195,13 @@ __all__ = [
     "close_slots",
     "complete_help_booking",
     "complete_help_walk_in",
+    "complete_pickup",
     "complete_walk_in",
     "confirm_handover",
     "counter_figures",
     "create_hold",
     "erase_personal_data",
+    "erase_ready_cards",
     "erase_waitlist_personal_data",
     "extend_waitlist_offer",
     "find_booking",
@@ -188,6 +210,8 @@ __all__ = [
     "get_booking",
     "get_hold",
     "handover_sheets",
+    "import_cards_file",
+    "import_ready_cards",
     "join_waitlist",
     "keep_within",
     "last_bookable_day",
@@ -205,6 +229,9 @@ __all__ = [
     "note_attempt",
     "offer_freed_seats",
     "pending_events",
+    "pickup_venues",
+    "read_cards_csv",
+    "ready_cards_by_venue",
     "reclaim_expired_holds",
     "release_hold",
     "relocate",

@@ -76,7 +76,7 @@ def booking_context(settings: Settings) -> BookingContext:
         waitlist_offer_minutes=settings.waitlist_offer_minutes,
         max_cancels_per_month=settings.cancels_per_phone_per_month,
     )
-    return BookingContext(vault=load_vault(settings), rules=rules)
+    return BookingContext(vault=load_vault(settings), rules=rules, ready_cards=settings.ready_cards)
 
 
 def session_factory(settings: Settings) -> sessionmaker[Session]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from config.commands import backups, check, records, running, schedule
+from config.commands import backups, cards, check, records, running, schedule
 from config.commands.common import Command
 from config.settings import Settings
 
@@ -24,6 +24,7 @@ Everyday use:
   madoguchi staff create --login sato --name "佐藤" --role supervisor   (the first account)
   madoguchi audit check                verify the audit log has not been tampered with
   madoguchi calendar import https://city.example.jp/holidays.ics   (休日開庁・閉庁)
+  madoguchi cards import arrived.csv   the cards that have arrived, by venue (交付準備完了)
   madoguchi worker                     send residents' messages (needs MADOGUCHI_REDIS_URL;
                                        without Redis, `serve` sends them itself)
   madoguchi call                       phone the running service's IVR from this terminal
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     running.add_call(add)
     records.add_staff(add)
     records.add_audit(add)
+    cards.add_cards(add)
     check.add_check(sub, commands)
     backups.add_backups(add)
 

@@ -40,6 +40,9 @@ def _erase(db: Session, *, before: datetime, everything: bool) -> dict[str, int]
         "抽選の申込 lottery applications": lottery.erase_personal_data(
             db, before=before, everything=everything
         ),
+        "届いたカード ready cards": booking.erase_ready_cards(
+            db, before=before, everything=everything
+        ),
     }
 
 

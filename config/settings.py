@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     # the visit or the cancellation (a daily job, with an erasure record each run); the audit
     # log is kept this many days.
     retention_days: int = Field(default=30, ge=1, le=3650)
+    # Pickup bookings against the list of cards that have arrived (`madoguchi cards import`):
+    # off (no check), refuse (a notice number not on the list at the booking's venue is
+    # refused on every channel) or warn (booked, with a warning to the agent and the counter).
+    ready_cards: Literal["off", "refuse", "warn"] = "off"
     audit_retention_days: int = Field(default=1095, ge=30, le=36500)
     # Speech on the phone line: unpacked vosk model folders per language (empty: that language
     # takes keys only). Each is checked at start-up and loaded once per process (a small model

@@ -74,6 +74,9 @@ class CallState:
     # token of the waitlist offer a call we placed is about (the booking takes it).
     full_day: str | None = None
     waitlist: str | None = None
+    # A card not on the list of cards that have arrived (MADOGUCHI_READY_CARDS=refuse): the
+    # caller keys the numbers again once; a second refusal ends the booking.
+    card_retried: bool = False
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""

@@ -1063,6 +1063,9 @@ def answer_confirm(turn: Turn, digits: str) -> None:
         if error.code in LOST_OFFER:
             offer_lost(turn)  # the details are kept: a new time goes straight to the read-back
             return
+        if error.code == "card_not_ready" and not state.card_retried:
+            card_not_ready(turn, int(error.params.get("n", 1)))
+            return
         release_offer(turn)
         turn.say("booking_refused", reason=error.message(turn.language))
         turn.ask("after_manage")
@@ -1079,6 +1082,18 @@ def answer_confirm(turn: Turn, digits: str) -> None:
     if made.phone_line_type == "mobile" and turn.config.sms_confirmations:
         turn.say("sms_sent")
     turn.ask("after_booking")
+
+
+def card_not_ready(turn: Turn, person: int) -> None:
+    """A notice number whose card is not on the list at the venue (MADOGUCHI_READY_CARDS=
+    refuse): perhaps mis-keyed, so that person's number and those after it are keyed again,
+    the time still held; once only (a second refusal says why and ends the booking)."""
+    state = turn.state
+    state.card_retried = True
+    state.notices = state.notices[: max(person - 1, 0)]
+    state.notice_head = None
+    turn.say("card_not_ready", n=person)
+    next_detail(turn)
 
 
 def say_visit(turn: Turn, made: BookingView) -> None:

@@ -277,3 +277,28 @@ def test_waitlist_numbers_are_erased_like_bookings(fresh_database: str, tmp_path
     assert [e.phone for e in new] == [NEW_PHONE]
     erase_all(w.sessions, job="test")
     assert NEW_PHONE not in dump(fresh_database)
+
+
+def test_the_cards_that_have_arrived_leave_the_list_under_retention(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    w = ward(fresh_database, tmp_path)
+    with w.sessions() as db:
+        _found, done = booking.import_cards_file(
+            db, data=b"notice_number,venue\nCD2-100001,main\nCD2-100002,yotsuya\n"
+        )
+        assert done is not None
+        db.commit()
+    w.clock.set(datetime.combine(date(2027, 1, 10), time(10), TOKYO))
+    with w.sessions() as db:  # listed again by a later import: kept
+        booking.import_cards_file(db, data=b"notice_number,venue\nCD2-100002,yotsuya\n")
+        db.commit()
+    w.clock.set(datetime.combine(date(2027, 1, 25), time(10), TOKYO))
+    record = erase_expired(w.sessions, w.settings)
+    assert record.counts["届いたカード ready cards"] == 1
+    with w.sessions() as db:
+        assert booking.ready_cards_by_venue(db) == {"yotsuya": 1}
+    everything = erase_all(w.sessions, job="test")
+    assert everything.counts["届いたカード ready cards"] == 1
+    with w.sessions() as db:
+        assert booking.ready_cards_by_venue(db) == {}

@@ -11,6 +11,7 @@ the statement without a case beside it fails; a case whose paths disagree fails 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -326,6 +327,30 @@ def _cancelled(db: Session, booking_id: int) -> None:
     service.cancel_booking(db, booking_id=booking_id)
 
 
+def _cards_refused(db: Session, clock: FakeClock, args: dict[str, Any]) -> None:
+    """The ward holds pickups to its list of cards that have arrived (booking.cards)."""
+    db.info["booking"] = dataclasses.replace(db.info["booking"], ready_cards="refuse")
+
+
+def _card_arrived(venue: str) -> Callable[[Session, FakeClock, dict[str, Any]], None]:
+    def then(db: Session, clock: FakeClock, args: dict[str, Any]) -> None:
+        _cards_refused(db, clock, args)
+        for member in args["resident"].members:
+            found = service.read_cards_csv(
+                f"notice_number,venue\n{member.notice_number},{venue}\n".encode(),
+                {"main": "本庁舎", "yotsuya": "四谷"},
+            )
+            service.import_ready_cards(db, rows=found.rows)
+
+    return then
+
+
+def _phone_at_its_limit_with_a_pickup(db: Session, clock: FakeClock) -> dict[str, Any]:
+    db.info["booking"] = make_context(clock, max_active_per_phone=1)
+    book_now(db, slot_on(db, FIRST_DAY), pickup())
+    return {"slot_id": slot_on(db, FIRST_DAY, service_id="pickup"), "resident": pickup(notice())}
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -466,6 +491,38 @@ RULES: list[Any] = [
         "slot_in_lottery",
     ),
     Rule("a closed slot and a bad phone", _and(_and(_plain(), _close), _bad_phone), "slot_closed"),
+    # The list of cards that have arrived: one read before the statement, on both paths.
+    Rule("a pickup whose card has arrived", _and(_pickup_with(1), _card_arrived("main")), "booked"),
+    Rule(
+        "a pickup whose card has not arrived",
+        _and(_pickup_with(1), _cards_refused),
+        "card_not_ready",
+    ),
+    Rule(
+        "a pickup whose card waits at another venue",
+        _and(_pickup_with(1), _card_arrived("yotsuya")),
+        "card_not_ready",
+    ),
+    Rule(
+        "a closed slot and a card not arrived",
+        _and(_and(_pickup_with(1), _close), _cards_refused),
+        "slot_closed",
+    ),
+    Rule(
+        "a bad phone and a card not arrived",
+        _and(_and(_pickup_with(1), _bad_phone), _cards_refused),
+        "invalid_phone",
+    ),
+    Rule(
+        "no seat left and a card not arrived",
+        _and(_and(_pickup_with(1), _fill), _cards_refused),
+        "card_not_ready",
+    ),
+    Rule(
+        "a phone number at its limit and a card not arrived",
+        _and(_phone_at_its_limit_with_a_pickup, _cards_refused),
+        "too_many_bookings",
+    ),
     # A retry is answered with the booking it made, whatever became of its slot since.
     Rule("a retry once the slot has closed", _retried_after_closing, "booked"),
     Rule("a channel the engine does not know", _plain(channel="walk_in"), "invalid_request"),
