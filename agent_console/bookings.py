@@ -9,16 +9,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm import Session as DbSession
 
+from agent_console.service import Seat
 from agent_console.web import (
     NotAllowed,
     audit_event,
     catalogue,
     csrf_ok,
-    form_fields,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking import service as booking
 from booking.errors import BookingError
@@ -155,36 +157,29 @@ def booking_page(request: Request, booking_id: RowId, done: str = "", error: str
 @router.post("/bookings/{booking_id}/messages")
 async def booking_messages(request: Request, booking_id: RowId) -> Response:
     """Resend the confirmation SMS, or stop messages for the booking or its number."""
-    form = await form_fields(request)
-    action = form.get("action", "")
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                if action == "resend":
-                    reminders.resend_confirmation(
-                        db, booking_id=booking_id, rules=request.app.state.reminder_rules
-                    )
-                    done = "確認のSMSを再送します。"
-                elif action in ("stop_booking", "stop_number"):
-                    whole = action == "stop_number"
-                    reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
-                    done = STOPPED["number" if whole else "booking"]
-                else:
-                    raise NotAllowed
-            except BookingError as refused:
-                db.rollback()
-                return RedirectResponse(
-                    f"/console/bookings/{booking_id}?"
-                    + urlencode({"error": refused.message("ja")}),
-                    303,
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        action = form.get("action", "")
+        try:
+            if action == "resend":
+                reminders.resend_confirmation(
+                    db, booking_id=booking_id, rules=request.app.state.reminder_rules
                 )
-            audit_event(db, seat, request, f"booking.{action}", "booking", booking_id, "messages")
-            db.commit()
+                done = "確認のSMSを再送します。"
+            elif action in ("stop_booking", "stop_number"):
+                whole = action == "stop_number"
+                reminders.opt_out(db, booking_id=booking_id, whole_number=whole, source="agent")
+                done = STOPPED["number" if whole else "booking"]
+            else:
+                raise NotAllowed
+        except BookingError as refused:
+            db.rollback()
+            return RedirectResponse(
+                f"/console/bookings/{booking_id}?" + urlencode({"error": refused.message("ja")}),
+                303,
+            )
+        audit_event(db, seat, request, f"booking.{action}", "booking", booking_id, "messages")
+        db.commit()
         return RedirectResponse(f"/console/bookings/{booking_id}?" + urlencode({"done": done}), 303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)

@@ -10,11 +10,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
 from agent_console.calls import call_screen
+from agent_console.service import Seat
 from agent_console.web import (
     audit_event,
     call_for,
+    call_is_theirs,
     csrf_ok,
     form_fields,
     refusal_words,
@@ -22,6 +25,7 @@ from agent_console.web import (
     render,
     resident_from_form,
     signed_in,
+    staff_form,
 )
 from booking import service as booking
 from booking.errors import BookingError
@@ -122,48 +126,39 @@ def book_search(
 @router.post("/calls/{call_sid}/book/hold")
 async def book_hold(request: Request, call_sid: str) -> Response:
     """Keep the chosen time for the caller while the agent takes their details."""
-    form = await form_fields(request)
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            call_for(db, seat, call_sid)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            hold = booking.create_hold(
+                db,
+                slot_id=row_id(form.get("slot_id")),
+                seats=whole_number(form.get("party", "1"), 100),
+                channel="agent",
+            )
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja") if isinstance(refused, BookingError) else "入力が不正です。"
+            )
+            return call_screen(request, call_sid, error=message)
+        if form.get("move", "").isdigit():
+            # A move: the new seats are held, now the booking moves onto them (its old seats
+            # are given back only once the new ones are taken, in the engine).
+            booking_id = int(form["move"])
             try:
-                hold = booking.create_hold(
-                    db,
-                    slot_id=row_id(form.get("slot_id")),
-                    seats=whole_number(form.get("party", "1"), 100),
-                    channel="agent",
-                )
-            except (BookingError, ValueError) as refused:
+                moved = booking.reschedule_booking(db, booking_id=booking_id, hold_id=hold.id)
+            except BookingError as refused:
                 db.rollback()
-                message = (
-                    refused.message("ja")
-                    if isinstance(refused, BookingError)
-                    else "入力が不正です。"
-                )
-                return call_screen(request, call_sid, error=message)
-            if form.get("move", "").isdigit():
-                # A move: the new seats are held, now the booking moves onto them (its old seats
-                # are given back only once the new ones are taken, in the engine).
-                booking_id = int(form["move"])
-                try:
-                    moved = booking.reschedule_booking(db, booking_id=booking_id, hold_id=hold.id)
-                except BookingError as refused:
-                    db.rollback()
-                    return call_screen(request, call_sid, error=refused.message("ja"))
-                audit_event(
-                    db, seat, request, "booking.move", "booking", booking_id, f"for call {call_sid}"
-                )
-                db.commit()
-                return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
+                return call_screen(request, call_sid, error=refused.message("ja"))
+            audit_event(
+                db, seat, request, "booking.move", "booking", booking_id, f"for call {call_sid}"
+            )
             db.commit()
+            return RedirectResponse(f"/console/calls/{call_sid}?moved={moved.code}", 303)
+        db.commit()
         return RedirectResponse(f"/console/calls/{call_sid}/book/{hold.id}", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act, check=call_is_theirs(call_sid))
 
 
 @router.get("/calls/{call_sid}/book/{hold_id}", response_class=HTMLResponse)
@@ -204,39 +199,30 @@ def book_details(
 @router.post("/calls/{call_sid}/book/{hold_id}")
 async def book_confirm(request: Request, call_sid: str, hold_id: str) -> Response:
     """Book the held time for the caller's household (channel: agent)."""
-    form = await form_fields(request)
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            call = call_for(db, seat, call_sid)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                held = booking.get_hold(db, hold_id=hold_id)
-                needs_notices = booking.service_or_404(db, held.service_id).requires_notice_number
-                made = booking.book(
-                    db,
-                    hold_id=hold_id,
-                    party=held.hold.seats,
-                    resident=resident_from_form(form, held.hold.seats, needs_notices),
-                    channel="agent",
-                    idempotency_key=f"agent:{call_sid}:{hold_id}",
-                )
-            except (BookingError, ValueError) as refused:
-                db.rollback()
-                message = refusal_words(refused)
-                return book_details(request, call_sid, hold_id, error=message, values=form)
-            audit_event(
-                db, seat, request, "booking.create", "booking", made.id, f"for call {call.call_sid}"
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            held = booking.get_hold(db, hold_id=hold_id)
+            needs_notices = booking.service_or_404(db, held.service_id).requires_notice_number
+            made = booking.book(
+                db,
+                hold_id=hold_id,
+                party=held.hold.seats,
+                resident=resident_from_form(form, held.hold.seats, needs_notices),
+                channel="agent",
+                idempotency_key=f"agent:{call_sid}:{hold_id}",
             )
-            # MADOGUCHI_READY_CARDS=warn: booked, and the agent told whose card is not listed.
-            missing = booking.booking_not_ready(db, booking_id=made.id)
-            db.commit()
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = refusal_words(refused)
+            return book_details(request, call_sid, hold_id, error=message, values=form)
+        audit_event(db, seat, request, "booking.create", "booking", made.id, f"for call {call_sid}")
+        # MADOGUCHI_READY_CARDS=warn: booked, and the agent told whose card is not listed.
+        missing = booking.booking_not_ready(db, booking_id=made.id)
+        db.commit()
         said = {"booked": made.code}
         if missing:
             said["not_ready"] = ",".join(str(i + 1) for i in missing)
         return RedirectResponse(f"/console/calls/{call_sid}?{urlencode(said)}", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act, check=call_is_theirs(call_sid))

@@ -18,12 +18,11 @@ from agent_console.service import Seat, StaffError
 from agent_console.web import (
     SESSION_COOKIE,
     audit_event,
-    csrf_ok,
-    form_fields,
     local_time,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
     templates,
 )
 from booking.web import unit_of_work
@@ -127,35 +126,29 @@ def _minutes(delta: timedelta) -> str:
 @router.post("/me/phone")
 async def my_phone(request: Request) -> Response:
     """The phone this agent takes calls on for this shift (a desk phone or extension)."""
-    form = await form_fields(request)
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
-            except StaffError as refused:
-                db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
-                context = _queue_context(db, seat)
-                mine = calls.my_open_call(db, staff_id=seat.staff.id)
-                return render(
-                    request,
-                    "home.html",
-                    seat,
-                    status_code=422,
-                    taken=None,
-                    phone_error=str(refused),
-                    mine=mine,
-                    **context,
-                )
-            audit_event(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
+        except StaffError as refused:
+            db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
+            context = _queue_context(db, seat)
+            mine = calls.my_open_call(db, staff_id=seat.staff.id)
+            return render(
+                request,
+                "home.html",
+                seat,
+                status_code=422,
+                taken=None,
+                phone_error=str(refused),
+                mine=mine,
+                **context,
+            )
+        audit_event(db, seat, request, "staff.desk_phone", "staff", seat.staff.id)
+        db.commit()
         return RedirectResponse("/console/", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)
 
 
 # --- the supervisor's wallboard ---------------------------------------------------------------

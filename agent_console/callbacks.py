@@ -6,19 +6,18 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
 from agent_console.service import Seat
 from agent_console.web import (
     NotAllowed,
     audit_event,
     catalogue,
-    csrf_ok,
-    form_fields,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
     via_desk_phone,
 )
 from booking import service as booking
@@ -42,22 +41,15 @@ CALLBACK_OUTCOMES = {
 
 @router.post("/callbacks/{callback_id}/claim")
 async def claim_callback(request: Request, callback_id: RowId) -> Response:
-    form = await form_fields(request)
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
-            if claimed is None:
-                db.rollback()
-                return RedirectResponse("/console/?taken=1", status_code=303)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
+        if claimed is None:
+            db.rollback()
+            return RedirectResponse("/console/?taken=1", status_code=303)
+        db.commit()
         return RedirectResponse(f"/console/callbacks/{callback_id}", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)
 
 
 @router.get("/callbacks/{callback_id}", response_class=HTMLResponse)
@@ -98,23 +90,18 @@ def callback_screen(request: Request, callback_id: RowId) -> Response:
 async def dial_callback(request: Request, callback_id: RowId) -> Response:
     """Call the resident back: Twilio rings the agent's desk phone, then dials the resident
     from the ward's number once the agent picks up."""
-    form = await form_fields(request)
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            if calls.callback_number(db, callback_id=callback_id, staff_id=seat.staff.id) is None:
-                raise NotAllowed
-            audit_event(db, seat, request, "callback.dial", "callback", callback_id)
-            db.commit()
-        # Already on a worker thread: Twilio's REST call waits here, not on the event loop.
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        if calls.callback_number(db, callback_id=callback_id, staff_id=seat.staff.id) is None:
+            raise NotAllowed
+        audit_event(db, seat, request, "callback.dial", "callback", callback_id)
+        db.commit()
+        # Committed, so no transaction waits on Twilio's REST call; on the worker thread, so
+        # neither does the event loop.
         dialled = _dial_back(request, callback_id, seat)
         return RedirectResponse(f"/console/callbacks/{callback_id}?dial={dialled}", 303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)
 
 
 def _dial_back(request: Request, callback_id: int, seat: Seat) -> str:
@@ -139,21 +126,14 @@ DIAL = {
 
 @router.post("/callbacks/{callback_id}/finish")
 async def finish_callback(request: Request, callback_id: RowId) -> Response:
-    form = await form_fields(request)
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            outcome = form.get("outcome", "")
-            if not calls.finish_callback(
-                db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
-            ):
-                raise NotAllowed
-            audit_event(db, seat, request, "callback.finish", "callback", callback_id, outcome)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        outcome = form.get("outcome", "")
+        if not calls.finish_callback(
+            db, callback_id=callback_id, staff_id=seat.staff.id, outcome=outcome
+        ):
+            raise NotAllowed
+        audit_event(db, seat, request, "callback.finish", "callback", callback_id, outcome)
+        db.commit()
         return RedirectResponse("/console/", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)

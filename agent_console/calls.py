@@ -6,18 +6,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
 from agent_console import service as staff
 from agent_console.service import Seat, StaffError
 from agent_console.web import (
     audit_event,
     call_for,
+    call_is_theirs,
     catalogue,
     csrf_ok,
     form_fields,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
     via_desk_phone,
 )
 from booking import service as booking
@@ -174,22 +177,14 @@ async def log_inquiry(request: Request, call_sid: str) -> Response:
 
 @router.post("/calls/{call_sid}/wrap-up")
 async def wrap_up(request: Request, call_sid: str) -> Response:
-    form = await form_fields(request)
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            call_for(db, seat, call_sid)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            disposition = form.get("disposition", "")
-            if disposition not in DISPOSITIONS:
-                db.rollback()
-                return call_screen(request, call_sid, error="対応結果を選んでください。")
-            calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
-            audit_event(db, seat, request, "call.wrap_up", "call", call_sid, disposition)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        disposition = form.get("disposition", "")
+        if disposition not in DISPOSITIONS:
+            db.rollback()
+            return call_screen(request, call_sid, error="対応結果を選んでください。")
+        calls.wrap_up(db, call_sid=call_sid, staff_id=seat.staff.id, disposition=disposition)
+        audit_event(db, seat, request, "call.wrap_up", "call", call_sid, disposition)
+        db.commit()
         return RedirectResponse("/console/", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act, check=call_is_theirs(call_sid))

@@ -12,7 +12,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
@@ -23,11 +22,11 @@ from agent_console.web import (
     NotAllowed,
     audit_event,
     catalogue,
-    csrf_ok,
     local_time,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking import service as booking
 from booking.errors import BookingError
@@ -118,7 +117,6 @@ def day_view(
 class Change:
     """The day view's form: which slots, what to do, and the manager's choice if asked."""
 
-    csrf: str
     slot_ids: list[int]
     action: str
     capacity: str
@@ -144,7 +142,6 @@ async def _change(request: Request) -> Change:
         return str(form.get(name, ""))
 
     return Change(
-        csrf=field("csrf"),
         slot_ids=[int(str(v)) for v in form.getlist("slot") if _count(str(v), 10**9) is not None],
         action=field("change"),
         capacity=field("capacity"),
@@ -184,15 +181,10 @@ async def change(request: Request) -> Response:
     not chosen yet, show exactly whom, and ask: keep them, or move them."""
     c = await _change(request)
 
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, {"csrf": c.csrf}):
-                return render(request, "expired.html", seat, status_code=403)
-            return _apply_change(request, db, seat, c)
+    def act(db: DbSession, seat: Seat, _form: dict[str, str]) -> Response:
+        return _apply_change(request, db, seat, c)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)
 
 
 def _apply_change(request: Request, db: DbSession, seat: Seat, c: Change) -> Response:

@@ -4,18 +4,17 @@ them) and the inquiry categories (supervisors)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
 from agent_console import service as staff
-from agent_console.service import StaffError
+from agent_console.service import Seat, StaffError
 from agent_console.web import (
     audit_event,
-    csrf_ok,
-    form_fields,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking.web import unit_of_work
 from ivr import service as calls
@@ -39,41 +38,34 @@ def faq_panel(request: Request, q: str = "", saved: str = "") -> Response:
 
 @router.post("/faq/{faq_id}")
 async def faq_edit(request: Request, faq_id: str) -> Response:
-    form = await form_fields(request)
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                calls.update_faq(
-                    db,
-                    faq_id=faq_id,
-                    title_ja=form.get("title_ja", ""),
-                    title_en=form.get("title_en", ""),
-                    answer_ja=form.get("answer_ja", ""),
-                    answer_en=form.get("answer_en", ""),
-                )
-            except ValueError:
-                db.rollback()
-                entries = calls.faq_entries(db)
-                return render(
-                    request,
-                    "faq.html",
-                    seat,
-                    status_code=422,
-                    entries=entries,
-                    q="",
-                    saved="",
-                    error="日本語と英語の見出しと答えを、すべて入力してください。",
-                )
-            audit_event(db, seat, request, "faq.edit", "faq", faq_id)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            calls.update_faq(
+                db,
+                faq_id=faq_id,
+                title_ja=form.get("title_ja", ""),
+                title_en=form.get("title_en", ""),
+                answer_ja=form.get("answer_ja", ""),
+                answer_en=form.get("answer_en", ""),
+            )
+        except ValueError:
+            db.rollback()
+            entries = calls.faq_entries(db)
+            return render(
+                request,
+                "faq.html",
+                seat,
+                status_code=422,
+                entries=entries,
+                q="",
+                saved="",
+                error="日本語と英語の見出しと答えを、すべて入力してください。",
+            )
+        audit_event(db, seat, request, "faq.edit", "faq", faq_id)
+        db.commit()
         return RedirectResponse(f"/console/faq?saved={faq_id}", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "supervisor", act=act)
 
 
 # --- inquiry categories (supervisors) -----------------------------------------------------------
@@ -89,37 +81,30 @@ def category_list(request: Request, error: str | None = None) -> Response:
 
 @router.post("/categories")
 async def category_save(request: Request) -> Response:
-    form = await form_fields(request)
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                staff.save_category(
-                    db,
-                    category_id=form.get("id", ""),
-                    name_ja=form.get("name_ja", ""),
-                    active=form.get("active") == "yes",
-                )
-            except StaffError as refused:
-                db.rollback()
-                rows = staff.all_categories(db)
-                return render(
-                    request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
-                )
-            audit_event(
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            staff.save_category(
                 db,
-                seat,
-                request,
-                "category.save",
-                "category",
-                form.get("id", "")[:40],
-                f"active={form.get('active') == 'yes'}",
+                category_id=form.get("id", ""),
+                name_ja=form.get("name_ja", ""),
+                active=form.get("active") == "yes",
             )
-            db.commit()
+        except StaffError as refused:
+            db.rollback()
+            rows = staff.all_categories(db)
+            return render(
+                request, "categories.html", seat, status_code=422, rows=rows, error=str(refused)
+            )
+        audit_event(
+            db,
+            seat,
+            request,
+            "category.save",
+            "category",
+            form.get("id", "")[:40],
+            f"active={form.get('active') == 'yes'}",
+        )
+        db.commit()
         return RedirectResponse("/console/categories", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "supervisor", act=act)

@@ -11,19 +11,19 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console.service import Seat
 from agent_console.web import (
     MANAGERS,
     NotAllowed,
     audit_event,
     catalogue,
-    csrf_ok,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking import lottery, lottery_jobs
 from booking import service as booking
@@ -104,34 +104,28 @@ def lotteries_page(
 
 @router.post("/manage/lotteries")
 async def create_lottery(request: Request) -> Response:
-    form = await request.form()
-    fields = {k: str(v) for k, v in form.items()}
-    session_ids = _ids(form.getlist("session"))
+    session_ids = _ids((await request.form()).getlist("session"))
 
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, fields):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                made = lottery.create_lottery(
-                    db,
-                    session_ids=session_ids,
-                    applications_from=_when(fields.get("applications_from", "")),
-                    applications_until=_when(fields.get("applications_until", "")),
-                    draw_at=_when(fields.get("draw_at", "")),
-                )
-            except (BookingError, ValueError) as refused:
-                db.rollback()
-                message = (
-                    refused.message("ja")
-                    if isinstance(refused, BookingError)
-                    else "日時の形をご確認ください（例：2027-01-05 09:00）。"
-                )
-                return _back("/console/manage/lotteries", error=message)
-            detail = f"sessions {sorted(session_ids)}, draw {made.draw_at.isoformat()}"
-            audit_event(db, seat, request, "lottery.create", "lottery", made.id, detail)
-            db.commit()
+    def act(db: DbSession, seat: Seat, fields: dict[str, str]) -> Response:
+        try:
+            made = lottery.create_lottery(
+                db,
+                session_ids=session_ids,
+                applications_from=_when(fields.get("applications_from", "")),
+                applications_until=_when(fields.get("applications_until", "")),
+                draw_at=_when(fields.get("draw_at", "")),
+            )
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja")
+                if isinstance(refused, BookingError)
+                else "日時の形をご確認ください（例：2027-01-05 09:00）。"
+            )
+            return _back("/console/manage/lotteries", error=message)
+        detail = f"sessions {sorted(session_ids)}, draw {made.draw_at.isoformat()}"
+        audit_event(db, seat, request, "lottery.create", "lottery", made.id, detail)
+        db.commit()
         jobs = request.app.state.jobs
         if jobs is not None:  # without a queue, the housekeeping draws it when its time comes
             lottery_jobs.arm(jobs, lottery_id=made.id, at=made.draw_at)
@@ -141,7 +135,7 @@ async def create_lottery(request: Request) -> Response:
             f"{len(made.slots)}枠は先着順の予約ができなくなりました。",
         )
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)
 
 
 @router.get("/manage/lotteries/{lottery_id}", response_class=HTMLResponse)
@@ -199,28 +193,21 @@ def lottery_record(request: Request, lottery_id: RowId) -> Response:
 @router.post("/manage/lotteries/{lottery_id}/release")
 async def release_lottery(request: Request, lottery_id: RowId) -> Response:
     """After the draw: the seats no one won go back to first-come booking."""
-    fields = {k: str(v) for k, v in (await request.form()).items()}
 
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, fields):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                count = lottery.release_seats(db, lottery_id=lottery_id)
-            except BookingError as refused:
-                db.rollback()
-                return _back(f"/console/manage/lotteries/{lottery_id}", error=refused.message("ja"))
-            audit_event(
-                db, seat, request, "lottery.release", "lottery", lottery_id, f"{count} slots"
-            )
-            db.commit()
+    def act(db: DbSession, seat: Seat, fields: dict[str, str]) -> Response:
+        try:
+            count = lottery.release_seats(db, lottery_id=lottery_id)
+        except BookingError as refused:
+            db.rollback()
+            return _back(f"/console/manage/lotteries/{lottery_id}", error=refused.message("ja"))
+        audit_event(db, seat, request, "lottery.release", "lottery", lottery_id, f"{count} slots")
+        db.commit()
         return _back(
             f"/console/manage/lotteries/{lottery_id}",
             done=f"{count}枠を先着順の予約に戻しました。",
         )
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)
 
 
 # --- agents: applications taken on the phone ------------------------------------------------
@@ -282,46 +269,41 @@ def apply_form(request: Request, lottery_id: RowId, done: str = "") -> Response:
 async def apply(request: Request, lottery_id: RowId) -> Response:
     """An agent applies for a caller's household (channel ``agent``)."""
     form = await request.form()
-    fields = {k: str(v) for k, v in form.items()}
     notices = [str(v).strip() for v in form.getlist("notice_number") if str(v).strip()]
     wanted = _ids(form.getlist("preference"))
 
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *TAKERS)
-            if not csrf_ok(seat, fields):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                birth = date.fromisoformat(fields.get("birth_date", ""))
-                made = lottery.apply(
-                    db,
-                    lottery_id=lottery_id,
-                    party=whole_number(fields.get("party") or len(notices) or 1, 100),
-                    resident=ResidentInput(
-                        name_kana=fields.get("name_kana") or None,
-                        phone=fields.get("phone", ""),
-                        birth_date=birth,
-                        language=fields.get("language", "ja"),
-                        members=[MemberInput(n) for n in notices],
-                    ),
-                    preferences=wanted,
-                    channel="agent",
-                )
-            except (BookingError, ValueError) as refused:
-                db.rollback()
-                message = (
-                    refused.message("ja")
-                    if isinstance(refused, BookingError)
-                    else "生年月日・人数の形をご確認ください（例：1970-04-01）。"
-                )
-                if isinstance(refused, FieldProblems):
-                    message = " ".join(p.message("ja") for p in refused.problems.values())
-                return _apply_page(request, db, lottery_id, error=message)
-            audit_event(db, seat, request, "lottery.apply", "lottery_application", made.id)
-            db.commit()
+    def act(db: DbSession, seat: Seat, fields: dict[str, str]) -> Response:
+        try:
+            birth = date.fromisoformat(fields.get("birth_date", ""))
+            made = lottery.apply(
+                db,
+                lottery_id=lottery_id,
+                party=whole_number(fields.get("party") or len(notices) or 1, 100),
+                resident=ResidentInput(
+                    name_kana=fields.get("name_kana") or None,
+                    phone=fields.get("phone", ""),
+                    birth_date=birth,
+                    language=fields.get("language", "ja"),
+                    members=[MemberInput(n) for n in notices],
+                ),
+                preferences=wanted,
+                channel="agent",
+            )
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = (
+                refused.message("ja")
+                if isinstance(refused, BookingError)
+                else "生年月日・人数の形をご確認ください（例：1970-04-01）。"
+            )
+            if isinstance(refused, FieldProblems):
+                message = " ".join(p.message("ja") for p in refused.problems.values())
+            return _apply_page(request, db, lottery_id, error=message)
+        audit_event(db, seat, request, "lottery.apply", "lottery_application", made.id)
+        db.commit()
         return _back(
             f"/console/lotteries/{lottery_id}/apply",
             done=f"申込番号 {made.id} で受け付けました。抽選の後、結果をお知らせします。",
         )
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *TAKERS, act=act)

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 from starlette.datastructures import UploadFile
 
 from agent_console.service import Seat
@@ -21,6 +22,7 @@ from agent_console.web import (
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking import schedule
 from booking.errors import BookingError
@@ -129,51 +131,44 @@ def _sessions_back(**said: str) -> Response:
 
 @router.post("/sessions")
 async def open_sessions(request: Request) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
-
-    def work() -> Response:
-        # The database and what follows: on a worker thread, never the event loop.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                venue = form.get("venue", "")
-                if venue == "_new":
-                    venue = form.get("new_id", "").strip()
-                    schedule.add_popup_venue(
-                        db,
-                        venue_id=venue,
-                        name_ja=form.get("new_name_ja", ""),
-                        name_en=form.get("new_name_en", ""),
-                        address_ja=form.get("new_address", ""),
-                    )
-                result = schedule.open_sessions_for_range(
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            venue = form.get("venue", "")
+            if venue == "_new":
+                venue = form.get("new_id", "").strip()
+                schedule.add_popup_venue(
                     db,
                     venue_id=venue,
-                    service_id=form.get("service", ""),
-                    first=date.fromisoformat(form.get("first", "")),
-                    last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
-                    opens=time.fromisoformat(form.get("opens", "")),
-                    closes=time.fromisoformat(form.get("closes", "")),
-                    slot_minutes=whole_number(form.get("slot_minutes") or 15, 24 * 60),
-                    seats=whole_number(form.get("seats") or 0, 10_000),
-                    kind=form.get("kind", "extra")
-                    if form.get("kind") in ("holiday", "extra", "popup")
-                    else "extra",
+                    name_ja=form.get("new_name_ja", ""),
+                    name_en=form.get("new_name_en", ""),
+                    address_ja=form.get("new_address", ""),
                 )
-            except BookingError as refused:
-                db.rollback()
-                return _sessions_back(error=refused.message("ja"))
-            except ValueError:
-                db.rollback()
-                return _sessions_back(
-                    error="日付・時刻・人数の形をご確認ください（例：2027-01-09、09:00）。"
-                )
-            opened, refused_days = len(result.opened), len(result.refused)
-            detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
-            audit_event(db, seat, request, "manage.sessions.open", "venue", venue, detail)
-            db.commit()
+            result = schedule.open_sessions_for_range(
+                db,
+                venue_id=venue,
+                service_id=form.get("service", ""),
+                first=date.fromisoformat(form.get("first", "")),
+                last=date.fromisoformat(form.get("last", "") or form.get("first", "")),
+                opens=time.fromisoformat(form.get("opens", "")),
+                closes=time.fromisoformat(form.get("closes", "")),
+                slot_minutes=whole_number(form.get("slot_minutes") or 15, 24 * 60),
+                seats=whole_number(form.get("seats") or 0, 10_000),
+                kind=form.get("kind", "extra")
+                if form.get("kind") in ("holiday", "extra", "popup")
+                else "extra",
+            )
+        except BookingError as refused:
+            db.rollback()
+            return _sessions_back(error=refused.message("ja"))
+        except ValueError:
+            db.rollback()
+            return _sessions_back(
+                error="日付・時刻・人数の形をご確認ください（例：2027-01-09、09:00）。"
+            )
+        opened, refused_days = len(result.opened), len(result.refused)
+        detail = f"{venue} {form.get('service')}: {opened} days opened, {refused_days} refused"
+        audit_event(db, seat, request, "manage.sessions.open", "venue", venue, detail)
+        db.commit()
         said = f"{len(result.opened)}日分の受付を開きました。"
         if result.refused:
             said += "開けなかった日：" + "、".join(
@@ -181,4 +176,4 @@ async def open_sessions(request: Request) -> Response:
             )
         return _sessions_back(done=said)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)

@@ -8,17 +8,18 @@ from datetime import date, datetime, time
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
+from agent_console.service import Seat
 from agent_console.web import (
     MANAGERS,
     audit_event,
     catalogue,
-    csrf_ok,
     refuse_my_numbers,
     render,
     signed_in,
+    staff_form,
 )
 from booking import service as booking
 from booking.context import TOKYO
@@ -81,69 +82,53 @@ def _describe(release: booking.ReleaseView) -> str:
 
 @router.post("/releases")
 async def add_release(request: Request) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
-
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                first = date.fromisoformat(form.get("first", ""))
-                opens_at = datetime.combine(
-                    date.fromisoformat(form.get("opens_day", "")),
-                    time.fromisoformat(form.get("opens_time", "")),
-                    TOKYO,
-                )
-                made = booking.add_release(
-                    db,
-                    first_day=first,
-                    last_day=date.fromisoformat(form.get("last", "") or form.get("first", "")),
-                    opens_at=opens_at,
-                    venue_id=form.get("venue") or None,
-                    service_id=form.get("service") or None,
-                    born_from=_year(form.get("born_from", "")),
-                    born_to=_year(form.get("born_to", "")),
-                )
-            except BookingError as refused:
-                db.rollback()
-                return _back(error=refused.message("ja"))
-            except ValueError:
-                db.rollback()
-                return _back(
-                    error="日付・時刻・生まれ年の形をご確認ください（例：2027-01-09、09:00、1956）。"
-                )
-            audit_event(
-                db, seat, request, "manage.release.add", "release", made.id, _describe(made)
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            first = date.fromisoformat(form.get("first", ""))
+            opens_at = datetime.combine(
+                date.fromisoformat(form.get("opens_day", "")),
+                time.fromisoformat(form.get("opens_time", "")),
+                TOKYO,
             )
-            db.commit()
+            made = booking.add_release(
+                db,
+                first_day=first,
+                last_day=date.fromisoformat(form.get("last", "") or form.get("first", "")),
+                opens_at=opens_at,
+                venue_id=form.get("venue") or None,
+                service_id=form.get("service") or None,
+                born_from=_year(form.get("born_from", "")),
+                born_to=_year(form.get("born_to", "")),
+            )
+        except BookingError as refused:
+            db.rollback()
+            return _back(error=refused.message("ja"))
+        except ValueError:
+            db.rollback()
+            return _back(
+                error="日付・時刻・生まれ年の形をご確認ください（例：2027-01-09、09:00、1956）。"
+            )
+        audit_event(db, seat, request, "manage.release.add", "release", made.id, _describe(made))
+        db.commit()
         local = made.opens_at.astimezone(TOKYO)
         return _back(
             done=f"{made.first_day:%m/%d}〜{made.last_day:%m/%d} の受付開始を "
             f"{local:%m/%d %H:%M} に設定しました。"
         )
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)
 
 
 @router.post("/releases/{release_id}/remove")
 async def remove_release(request: Request, release_id: RowId) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
-
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            try:
-                gone = booking.remove_release(db, release_id=release_id)
-            except BookingError as refused:
-                db.rollback()
-                return _back(error=refused.message("ja"))
-            audit_event(
-                db, seat, request, "manage.release.remove", "release", gone.id, _describe(gone)
-            )
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        try:
+            gone = booking.remove_release(db, release_id=release_id)
+        except BookingError as refused:
+            db.rollback()
+            return _back(error=refused.message("ja"))
+        audit_event(db, seat, request, "manage.release.remove", "release", gone.id, _describe(gone))
+        db.commit()
         return _back(done="受付開始の設定を削除しました。")
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)

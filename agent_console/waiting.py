@@ -9,11 +9,19 @@ from typing import cast
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from redis.exceptions import RedisError
+from sqlalchemy.orm import Session as DbSession
 
-from agent_console.web import MANAGERS, audit_event, csrf_ok, refuse_my_numbers, render, signed_in
+from agent_console.service import Seat
+from agent_console.web import (
+    MANAGERS,
+    audit_event,
+    refuse_my_numbers,
+    render,
+    signed_in,
+    staff_form,
+)
 from booking.context import TOKYO
 from booking.waiting_room import MODES, Mode, WaitingRoom
 from booking.web import unit_of_work, whole_number
@@ -63,36 +71,31 @@ def waiting_page(request: Request, done: str = "", error: str = "") -> Response:
 @router.post("/waiting")
 async def change_waiting(request: Request) -> Response:
     """Set the mode and the rate, and for 'on' the release time (Tokyo; empty: now)."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
 
-    def work() -> Response:
-        # The database (the seat, the audit) and Redis: on a worker thread.
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, *MANAGERS)
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            room = _room(request)
-            if room is None:
-                return _back(error="待合室には Redis（MADOGUCHI_REDIS_URL）が必要です。")
-            try:
-                mode = _mode(form.get("mode", ""))
-                per_minute = whole_number(form.get("per_minute", ""), MOST_PER_MINUTE, least=1)
-                start = _start(form.get("start", "")) if mode == "on" else None
-            except ValueError:
-                return _back(error="入場の速さ（1分あたりの人数）と公開時刻の形をご確認ください。")
-            try:
-                line = room.set_line(mode=mode, per_minute=per_minute, start_at=start)
-            except RedisError:
-                line = room.line()
-            if not line.reachable:
-                return _back(error="Redis に接続できないため、変更できませんでした。")
-            when = f", release {form.get('start')}" if start is not None else ""
-            detail = f"{mode}, {per_minute}/min{when}"
-            audit_event(db, seat, request, "manage.waiting_room", "waiting_room", mode, detail)
-            db.commit()
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        # Redis too: on the worker thread with the rest.
+        room = _room(request)
+        if room is None:
+            return _back(error="待合室には Redis（MADOGUCHI_REDIS_URL）が必要です。")
+        try:
+            mode = _mode(form.get("mode", ""))
+            per_minute = whole_number(form.get("per_minute", ""), MOST_PER_MINUTE, least=1)
+            start = _start(form.get("start", "")) if mode == "on" else None
+        except ValueError:
+            return _back(error="入場の速さ（1分あたりの人数）と公開時刻の形をご確認ください。")
+        try:
+            line = room.set_line(mode=mode, per_minute=per_minute, start_at=start)
+        except RedisError:
+            line = room.line()
+        if not line.reachable:
+            return _back(error="Redis に接続できないため、変更できませんでした。")
+        when = f", release {form.get('start')}" if start is not None else ""
+        detail = f"{mode}, {per_minute}/min{when}"
+        audit_event(db, seat, request, "manage.waiting_room", "waiting_room", mode, detail)
+        db.commit()
         return _back(done=f"待合室を「{MODE_NAMES[mode]}」、1分あたり{per_minute}人にしました。")
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, *MANAGERS, act=act)
 
 
 def _mode(value: str) -> Mode:

@@ -12,7 +12,9 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session as DbSession
 
+from agent_console.service import Seat
 from agent_console.web import (
     audit_event,
     call_for,
@@ -24,6 +26,7 @@ from agent_console.web import (
     render,
     resident_from_form,
     signed_in,
+    staff_form,
 )
 from booking import service as booking
 from booking.errors import BookingError
@@ -227,31 +230,24 @@ def take_form(
 @router.post("/waitlist/{entry_id}/take")
 async def take(request: Request, entry_id: RowId) -> Response:
     """Book an offer for the resident on the phone (channel: agent). Audited."""
-    form = await form_fields(request)
 
-    def work() -> Response:
-        with unit_of_work(request) as db:
-            seat = signed_in(request, db, "agent", "supervisor")
-            if not csrf_ok(seat, form):
-                return render(request, "expired.html", seat, status_code=403)
-            entry = booking.waitlist_entry(db, entry_id=entry_id)
-            try:
-                needs_notices = booking.service_or_404(db, entry.service_id).requires_notice_number
-                made = booking.take_waitlist_offer(
-                    db,
-                    token=entry.token,
-                    resident=resident_from_form(form, entry.party_size, needs_notices),
-                    channel="agent",
-                    idempotency_key=f"agent-waitlist:{entry.token}",
-                )
-            except (BookingError, ValueError) as refused:
-                db.rollback()
-                message = refusal_words(refused)
-                return take_form(request, entry_id, error=message, values=form)
-            audit_event(
-                db, seat, request, "booking.create", "booking", made.id, f"waitlist {entry.id}"
+    def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        entry = booking.waitlist_entry(db, entry_id=entry_id)
+        try:
+            needs_notices = booking.service_or_404(db, entry.service_id).requires_notice_number
+            made = booking.take_waitlist_offer(
+                db,
+                token=entry.token,
+                resident=resident_from_form(form, entry.party_size, needs_notices),
+                channel="agent",
+                idempotency_key=f"agent-waitlist:{entry.token}",
             )
-            db.commit()
+        except (BookingError, ValueError) as refused:
+            db.rollback()
+            message = refusal_words(refused)
+            return take_form(request, entry_id, error=message, values=form)
+        audit_event(db, seat, request, "booking.create", "booking", made.id, f"waitlist {entry.id}")
+        db.commit()
         return RedirectResponse(f"/console/bookings/{made.id}", status_code=303)
 
-    return await run_in_threadpool(work)
+    return await staff_form(request, "agent", "supervisor", act=act)

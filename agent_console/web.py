@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
 
@@ -29,6 +30,7 @@ from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
 from booking.personal import contains_my_number, display_phone
+from booking.web import unit_of_work
 from ivr import service as calls
 from ivr.telephony import PhoneApi, TwilioFailure
 
@@ -223,6 +225,37 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {k: str(v) for k, v in (await request.form()).items()}
 
 
+async def staff_form(
+    request: Request,
+    *roles: str,
+    act: Callable[[DbSession, Seat, dict[str, str]], Response],
+    allow: frozenset[str] = frozenset(),
+    check: Callable[[DbSession, Seat], object] | None = None,
+) -> Response:
+    """A console form sent by a staff member in one of ``roles`` (any step pending but those
+    in ``allow`` refused, as by ``signed_in``): the form is read here, on the event loop, and
+    everything else runs on a worker thread in one unit of work: the seat, then ``check`` if
+    given (a refusal that must win over an expired form, such as a call that is not this
+    agent's), then the CSRF token (an expired page, 403), then ``act``, which commits what it
+    changes and answers.
+
+    Why: an ``async`` route runs on the loop that also answers the phone line, so a route that
+    touches the database must never do it there; and one session per request means one owner
+    of the transaction, so a 2xx is sent only once ``act`` has committed."""
+    form = await form_fields(request)
+
+    def work() -> Response:
+        with unit_of_work(request) as db:
+            seat = signed_in(request, db, *roles, allow=allow)
+            if check is not None:
+                check(db, seat)
+            if not csrf_ok(seat, form):
+                return render(request, "expired.html", seat, status_code=403)
+            return act(db, seat, form)
+
+    return await run_in_threadpool(work)
+
+
 # --- a caller, for the agent ----------------------------------------------------------------------
 
 
@@ -278,3 +311,9 @@ def call_for(db: DbSession, seat: Seat, call_sid: str) -> calls.CallView:
     if call.agent_staff_id != seat.staff.id and not seat.staff.can("supervisor"):
         raise NotAllowed
     return call
+
+
+def call_is_theirs(call_sid: str) -> Callable[[DbSession, Seat], object]:
+    """For ``staff_form``'s check: the call is this agent's (any, for a supervisor), else
+    NotAllowed, even when the form has expired too."""
+    return lambda db, seat: call_for(db, seat, call_sid)
