@@ -8,7 +8,8 @@ with one role each:
   ``retry_keys`` its idempotency, ``attempts`` the clients' attempt limits;
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
-- ``counter_day``: check-in, no-shows, walk-ins, calls to the counter;
+- ``counter_day``: check-in, no-shows, walk-ins, calls to the counter; ``counter_queue``
+  the day's queue at a venue (who waits, who is called, the pace and the waits);
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
 - ``offers``: the waitlist as the channels use it; ``retention``: erasure of personal data;
 - ``availability``, ``figures``, ``release``, ``views``: the catalogue and free seats, the
@@ -65,6 +66,7 @@ from booking.counter_day import (
     walk_in,
     walk_ins_of_day,
 )
+from booking.counter_queue import QueueEntry, VenueQueue, estimated_wait, venue_queue
 from booking.figures import (
     BookingPeriod,
     CapacityDay,
@@ -131,12 +133,14 @@ __all__ = [
     "HoldView",
     "MemberInput",
     "MemberView",
+    "QueueEntry",
     "ReleaseView",
     "ResidentInput",
     "SessionDay",
     "SlotDay",
     "SlotView",
     "Today",
+    "VenueQueue",
     "WaitlistView",
     "WalkInView",
     "add_release",
@@ -162,6 +166,7 @@ __all__ = [
     "create_hold",
     "erase_personal_data",
     "erase_waitlist_personal_data",
+    "estimated_wait",
     "extend_waitlist_offer",
     "find_booking",
     "first_bookable_day",
@@ -203,6 +208,7 @@ __all__ = [
     "take_waitlist_offer",
     "today_figures",
     "venue_or_404",
+    "venue_queue",
     "venue_services",
     "waitlist_entry",
     "waitlist_for_phone",
