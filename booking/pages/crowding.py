@@ -257,6 +257,7 @@ def shown(request: Request, venue: VenueName, thresholds: Thresholds) -> Shown:
 def _crowding_page(
     request: Request, venues_shown: list[Shown], poll: str, one: VenueName | None
 ) -> HTMLResponse:
+    """The page, updating itself unless the visitor stopped it (``?still=1``)."""
     thresholds = thresholds_of(request)
     read_at = min((s.figures.read_at for s in venues_shown), default=None)
     response = page(
@@ -269,6 +270,7 @@ def _crowding_page(
         poll=poll,
         poll_seconds=PAGE_POLL_SECONDS,
         refresh=PAGE_REFRESH_SECONDS,
+        still="still" in request.query_params,
         tokyo=TOKYO,
     )
     return response

@@ -232,6 +232,14 @@ def test_the_venues_page_in_japanese_and_english(day: Day) -> None:
     assert day.http.get("/crowding/nowhere").status_code == 404
 
 
+def test_a_visitor_may_stop_the_page_updating_itself(day: Day) -> None:
+    moving = day.http.get(f"/crowding/{VENUE}").text
+    assert '<noscript><meta http-equiv="refresh"' in moving and "data-poll=" in moving
+    still = day.http.get(f"/crowding/{VENUE}?still=1").text
+    assert 'http-equiv="refresh"' not in still and "data-poll=" not in still
+    assert "自動更新に戻す" in still
+
+
 def test_the_ward_page_lists_every_venue(day: Day) -> None:
     page = day.http.get("/crowding?lang=ja")
     assert page.status_code == 200
