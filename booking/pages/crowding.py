@@ -20,13 +20,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.orm import Session as DbSession
 
 from booking import service
 from booking.context import TOKYO
@@ -133,13 +136,22 @@ def venues(request: Request) -> list[VenueName]:
 
 def figures(request: Request, venue_id: str) -> VenueCrowding:
     """A known venue's crowding, read at most once per few seconds per process."""
+    return ward_figures(request, [venue_id])[venue_id]
 
-    def read() -> VenueCrowding:
-        with read_only_unit(request) as db:
-            return venue_crowding(db, venue_id=venue_id)
 
-    found: VenueCrowding = crowding_cache(request).get(venue_id, read)
-    return found
+def ward_figures(request: Request, venue_ids: list[str]) -> dict[str, VenueCrowding]:
+    """Known venues' crowding, each read at most once per few seconds per process; those not
+    kept are read in one session (opened only if one is needed)."""
+    cache = crowding_cache(request)
+    with ExitStack() as opened:
+        session: list[DbSession] = []
+
+        def read(venue_id: str) -> VenueCrowding:
+            if not session:
+                session.append(opened.enter_context(read_only_unit(request)))
+            return venue_crowding(session[0], venue_id=venue_id)
+
+        return {v: cache.get(v, partial(read, v)) for v in venue_ids}
 
 
 def venue_named(request: Request, venue_id: str) -> VenueName:
@@ -217,7 +229,9 @@ def public(response: Response, request: Request) -> Response:
 def ward_json(request: Request) -> Response:
     """Every venue's crowding, for the ward's own site."""
     thresholds = thresholds_of(request)
-    out = [venue_out(request, v, figures(request, v.id), thresholds) for v in venues(request)]
+    listed = venues(request)
+    found = ward_figures(request, [v.id for v in listed])
+    out = [venue_out(request, v, found[v.id], thresholds) for v in listed]
     body = WardCrowdingOut(
         updated_at=min((v.updated_at for v in out), default=None),
         thresholds=thresholds_out(thresholds),
@@ -247,9 +261,10 @@ class Shown:
     band_words: str
 
 
-def shown(request: Request, venue: VenueName, thresholds: Thresholds) -> Shown:
+def shown(
+    request: Request, venue: VenueName, found: VenueCrowding, thresholds: Thresholds
+) -> Shown:
     languages: Languages = request.app.state.languages
-    found = figures(request, venue.id)
     band = found.band(thresholds)
     return Shown(venue, found, band, languages.gettext(language_of(request), BAND_WORDS[band]))
 
@@ -280,7 +295,9 @@ def _crowding_page(
 def ward_page(request: Request) -> HTMLResponse:
     """Every venue's crowding on one page."""
     thresholds = thresholds_of(request)
-    listed = [shown(request, v, thresholds) for v in venues(request)]
+    every = venues(request)
+    found = ward_figures(request, [v.id for v in every])
+    listed = [shown(request, v, found[v.id], thresholds) for v in every]
     return _crowding_page(request, listed, "/crowding.json", None)
 
 
@@ -291,7 +308,7 @@ def venue_page(request: Request, venue_id: str) -> HTMLResponse:
         venue = venue_named(request, venue_id)
     except BookingError as error:
         return not_found(request, error)
-    listed = [shown(request, venue, thresholds_of(request))]
+    listed = [shown(request, venue, figures(request, venue_id), thresholds_of(request))]
     return _crowding_page(request, listed, f"/crowding/{venue_id}.json", venue)
 
 
