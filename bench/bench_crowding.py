@@ -25,6 +25,7 @@ import logging
 import random
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
@@ -44,6 +46,7 @@ from config.app import booking_context, create_app
 from config.db import make_engine, make_sessionmaker
 from config.sample import sample_ward
 from config.settings import Settings
+from tests.live import listening_socket, serving
 
 # A Monday morning in Tokyo, every venue open.
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=TOKYO)
@@ -76,14 +79,70 @@ class Run:
 
 
 class Statements:
-    """SQL statements the engine sends, counted."""
+    """SQL statements the engine sends, counted (from any thread)."""
 
     def __init__(self, engine: Engine) -> None:
         self.count = 0
+        self._lock = threading.Lock()
         event.listen(engine, "before_cursor_execute", self._seen)
 
     def _seen(self, *_: Any) -> None:
-        self.count += 1
+        with self._lock:
+            self.count += 1
+
+
+@dataclass(frozen=True)
+class Flood:
+    database: str
+    readers: int
+    requests: int
+    seconds: float
+    statements: int
+    cache_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def flood(engine: Engine, url: str, database: str, readers: int, seconds: float) -> Flood:
+    """``readers`` clients at once, each asking for the call screen, the venue's JSON and the
+    ward's page in turn, as fast as answered, from the real app under uvicorn."""
+    counted = Statements(engine)
+    settings = settings_for(url, 5.0)
+    app = create_app(settings)
+    app.state.sessions = make_sessionmaker(
+        engine, replace(booking_context(settings), clock=lambda: NOW)
+    )
+    paths = ["/signage/main", "/crowding/main.json", "/crowding"]
+    sock, base = listening_socket()
+    done = [0] * readers
+    start = threading.Barrier(readers + 1)
+    with serving(app, sock, name="bench-crowding"):
+        httpx.get(base + "/crowding.json", timeout=10)  # warm, and every venue kept
+        before = counted.count
+        stop_at = [0.0]
+
+        def reader(n: int) -> None:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                start.wait()
+                while time.perf_counter() < stop_at[0]:
+                    answer = http.get(paths[done[n] % len(paths)])
+                    if answer.status_code != 200:
+                        raise SystemExit(f"flood: {answer.status_code} {answer.text[:200]}")
+                    done[n] += 1
+
+        threads = [threading.Thread(target=reader, args=(n,)) for n in range(readers)]
+        for thread in threads:
+            thread.start()
+        began = time.perf_counter()
+        stop_at[0] = began + seconds
+        start.wait()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - began
+        statements = counted.count - before
+    return Flood(database, readers, sum(done), elapsed, statements, 5.0)
 
 
 def busy_day(url: str, seed: int) -> Engine:
@@ -162,7 +221,7 @@ def check(answer: Any, path: str) -> None:
         raise SystemExit(f"{path} does not show the numbers being called: {answer.text[:300]}")
 
 
-def report(runs: list[Run]) -> str:
+def report(runs: list[Run], floods: list[Flood]) -> str:
     lines = [
         f"{'page':<12} {'database':<10} {'cache':<6} {'requests/s':>11} {'SQL/request':>12}",
         "-" * 55,
@@ -171,6 +230,14 @@ def report(runs: list[Run]) -> str:
         lines.append(
             f"{r.page:<12} {r.database:<10} {'5 s' if r.cached else 'none':<6} "
             f"{r.per_second:>11.0f} {r.statements_per_request:>12.2f}"
+        )
+    if floods:
+        lines.append("")
+        lines.append(f"{'flood':<12} {'database':<10} {'readers':>7} {'requests/s':>11} {'SQL':>5}")
+    for f in floods:
+        lines.append(
+            f"{'':<12} {f.database:<10} {f.readers:>7} {f.per_second:>11.0f} {f.statements:>5}"
+            f"  in {f.seconds:.1f} s (the ward: 11 venues, kept {f.cache_seconds:.0f} s)"
         )
     cached = [r for r in runs if r.cached]
     slowest = min(cached, key=lambda r: r.per_second)
@@ -205,6 +272,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="seed for the seats taken")
     parser.add_argument(
+        "--readers", type=int, default=16, help="clients at once in the flood (default: 16)"
+    )
+    parser.add_argument(
+        "--flood-seconds", type=float, default=8.0, help="how long the flood lasts (default: 8)"
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="10 requests per page on both databases, as CI runs it: fails on a page that does "
@@ -212,7 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.smoke:
-        args.requests, args.postgres = 10, True
+        args.requests, args.postgres, args.readers, args.flood_seconds = 10, True, 4, 1.0
     return args
 
 
@@ -220,16 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request
     runs: list[Run] = []
+    floods: list[Flood] = []
     with sqlite_database() as url:
         engine = busy_day(url, args.seed)
         runs += measure(engine, url, "SQLite", args.requests)
+        floods.append(flood(engine, url, "SQLite", args.readers, args.flood_seconds))
         engine.dispose()
     if args.postgres:
         with postgres_database(args.database_url) as url:
             engine = busy_day(url, args.seed)
             runs += measure(engine, url, "PostgreSQL", args.requests)
+            floods.append(flood(engine, url, "PostgreSQL", args.readers, args.flood_seconds))
             engine.dispose()
-    print(report(runs))
+    print(report(runs, floods))
     return 0
 
 
