@@ -9,7 +9,8 @@ with one role each:
 - ``cards``: the cards that have arrived (the ward's import), pickups held to them;
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
-- ``counter_day``: check-in, no-shows, walk-ins, calls to the counter;
+- ``counter_day``: check-in, no-shows, walk-ins, calls to the counter; ``counter_queue``
+  the day's queue at a venue (who waits, who is called, the pace and the waits);
 - ``application_help``: help visits completed with what was sent and printed, the day's
   handover sheets of the ward's copies, their monthly figures;
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
@@ -92,6 +93,7 @@ from booking.counter_day import (
     walk_in,
     walk_ins_of_day,
 )
+from booking.counter_queue import QueueEntry, VenueQueue, estimated_wait, venue_queue
 from booking.figures import (
     BookingPeriod,
     CapacityDay,
@@ -163,6 +165,7 @@ __all__ = [
     "Imported",
     "MemberInput",
     "MemberView",
+    "QueueEntry",
     "ReleaseView",
     "ResidentInput",
     "SessionDay",
@@ -170,6 +173,7 @@ __all__ = [
     "SlotDay",
     "SlotView",
     "Today",
+    "VenueQueue",
     "WaitlistView",
     "WalkInView",
     "add_release",
@@ -203,6 +207,7 @@ __all__ = [
     "erase_personal_data",
     "erase_ready_cards",
     "erase_waitlist_personal_data",
+    "estimated_wait",
     "extend_waitlist_offer",
     "find_booking",
     "first_bookable_day",
@@ -250,6 +255,7 @@ __all__ = [
     "take_waitlist_offer",
     "today_figures",
     "venue_or_404",
+    "venue_queue",
     "venue_services",
     "waitlist_entry",
     "waitlist_for_phone",

@@ -20,6 +20,7 @@ from agent_console import routes as console
 from booking import lottery_jobs
 from booking.context import BookingContext, BookingRules
 from booking.pages.about import router as about_router
+from booking.pages.crowding import router as crowding_router
 from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
 from booking.pages.lottery import router as lottery_pages_router
@@ -329,6 +330,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(about_router)
+    app.include_router(crowding_router)
     app.include_router(lottery_pages_router)
     app.include_router(ivr_router)
     app.include_router(media_stream_router)

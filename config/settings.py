@@ -269,6 +269,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    # The public crowding pages (混雑状況) and the counter's call screen (呼出表示): the colour
+    # band of the estimated wait (blue at this many minutes or less, red at this many or more,
+    # yellow between, as Otsu's and Tosu's lamps), and how long each process reuses a venue's
+    # figures, so that a flood of readers costs one read per venue every few seconds.
+    crowding_blue_minutes: int = Field(default=20, ge=0, le=24 * 60)
+    crowding_red_minutes: int = Field(default=40, ge=1, le=24 * 60)
+    crowding_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _check_crowding(self) -> Settings:
+        if self.crowding_blue_minutes >= self.crowding_red_minutes:
+            raise ValueError(
+                "MADOGUCHI_CROWDING_BLUE_MINUTES must be below MADOGUCHI_CROWDING_RED_MINUTES"
+            )
+        return self
+
     @model_validator(mode="after")
     def _check_read_url(self) -> Settings:
         if self.database_read_url and not (

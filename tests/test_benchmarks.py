@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BENCHES = {
     "bench_booking.py": "No overbooking",
+    "bench_crowding.py": "requests per second",
     "bench_ivr.py": "overall p99",
     "bench_load.py": "phone line's webhook p99",
     "bench_opening.py": "0 seats over capacity",
