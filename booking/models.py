@@ -259,7 +259,7 @@ class Booking(Base):
             "status IN ('booked', 'cancelled', 'checked_in', 'completed', 'no_show')",
             name="status",
         ),
-        CheckConstraint("channel IN ('ivr', 'web', 'agent')", name="channel"),
+        CheckConstraint("channel IN ('ivr', 'web', 'agent', 'line')", name="channel"),
         Index("ix_booking_slot", "slot_id"),
     )
 
@@ -528,3 +528,18 @@ class CancelTally(Base):
     phone_hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
     cancels: Mapped[int] = mapped_column(Integer)
+
+
+class LineLink(Base):
+    """A booking made or found in the LINE chat, linked to the resident's LINE user: its notices
+    then go by LINE push. The LINE user id is personal data: sealed, with a keyed hash for the
+    lookups; the row goes when the retention rule erases the booking's personal data."""
+
+    __tablename__ = "line_link"
+
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_enc: Mapped[str] = mapped_column(Text)
+    user_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)

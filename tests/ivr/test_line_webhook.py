@@ -1,0 +1,50 @@
+"""The LINE webhook: signatures, redeliveries, follow and unfollow, the menu."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ivr.models import LineUser
+from tests.ivr.line_resident import LineApp, line_app
+
+__all__ = ["line_app"]
+
+
+def test_an_unsigned_or_wrongly_signed_webhook_is_refused(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    event = resident.event("follow")
+    assert line_app.post([event], signature="").status_code == 403
+    assert line_app.post([event], signature="bm90IHRoZSBzaWduYXR1cmU=").status_code == 403
+    assert line_app.fake.delivered == []
+
+
+def test_a_new_friend_is_welcomed_with_the_menu(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    (reply,) = resident.follow()
+    assert reply.kind == "reply"
+    assert "予約する" in reply.texts and "予約の確認" in reply.texts
+
+
+def test_a_redelivered_event_is_answered_once(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    event = resident.event("message", message={"type": "text", "id": "1", "text": "予約する"})
+    assert line_app.post([event]).status_code == 200
+    again = dict(event, deliveryContext={"isRedelivery": True})
+    assert line_app.post([again]).status_code == 200
+    assert len(line_app.fake.replies()) == 1
+
+
+def test_an_unfollow_marks_the_resident_as_not_following(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    assert resident.unfollow() == []
+    with line_app.sessions() as db:
+        rows = db.execute(select(LineUser.following)).scalars().all()
+    assert False in rows
+
+
+def test_english_is_one_tap_away(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    resident.taps("English")
+    assert "Book" in resident.texts()
