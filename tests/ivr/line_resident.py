@@ -103,11 +103,31 @@ class Resident:
         assert found, f"no button {label!r} in {self.texts()}"
         return found[-1]
 
+    def choices(self) -> list[str]:
+        """The quick replies under the last answer's last message."""
+        messages = [m for delivered in self.last for m in delivered.messages]
+        items = messages[-1].get("quickReply", {}).get("items", []) if messages else []
+        return [str(item["action"]["label"]) for item in items]
+
+    def buttons(self) -> list[str]:
+        """The Flex buttons of the last answer."""
+        messages = [m for delivered in self.last for m in delivered.messages]
+        return [label for m in messages if m["type"] == "flex" for label in _buttons(m)]
+
     def texts(self) -> list[str]:
         return [t for delivered in self.last for t in delivered.texts]
 
     def said(self) -> str:
         return "\n".join(self.texts())
+
+
+def _buttons(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [str(node["action"]["label"])] if node.get("type") == "button" else []
+        return own + [b for v in node.values() for b in _buttons(v)]
+    if isinstance(node, list):
+        return [b for v in node for b in _buttons(v)]
+    return []
 
 
 def _actions(node: Any, label: str) -> list[str]:
