@@ -49,6 +49,19 @@ def line_user_of(db: DbSession, *, booking_id: int) -> str | None:
     return context(db).vault.decrypt(sealed) if sealed else None
 
 
+def line_links_of(db: DbSession, *, booking_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Many bookings' LINE users as stored (sealed, with the keyed hash), by booking id: what
+    planning their notices copies onto the messages, never decrypted and sealed again."""
+    if not booking_ids:
+        return {}
+    rows = db.execute(
+        select(LineLink.booking_id, LineLink.user_enc, LineLink.user_hmac).where(
+            LineLink.booking_id.in_(booking_ids)
+        )
+    )
+    return {booking_id: (enc, digest) for booking_id, enc, digest in rows}
+
+
 def bookings_for_line_user(db: DbSession, *, line_user: str) -> list[BookingView]:
     """The bookings still to come linked to a LINE user, earliest first."""
     now = context(db).now()

@@ -75,7 +75,12 @@ from booking.figures import (
     counter_figures,
     today_figures,
 )
-from booking.line_links import bookings_for_line_user, line_user_of, link_line_user
+from booking.line_links import (
+    bookings_for_line_user,
+    line_links_of,
+    line_user_of,
+    link_line_user,
+)
 from booking.making import CHANNELS, book, book_drawn
 from booking.offers import (
     erase_waitlist_personal_data,
@@ -175,6 +180,7 @@ __all__ = [
     "keep_within",
     "last_bookable_day",
     "leave_waitlist",
+    "line_links_of",
     "line_user_of",
     "link_line_user",
     "list_releases",

@@ -124,6 +124,19 @@ def lock_user(db: DbSession, line_user: str) -> LineUser:
     return row
 
 
+def following_users(db: DbSession, *, user_hmacs: list[str]) -> set[str]:
+    """Which of these LINE users (by keyed hash) still follow the account: an unfollow (or a
+    block) stops every LINE message to them at once."""
+    if not user_hmacs:
+        return set()
+    rows = db.execute(
+        select(LineUser.user_hmac).where(
+            LineUser.user_hmac.in_(user_hmacs), LineUser.following.is_(True)
+        )
+    )
+    return set(rows.scalars())
+
+
 def load_state(db: DbSession, row: LineUser) -> tuple[LineState, bool]:
     """The chat's state, and whether an earlier one had expired."""
     now = context(db).now()

@@ -16,7 +16,7 @@ from booking.context import context
 from booking.errors import BookingError
 from booking.personal import contains_my_number
 from booking.views import BookingView
-from ivr import service as calls
+from ivr.faq import faq_entries
 from ivr.line_booking import (
     CHANNEL,
     LOST_OFFER,
@@ -206,7 +206,7 @@ def move(turn: ChatTurn) -> None:
 
 
 def faq(turn: ChatTurn, value: str | None) -> None:
-    entries = calls.faq_entries(turn.db)
+    entries = faq_entries(turn.db)
     if not entries:
         turn.say("faq_none")
         show_menu(turn)

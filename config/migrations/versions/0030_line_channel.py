@@ -1,5 +1,6 @@
 """the LINE channel: webhook events taken in (redeliveries do nothing), LINE users (following,
-the chat's state), bookings linked to a LINE user; "line" a booking channel
+the chat's state), bookings linked to a LINE user; "line" a booking channel and a message
+channel
 
 Revision ID: 0030
 Revises: 0025
@@ -61,9 +62,16 @@ def upgrade() -> None:
     with op.batch_alter_table("booking") as batch:
         batch.drop_constraint(batch.f("ck_booking_channel"), type_="check")
         batch.create_check_constraint("channel", _CHANNELS_AFTER)
+    with op.batch_alter_table("message") as batch:
+        batch.drop_constraint(batch.f("ck_message_channel_known"), type_="check")
+        batch.create_check_constraint("channel_known", "channel IN ('sms', 'voice', 'line')")
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM message WHERE channel = 'line'")  # pushes: no SMS was ever sent
+    with op.batch_alter_table("message") as batch:
+        batch.drop_constraint(batch.f("ck_message_channel_known"), type_="check")
+        batch.create_check_constraint("channel_known", "channel IN ('sms', 'voice')")
     # The bookings made in the chat stay; they count as the web's, as their quotas did.
     op.execute("UPDATE booking SET channel = 'web' WHERE channel = 'line'")
     with op.batch_alter_table("booking") as batch:
