@@ -179,10 +179,10 @@ def choose_day(turn: ChatTurn, value: str) -> None:
 
 def choose_slot(turn: ChatTurn, value: str) -> None:
     """Hold the chosen time, then ask for the first detail still missing."""
-    if not value.isdigit():
-        raise LookAgain
-    release_hold(turn)
     state = turn.state
+    if not value.isdigit() or state.service is None:
+        raise LookAgain  # a time button from a chat that has moved on (or a forged one)
+    release_hold(turn)
     try:
         with turn.db.begin_nested():
             hold = booking.create_hold(

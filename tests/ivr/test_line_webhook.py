@@ -48,3 +48,23 @@ def test_english_is_one_tap_away(line_app: LineApp) -> None:
     resident.follow()
     resident.taps("English")
     assert "Book" in resident.texts()
+
+
+def test_the_rich_menus_tiles_are_answered(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    for data, expected in (("a=crowd", "窓口"), ("a=faq", "知りたいこと"), ("a=check", "予約")):
+        resident.send(resident.event("postback", postback={"data": data}))
+        assert expected in resident.said(), resident.said()
+    resident.send(resident.event("postback", postback={"data": "a=faq"}))
+    first = resident.choices()[0]
+    resident.taps(first)
+    assert resident.texts()[0].startswith(first)  # the answer, under its question
+
+
+def test_a_button_from_an_old_message_shows_the_menu(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    resident.send(resident.event("postback", postback={"data": "a=slot&v=1"}))
+    assert "読み取れませんでした" in resident.said()
+    assert "予約する" in resident.choices()
