@@ -315,7 +315,10 @@ def line_channel(settings: Settings) -> LineChannel | None:
             timeout_seconds=settings.line_timeout_seconds,
         ),
         # The same lookup limit as the phone line's, per LINE user instead of per number.
-        config=ChatConfig(lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes),
+        config=ChatConfig(
+            lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
+            bookings_per_hour=settings.web_bookings_per_hour,
+        ),
     )
 
 

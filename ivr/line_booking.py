@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -337,6 +337,18 @@ def confirm(turn: ChatTurn) -> None:
     state = turn.state
     if not (state.hold and state.birth and state.phone):
         raise LookAgain
+    if not booking.note_attempt(
+        turn.db,
+        client="line:" + context(turn.db).vault.digest(turn.line_user)[:40],  # never the id
+        kind="book",
+        limit=turn.config.bookings_per_hour,
+        window=timedelta(hours=1),
+    ):
+        release_hold(turn)
+        state.forget_booking()
+        turn.say("too_many_bookings")
+        show_menu(turn)
+        return
     resident = ResidentInput(
         name_kana=None,
         phone=state.phone,

@@ -85,7 +85,7 @@ def typed_find_birth(turn: ChatTurn, text: str) -> None:
     if born is None:
         turn.say("birth_wrong")
         return
-    client = "line:" + booking_digest(turn)
+    client = "line:" + line_client(turn)
     allowed = booking.note_attempt(
         turn.db,
         client=client,
@@ -111,7 +111,7 @@ def typed_find_birth(turn: ChatTurn, text: str) -> None:
     turn.add(_card(turn, found))
 
 
-def booking_digest(turn: ChatTurn) -> str:
+def line_client(turn: ChatTurn) -> str:
     """The LINE user as the attempt limits count them (a keyed hash, never the id)."""
     return context(turn.db).vault.digest(turn.line_user)[:40]
 

@@ -48,6 +48,8 @@ class ChatConfig:
     """What the chat needs from settings."""
 
     lookups_per_15_minutes: int = 10
+    # Bookings one LINE user may attempt an hour (the web's limit per address).
+    bookings_per_hour: int = 30
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import select
@@ -126,3 +127,21 @@ def test_an_english_resident_books_in_english(line_app: LineApp) -> None:
     resident.taps("Yes")
     resident.taps("Book")
     assert "Booked. Your booking code is" in resident.said()
+
+
+def test_bookings_a_line_user_may_try_are_limited(line_app: LineApp) -> None:
+    state = line_app.http.app.state  # type: ignore[attr-defined]
+    state.line_channel = replace(
+        state.line_channel, config=replace(state.line_channel.config, bookings_per_hour=1)
+    )
+    resident = line_app.resident()
+    for attempt in range(2):
+        _to_the_details(resident, service="暗証番号の再設定", party="1人")
+        resident.says("19800401")
+        resident.taps("はい")
+        resident.says(new_mobile())
+        resident.taps("はい")
+        resident.taps("予約する")
+        said = resident.said()
+        assert ("予約しました" in said) == (attempt == 0), said
+    assert "予約の回数が多すぎます" in said

@@ -68,3 +68,12 @@ def test_a_button_from_an_old_message_shows_the_menu(line_app: LineApp) -> None:
     resident.send(resident.event("postback", postback={"data": "a=slot&v=1"}))
     assert "読み取れませんでした" in resident.said()
     assert "予約する" in resident.choices()
+
+
+def test_a_reply_line_refuses_goes_as_a_push(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    line_app.fake.fail_next = 1  # the reply meets a 500: not retried (its token is single-use)
+    resident.follow()
+    assert [d.kind for d in resident.last] == ["push"]
+    assert resident.last[0].to == resident.user_id and resident.last[0].retry_key
+    assert "予約する" in resident.texts()
