@@ -40,6 +40,7 @@ def _erase(db: Session, *, before: datetime, everything: bool) -> dict[str, int]
         "抽選の申込 lottery applications": lottery.erase_personal_data(
             db, before=before, everything=everything
         ),
+        "LINEの利用者 LINE users": calls.erase_line_users(db, before=before, everything=everything),
     }
 
 

@@ -12,11 +12,11 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as DbSession
@@ -135,6 +135,27 @@ def following_users(db: DbSession, *, user_hmacs: list[str]) -> set[str]:
         )
     )
     return set(rows.scalars())
+
+
+def erase_line_users(db: DbSession, *, before: datetime, everything: bool = False) -> int:
+    """The retention rule for the LINE chat: residents who unfollowed before ``before`` are
+    forgotten (their LINE user id with them), and a chat idle since then loses its state; the
+    webhook events taken before it go too (LINE redelivers within hours, not weeks). A resident
+    who still follows keeps their row: they chose the ward's account, and unfollowing ends it.
+    ``everything``: every row (the contract's end). Returns how many residents were forgotten."""
+    if everything:
+        db.execute(delete(LineEvent))
+        return int(db.execute(delete(LineUser)).rowcount)  # type: ignore[attr-defined]
+    db.execute(delete(LineEvent).where(LineEvent.received_at < before))
+    db.execute(
+        update(LineUser)
+        .where(LineUser.updated_at < before, LineUser.state_enc.is_not(None))
+        .values(state_enc=None, state_expires_at=None)
+    )
+    gone = db.execute(
+        delete(LineUser).where(LineUser.following.is_(False), LineUser.updated_at < before)
+    )
+    return int(gone.rowcount)  # type: ignore[attr-defined]
 
 
 def load_state(db: DbSession, row: LineUser) -> tuple[LineState, bool]:

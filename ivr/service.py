@@ -73,7 +73,7 @@ from ivr.figures import (
     calls_between,
     wallboard,
 )
-from ivr.line_chat import following_users
+from ivr.line_chat import erase_line_users, following_users
 
 __all__ = [
     "CALLBACK_OUTCOMES",
@@ -103,6 +103,7 @@ __all__ = [
     "claim_callback",
     "close_callback",
     "end_call",
+    "erase_line_users",
     "erase_personal_data",
     "faq_entries",
     "finish_callback",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from booking import service as booking
@@ -13,6 +13,9 @@ from booking.availability import quota_params
 from booking.context import context
 from booking.models import LineLink
 from booking.service import ResidentInput
+from ivr import service as calls
+from ivr.line_chat import lock_user
+from ivr.models import LineUser
 from tests.conftest import SlotMaker
 from tests.ivr.conftest import new_mobile
 
@@ -54,3 +57,22 @@ def test_the_link_is_erased_with_the_bookings_personal_data(
 
 def test_the_line_channel_leaves_the_seats_kept_for_the_phone() -> None:
     assert quota_params("line") == quota_params("web")
+
+
+def test_residents_who_unfollowed_are_forgotten_after_the_retention_period(
+    db: Session,
+) -> None:
+    gone, still = "U" + "d" * 32, "U" + "e" * 32
+    for user in (gone, still):
+        lock_user(db, user)
+    db.execute(
+        update(LineUser).where(LineUser.user_hmac == digest(db, gone)).values(following=False)
+    )
+    later = context(db).now() + timedelta(days=1)
+    assert calls.erase_line_users(db, before=later) == 1
+    left = set(db.execute(select(LineUser.user_hmac)).scalars())
+    assert digest(db, gone) not in left and digest(db, still) in left
+
+
+def digest(db: Session, user: str) -> str:
+    return context(db).vault.digest(user)
