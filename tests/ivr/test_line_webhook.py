@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+
+import anyio
 from sqlalchemy import select
 
+from ivr.line_api import sign
 from ivr.models import LineUser
-from tests.ivr.line_resident import LineApp, line_app
+from tests.ivr.line_resident import SECRET, LineApp, line_app
 
 __all__ = ["line_app"]
 
@@ -77,3 +82,51 @@ def test_a_reply_line_refuses_goes_as_a_push(line_app: LineApp) -> None:
     assert [d.kind for d in resident.last] == ["push"]
     assert resident.last[0].to == resident.user_id and resident.last[0].retry_key
     assert "予約する" in resident.texts()
+
+
+def test_line_has_its_answer_before_the_reply_goes(line_app: LineApp) -> None:
+    """LINE waits a few seconds at most for a webhook's 200: it goes out first, the reply
+    after (here the fake answers the reply a second and a half late)."""
+    resident = line_app.resident()
+    body = json.dumps({"destination": "Ubot", "events": [resident.event("follow")]}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"x-line-signature", sign(SECRET, body).encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "https",
+        "path": "/line/webhook",
+        "raw_path": b"/line/webhook",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("10.252.0.1", 50000),
+        "server": ("testserver", 443),
+        "state": {},
+    }
+    line_app.fake.delay_seconds = 1.5
+    answered: list[tuple[int, float]] = []
+
+    async def call() -> float:
+        start = time.monotonic()
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                answered.append((int(str(message["status"])), time.monotonic() - start))
+
+        await line_app.http.app(scope, receive, send)  # type: ignore[arg-type]
+        return time.monotonic() - start
+
+    whole = anyio.run(call)
+    ((status, at),) = answered
+    assert status == 200
+    assert at < 1.0 < whole  # the 200 well before the reply was through
+    assert [d.kind for d in line_app.fake.delivered] == ["reply"]
