@@ -21,6 +21,7 @@ from booking.context import TOKYO, context
 from booking.errors import BookingError
 from booking.localized import text_of
 from booking.personal import (
+    LANGUAGE_NAMES,
     check_birth_date,
     contains_my_number,
     normalise_notice_number,
@@ -28,6 +29,7 @@ from booking.personal import (
 )
 from booking.service import MemberInput, ResidentInput
 from ivr.line_turn import (
+    LANGUAGES,
     MAX_QUICK_REPLIES,
     MAX_TIME_BUTTONS,
     ChatTurn,
@@ -47,18 +49,19 @@ DAYS_LOOKED_AT = 400
 
 
 def show_menu(turn: ChatTurn, key: str = "menu", **params: Any) -> None:
-    other = "en" if turn.language == "ja" else "ja"
-    turn.ask(
-        key,
-        [
-            (turn.t("menu_book"), postback("book")),
-            (turn.t("menu_check"), postback("check")),
-            (turn.t("menu_faq"), postback("faq")),
-            (turn.t("menu_crowd"), postback("crowd")),
-            (turn.t("switch_language"), postback("lang", other)),
-        ],
-        **params,
-    )
+    """The four things the chat does, and the other languages, each by its own name."""
+    choices = [
+        (turn.t("menu_book"), postback("book")),
+        (turn.t("menu_check"), postback("check")),
+        (turn.t("menu_faq"), postback("faq")),
+        (turn.t("menu_crowd"), postback("crowd")),
+    ]
+    choices += [
+        (LANGUAGE_NAMES[other], postback("lang", other))
+        for other in LANGUAGES
+        if other != turn.language
+    ]
+    turn.ask(key, choices, **params)
 
 
 def release_hold(turn: ChatTurn) -> None:

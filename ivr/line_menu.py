@@ -32,7 +32,7 @@ def rich_menu(language: str = "ja") -> dict[str, Any]:
         "size": {"width": WIDTH, "height": HEIGHT},
         "selected": True,
         "name": "madoguchi",
-        "chatBarText": "メニュー" if language == "ja" else "Menu",
+        "chatBarText": {"ja": "メニュー", "ko": "메뉴"}.get(language, "Menu"),
         "areas": [
             {
                 "bounds": {"x": i * tile, "y": 0, "width": tile, "height": HEIGHT},

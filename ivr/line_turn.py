@@ -25,10 +25,14 @@ from booking.localized import name_of
 from booking.views import BookingView
 from ivr.line_api import MAX_MESSAGES, Message
 
-LANGUAGES = ("ja", "en")
+LANGUAGES = ("ja", "en", "ko")
 MAX_QUICK_REPLIES = 13  # LINE's limit
 MAX_TIME_BUTTONS = 12  # a bubble stays readable on a phone
-_WEEKDAYS = {"ja": "月火水木金土日", "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]}
+_WEEKDAYS = {
+    "ja": "月火水木金土日",
+    "en": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    "ko": "월화수목금토일",
+}
 
 
 @cache
@@ -188,9 +192,11 @@ def bubble(alt_text: str, lines: Sequence[str], buttons: Sequence[dict[str, Any]
 
 
 def day_text(day: date, language: str) -> str:
-    weekday = _WEEKDAYS["en" if language == "en" else "ja"][day.weekday()]
+    weekday = _WEEKDAYS.get(language, _WEEKDAYS["ja"])[day.weekday()]
     if language == "en":
         return f"{weekday} {day.day} {day.strftime('%b')}"
+    if language == "ko":
+        return f"{day.month}월 {day.day}일({weekday})"
     return f"{day.month}月{day.day}日（{weekday}）"
 
 

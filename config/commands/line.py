@@ -71,7 +71,9 @@ def add_line(add: AddCommand) -> None:
     )
     line.add_argument("action", choices=["setup"], help="setup: make and set the rich menu")
     line.add_argument("--image", metavar="PNG", help="the ward's own picture for the menu")
-    line.add_argument("--language", choices=["ja", "en"], default="ja", help="the tiles' words")
+    line.add_argument(
+        "--language", choices=["ja", "en", "ko"], default="ja", help="the tiles' words"
+    )
     line.add_argument(
         "--print", action="store_true", help="print the menu's definition; send nothing"
     )

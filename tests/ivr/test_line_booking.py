@@ -145,3 +145,22 @@ def test_bookings_a_line_user_may_try_are_limited(line_app: LineApp) -> None:
         said = resident.said()
         assert ("予約しました" in said) == (attempt == 0), said
     assert "予約の回数が多すぎます" in said
+
+
+def test_a_korean_resident_books_in_korean(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    resident.taps("한국어")
+    resident.says("예약하기")
+    resident.taps(resident.choices()[2])  # the third service, by its Korean name
+    resident.taps("1명")
+    resident.taps("어디든")
+    resident.taps(resident.choices()[0])
+    resident.taps(resident.buttons()[0])
+    assert "잡아 두었습니다" in resident.said()
+    resident.says("1980-04-01")
+    resident.taps("예")
+    resident.says(new_mobile())
+    resident.taps("예")
+    resident.taps("예약하기")
+    assert "예약되었습니다. 예약 번호는" in resident.said()
