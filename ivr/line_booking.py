@@ -292,7 +292,10 @@ def read_back(turn: ChatTurn, agreed: bool) -> None:
     """The resident's yes or no to a value read back."""
     state = turn.state
     if state.pending is None:
-        raise LookAgain
+        if state.hold is None:
+            raise LookAgain
+        next_detail(turn)  # a second tap on an answer already taken: ask what is next again
+        return
     if agreed:
         if state.step == "notice":
             state.notices.append(state.pending)
@@ -300,11 +303,7 @@ def read_back(turn: ChatTurn, agreed: bool) -> None:
             state.birth = state.pending
         elif state.step == "phone":
             state.phone = state.pending
-    else:
-        turn.say(state.step)  # asked again
-        state.pending = None
-        return
-    next_detail(turn)
+    next_detail(turn)  # the next detail, or (after a no) the same one asked again
 
 
 def ask_confirm(turn: ChatTurn) -> None:

@@ -191,9 +191,13 @@ def take_event(db: DbSession, event: dict[str, Any], config: ChatConfig) -> Outg
     turn = ChatTurn(db, line_user=line_user, state=state, config=config)
     if kind == "follow":
         row.following = True
+        book.release_hold(turn)
         state.forget_booking()
         ward = booking.ward_info(db).text("name", state.language)
-        show_menu(turn, "welcome", ward=ward) if ward else show_menu(turn)
+        if ward:
+            show_menu(turn, "welcome", ward=ward)
+        else:
+            show_menu(turn)
     elif kind == "message" and (event.get("message") or {}).get("type") == "text":
         row.following = True
         _text(turn, str(event["message"].get("text") or ""), expired)

@@ -164,3 +164,30 @@ def test_a_korean_resident_books_in_korean(line_app: LineApp) -> None:
     resident.taps("예")
     resident.taps("예약하기")
     assert "예약되었습니다. 예약 번호는" in resident.said()
+
+
+def test_a_value_read_back_wrong_is_typed_again(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    _to_the_details(resident, service="マイナンバーカードの受け取り（交付）", party="1人")
+    tail = next(NOTICE_TAILS)
+    resident.says(f"LN2-{tail}")
+    resident.taps("いいえ")
+    assert "1人目の方の、交付通知書の番号" in resident.said()  # the same question again
+    resident.says(f"LN2-{tail + 1}")
+    yes = resident.data_of("はい")
+    resident.taps("はい")
+    resident.send(resident.event("postback", postback={"data": yes}))  # a double tap
+    assert "生年月日" in resident.said()  # still asked for, the hold kept
+    resident.says("abc")
+    assert "読み取れませんでした" in resident.said()
+    resident.says("1980-04-01")
+    resident.taps("はい")
+    resident.says(new_mobile())
+    resident.taps("はい")
+    resident.taps("予約する")
+    assert "予約しました" in resident.said()
+    code = resident.said().split("予約番号は ")[1][:8]
+    with line_app.sessions() as db:
+        booking_id = db.execute(select(Booking.id).where(Booking.code == code)).scalar_one()
+        made = booking.get_booking(db, booking_id=booking_id)
+    assert [m.notice_number for m in made.members] == [f"LN2-{tail + 1}"]
