@@ -200,6 +200,8 @@ def choose_slot(turn: ChatTurn, value: str) -> None:
         return
     state.hold = hold.id
     held = booking.get_hold(turn.db, hold_id=hold.id)
+    if held.service_id != state.service:
+        raise LookAgain  # a button of another service's times (the hold is given back)
     venue = booking.venue_or_404(turn.db, held.venue_id)
     minutes = max(round((hold.expires_at - turn.now()).total_seconds() / 60), 1)
     turn.say("held", when=turn.when(held.starts_at), venue=turn.named(venue), minutes=minutes)
