@@ -177,6 +177,11 @@ class Settings(BaseSettings):
                 f"MADOGUCHI_SECOND_FACTOR_ROLES: {', '.join(sorted(unknown))} is not one of "
                 f"{', '.join(STAFF_ROLES)}"
             )
+        if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
+            raise ValueError(
+                "MADOGUCHI_LINE_CHANNEL_SECRET and MADOGUCHI_LINE_CHANNEL_ACCESS_TOKEN go "
+                "together (the LINE Developers console has both): set both, or neither"
+            )
         if self.call_center_opens >= self.call_center_closes:
             raise ValueError("call_center_opens must be before call_center_closes")
         if self.environment == "production" and not self.database_url:

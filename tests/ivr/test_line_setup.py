@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from config import cli
+from config.settings import Settings
 from ivr.fake_line import FakeLine
 from ivr.line_menu import HEIGHT, WIDTH, menu_picture, rich_menu
 
@@ -76,3 +77,9 @@ def test_the_tiles_send_what_the_chat_answers() -> None:
     actions = [parse_qs(a["action"]["data"])["a"][0] for a in menu["areas"]]
     assert actions == ["book", "check", "faq", "crowd"]
     assert sum(a["bounds"]["width"] for a in menu["areas"]) == WIDTH
+
+
+def test_the_secret_and_the_token_go_together(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="set both, or neither"):
+        Settings(data_dir=tmp_path, line_channel_secret="s" * 32)
+    assert not Settings(data_dir=tmp_path).line_enabled
