@@ -198,9 +198,14 @@ def take_event(db: DbSession, event: dict[str, Any], config: ChatConfig) -> Outg
             show_menu(turn, "welcome", ward=ward)
         else:
             show_menu(turn)
-    elif kind == "message" and (event.get("message") or {}).get("type") == "text":
+    elif kind == "message":
         row.following = True
-        _text(turn, str(event["message"].get("text") or ""), expired)
+        message = event.get("message") or {}
+        if message.get("type") == "text":
+            _text(turn, str(message.get("text") or ""), expired)
+        else:  # a sticker, a photo, a location: the chat reads text only
+            turn.say("not_understood")
+            show_menu(turn)
     elif kind == "postback":
         row.following = True
         raw = str((event.get("postback") or {}).get("data") or "")

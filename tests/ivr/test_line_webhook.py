@@ -152,3 +152,10 @@ def test_a_redelivery_racing_the_first_delivery_is_answered_once(line_app: LineA
         racer.join()
     assert answers == [200, 200]
     assert len(line_app.fake.delivered) - before == 1
+
+
+def test_a_sticker_is_answered_with_the_menu(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    sticker = {"type": "sticker", "id": "3", "packageId": "446", "stickerId": "1988"}
+    resident.send(resident.event("message", message=sticker))
+    assert "予約する" in resident.choices()
