@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from config import cli
+from config.doctor import check_line
 from config.settings import Settings
 from ivr.fake_line import FakeLine
 from ivr.line_menu import HEIGHT, WIDTH, menu_picture, rich_menu
@@ -83,3 +84,19 @@ def test_the_secret_and_the_token_go_together(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="set both, or neither"):
         Settings(data_dir=tmp_path, line_channel_secret="s" * 32)
     assert not Settings(data_dir=tmp_path).line_enabled
+
+
+def test_the_check_says_whether_line_is_on_and_reachable(tmp_path: Path) -> None:
+    assert check_line(Settings(data_dir=tmp_path)).summary == "off"
+
+    def on(url: str) -> Settings:
+        return Settings(
+            data_dir=tmp_path,
+            public_base_url=url,
+            line_channel_secret="s" * 32,
+            line_channel_access_token=TOKEN,
+        )
+
+    assert check_line(on("http://10.0.0.5")).status == "error"
+    found = check_line(on("https://yoyaku.example.jp"))
+    assert found.status == "ok" and "https://yoyaku.example.jp/line/webhook" in found.message
