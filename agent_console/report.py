@@ -21,7 +21,12 @@ from booking import service as booking
 from booking.context import TOKYO
 from ivr import service as calls
 
-CHANNEL_NAMES = {"web": "Web", "ivr": "電話（自動応答）", "agent": "電話（オペレーター）"}
+CHANNEL_NAMES = {
+    "web": "Web",
+    "ivr": "電話（自動応答）",
+    "agent": "電話（オペレーター）",
+    "line": "LINE",
+}
 
 
 @dataclass(frozen=True)

@@ -120,14 +120,19 @@ _REMAINING = Slot.capacity - Slot.booked - func.coalesce(_ACTIVE_HOLDS.c.seats, 
 
 # Which kept seats each channel must leave alone while they are kept: the web leaves the
 # phone line's and the walk-ins', the phone line (IVR and agents) the walk-ins', a walk-in none.
-QUOTA_CHANNELS = ("web", "ivr", "agent", "walk_in")
+# The LINE chat counts as the web: its residents book on their phones' screens, and the seats
+# kept for the phone line are for those who cannot (the elderly calling in); it leaves them.
+QUOTA_CHANNELS = ("web", "ivr", "agent", "walk_in", "line")
 
 
 def quota_params(channel: str) -> dict[str, int]:
     """The bind parameters of KEPT_BACK for a channel."""
     if channel not in QUOTA_CHANNELS:
         raise BookingError("invalid_request", field="channel")
-    return {"not_phone": int(channel == "web"), "not_walk_in": int(channel != "walk_in")}
+    return {
+        "not_phone": int(channel in ("web", "line")),
+        "not_walk_in": int(channel != "walk_in"),
+    }
 
 
 # Built once. A lapsed hold no longer counts, swept or not; a venue's cut-off moves its first

@@ -39,7 +39,7 @@ from booking.personal import Sealed, check_resident, seal
 from booking.reads import SlotInfo, slot_for_sale, slot_info
 from booking.views import BookingView, ResidentInput
 
-CHANNELS = ("ivr", "web", "agent")
+CHANNELS = ("ivr", "web", "agent", "line")
 
 
 def _compact(sql: str) -> str:

@@ -259,7 +259,7 @@ class Booking(Base):
             "status IN ('booked', 'cancelled', 'checked_in', 'completed', 'no_show')",
             name="status",
         ),
-        CheckConstraint("channel IN ('ivr', 'web', 'agent')", name="channel"),
+        CheckConstraint("channel IN ('ivr', 'web', 'agent', 'line')", name="channel"),
         Index("ix_booking_slot", "slot_id"),
     )
 
@@ -601,3 +601,18 @@ class ReadyCard(Base):
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_ready_card_imported_at", "imported_at"),)
+
+
+class LineLink(Base):
+    """A booking made or found in the LINE chat, linked to the resident's LINE user: its notices
+    then go by LINE push. The LINE user id is personal data: sealed, with a keyed hash for the
+    lookups; the row goes when the retention rule erases the booking's personal data."""
+
+    __tablename__ = "line_link"
+
+    booking_id: Mapped[int] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_enc: Mapped[str] = mapped_column(Text)
+    user_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime)

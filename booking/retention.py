@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
+from booking.line_links import unlink_line_users
 from booking.models import Booking, BookingMember, Slot
 
 
@@ -31,6 +32,7 @@ def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = F
     ids = list(db.execute(due).scalars())
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        unlink_line_users(db, chunk)  # the LINE user id is the resident's too
         db.execute(
             update(BookingMember)
             .where(BookingMember.booking_id.in_(chunk))

@@ -15,6 +15,7 @@ with one role each:
   handover sheets of the ward's copies, their monthly figures;
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
 - ``offers``: the waitlist as the channels use it; ``retention``: erasure of personal data;
+- ``line_links``: bookings linked to the LINE user who made or found them in the chat;
 - ``availability``, ``figures``, ``release``, ``views``: the catalogue and free seats, the
   counters' figures, the staged release, the plain values handed out.
 """
@@ -103,6 +104,12 @@ from booking.figures import (
     counter_figures,
     today_figures,
 )
+from booking.line_links import (
+    bookings_for_line_user,
+    line_links_of,
+    line_user_of,
+    link_line_user,
+)
 from booking.making import CHANNELS, book, book_drawn
 from booking.offers import (
     erase_waitlist_personal_data,
@@ -187,6 +194,7 @@ __all__ = [
     "booking_not_ready",
     "booking_period",
     "bookings_between",
+    "bookings_for_line_user",
     "bookings_for_phone",
     "bookings_of_day",
     "call_to_counter",
@@ -221,6 +229,9 @@ __all__ = [
     "keep_within",
     "last_bookable_day",
     "leave_waitlist",
+    "line_links_of",
+    "line_user_of",
+    "link_line_user",
     "list_releases",
     "list_services",
     "list_venues",

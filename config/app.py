@@ -54,6 +54,10 @@ from config.worker import (
     wake_pump_after_commit,
 )
 from ivr.flow import LineConfig
+from ivr.line_api import LineApi
+from ivr.line_routes import LineChannel
+from ivr.line_routes import router as line_router
+from ivr.line_turn import ChatConfig
 from ivr.media_stream import router as media_stream_router
 from ivr.placed import PlacedCalls
 from ivr.recognition import SpeechModels
@@ -300,6 +304,25 @@ def _ward_openapi(app: FastAPI, max_party_size: int) -> None:
     app.openapi = ward_openapi  # type: ignore[method-assign]
 
 
+def line_channel(settings: Settings) -> LineChannel | None:
+    """The LINE Official Account channel, or None while its secret or token is unset."""
+    if not (settings.line_channel_secret and settings.line_channel_access_token):
+        return None
+    return LineChannel(
+        secret=settings.line_channel_secret.get_secret_value(),
+        api=LineApi(
+            access_token=settings.line_channel_access_token.get_secret_value(),
+            base_url=settings.line_api_base,
+            timeout_seconds=settings.line_timeout_seconds,
+        ),
+        # The same lookup limit as the phone line's, per LINE user instead of per number.
+        config=ChatConfig(
+            lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
+            bookings_per_hour=settings.web_bookings_per_hour,
+        ),
+    )
+
+
 def _channels_state(app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
     """What the pages, the phone line and the reminders' callbacks read from the application."""
     app.state.languages = Languages.load()
@@ -320,6 +343,7 @@ def _channels_state(app: FastAPI, settings: Settings, sessions: sessionmaker[Ses
     placed_calls: PlacedCalls = PlacedCallLedger(lambda: app.state.reminder_rules)
     app.state.placed_calls = placed_calls
     app.state.phone_api = phone_api(settings)
+    app.state.line_channel = line_channel(settings)
 
 
 def _routes(app: FastAPI) -> None:
@@ -334,6 +358,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(lottery_pages_router)
     app.include_router(ivr_router)
     app.include_router(media_stream_router)
+    app.include_router(line_router)
     app.include_router(reminders_router)
     app.include_router(reminders_stop_router)
     app.include_router(calendar_router)

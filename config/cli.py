@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from config.commands import backups, cards, check, records, running, schedule
+from config.commands import backups, cards, check, line, records, running, schedule
 from config.commands.common import Command
 from config.settings import Settings
 
@@ -30,6 +30,8 @@ Everyday use:
   madoguchi call                       phone the running service's IVR from this terminal
   madoguchi call --from anonymous --lang en     (a withheld number, in English)
   madoguchi call --lang ko             in Korean (8 at the first menu)
+  madoguchi line setup                 the LINE Official Account's rich menu (once the
+                                       channel's secret and token are set)
 
 The ward's records and its contract:
   madoguchi report monthly --month 2026-10     the monthly report (HTML with charts, CSV)
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     cards.add_cards(add)
     check.add_check(sub, commands)
     backups.add_backups(add)
+    line.add_line(add)
 
     parser.set_defaults(_commands=commands)
     return parser

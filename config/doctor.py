@@ -376,6 +376,21 @@ def check_twilio(settings: Settings) -> Finding:
     return _ok("twilio", "auth token, account and sending number set")
 
 
+def check_line(settings: Settings) -> Finding:
+    """The LINE channel: off, or on with its webhook where LINE can reach it (https)."""
+    if not settings.line_enabled:
+        return _ok("line", "the LINE channel is off (no channel secret and token)", "off")
+    if not settings.public_base_url.startswith("https://"):
+        return Finding(
+            "line",
+            "error",
+            "webhook not https",
+            f"LINE calls {settings.public_base_url}/line/webhook, and takes only https",
+            "set MADOGUCHI_PUBLIC_BASE_URL to the service's https address",
+        )
+    return _ok("line", f"on: webhook {settings.public_base_url.rstrip('/')}/line/webhook")
+
+
 def _local_host(host: str) -> bool:
     if host in LOCAL_HOSTS or host.endswith(".localhost"):
         return True
@@ -487,6 +502,7 @@ CHECKS: tuple[Check, ...] = (
     check_redis,
     check_worker,
     check_twilio,
+    check_line,
     check_public_url,
     check_speech,
     check_proxy_trust,

@@ -60,7 +60,7 @@ from reminders import service as reminders
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("ivr", "web", "agent")
+CHANNELS = ("ivr", "web", "agent", "line")
 GROUPS = ("resident", "api", "console", "ivr", "stream", "static", "other")
 # The route group of a path, by its first segment (the residents' pages live at the root).
 _BY_SEGMENT = {

@@ -43,6 +43,7 @@ def _erase(db: Session, *, before: datetime, everything: bool) -> dict[str, int]
         "届いたカード ready cards": booking.erase_ready_cards(
             db, before=before, everything=everything
         ),
+        "LINEの利用者 LINE users": calls.erase_line_users(db, before=before, everything=everything),
     }
 
 

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     # together (through Redis; per worker without it); 0: no cap of ours (Twilio queues what
     # exceeds the number's own throughput).
     twilio_sends_per_second: float = Field(default=0.0, ge=0, le=1000)
+    # The LINE Official Account channel (LINE Messaging API): the channel secret signs every
+    # webhook, the long-lived channel access token authorises replies and pushes. The channel
+    # is off while either is unset. The API's base is LINE's own, or a local fake in tests.
+    line_channel_secret: SecretStr | None = None
+    line_channel_access_token: SecretStr | None = None
+    line_api_base: str = "https://api.line.me"
+    line_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     # Call-center hours for the hand-over to an agent (weekdays; not holidays or 12/29-1/3).
     call_center_opens: time = time(8, 30)
     call_center_closes: time = time(17, 15)
@@ -174,6 +181,11 @@ class Settings(BaseSettings):
                 f"MADOGUCHI_SECOND_FACTOR_ROLES: {', '.join(sorted(unknown))} is not one of "
                 f"{', '.join(STAFF_ROLES)}"
             )
+        if bool(self.line_channel_secret) != bool(self.line_channel_access_token):
+            raise ValueError(
+                "MADOGUCHI_LINE_CHANNEL_SECRET and MADOGUCHI_LINE_CHANNEL_ACCESS_TOKEN go "
+                "together (the LINE Developers console has both): set both, or neither"
+            )
         if self.call_center_opens >= self.call_center_closes:
             raise ValueError("call_center_opens must be before call_center_closes")
         if self.environment == "production" and not self.database_url:
@@ -184,6 +196,11 @@ class Settings(BaseSettings):
                 "webhook's signature with it"
             )
         return self
+
+    @property
+    def line_enabled(self) -> bool:
+        """Whether the LINE channel is on: both its secret and its access token are set."""
+        return bool(self.line_channel_secret and self.line_channel_access_token)
 
     @property
     def second_factor_role_set(self) -> frozenset[str]:

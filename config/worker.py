@@ -34,6 +34,7 @@ from config.keys import load_twilio_token
 from config.logs import configure_logging, running_job
 from config.queue import REDIS_TIMEOUT_SECONDS, RqJobs, redis_connection
 from config.settings import Settings
+from ivr.line_api import LineApi
 from ivr.telephony import LogOnly, PhoneApi, TwilioApi
 from reminders import jobs as reminder_jobs
 from reminders.jobs import MESSAGES_QUEUE, OUTBOX_QUEUE, Runtime
@@ -85,6 +86,18 @@ def reminders_runtime(settings: Settings, sessions: sessionmaker[Session], jobs:
         claim_timeout=timedelta(seconds=settings.reminder_claim_timeout_seconds),
         pump_every=timedelta(seconds=settings.reminder_pump_seconds),
         pace=sending_pace(settings),
+        line=line_api(settings),
+    )
+
+
+def line_api(settings: Settings) -> LineApi | None:
+    """The LINE channel's Messaging API for pushes, when the channel is on."""
+    if not settings.line_channel_access_token:
+        return None
+    return LineApi(
+        access_token=settings.line_channel_access_token.get_secret_value(),
+        base_url=settings.line_api_base,
+        timeout_seconds=settings.line_timeout_seconds,
     )
 
 

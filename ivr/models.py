@@ -139,3 +139,30 @@ class FaqEntry(Base):
     answer_en: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LineEvent(Base):
+    """A LINE webhook event taken in, by its ``webhookEventId``: LINE redelivers an event it
+    thinks was not received, and the unique row makes the second delivery do nothing."""
+
+    __tablename__ = "line_event"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class LineUser(Base):
+    """A resident who added the ward's LINE Official Account: whether they still follow it (an
+    unfollow, or a block, stops every LINE message at once), and the chat's working state
+    (what they chose and typed so far: encrypted, and forgotten when it expires)."""
+
+    __tablename__ = "line_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_hmac: Mapped[str] = mapped_column(String(64), unique=True)
+    user_enc: Mapped[str] = mapped_column(Text)
+    following: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(5), default="ja")
+    state_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -5,7 +5,8 @@ No HTTP here; ``ivr.flow`` holds the dialogue and ``ivr.routes`` the webhooks.
 Other packages (the agent console, the monthly report, retention) read and change calls and
 callbacks through these names, never the tables. The work lives in ``ivr.calls`` (a call and
 its state), ``ivr.callbacks``, ``ivr.agents`` (calls handed to a person), ``ivr.figures`` (the
-wallboard and the monthly figures) and ``ivr.faq``.
+wallboard and the monthly figures) and ``ivr.faq``; ``ivr.line_chat`` the LINE users who still
+follow the ward's account.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from ivr.figures import (
     calls_between,
     wallboard,
 )
+from ivr.line_chat import erase_line_users, following_users
 
 __all__ = [
     "CALLBACK_OUTCOMES",
@@ -101,9 +103,11 @@ __all__ = [
     "claim_callback",
     "close_callback",
     "end_call",
+    "erase_line_users",
     "erase_personal_data",
     "faq_entries",
     "finish_callback",
+    "following_users",
     "get_call",
     "keep_voice_answer",
     "load_state",

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from booking.jobs import Jobs
+from ivr.line_api import LineApi, LineRefused, LineUnavailable
 from ivr.telephony import Accepted, PhoneApi, TwilioFailure
 from reminders import service
 from reminders.pacing import Pacer
@@ -39,6 +41,8 @@ SEND_BATCH = "reminders.jobs.send_batch"
 SEND_THREADS = 100
 # The longest a claimed message waits for its moment under the sending number's cap.
 MOST_PACE_WAIT = 20.0
+# The namespace of the LINE pushes' retry keys (uuid5 of the message).
+LINE_KEYS = uuid.UUID("6d61646f-6775-6368-692d-6c696e650001")
 OUTBOX_QUEUE = "outbox"
 MESSAGES_QUEUE = "messages"
 
@@ -56,6 +60,9 @@ class Runtime:
     # The sending number's cap (None: none), and how many messages due together a job sends.
     pace: Pacer | None = None
     batch_size: int = 100
+    # The LINE Official Account's Messaging API (None: the LINE channel is off, and a push
+    # planned while it was on falls back to SMS or a call).
+    line: LineApi | None = None
 
     def longest_pace_wait(self) -> float:
         """How long a claimed message may wait for its moment under the cap: well within the
@@ -172,7 +179,29 @@ def pump() -> str:
     )
 
 
+def push_key(message_id: int) -> str:
+    """The push's ``X-Line-Retry-Key``: the same for every attempt at one message, so LINE
+    delivers it once however often a retry or a reconciliation sends it again."""
+    return str(uuid.uuid5(LINE_KEYS, f"message-{message_id}"))
+
+
+def _push(rt: Runtime, out: Outgoing) -> Accepted:
+    """A LINE push; LINE's refusal (a block) becomes a failure the message falls back from,
+    its unavailability one to retry later (the retry key keeps it single)."""
+    if rt.line is None:
+        raise TwilioFailure("rejected", "LINE: the channel is off")
+    try:
+        key = rt.line.push(out.to, [{"type": "text", "text": out.body}], retry_key=push_key(out.id))
+    except LineRefused as error:
+        raise TwilioFailure("rejected", f"LINE refused: {error}", error.status) from error
+    except LineUnavailable as error:
+        raise TwilioFailure("retry", f"LINE unavailable: {error}", error.status) from error
+    return Accepted(sid=f"line:{key}", status="sent")
+
+
 def _deliver(rt: Runtime, out: Outgoing) -> Accepted:
+    if out.channel == "line":
+        return _push(rt, out)
     base = rt.public_base_url.rstrip("/")
     if out.channel == "sms":
         status_url = f"{base}/reminders/status?m={out.id}"
@@ -287,7 +316,9 @@ def reconcile(rt: Runtime) -> int:
         if out is None:
             continue
         try:
-            if out.channel == "sms":
+            if out.channel == "line":
+                found = None  # pushed again under the same retry key: LINE delivers it once
+            elif out.channel == "sms":
                 found = rt.phone.find_sms(to=out.to, body=out.body, since=out.claimed_at)
             else:
                 found = rt.phone.find_call(to=out.to, since=out.claimed_at)

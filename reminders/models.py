@@ -27,7 +27,9 @@ KINDS = (
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
 OPT_OUT_SOURCES = ("resident", "agent", "provider", "call")
-CHANNELS = ("sms", "voice")
+# "line": a LINE push to the LINE user a booking is linked to (ivr's LINE chat), while they
+# follow the ward's account; refused or unfollowed, the same message goes by SMS or a call.
+CHANNELS = ("sms", "voice", "line")
 STATUSES = (
     "scheduled",  # planned; due at send_after
     "claimed",  # a worker took it and is sending (the attempt is recorded before the call)

@@ -202,6 +202,56 @@ def _drop_stale(db: DbSession, contacts: list[Contact], now: datetime) -> int:
     return dropped
 
 
+def line_targets(db: DbSession, contacts: list[Contact]) -> dict[int, tuple[str, str]]:
+    """The LINE users (sealed, keyed hash) of these bookings who still follow the account:
+    their notices go by LINE push instead (cheaper, and the ward's own account)."""
+    links = booking.line_links_of(db, booking_ids=[c.id for c in contacts])
+    following = calls.following_users(db, user_hmacs=sorted({h for _, h in links.values()}))
+    return {b: link for b, link in links.items() if link[1] in following}
+
+
+def _line_message(
+    contact: Contact, target: tuple[str, str], kind: str, send_after: datetime, now: datetime
+) -> dict[str, object]:
+    """A LINE push's row: to the LINE user as the link stores it (sealed, keyed hash)."""
+    return {
+        "booking_id": contact.id,
+        "waitlist_entry_id": None,
+        "booking_version": contact.version,
+        "kind": kind,
+        "channel": "line",
+        "to_enc": target[0],
+        "to_hmac": target[1],
+        "language": contact.language,
+        "send_after": send_after,
+        "status": "scheduled",
+        "copy": 0,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _plan_line_visit(
+    contact: Contact, target: tuple[str, str], rules: ReminderRules, first: str, now: datetime
+) -> list[dict[str, object] | None]:
+    """A booking linked to a LINE user who follows: the first message and the reminders by
+    LINE push, whatever the phone's line type (a landline too: LINE is on their phone)."""
+    made: list[dict[str, object] | None] = [
+        _line_message(contact, target, first, after_quiet_hours(now, rules), now)
+    ]
+    visit = contact.starts_at.astimezone(TOKYO)
+    day_before = datetime.combine(visit.date() - timedelta(days=1), rules.day_before_at, TOKYO)
+    if day_before > now:
+        at = after_quiet_hours(day_before, rules)
+        made.append(_line_message(contact, target, "reminder", at, now))
+    if rules.morning_at is not None:
+        morning = datetime.combine(visit.date(), rules.morning_at, TOKYO)
+        if now < morning < visit:
+            made.append(_line_message(contact, target, "reminder_morning", morning, now))
+    return made
+
+
 def _plan_visit(
     db: DbSession,
     contact: Contact,
@@ -209,8 +259,11 @@ def _plan_visit(
     first: str,
     why: str,
     now: datetime,
+    line: tuple[str, str] | None = None,
 ) -> list[dict[str, object] | None]:
     """The confirmation (or move notice) and the reminders for a booked visit."""
+    if line is not None and first != "relocated":  # a relocation keeps its call (press 1)
+        return _plan_line_visit(contact, line, rules, first, now)
     made: list[dict[str, object] | None] = []
     channel = channel_for(contact.phone_line_type)
     at_once = after_quiet_hours(now, rules)
@@ -264,12 +317,19 @@ def plan_from_outbox(db: DbSession, rules: ReminderRules, *, limit: int = 200) -
     moved = {e.booking_id for e in events if e.booking_version > 1}  # a first has none earlier
     dropped = _drop_stale(db, [contacts[b] for b in sorted(moved) if b in contacts], now)
     made: list[dict[str, object] | None] = []
+    line = line_targets(db, list(contacts.values()))
     for event in events:
         contact = contacts.get(event.booking_id)
         if contact is None or event.booking_version != contact.version:
             continue  # changed again since: its later event plans for the version it has now
+        target = line.get(contact.id)
         if event.kind in FIRST_MESSAGE and contact.status == "booked":
-            made += _plan_visit(db, contact, rules, FIRST_MESSAGE[event.kind], event.kind, now)
+            first = FIRST_MESSAGE[event.kind]
+            made += _plan_visit(db, contact, rules, first, event.kind, now, target)
+        elif event.kind == "cancelled" and target is not None:
+            made.append(
+                _line_message(contact, target, "cancelled", after_quiet_hours(now, rules), now)
+            )
         elif event.kind == "cancelled" and contact.phone_line_type in SMS_LINES:
             at = after_quiet_hours(now, rules)
             made.append(_message(db, contact, "cancelled", "sms", at, now))
@@ -289,6 +349,27 @@ def call_instead(db: DbSession, message: Message, rules: ReminderRules) -> Later
         return None
     at = after_quiet_hours(context(db).now(), rules)
     made = schedule_one(db, contact, message.kind, "voice", at)
+    return Later(made, at) if made is not None else None
+
+
+def fall_back_from_line(db: DbSession, message: Message, rules: ReminderRules) -> Later | None:
+    """A LINE push refused (the resident blocked the account, LINE will not take it) or not
+    sent (they unfollowed): the same message by SMS to a mobile, a reminder by a call to a
+    landline, once each (a channel's message is planned once per version and kind)."""
+    if message.channel != "line" or message.booking_id is None:
+        return None
+    contact = contact_of(db, message.booking_id)
+    if contact.version != message.booking_version:
+        return None
+    if message.kind == "cancelled" and contact.status != "cancelled":
+        return None
+    if message.kind != "cancelled" and contact.status != "booked":
+        return None
+    channel = channel_for(contact.phone_line_type)
+    if channel is None or (channel == "voice" and message.kind not in REMINDERS):
+        return None  # as without LINE: a landline hears only reminders (it heard the rest)
+    at = after_quiet_hours(context(db).now(), rules)
+    made = schedule_one(db, contact, message.kind, channel, at)
     return Later(made, at) if made is not None else None
 
 

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session as DbSession
 from booking import service as booking
 from booking.context import context
 from booking.localized import Described, name_of, text_of
+from booking.personal import Vault
+from ivr import service as calls
 from ivr.telephony import UNSUBSCRIBED, Accepted, TwilioFailure
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out, opt_out_number, opted_out_of
@@ -29,6 +31,7 @@ from reminders.planning import (
     after_quiet_hours,
     agents_call,
     call_instead,
+    fall_back_from_line,
 )
 from reminders.texts import Visit, compose, compose_lost, compose_offer
 
@@ -148,12 +151,39 @@ def claim_batch(
                 got.append(out)
         elif message.booking_id is not None:  # (always: the table's CHECK)
             about_bookings.append(message)
-    return got + _claim_for_bookings(db, about_bookings, now)
+    return got + _claim_for_bookings(db, about_bookings, now, rules)
 
 
-def _claim_for_bookings(db: DbSession, messages: list[Message], now: datetime) -> list[Outgoing]:
+def _unfollowed(
+    db: DbSession, messages: list[Message], rules: ReminderRules
+) -> tuple[set[int], list[Later]]:
+    """LINE pushes to residents who unfollowed (or blocked) the account since they were
+    planned: not pushed; failed, and the same message planned by SMS or a call instead. The
+    messages so failed, and when their fallbacks are due."""
+    line = [m for m in messages if m.channel == "line"]
+    if not line:
+        return set(), []
+    following = calls.following_users(db, user_hmacs=sorted({m.to_hmac for m in line}))
+    failed: set[int] = set()
+    later: list[Later] = []
+    for message in line:
+        if message.to_hmac in following:
+            continue
+        reason = "LINE: the resident unfollowed the account"
+        if _set(db, message.id, "scheduled", status="failed", last_error=reason):
+            failed.add(message.id)
+            found = fall_back_from_line(db, message, rules)
+            later += [found] if found is not None else []
+    return failed, later
+
+
+def _claim_for_bookings(
+    db: DbSession, messages: list[Message], now: datetime, rules: ReminderRules
+) -> list[Outgoing | Later]:
+    failed, fallen_back = _unfollowed(db, messages, rules)
+    messages = [m for m in messages if m.id not in failed]
     if not messages:
-        return []
+        return list(fallen_back)
     booking_ids = sorted({int(m.booking_id or 0) for m in messages})
     contacts = booking.booking_contacts(db, booking_ids=booking_ids)
     opted = opted_out_of(db, booking_ids=booking_ids, to_hmacs=[m.to_hmac for m in messages])
@@ -174,7 +204,7 @@ def _claim_for_bookings(db: DbSession, messages: list[Message], now: datetime) -
             .execution_options(synchronize_session=False)
         )
     if not wanted:
-        return []
+        return list(fallen_back)
     # The claim: only rows still scheduled move, so a message taken by another worker between
     # our read and this statement is left to it.
     claimed = set(
@@ -188,11 +218,19 @@ def _claim_for_bookings(db: DbSession, messages: list[Message], now: datetime) -
     )
     words = Words(db)
     vault = context(db).vault
-    return [
-        Outgoing(m.id, m.kind, m.channel, vault.decrypt(str(c.phone_enc)), words.of(m, c), now)
+    claims: list[Outgoing | Later] = [
+        Outgoing(m.id, m.kind, m.channel, _to(vault, m, c), words.of(m, c), now)
         for m, c in wanted
         if m.id in claimed
     ]
+    return claims + fallen_back
+
+
+def _to(vault: Vault, message: Message, contact: Contact) -> str:
+    """Where a message goes: the LINE user it was planned for, or the booking's number."""
+    if message.channel == "line":
+        return vault.decrypt(message.to_enc)
+    return vault.decrypt(str(contact.phone_enc))
 
 
 class Words:
@@ -205,8 +243,8 @@ class Words:
         self._phone: str | None = None
 
     def of(self, message: Message, contact: Contact) -> str:
-        if message.channel != "sms":
-            return ""  # a call speaks the booking in the IVR
+        if message.channel not in ("sms", "line"):
+            return ""  # a call speaks the booking in the IVR; a LINE push says what an SMS says
         return self.sms(
             kind=message.kind,
             language=message.language,
@@ -346,7 +384,7 @@ def _retry_or_give_up(
 ) -> Later | None:
     if message.attempts >= MAX_ATTEMPTS:
         _set(db, message.id, "claimed", status="failed", last_error=f"gave up: {detail}"[:200])
-        return None
+        return fall_back_from_line(db, message, rules)  # LINE never took it: by SMS or a call
     wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1] if back_off else 0
     at = after_quiet_hours(context(db).now() + timedelta(seconds=wait), rules)
     _set(db, message.id, "claimed", status="scheduled", send_after=at, last_error=detail[:200])
@@ -368,6 +406,8 @@ def record_failure(
         _set(db, message.id, "claimed", last_error=failure.detail[:200])
         return None
     _set(db, message.id, "claimed", status="failed", last_error=failure.detail[:200])
+    if message.channel == "line":  # refused (blocked): the same message by SMS or a call
+        return fall_back_from_line(db, message, rules)
     if message.kind == "relocated":
         agents_call(db, context(db).vault.decrypt(message.to_enc), message.language)
     if failure.code == UNSUBSCRIBED:

@@ -473,6 +473,7 @@ def test_check_json_lists_every_check(
         "redis",
         "worker",
         "twilio",
+        "line",
         "public url",
         "speech",
         "proxy trust",

@@ -21,6 +21,7 @@ What it checks, one line each (OK, WARN: works but not as production should, ERR
   redis        MADOGUCHI_REDIS_URL answers (WARN when unset: jobs run only in `serve`)
   worker       a `madoguchi worker` sent RQ a heartbeat lately
   twilio       MADOGUCHI_TWILIO_AUTH_TOKEN set (and the account and number, to send)
+  line         the LINE channel off, or on with its webhook on https
   public url   MADOGUCHI_PUBLIC_BASE_URL is https and not this machine
   speech       each MADOGUCHI_VOSK_MODEL_* folder is an unpacked vosk model
   proxy trust  FORWARDED_ALLOW_IPS names the proxy, not '*'
@@ -63,7 +64,7 @@ def add_check(
 ) -> None:
     summary = (
         "Is this server ready for production? Checks the settings and every peer (database, "
-        "migrations, the read replica, Redis, a worker, Twilio, the public address, speech "
+        "migrations, the read replica, Redis, a worker, Twilio, LINE, the public address, speech "
         "models, the proxy) and says what to fix."
     )
     check = sub.add_parser(
