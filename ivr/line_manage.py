@@ -219,25 +219,24 @@ def faq(turn: ChatTurn, value: str | None) -> None:
 
 
 def crowd(turn: ChatTurn) -> None:
-    """Today's counters: how many came and the average wait so far, per venue."""
-    today = context(turn.db).today()
-    days = booking.counter_figures(turn.db, first=today, last=today)
-    if not days:
-        turn.say("crowd_none")
-        show_menu(turn)
-        return
-    names = {v.id: turn.named(v) for v in booking.list_venues(turn.db)}
+    """The counters now, per venue open today: people waiting and the wait for someone arriving
+    now (the day's queue the crowding pages publish)."""
     lines = [turn.t("crowd")]
-    for day in days:
-        wait = day.average_wait
-        shown = turn.t("crowd_wait", minutes=round(wait)) if wait is not None else None
+    for venue in booking.list_venues(turn.db):
+        queue = booking.venue_queue(turn.db, venue_id=venue.id)
+        if not queue.waiting and not queue.remaining_walk_in_seats:
+            continue  # no counter open today at this venue
         lines.append(
             turn.t(
                 "crowd_venue",
-                venue=names.get(day.venue_id, day.venue_id),
-                arrived=day.arrived + day.walk_ins,
-                wait=shown or turn.t("crowd_unknown"),
+                venue=turn.named(venue),
+                waiting=len(queue.waiting),
+                wait=turn.t("crowd_wait", minutes=queue.estimated_wait_minutes),
             )
         )
+    if len(lines) == 1:
+        turn.say("crowd_none")
+        show_menu(turn)
+        return
     turn.add({"type": "text", "text": "\n".join(lines)})
     show_menu(turn)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import timedelta
 
 import anyio
 from sqlalchemy import select
 
+from booking import service as booking
+from booking.context import TOKYO
+from booking.models import Slot
 from ivr.line_api import sign
 from ivr.models import LineUser
 from tests.ivr.line_resident import SECRET, LineApp, line_app
@@ -159,3 +163,27 @@ def test_a_sticker_is_answered_with_the_menu(line_app: LineApp) -> None:
     sticker = {"type": "sticker", "id": "3", "packageId": "446", "stickerId": "1988"}
     resident.send(resident.event("message", message=sticker))
     assert "予約する" in resident.choices()
+
+
+def test_the_counter_wait_tile_says_who_waits_now(line_app: LineApp) -> None:
+    """窓口の混雑: the day's queue per venue open today, as the crowding pages publish it."""
+    with line_app.sessions() as db:
+        first = (
+            db.execute(
+                select(Slot.starts_at)
+                .where(Slot.venue_id == "main", Slot.service_id == "pickup", Slot.is_open)
+                .order_by(Slot.starts_at)
+            )
+            .scalars()
+            .first()
+        )
+        assert first is not None
+        line_app.clock.set(first.astimezone(TOKYO) + timedelta(minutes=1))
+        booking.walk_in(db, venue_id="main", service_id="pickup", party=2)
+        db.commit()
+    resident = line_app.resident()
+    resident.follow()
+    resident.send(resident.event("postback", postback={"data": "a=crowd"}))
+    said = resident.said()
+    assert "いまの窓口の混み具合" in said
+    assert "待っている人 1人" in said, said
