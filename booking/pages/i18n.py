@@ -18,7 +18,7 @@ from babel.support import Translations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from booking.context import TOKYO
-from booking.languages import DEFAULT_LANGUAGE, EVERY, NAMES, Offered, info
+from booking.languages import CODES, DEFAULT_LANGUAGE, EVERY, NAMES, Offered, info
 from booking.localized import Described, name_of
 
 # How each language writes a visit's date and time: Babel's skeletons, which each locale
@@ -44,9 +44,9 @@ def _catalogue(language: str) -> Translations:
 
 
 def available_languages() -> list[str]:
-    """Every language with a catalogue, the default first."""
-    found = sorted(p.name for p in files("booking.pages").joinpath("locale").iterdir())
-    return sorted(found, key=lambda code: code != DEFAULT_LANGUAGE)
+    """Every language of the list (booking.languages) with a catalogue, in the list's order."""
+    found = {p.name for p in files("booking.pages").joinpath("locale").iterdir()}
+    return [code for code in CODES if code in found]
 
 
 @dataclass(frozen=True)
