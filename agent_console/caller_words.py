@@ -12,6 +12,17 @@ from fastapi import Request
 
 from booking.languages import EVERY, NAMES, Offered, info
 
+# Each language as the console's staff call it (the console itself is in Japanese).
+STAFF_NAMES: dict[str, str] = {
+    "ja": "日本語",
+    "en": "英語（English）",
+    "ko": "韓国語",
+    "zh": "中国語（簡体字）",
+    "vi": "ベトナム語",
+    "ne": "ネパール語",
+    "easy": "やさしい日本語",
+}
+
 
 @cache
 def read_outs() -> dict[str, dict[str, str]]:
@@ -30,6 +41,11 @@ def caller_languages(request: Request) -> tuple[str, ...]:
     """The languages an agent may choose for a caller's texts and calls."""
     offered: Offered = getattr(request.app.state, "offered_languages", EVERY)
     return offered.on("console")
+
+
+def staff_name(code: str | None) -> str:
+    """A caller's or a booking's language, as staff read it."""
+    return STAFF_NAMES.get(code or "ja", code or "")
 
 
 def html_lang(code: str) -> str:

@@ -94,6 +94,7 @@ templates.env.globals.update(
     read_out=caller_words.read_out,
     caller_languages=caller_words.caller_languages,
     html_lang=caller_words.html_lang,
+    staff_language=caller_words.staff_name,
     language_names=LANGUAGE_NAMES,
 )
 SESSION_COOKIE = "console"

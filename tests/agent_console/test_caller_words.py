@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_console.caller_words import read_out, read_outs
+from agent_console.caller_words import STAFF_NAMES, read_out, read_outs, staff_name
 from booking.languages import CODES
 from tests.agent_console.test_console import Console, answered_and_held
 
@@ -38,3 +38,9 @@ def test_an_agent_reads_the_purposes_in_the_callers_language(console: Console) -
     assert 'class="read-out-en"' not in held.text
     assert '<option value="zh" lang="zh-Hans">简体中文</option>' in held.text
     assert '<option value="easy" lang="ja">やさしい日本語</option>' in held.text
+
+
+def test_staff_read_every_language_in_japanese() -> None:
+    assert set(STAFF_NAMES) == set(CODES)
+    assert staff_name("zh") == "中国語（簡体字）"
+    assert staff_name(None) == "日本語"
