@@ -23,10 +23,12 @@ from booking.localized import Described, name_of
 
 # How each language writes a visit's date and time: Babel's skeletons, which each locale
 # spells its own way (2026年12月4日(金), 2026년 12월 4일 (금), Thứ 6, 4 thg 12, 2026...), on the
-# 24-hour clock as the ward's texts write times; English pages keep the ward's own style.
+# 24-hour clock as the ward's texts write times (08:30 in Chinese, as Babel writes it); English
+# pages keep the ward's own style, and Korean ones the ward's 8:30 (Babel would write 08:30).
 DATE_SKELETONS = {"long": "yMMMEd", "short": "MMMEd", "month": "yMMMM", "time": "Hm"}
 HOUSE_PATTERNS = {
-    "en": {"long": "EEE d MMM y", "short": "EEE d MMM", "month": "MMMM y", "time": "h:mm a"}
+    "en": {"long": "EEE d MMM y", "short": "EEE d MMM", "month": "MMMM y", "time": "h:mm a"},
+    "ko": {"time": "H:mm"},
 }
 # The pages' icon, inside each page (a few hundred bytes): the browser asks for nothing more.
 ICON = files("booking.pages").joinpath("static/favicon.svg").read_text("utf-8").strip()
