@@ -115,6 +115,8 @@ async def apply(request: Request, lottery_id: RowId) -> Response:
         except ValueError:
             problem = "Please give the number of people and the date of birth."
             return None, [gettext(language, problem)], 422
+        if resident.language not in contact_languages(request):
+            return None, [BookingError("invalid_language").message(language)], 422
         with unit_of_work(request) as db:
             try:
                 made = lottery.apply(

@@ -50,6 +50,10 @@ async def join(request: Request) -> Response:
     limited = await run_in_threadpool(over_limit, request, "book")
     if limited is not None:
         return page(request, "limited.html", status_code=429, message=limited)
+    if form.get("language", "ja") not in contact_languages(request):
+        refused = BookingError("invalid_language", field="language")
+        problem = refused.message(message_language(request))
+        return page(request, "waitlist.html", status_code=422, entry=None, problem=problem)
 
     def add() -> service.WaitlistView:
         with unit_of_work(request) as db:
