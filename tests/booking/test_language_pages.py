@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from booking.languages import CODES, NAMES, info
+from tests.booking.test_pages import FORM, field, hold_first_time
 from tests.conftest import FakeClock, app_for
 
 # The card pickup, as the sample ward names it in each language.
@@ -97,3 +98,17 @@ def test_a_language_the_ward_does_not_offer_goes_back_to_the_page(few: TestClien
     few.cookies.set("lang", "ne")
     assert '<html lang="ja">' in few.get("/").text
     assert few.get("/?lang=fr", follow_redirects=False).status_code == 303
+
+
+def test_the_form_offers_and_takes_only_the_wards_contact_languages(few: TestClient) -> None:
+    where, details = hold_first_time(few, "/book/cert_renewal/tsunohazu/2027-01-27?party=1")
+    offered = re.findall(r'<option value="(\w+)" lang="[^"]+"', details)
+    assert offered == ["ja", "en", "zh"]
+    form = {**FORM, "csrf": field(details, "csrf"), "language": "vi"}
+    form |= {"party": field(details, "party"), "service": field(details, "service")}
+    refused = few.post(where, data=form, follow_redirects=False)
+    assert refused.status_code == 422
+    assert "言語の指定が正しくありません。" in refused.text
+    form |= {"language": "zh", "csrf": field(refused.text, "csrf")}
+    booked = few.post(where, data=form, follow_redirects=False)
+    assert booked.status_code == 303
