@@ -21,7 +21,7 @@ from itsdangerous import BadSignature
 from booking import eras, service
 from booking.context import TOKYO
 from booking.errors import BookingError
-from booking.languages import is_japanese
+from booking.languages import info, is_japanese
 from booking.localized import name_of, text_of
 from booking.pages.forms import form_page
 from booking.pages.i18n import Languages
@@ -253,7 +253,7 @@ def _birth(form: dict[str, str]) -> date:
 def _era_problem(request: Request, era: eras.Era) -> str:
     language = language_of(request)
     name = _say(request, ERA_NAMES[era.key])
-    first = format_date(era.first, "long", locale=language)
+    first = format_date(era.first, "long", locale=info(language).babel)
     if era.last is None:
         return _say(
             request,
@@ -261,7 +261,7 @@ def _era_problem(request: Request, era: eras.Era) -> str:
             era=name,
             first=first,
         )
-    last = format_date(era.last, "long", locale=language)
+    last = format_date(era.last, "long", locale=info(language).babel)
     return _say(
         request,
         "%(era)s ran from %(first)s to %(last)s (%(era)s 1 to %(years)s). "
@@ -515,7 +515,7 @@ def visit_calendar(
     people = request.app.state.languages.ngettext(
         language, "%(num)s person", "%(num)s people", booking.party_size
     ) % {"num": booking.party_size}
-    said = {"LANGUAGE": language}
+    said = {"LANGUAGE": info(language).html}  # a language tag: zh-Hans; easy Japanese is ja
     cal = Calendar()
     cal.add("prodid", f"-//Madoguchi//My Number card counter//{language.upper()}")
     cal.add("version", "2.0")

@@ -112,3 +112,18 @@ def test_the_form_offers_and_takes_only_the_wards_contact_languages(few: TestCli
     form |= {"language": "zh", "csrf": field(refused.text, "csrf")}
     booked = few.post(where, data=form, follow_redirects=False)
     assert booked.status_code == 303
+
+
+@pytest.mark.parametrize(("language", "said"), [("easy", "平成(へいせい)は"), ("zh", "平成为")])
+def test_an_era_mistake_is_written_in_the_pages_language(
+    browser: TestClient, language: str, said: str
+) -> None:
+    day = {"easy": "2027-01-28", "zh": "2027-01-29"}[language]
+    url = f"/book/cert_renewal/tsunohazu/{day}?party=1&lang={language}"
+    where, details = hold_first_time(browser, url)
+    form = {**FORM, "csrf": field(details, "csrf"), "language": language}
+    form |= {"party": field(details, "party"), "service": field(details, "service")}
+    form |= {"birth_era": "heisei", "birth_year": "40"}
+    refused = browser.post(where, data=form, follow_redirects=False)
+    assert refused.status_code == 422
+    assert said in text_of(refused.text)
