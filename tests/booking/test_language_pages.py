@@ -127,3 +127,18 @@ def test_an_era_mistake_is_written_in_the_pages_language(
     refused = browser.post(where, data=form, follow_redirects=False)
     assert refused.status_code == 422
     assert said in text_of(refused.text)
+
+
+def test_the_api_refuses_a_language_the_ward_does_not_send_texts_in(few: TestClient) -> None:
+    body = {
+        "slot_id": 1,
+        "party_size": 1,
+        "name_kana": "グエン アン",
+        "phone": "080-7373-4199",
+        "birth_date": "1988-04-07",
+        "language": "vi",
+    }
+    refused = few.post("/api/v1/bookings", json=body)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_language", "language")
