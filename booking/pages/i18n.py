@@ -1,5 +1,6 @@
 """Languages for the resident pages: gettext catalogues (.po, read with Babel at start-up) and
-Jinja environments, one per language. A new language is a new locale/<code>/ folder."""
+Jinja environments, one per language the ward offers on the web. A new language is a line in
+booking/languages.py and a new locale/<code>/ folder."""
 
 from __future__ import annotations
 
