@@ -10,21 +10,21 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 import phonenumbers
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from stdnum.jp import in_ as my_number
 
 from booking.errors import BookingError
+from booking.languages import CODES, NAMES, Language
 from booking.views import MemberInput, MemberView, ResidentInput
 
-# The languages the service speaks to residents (the phone line, its texts and calls): the one
-# list the web form's contact language and the API's ``language`` are checked against.
-Language = Literal["ja", "en", "ko"]
-LANGUAGES: tuple[Language, ...] = get_args(Language)
+# The languages the service speaks to residents (booking/languages.py is the one list): what a
+# booking's contact language and the API's ``language`` are checked against.
+LANGUAGES: tuple[Language, ...] = CODES
 # Each language by its own name, as a chooser lists it.
-LANGUAGE_NAMES: dict[str, str] = {"ja": "日本語", "en": "English", "ko": "한국어"}
+LANGUAGE_NAMES: dict[str, str] = NAMES
 
 
 class FieldProblems(BookingError):

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from booking import service
 from booking.errors import BookingError
+from booking.languages import EVERY, Offered
 from booking.proof_of_work import refuse_without_proof
 from booking.schemas import (
     HOLD_ID_FORM,
@@ -142,6 +143,10 @@ def create_booking(
         members=[MemberInput(m.notice_number, m.braille, m.e_certificate) for m in body.members],
         proxy=body.proxy,
     )
+    offered: Offered = getattr(request.app.state, "offered_languages", EVERY)
+    if not offered.offers(body.language, "sms"):
+        # A language of the list the ward does not send texts in (MADOGUCHI_LANGUAGES).
+        raise BookingError("invalid_language", field="language")
     refuse_when_over_limit(request, "book")
     if body.hold_id is None:  # a hold's seats were taken with a proof already
         refuse_without_proof(request)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 from pydantic.config import JsonDict
 
 from booking.context import TOKYO
-from booking.personal import Language, mask_phone
+from booking.languages import Language
+from booking.personal import mask_phone
 from booking.service import BookingView, HoldView, SlotView
 from booking.web import ROW_ID_MAX
 

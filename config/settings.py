@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from booking.languages import Offered
+from booking.languages import parse as parse_languages
+
 # The console's staff roles (agent_console.models.ROLES); those who always sign in with a
 # second factor: they see every resident's data or the whole audit log.
 STAFF_ROLES = ("agent", "counter_manager", "supervisor", "auditor")
@@ -318,6 +321,25 @@ class Settings(BaseSettings):
     def sqlalchemy_read_url(self) -> str | None:
         """The replica's URL with the driver SQLAlchemy should use; None when unset."""
         return normalise_database_url(self.database_read_url) if self.database_read_url else None
+
+    # The languages the ward offers residents (booking/languages.py: ja, en, ko, zh, vi, ne,
+    # easy), comma-separated, or "all"; each channel offers those of them it speaks. Japanese
+    # is always offered.
+    languages: str = "all"
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: str) -> str:
+        try:
+            parse_languages(value)
+        except ValueError as error:
+            raise ValueError(f"MADOGUCHI_LANGUAGES: {error}") from None
+        return value
+
+    @property
+    def offered_languages(self) -> Offered:
+        """The ward's languages, asked by channel."""
+        return Offered.from_setting(self.languages)
 
 
 def normalise_database_url(url: str) -> str:

@@ -26,8 +26,8 @@ from booking.pages.flow import (
 )
 from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
-from booking.pages.render import message_language, not_found, page
-from booking.personal import LANGUAGE_NAMES, LANGUAGES, FieldProblems, display_phone
+from booking.pages.render import contact_languages, message_language, not_found, page
+from booking.personal import LANGUAGE_NAMES, FieldProblems, display_phone
 from booking.views import HeldTime, HoldView
 from booking.web import csrf_ok, row_id, unit_of_work, whole_number
 
@@ -50,6 +50,10 @@ async def join(request: Request) -> Response:
     limited = await run_in_threadpool(over_limit, request, "book")
     if limited is not None:
         return page(request, "limited.html", status_code=429, message=limited)
+    if form.get("language", "ja") not in contact_languages(request):
+        refused = BookingError("invalid_language", field="language")
+        problem = refused.message(message_language(request))
+        return page(request, "waitlist.html", status_code=422, entry=None, problem=problem)
 
     def add() -> service.WaitlistView:
         with unit_of_work(request) as db:
@@ -140,7 +144,7 @@ def _offer_form(
         place=entry.venue_id,
         wishes=chosen.id in ASKS_WISHES,
         eras=[(era.key, ERA_NAMES[era.key]) for era in FORM_ERAS],
-        languages=LANGUAGES,
+        languages=contact_languages(request),
         language_names=LANGUAGE_NAMES,
         form_action=f"/w/{token}",
     )

@@ -220,6 +220,10 @@ def test_messages_may_come_in_korean(live_server: LiveServer, page: Page) -> Non
         "ja",
         "en",
         "ko",
+        "zh",
+        "vi",
+        "ne",
+        "easy",
     ]
     expect(choice.locator("option[value=ko]")).to_have_text("한국어")
     choice.select_option("ko")

@@ -262,7 +262,9 @@ def test_the_japanese_switch_stays_on_one_line(
 ) -> None:
     for page in _new_page(browser, external_requests, viewport={"width": width, "height": 800}):
         page.goto(live_server.url("/book/pickup?lang=en"))
-        switch = page.get_by_role("navigation", name="Language").get_by_role("link", name="日本語")
+        switch = page.get_by_role("navigation", name="Language").get_by_role(
+            "link", name="日本語", exact=True
+        )
         box = switch.evaluate(
             """el => {
               const s = getComputedStyle(el);

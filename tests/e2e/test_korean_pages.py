@@ -78,12 +78,15 @@ def test_a_resident_books_in_korean(
     page.goto(live_server.url("/"))
     expect(page.locator("html")).to_have_attribute("lang", "ja")
     switch = page.get_by_role("navigation", name="言語")
-    expect(switch.get_by_role("link")).to_have_count(2)  # English and 한국어
+    expect(switch.get_by_role("link")).to_have_count(6)  # English, 한국어 and the others
     switch.get_by_role("link", name="한국어").click()
     expect(page.locator("html")).to_have_attribute("lang", "ko")
     expect(heading(page)).to_have_text("방문 예약")
     others = page.get_by_role("navigation", name="언어").get_by_role("link")
-    expect(others).to_have_text(["日本語", "English"])  # and the ways back
+    # and the ways back
+    expect(others).to_have_text(
+        ["日本語", "English", "简体中文", "Tiếng Việt", "नेपाली", "やさしい日本語"]
+    )
     assert_all_korean(page)
     assert_accessible(page)
 
