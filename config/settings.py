@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
     ivr_voice_ko: str = "Polly.Seoyeon"
+    # Mandarin (Twilio's <Say> language cmn-CN); やさしい日本語 speaks with ivr_voice_ja, slower.
+    ivr_voice_zh: str = "Polly.Zhiyu"
     # Retention (the ward's contract): a resident's personal data is erased this many days after
     # the visit or the cancellation (a daily job, with an erasure record each run); the audit
     # log is kept this many days.
