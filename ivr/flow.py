@@ -47,7 +47,7 @@ from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, s
 # The languages the line can speak (booking/languages.py: those with a Twilio <Say> language);
 # which of them a call is offered is the ward's configuration (LineConfig.languages).
 LANGUAGES = tuple(language.code for language in ALL_LANGUAGES if language.say)
-SAY_LANGUAGE: dict[str, str] = {language.code: language.say for language in ALL_LANGUAGES if language.say}
+SAY_LANGUAGE: dict[str, str] = {lang.code: lang.say for lang in ALL_LANGUAGES if lang.say}
 # The key that switches the line to a language from the main menu (and back to Japanese), in
 # the order the greeting offers them; each offer is said in its own language.
 LANGUAGE_KEYS = {"9": "en", "8": "ko", "7": "zh", "6": "easy"}

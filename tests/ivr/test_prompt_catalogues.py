@@ -15,6 +15,7 @@ from babel import Locale
 from booking.context import TOKYO
 from booking.languages import ALL, info
 from ivr.flow import LANGUAGE_KEYS, LANGUAGES, SAY_LANGUAGE, people, prompt, say_birth
+from ivr.recognition import SpeechModels, grammar_for
 from ivr.speech import say_digits, say_notice, say_phone, say_when
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -91,3 +92,15 @@ def test_easy_japanese_is_said_as_japanese() -> None:
     assert say_phone("+819012345678", "easy") == say_phone("+819012345678", "ja")
     assert say_birth(date(1958, 4, 1), "easy", "3") == "昭和33年4月1日"
     assert people("easy", 2) == "2人"
+
+
+def test_easy_japanese_is_heard_as_japanese_and_chinese_has_its_words() -> None:
+    japanese = grammar_for("confirm", "ja")
+    assert japanese is not None and grammar_for("confirm", "easy") == japanese
+    chinese = grammar_for("confirm", "zh")
+    assert chinese is not None and chinese.phrases["是"] == "1" and chinese.phrases["不是"] == "9"
+    digits = grammar_for("manage_code", "zh")
+    assert digits is not None and digits.digits and digits.phrases["幺"] == "1"
+    menu = grammar_for("menu", "zh")
+    assert menu is not None and menu.phrases["预约"] == "1" and menu.phrases["人工"] == "0"
+    assert SpeechModels({}).get("easy") is None  # no Japanese model: keys only
