@@ -433,13 +433,22 @@ def hint_speech(turn: Turn) -> None:
 # a reminder call we placed (the resident is the one called)
 
 
+def spoken_language(language: str, config: LineConfig) -> str:
+    """The language of a call the ward places: the resident's, where the line speaks it; else
+    やさしい日本語, made for residents whose own language the ward cannot offer (Vietnamese,
+    Nepali: no Twilio voice), where the ward offers it on the phone; else Japanese."""
+    if language in LANGUAGES and config.offers(language):
+        return language
+    return "easy" if config.offers("easy") else "ja"
+
+
 def remind(turn: Turn, about: PlacedCall | None) -> None:
     """Open a reminder call: the booking read out, keep it (1), cancel it (2), a person (0)."""
     calls.note_step(turn.call, "reminder")
     if about is None:
         turn.hang_up(None)
         return
-    turn.state.language = about.language if about.language in LANGUAGES else "ja"
+    turn.state.language = spoken_language(about.language, turn.config)
     turn.state.booking_id = about.booking_id
     if about.waitlist_entry_id is not None and about.kind == "lottery_lost":
         tell_lottery_lost(turn, about.waitlist_entry_id)

@@ -17,7 +17,7 @@ from reminders import jobs
 from reminders import service as reminders
 from reminders.texts import when_text
 from tests.conftest import SlotMaker, make_context
-from tests.reminders.conftest import PUBLIC, TOKEN, Desk, new_mobile
+from tests.reminders.conftest import PUBLIC, TOKEN, Desk, new_landline, new_mobile
 
 SAY = {"ja": "ja-JP", "en": "en-US", "ko": "ko-KR", "zh": "cmn-CN", "easy": "ja-JP"}
 
@@ -99,3 +99,23 @@ def test_a_booking_by_phone_and_its_sms_in_the_callers_language(
         )  # the ward's Japanese
         assert "Main Office" not in body
     assert reminders.sms_segments(body) <= 4
+
+
+@pytest.mark.parametrize("language", ["vi", "ne"])
+def test_a_landline_reminder_in_a_language_the_line_cannot_speak_is_in_easy_japanese(
+    desk: Desk, language: str
+) -> None:
+    """Twilio has no Vietnamese or Nepali voice: the reminder call speaks やさしい日本語."""
+    phone = new_landline()
+    made = desk.book(phone, language=language)
+    desk.plan()
+    reminder = desk.message(made.id, "reminder", "voice")
+    desk.due_now(reminder.id)
+    assert jobs.send(reminder.id) == "sent"
+    [url] = desk.calls_to(phone)
+    resident = desk.resident(phone)
+    heard = " ".join(resident.pick_up(url))
+    assert prompt("easy", "reminder_intro_ward", ward="新宿区") in heard
+    assert prompt("easy", "reminder_keys") in heard
+    assert "本庁舎 マイナンバーカード交付窓口" in heard  # the ward's Japanese names
+    assert {u.language for u in resident.utterances} == {"ja-JP"}
