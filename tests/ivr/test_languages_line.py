@@ -102,3 +102,16 @@ def test_a_chinese_caller_keys_an_era_birth_date_and_hears_both_years(line: Line
     call.press("3330401#")  # 昭和33年4月1日
     assert heard(call, "昭和33年，1958年4月1日，对吗？")
     call.hang_up()
+
+
+def test_an_easy_japanese_caller_keys_an_era_birth_date(line: Line) -> None:
+    call = line.call()
+    call.dial()
+    call.press("6")
+    for key in ("1", "3", "1", "1#"):  # PIN reset, one person, the main office
+        call.press(key)
+    call.press("1")
+    assert heard(call, "昭和は3、平成は4を押します。")
+    call.press("4010401#")  # 平成元年4月1日
+    assert heard(call, "平成元年4月1日、ですね。")
+    call.hang_up()
