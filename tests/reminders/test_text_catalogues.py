@@ -11,6 +11,7 @@ from datetime import date, datetime
 from importlib.resources import files
 
 import pytest
+from sqlalchemy.orm import Session
 
 from booking.context import TOKYO
 from booking.languages import ALL
@@ -27,6 +28,7 @@ from reminders.texts import (
     people,
     when_text,
 )
+from tests.reminders.test_ward_words import every_confirmation
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 SMS = [language.code for language in ALL if language.offered_on("sms")]
@@ -139,3 +141,18 @@ def test_dates_and_times_as_each_language_writes_them() -> None:
 def test_people_in_the_new_languages() -> None:
     assert [people(code, 1) for code in NEW] == ["1人", "1 người", "1 जना", "1人"]
     assert people("vi", 3) == "3 người"
+
+
+@pytest.mark.parametrize("language", NEW)
+def test_every_confirmation_of_the_sample_ward_fits_four_segments(
+    db: Session, language: str
+) -> None:
+    """Measured, the longest for a party of 9: 265 characters in Chinese, 265 in Vietnamese,
+    267 in Nepali, 242 in やさしい日本語, each within 4 UCS-2 segments of 67 (the sample ward
+    has no Chinese, Vietnamese or Nepali names: its English ones make those texts long, and
+    the station is the first to go)."""
+    texts = every_confirmation(db, language)
+    assert len(texts) >= 34
+    for text in texts:
+        assert reminders.sms_segments(text) <= BUDGET["confirmation"], (len(text), text)
+        assert "29532630" in text
