@@ -10,9 +10,10 @@ from dataclasses import replace
 import pytest
 
 from booking.languages import Offered
+from ivr import terminal
 from ivr.caller import PhoneCall
 from ivr.flow import prompt
-from tests.ivr.conftest import Line
+from tests.ivr.conftest import PUBLIC, TOKEN, Line, new_mobile
 
 SAY = {"ja": "ja-JP", "en": "en-US", "ko": "ko-KR", "zh": "cmn-CN", "easy": "ja-JP"}
 VOICES = {"zh": "Polly.Zhiyu", "easy": "Polly.Mizuki", "ja": "Polly.Mizuki"}
@@ -115,3 +116,24 @@ def test_an_easy_japanese_caller_keys_an_era_birth_date(line: Line) -> None:
     call.press("4010401#")  # 平成元年4月1日
     assert heard(call, "平成元年4月1日、ですね。")
     call.hang_up()
+
+
+@pytest.mark.parametrize(("language", "key"), [("zh", "7"), ("easy", "6")])
+def test_the_terminal_phone_chooses_the_language_for_the_developer(
+    line: Line, language: str, key: str
+) -> None:
+    answers = iter(["q"])
+    printed: list[str] = []
+    code = terminal.run(
+        "http://testserver",
+        public_base_url=PUBLIC,
+        auth_token=TOKEN,
+        from_number=new_mobile(),
+        language=language,
+        input_fn=lambda _prompt: next(answers),
+        print_fn=printed.append,
+        http=line.http,
+    )
+    assert code == 0
+    assert f"(pressing {key} for {terminal.LANGUAGE_KEYS[language][1]})" in printed
+    assert f"IVR: {prompt(language, 'menu')}" in printed
