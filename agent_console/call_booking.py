@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console.caller_words import caller_languages
 from agent_console.calls import call_screen
 from agent_console.service import Seat
 from agent_console.web import (
@@ -29,7 +30,6 @@ from agent_console.web import (
 )
 from booking import service as booking
 from booking.errors import BookingError
-from booking.personal import LANGUAGE_NAMES, LANGUAGES
 from booking.schemas import RowId
 from booking.web import row_id, unit_of_work, whole_number
 
@@ -189,8 +189,7 @@ def book_details(
         venue=venue,
         caller=call.caller or "",
         caller_language=call.language,
-        languages=LANGUAGES,
-        language_names=LANGUAGE_NAMES,
+        languages=caller_languages(request),
         error=error,
         values=values or {},
     )

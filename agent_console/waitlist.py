@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console.caller_words import caller_languages
 from agent_console.service import Seat
 from agent_console.web import (
     audit_event,
@@ -30,7 +31,7 @@ from agent_console.web import (
 )
 from booking import service as booking
 from booking.errors import BookingError
-from booking.personal import LANGUAGE_NAMES, LANGUAGES, display_phone, mask_phone
+from booking.personal import display_phone, mask_phone
 from booking.schemas import RowId
 from booking.views import HeldTime, HoldView
 from booking.web import unit_of_work, whole_number
@@ -219,8 +220,7 @@ def take_form(
         venue=venue,
         caller=display_phone(entry.phone),
         caller_language=entry.language,
-        languages=LANGUAGES,
-        language_names=LANGUAGE_NAMES,
+        languages=caller_languages(request),
         error=error,
         values=values or {},
         form_action=f"/console/waitlist/{entry.id}/take",

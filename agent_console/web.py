@@ -23,13 +23,14 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console import caller_words
 from agent_console import service as staff
 from agent_console.my_number import KeptField, kept_fields
 from agent_console.service import Seat
 from booking import service as booking
 from booking.context import TOKYO
 from booking.errors import BookingError
-from booking.personal import contains_my_number, display_phone
+from booking.personal import LANGUAGE_NAMES, contains_my_number, display_phone
 from booking.web import unit_of_work
 from ivr import service as calls
 from ivr.telephony import PhoneApi, TwilioFailure
@@ -88,6 +89,14 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 # Numbers as Japanese readers write them (090-1111-2222), and the IVR's path in words.
 templates.env.filters["phone"] = display_phone
 templates.env.globals["readable_path"] = calls.readable_path
+# A caller's words in the caller's language (agent_console/caller_words.py).
+templates.env.globals.update(
+    read_out=caller_words.read_out,
+    caller_languages=caller_words.caller_languages,
+    html_lang=caller_words.html_lang,
+    staff_language=caller_words.staff_name,
+    language_names=LANGUAGE_NAMES,
+)
 SESSION_COOKIE = "console"
 LOGIN_CSRF_COOKIE = "console_login"
 ROLE_NAMES = {

@@ -34,7 +34,9 @@ class BookingError(Exception):
         """The message in ``language``; in English where the catalogue has no such language
         (the phone line speaks Korean, the engine's messages are Japanese and English)."""
         texts = catalogue()[self.code]
-        return str(texts.get(language, texts["en"])).format(**self.params)
+        # やさしい日本語 falls back to Japanese, every other language to English.
+        fallback = texts["ja"] if language == "easy" else texts["en"]
+        return str(texts.get(language, fallback)).format(**self.params)
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {

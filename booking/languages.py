@@ -62,6 +62,11 @@ def info(code: str) -> LanguageInfo:
     return BY_CODE[code]
 
 
+def is_japanese(code: str) -> bool:
+    """Japanese or やさしい日本語: a resident who writes a name in katakana, reads ja dates."""
+    return code in BY_CODE and BY_CODE[code].babel == "ja"
+
+
 def parse(configured: str | Iterable[str]) -> tuple[Language, ...]:
     """The ward's languages from configuration: "all" (or empty) is every language, else codes
     separated by commas. Unknown codes are refused; Japanese is always offered; the list's
@@ -118,5 +123,6 @@ __all__ = [
     "LanguageInfo",
     "Offered",
     "info",
+    "is_japanese",
     "parse",
 ]

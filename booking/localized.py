@@ -4,7 +4,7 @@ and who runs the service (the ward's profile). All of it comes from the ward's J
 Japanese and English names and addresses live in their own columns (the console and the reports
 use them); everything else, and every other language, is in `texts`: {language: {field: text}}.
 A language without a text falls back to English, then Japanese, so a Korean caller never hears
-nothing, and a missing English text never blocks a page.
+nothing, and a missing English text never blocks a page; やさしい日本語 falls back to Japanese.
 """
 
 from __future__ import annotations
@@ -35,9 +35,17 @@ class Described(Protocol):
     texts: dict[str, dict[str, str]]
 
 
+def fallbacks(language: str) -> tuple[str, ...]:
+    """Where a missing text is looked for: やさしい日本語 reads the Japanese (the ward writes
+    its own easy names with readings, 四谷(よつや)...); every other language, English first."""
+    if language == "easy":
+        return ("easy", "ja")
+    return (language, "en", "ja")
+
+
 def pick(texts: Mapping[str, Mapping[str, str]], name: str, language: str) -> str:
-    """A field's text in the language, else English, else Japanese, else ''."""
-    for code in (language, "en", "ja"):
+    """A field's text in the language, else its fallbacks (English, then Japanese), else ''."""
+    for code in fallbacks(language):
         value = (texts.get(code) or {}).get(name)
         if value:
             return str(value)
@@ -76,8 +84,8 @@ def checked_texts(raw: object, fields: tuple[str, ...], where: str) -> dict[str,
         raise ValueError(f"{where}: texts must be an object of languages")
     checked: dict[str, dict[str, str]] = {}
     for code, words in raw.items():
-        if not (isinstance(code, str) and code.isalpha() and 2 <= len(code) <= 3):
-            raise ValueError(f"{where}: {code!r} is not a language code such as ja, en or ko")
+        if not (isinstance(code, str) and code.isalpha() and 2 <= len(code) <= 5):
+            raise ValueError(f"{where}: {code!r} is not a language code such as ja, en or easy")
         if not isinstance(words, dict):
             raise ValueError(f"{where}: texts.{code} must be an object of fields")
         for name, value in words.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from babel.dates import format_skeleton
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session as DbSession
 from booking.base import UTCDateTime
 from booking.context import TOKYO, context
 from booking.errors import BookingError
+from booking.languages import info
 from booking.models import DayRelease, Service, Slot, Venue
 
 # --- The rule, as SQL the seat statements embed ---------------------------------------------
@@ -98,7 +100,15 @@ def when_words(at: datetime) -> dict[str, str]:
         "opens_ja": f"{local.month}月{local.day}日({WEEKDAYS_JA[day]}) {local:%-H:%M}",
         "opens_en": f"{local:%a} {local.day} {local:%b} {local:%-H:%M}",
         "opens_ko": f"{local.month}월 {local.day}일({WEEKDAYS_KO[day]}) {local:%-H:%M}",
+        # The other languages as Babel writes a day and a time for their locale.
+        **{f"opens_{code}": _babel_when(local, code) for code in ("zh", "vi", "ne", "easy")},
     }
+
+
+def _babel_when(local: datetime, code: str) -> str:
+    locale = info(code).babel
+    day = format_skeleton("MMMEd", local, locale=locale)
+    return f"{day} {format_skeleton('Hm', local, locale=locale)}"
 
 
 def _in_group(row: DayRelease, birth_year: int | None) -> bool:

@@ -311,7 +311,8 @@ def _ward_openapi(app: FastAPI, max_party_size: int) -> None:
 
 def _channels_state(app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
     """What the pages, the phone line and the reminders' callbacks read from the application."""
-    app.state.languages = Languages.load()
+    app.state.languages = Languages.load(settings.offered_languages)
+    app.state.offered_languages = settings.offered_languages
     # Signs the pages' CSRF and confirmation tokens; derived from the installation's keys.
     app.state.page_key = sessions.kw["info"]["booking"].vault.derive("pages")
     # The line in front of the booking pages and API, and the proof of work (both in Redis).

@@ -17,8 +17,8 @@ from booking import service as booking
 from booking.errors import BookingError
 from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
-from booking.pages.render import message_language, not_found, page
-from booking.personal import LANGUAGE_NAMES, LANGUAGES, FieldProblems
+from booking.pages.render import contact_languages, message_language, not_found, page
+from booking.personal import LANGUAGE_NAMES, FieldProblems
 from booking.schemas import RowId
 from booking.views import MemberInput, ResidentInput
 from booking.web import csrf_ok, read_only_unit, unit_of_work, whole_number
@@ -65,7 +65,7 @@ def _form(
         errors=errors or [],
         most=lottery.MOST_PREFERENCES,
         max_party=max_party,
-        languages=LANGUAGES,
+        languages=contact_languages(request),
         language_names=LANGUAGE_NAMES,
     )
 

@@ -26,8 +26,8 @@ from booking.pages.flow import (
 )
 from booking.pages.forms import form_page
 from booking.pages.limits import over_limit
-from booking.pages.render import message_language, not_found, page
-from booking.personal import LANGUAGE_NAMES, LANGUAGES, FieldProblems, display_phone
+from booking.pages.render import contact_languages, message_language, not_found, page
+from booking.personal import LANGUAGE_NAMES, FieldProblems, display_phone
 from booking.views import HeldTime, HoldView
 from booking.web import csrf_ok, row_id, unit_of_work, whole_number
 
@@ -140,7 +140,7 @@ def _offer_form(
         place=entry.venue_id,
         wishes=chosen.id in ASKS_WISHES,
         eras=[(era.key, ERA_NAMES[era.key]) for era in FORM_ERAS],
-        languages=LANGUAGES,
+        languages=contact_languages(request),
         language_names=LANGUAGE_NAMES,
         form_action=f"/w/{token}",
     )

@@ -6,6 +6,8 @@ import pytest
 from babel import Locale
 
 from booking.languages import ALL, CODES, EVERY, Offered, info, parse
+from booking.localized import WardInfo, pick
+from config.sample import sample_ward
 from config.settings import Settings
 
 
@@ -47,3 +49,26 @@ def test_a_ward_chooses_some_and_japanese_stays() -> None:
 def test_an_unknown_language_is_refused_at_start_up() -> None:
     with pytest.raises(ValueError, match="MADOGUCHI_LANGUAGES: unknown language fr"):
         Settings(environment="test", languages="ja,fr")
+
+
+def test_the_sample_ward_names_every_venue_and_service_in_every_language() -> None:
+    ward = sample_ward()
+    for item in [*ward["venues"], *ward["services"]]:
+        for code in ("ko", "zh", "vi", "ne", "easy"):
+            assert item["texts"][code]["name"], (item["id"], code)
+    for code in CODES:
+        assert WardInfo.from_profile(ward["ward"]).text("call_center", code)
+
+
+def test_a_missing_text_falls_back_by_language() -> None:
+    texts = {
+        "ja": {"name": "四谷特別出張所", "access": "徒歩5分"},
+        "en": {"name": "Yotsuya Branch Office", "access": "5 min walk"},
+        "easy": {"name": "四谷(よつや)特別出張所(とくべつしゅっちょうじょ)"},
+        "vi": {"name": "Văn phòng chi nhánh Yotsuya"},
+    }
+    assert pick(texts, "name", "easy") == "四谷(よつや)特別出張所(とくべつしゅっちょうじょ)"
+    assert pick(texts, "access", "easy") == "徒歩5分"  # Japanese, never English
+    assert pick(texts, "access", "vi") == "5 min walk"
+    assert pick(texts, "name", "ne") == "Yotsuya Branch Office"
+    assert pick({"ja": {"name": "本庁舎"}}, "name", "zh") == "本庁舎"
