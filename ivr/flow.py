@@ -10,6 +10,7 @@ Everything the caller hears comes from the prompt catalogues (``ivr/prompts/<lan
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,9 +57,12 @@ LANGUAGE_KEYS = {"9": "en", "8": "ko", "7": "zh", "6": "easy"}
 DEFAULT_VOICES = {"zh": "Polly.Zhiyu"}
 # やさしい日本語 is said more slowly (SSML <prosody>, which Twilio's Polly voices read).
 SLOWER = {"easy": "85%"}
-# Whose words a language borrows where the ward's file or a table has none of its own:
-# やさしい日本語 reads the ward's Japanese names, never its English ones.
+# Whose words a language borrows where a table of the line's has none of its own (the era
+# names, the FAQ's two languages): やさしい日本語 reads the Japanese ones.
 BORROWS = {"easy": "ja"}
+# A reading in brackets after kanji, as the ward writes its やさしい日本語 (四谷(よつや)): for the
+# eye; read aloud, the place would be said twice.
+READING = re.compile(r"\([ぁ-ゖー]+\)")
 MAX_MISSES = 3
 MENU_TIMEOUT = 8  # seconds of silence before "we did not hear a key": generous, for elderly callers
 ENTRY_TIMEOUT = 10
@@ -148,11 +152,11 @@ def say_in(parent: VoiceResponse | Gather, language: str, text: str, config: Lin
 
 def say_refusal(turn: Turn, key: str, error: BookingError) -> None:
     """Say why the engine said no: inside ``key`` where its message is in the caller's
-    language (やさしい日本語: the Japanese one), else after it in English, in the English
-    voice (the engine's messages are Japanese and English, a few Korean)."""
+    language (or, for やさしい日本語, in Japanese), else after it in English, in the English
+    voice, never English words in another language's voice."""
     written = error_catalogue()[error.code]
-    language = borrowed(turn.language)
-    if language in written:
+    language = next((c for c in (turn.language, borrowed(turn.language)) if c in written), None)
+    if language is not None:
         turn.say(key, reason=error.message(language))
         return
     turn.say(key, reason="")
@@ -160,8 +164,13 @@ def say_refusal(turn: Turn, key: str, error: BookingError) -> None:
 
 
 def borrowed(language: str) -> str:
-    """The language whose words stand in for ``language``'s in the ward's file (easy: ja)."""
+    """The language whose words stand in for ``language``'s in the line's own tables."""
     return BORROWS.get(language, language)
+
+
+def spoken(text: str) -> str:
+    """The ward's words as the voice reads them: without the readings in brackets."""
+    return READING.sub("", text)
 
 
 class StateLost(RuntimeError):
@@ -401,7 +410,7 @@ def tell_purpose(turn: Turn) -> None:
 
 def ward_name(turn: Turn, language: str | None = None) -> str:
     """The ward's name in the language ('' until the ward's file gives one)."""
-    return booking.ward_info(turn.db).text("name", borrowed(language or turn.language))
+    return spoken(booking.ward_info(turn.db).text("name", language or turn.language))
 
 
 def say_with_ward(turn: Turn, key: str) -> None:
@@ -548,8 +557,8 @@ def _services(turn: Turn) -> list[Any]:
 def named(thing: Any, language: str) -> str:
     """A venue's or a service's name in the caller's language, from the ward's file (a
     language without one falls back to English: a Korean voice cannot read kanji; やさしい日本語
-    takes the Japanese one)."""
-    return name_of(thing, borrowed(language))
+    to the Japanese one), without the readings written for the eye."""
+    return spoken(name_of(thing, language))
 
 
 def ask_service(turn: Turn) -> None:
@@ -1171,11 +1180,11 @@ def say_visit(turn: Turn, made: BookingView) -> None:
     lang = turn.language
     service = booking.service_or_404(turn.db, made.service_id)
     venue = booking.venue_or_404(turn.db, made.venue_id)
-    words = borrowed(lang)
-    bring = text_of(service, "bring", words)
+    bring = spoken(text_of(service, "bring", lang))
     if bring:
         turn.say("visit_bring", bring=bring)
-    address, access = text_of(venue, "address", words), text_of(venue, "access", words)
+    address = spoken(text_of(venue, "address", lang))
+    access = spoken(text_of(venue, "access", lang))
     if address:
         turn.say("visit_address", venue=named(venue, lang), address=address)
     if access:

@@ -30,7 +30,7 @@ from reminders.planning import (
     agents_call,
     call_instead,
 )
-from reminders.texts import Visit, compose, compose_lost, compose_offer, words_language
+from reminders.texts import Visit, compose, compose_lost, compose_offer
 
 MAX_ATTEMPTS = 5
 # Seconds before a retry, by the number of attempts made so far.
@@ -235,15 +235,14 @@ class Words:
         if self._phone is None:
             self._phone = booking.ward_info(self.db).phone
         venue, service = self._venues[venue_id], self._services[service_id]
-        words = words_language(language)  # the ward's own words: やさしい日本語 reads Japanese
         visit = Visit(
             code=code,
             starts_at=starts_at,
-            venue=name_of(venue, words),
+            venue=name_of(venue, language),
             party=party,
-            bring=text_of(service, "bring", words),
-            address=text_of(venue, "address", words),
-            access=text_of(venue, "access", words),
+            bring=text_of(service, "bring", language),
+            address=text_of(venue, "address", language),
+            access=text_of(venue, "access", language),
             phone=self._phone,
         )
         return compose(kind, language, visit)
@@ -471,7 +470,7 @@ def _offer_text(db: DbSession, message: Message, entry: booking.WaitlistView, si
     return compose_offer(
         message.language,
         starts_at=starts_at,
-        venue=name_of(venue, words_language(message.language)),
+        venue=name_of(venue, message.language),
         party=entry.party_size,
         until=until,
         link=offer_link(site_url, entry.token),
@@ -506,7 +505,7 @@ def _lost_text(db: DbSession, message: Message, entry: booking.WaitlistView, sit
     return compose_lost(
         message.language,
         day=entry.day,
-        venue=name_of(venue, words_language(message.language)),
+        venue=name_of(venue, message.language),
         place=None if entry.ahead is None else entry.ahead + 1,
         link=offer_link(site_url, entry.token),
         phone=booking.ward_info(db).phone,

@@ -72,12 +72,6 @@ def texts() -> dict[str, dict[str, str]]:
 FALLBACK = {"easy": "ja"}
 
 
-def words_language(language: str) -> str:
-    """The language of the ward's own words (venue names, addresses, what to bring) in a
-    text: やさしい日本語 uses the ward's Japanese ones."""
-    return FALLBACK.get(language, language)
-
-
 def _part(name: str, language: str) -> Any:
     table = _catalogue()[name]
     return table.get(language) or table[FALLBACK.get(language, "en")]

@@ -91,13 +91,18 @@ def test_a_booking_by_phone_and_its_sms_in_the_callers_language(
     assert jobs.send(desk.message(made.id, "confirmation").id) == "sent"
     [body] = desk.sms_to(phone)
     assert made.code in body and when_text(made.starts_at, language) in body
+    # The ward's own words in the language: written, やさしい日本語 keeps its readings.
     if language == "zh":
-        assert body.startswith("【个人编号卡预约】") and "1人" in body
+        assert body.startswith("【个人编号卡预约】") and "本厅舍 个人编号卡交付窗口 1人" in body
+        assert "地点：新宿区歌舞伎町1-4-1 本厅舍1层" in body
     else:
-        assert (
-            body.startswith("【マイナンバーカードの予約】") and "本庁舎" in body
-        )  # the ward's Japanese
-        assert "Main Office" not in body
+        assert body.startswith("【マイナンバーカードの予約】")
+        assert "本庁舎(ほんちょうしゃ) マイナンバーカードの まどぐち 1人" in body
+    assert "Main Office" not in body
+    # ...and on the phone, without them.
+    venue = {"zh": "本厅舍 个人编号卡交付窗口", "easy": "本庁舎 マイナンバーカードの まどぐち"}
+    assert any(venue[language] in said for said in call.said)
+    assert not any("(ほんちょうしゃ)" in said for said in call.said)
     assert reminders.sms_segments(body) <= 4
 
 
@@ -117,5 +122,6 @@ def test_a_landline_reminder_in_a_language_the_line_cannot_speak_is_in_easy_japa
     heard = " ".join(resident.pick_up(url))
     assert prompt("easy", "reminder_intro_ward", ward="新宿区") in heard
     assert prompt("easy", "reminder_keys") in heard
-    assert "本庁舎 マイナンバーカード交付窓口" in heard  # the ward's Japanese names
+    # The ward's やさしい日本語 names, without the readings written for the eye (本庁舎(ほんちょうしゃ)).
+    assert "本庁舎 マイナンバーカードの まどぐち" in heard and "(" not in heard
     assert {u.language for u in resident.utterances} == {"ja-JP"}
