@@ -62,8 +62,8 @@ def test_every_text_and_part_has_the_language_and_its_placeholders(language: str
 
 
 def venue(language: str) -> str:
-    """The longest name a text carries: the ward's Japanese for やさしい日本語, else English
-    (the sample ward has no Chinese, Vietnamese or Nepali names)."""
+    """A long name for a text to carry: Japanese for やさしい日本語, else the English one (a
+    ward's file may lack its Chinese, Vietnamese or Nepali names)."""
     return {"easy": "本庁舎 マイナンバーカード交付窓口"}.get(
         language, "Main Office, My Number Card Counter"
     )
@@ -147,10 +147,9 @@ def test_people_in_the_new_languages() -> None:
 def test_every_confirmation_of_the_sample_ward_fits_four_segments(
     db: Session, language: str
 ) -> None:
-    """Measured, the longest for a party of 9: 265 characters in Chinese, 265 in Vietnamese,
-    267 in Nepali, 242 in やさしい日本語, each within 4 UCS-2 segments of 67 (the sample ward
-    has no Chinese, Vietnamese or Nepali names: its English ones make those texts long, and
-    the station is the first to go)."""
+    """Measured, the longest for a party of 9: 203 characters in Chinese, 268 in Vietnamese,
+    267 in Nepali, 266 in やさしい日本語 (the ward's easy words carry their readings), each
+    within 4 UCS-2 segments of 67; where the whole does not fit, the station goes first."""
     texts = every_confirmation(db, language)
     assert len(texts) >= 34
     for text in texts:
