@@ -125,3 +125,19 @@ def test_a_landline_reminder_in_a_language_the_line_cannot_speak_is_in_easy_japa
     # The ward's やさしい日本語 names, without the readings written for the eye (本庁舎(ほんちょうしゃ)).
     assert "本庁舎 マイナンバーカードの まどぐち" in heard and "(" not in heard
     assert {u.language for u in resident.utterances} == {"ja-JP"}
+
+
+def test_a_chinese_landline_reminder_is_in_chinese_and_keeps_the_booking(desk: Desk) -> None:
+    phone = new_landline()
+    made = desk.book(phone, language="zh")
+    desk.plan()
+    reminder = desk.message(made.id, "reminder", "voice")
+    desk.due_now(reminder.id)
+    assert jobs.send(reminder.id) == "sent"
+    [url] = desk.calls_to(phone)
+    resident = desk.resident(phone)
+    heard = " ".join(resident.pick_up(url))
+    assert prompt("zh", "reminder_intro_ward", ward="新宿区") in heard
+    assert "本厅舍 个人编号卡交付窗口" in heard and say_when(made.starts_at, "zh") in heard
+    assert {u.language for u in resident.utterances} == {"cmn-CN"}
+    assert prompt("zh", "reminder_kept") in " ".join(resident.press("1"))
