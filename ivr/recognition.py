@@ -1,9 +1,10 @@
 """Speech on the phone line, recognised on the ward's own servers with vosk.
 
-Models come from configuration (``MADOGUCHI_VOSK_MODEL_JA`` / ``_EN`` / ``_KO``: unpacked vosk
-model folders), are checked at start-up, loaded once per process and shared by every call;
-each question gets a cheap recogniser restricted to the answers it takes (yes/no, menu words,
-digits), which is fast and accurate where free dictation is not. Nothing is ever downloaded:
+Models come from configuration (``MADOGUCHI_VOSK_MODEL_JA`` / ``_EN`` / ``_KO`` / ``_ZH``:
+unpacked vosk model folders; やさしい日本語 is heard by the Japanese one), are checked at
+start-up, loaded once per process and shared by every call; each question gets a cheap
+recogniser restricted to the answers it takes (yes/no, menu words, digits), which is fast and
+accurate where free dictation is not. Nothing is ever downloaded:
 ``vosk.Model(lang=...)`` would fetch from the internet, so it is never called.
 
 A recognised answer becomes the keys the caller could have pressed, so it drives the same
@@ -34,7 +35,10 @@ from ivr.audio import TELEPHONE_RATE, Resampler, decode_mulaw
 
 log = logging.getLogger(__name__)
 
-LANGUAGES = ("ja", "en", "ko")
+# The languages a model may be configured for; a caller's language heard by another's model
+# (やさしい日本語 is Japanese: the Japanese model and words).
+LANGUAGES = ("ja", "en", "ko", "zh")
+HEARD_AS = {"easy": "ja"}
 DEFAULT_RATE = 16000  # Kaldi's default when conf/mfcc.conf does not say
 _SAMPLE_FREQUENCY = re.compile(r"^\s*--sample-frequency\s*=\s*(\d+)", re.MULTILINE)
 
@@ -101,7 +105,7 @@ class SpeechModels:
             log.info("speech in %s: vosk model %s at %d Hz", language, path, rate)
 
     def get(self, language: str) -> SpeechModel | None:
-        return self.models.get(language)
+        return self.models.get(HEARD_AS.get(language, language))
 
     def health(self) -> dict[str, str]:
         """For /healthz: which languages take speech, and which fall back to keys."""
@@ -182,6 +186,7 @@ def spoken_name(name: str, language: str) -> str:
 def grammar_for(step: str, language: str, choices: Sequence[str] = ()) -> Grammar | None:
     """What ``step`` listens for in ``language``; None where it takes keys only. ``choices``:
     the names of a question's numbered choices (venues), key 1 first."""
+    language = HEARD_AS.get(language, language)
     if language not in LANGUAGES:
         return None
     table = words(language)

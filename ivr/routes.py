@@ -340,7 +340,7 @@ async def connect_to_agent(request: Request, lang: str = "ja") -> Response:
     if to is None:  # nobody to ring after all: back in the queue
         reply.redirect(done, method="POST")
         return _twiml(reply)
-    reply.say(flow.prompt(language, "connecting"), language=flow.SAY_LANGUAGE[language])
+    flow.say_in(reply, language, flow.prompt(language, "connecting"), _line(request).config)
     dial = reply.dial(action=done, method="POST", timeout=20)
     dial.number(to)
     return _twiml(reply)

@@ -16,7 +16,12 @@ KEYS_PROMPT = "keys (0-9 * #, empty = stay silent, q = hang up) > "
 QUEUE_PROMPT = "on hold (a = an agent answers, keys = press, empty = keep waiting, q = hang up) > "
 QUEUE_MUSIC_PROMPT = "on hold (a = an agent answers, empty = keep waiting, q = hang up) > "
 # The keys that switch the IVR's language at its first menu.
-LANGUAGE_KEYS = {"en": ("9", "English"), "ko": ("8", "Korean")}
+LANGUAGE_KEYS = {
+    "en": ("9", "English"),
+    "ko": ("8", "Korean"),
+    "zh": ("7", "Chinese"),
+    "easy": ("6", "やさしい日本語"),
+}
 
 
 def run(

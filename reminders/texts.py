@@ -21,8 +21,10 @@ from typing import Any
 
 import phonenumbers
 from babel import Locale
+from babel.dates import format_skeleton
 
 from booking.context import TOKYO
+from booking.languages import info
 
 # Tables of messages.toml that are parts of texts, not texts of their own.
 PARTS = (
@@ -65,24 +67,45 @@ def texts() -> dict[str, dict[str, str]]:
     }
 
 
+# Whose text stands in where a language has none (the completeness test keeps this rare):
+# やさしい日本語 falls back to Japanese, every other language to English.
+FALLBACK = {"easy": "ja"}
+
+
 def _part(name: str, language: str) -> Any:
     table = _catalogue()[name]
-    return table.get(language) or table["en"]
+    return table.get(language) or table[FALLBACK.get(language, "en")]
+
+
+@cache
+def _locale(language: str) -> Locale:
+    return Locale.parse(info(language).babel)
 
 
 def people(language: str, count: int) -> str:
     """ "1 person", "2 people", "2人": a party as the language says it (CLDR plural forms)."""
     forms: dict[str, str] = _part("people", language)
-    form = Locale.parse(language).plural_form(count)
+    form = _locale(language).plural_form(count)
     return forms.get(form, forms["other"]).format(count=count)
 
 
 WEEKDAYS_JA = "月火水木金土日"
 WEEKDAYS_KO = "월화수목금토일"
+# The other languages write a day as CLDR's skeleton says, in their Babel locale (12/16周三,
+# Thứ 4, 16/12, डिसेम्बर 16, बुध, 12月16日(水)), and the time before or after it as they do.
+DAY_SKELETONS = {"zh": "MdE", "vi": "MdE", "ne": "MMMEd", "easy": "MMMEd"}
+TIME_FIRST = frozenset({"vi"})
+
+
+def _written_day(day: date, language: str) -> str:
+    return str(format_skeleton(DAY_SKELETONS[language], day, locale=_locale(language)))
 
 
 def when_text(at: datetime, language: str) -> str:
     local = at.astimezone(TOKYO)
+    if language in DAY_SKELETONS:
+        day, clock = _written_day(local.date(), language), f"{local:%-H:%M}"
+        return f"{clock} {day}" if language in TIME_FIRST else f"{day} {clock}"
     if language == "ja":
         return f"{local.month}/{local.day}({WEEKDAYS_JA[local.weekday()]}){local:%-H:%M}"
     if language == "ko":
@@ -264,7 +287,9 @@ def compose_offer(
 
 
 def day_text(day: date, language: str) -> str:
-    """A day as a text writes it: 1/12(火), 1/12(화), Tue Jan 12."""
+    """A day as a text writes it: 1/12(火), 1/12(화), Tue Jan 12, 1/12周二."""
+    if language in DAY_SKELETONS:
+        return _written_day(day, language)
     if language == "ja":
         return f"{day.month}/{day.day}({WEEKDAYS_JA[day.weekday()]})"
     if language == "ko":

@@ -25,6 +25,7 @@ SPEECH = {
     "ja": "keys only (no vosk model)",
     "en": "keys only (no vosk model)",
     "ko": "keys only (no vosk model)",
+    "zh": "keys only (no vosk model)",
 }
 
 

@@ -127,9 +127,9 @@ def add_call(add: AddCommand) -> None:
     )
     call.add_argument(
         "--lang",
-        choices=["ja", "en", "ko"],
+        choices=["ja", "en", "ko", "zh", "easy"],
         default="ja",
-        help="ja (default), en (presses 9 for you) or ko (presses 8)",
+        help="ja (default), en (presses 9 for you), ko (8), zh (7) or easy (6: やさしい日本語)",
     )
     call.add_argument(
         "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"

@@ -165,6 +165,7 @@ def test_openapi_and_healthz(client: TestClient) -> None:
             "ja": "keys only (no vosk model)",
             "en": "keys only (no vosk model)",
             "ko": "keys only (no vosk model)",
+            "zh": "keys only (no vosk model)",
         },
     }
 

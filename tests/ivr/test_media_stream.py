@@ -255,6 +255,7 @@ def test_without_a_model_the_language_takes_keys_and_health_says_so(
         "ja": "keys only (no vosk model)",
         "en": "keys only (no vosk model)",
         "ko": "speech",
+        "zh": "keys only (no vosk model)",
     }
     call = line.call()
     call.dial()

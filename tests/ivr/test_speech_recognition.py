@@ -138,6 +138,7 @@ def test_languages_without_a_model_take_keys_only(models: SpeechModels) -> None:
         "ja": "keys only (no vosk model)",
         "en": "keys only (no vosk model)",
         "ko": "speech",
+        "zh": "keys only (no vosk model)",
     }
     again = SpeechModels({"ko": str(KO_MODEL)}).get("ko")
     first = models.get("ko")
