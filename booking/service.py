@@ -9,7 +9,8 @@ with one role each:
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
 - ``counter_day``: check-in, no-shows, walk-ins, calls to the counter; ``counter_queue``
-  the day's queue at a venue (who waits, who is called, the pace and the waits);
+  the day's queue at a venue (who waits, who is called, the pace and the waits); ``tickets``
+  walk-ins' tickets, their status pages' tokens and the numbers left for alerts;
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
 - ``offers``: the waitlist as the channels use it; ``retention``: erasure of personal data;
 - ``availability``, ``figures``, ``release``, ``views``: the catalogue and free seats, the
@@ -106,6 +107,20 @@ from booking.reads import (
 from booking.release import ReleaseView, add_release, list_releases, remove_release
 from booking.retention import erase_personal_data
 from booking.seats import create_hold, get_hold, reclaim_expired_holds, release_hold
+from booking.tickets import (
+    BookedInQueue,
+    TicketView,
+    alert_ahead,
+    booking_in_queue,
+    booking_queue_token,
+    erase_ticket_phones,
+    leave_ticket_phone,
+    set_ticket_language,
+    ticket,
+    ticket_of_number,
+    ticket_of_walk_in,
+    tickets_with_phones,
+)
 from booking.views import (
     BookingView,
     HeldTime,
@@ -122,6 +137,7 @@ __all__ = [
     "CHANNELS",
     "OUTBOX_WRITTEN",
     "RELOCATE_SEARCH_DAYS",
+    "BookedInQueue",
     "BookingPeriod",
     "BookingView",
     "CapacityDay",
@@ -139,17 +155,21 @@ __all__ = [
     "SessionDay",
     "SlotDay",
     "SlotView",
+    "TicketView",
     "Today",
     "VenueQueue",
     "WaitlistView",
     "WalkInView",
     "add_release",
+    "alert_ahead",
     "availability",
     "book",
     "book_drawn",
     "booking_by_code",
     "booking_contacts",
+    "booking_in_queue",
     "booking_period",
+    "booking_queue_token",
     "bookings_between",
     "bookings_for_phone",
     "bookings_of_day",
@@ -165,6 +185,7 @@ __all__ = [
     "counter_figures",
     "create_hold",
     "erase_personal_data",
+    "erase_ticket_phones",
     "erase_waitlist_personal_data",
     "estimated_wait",
     "extend_waitlist_offer",
@@ -176,6 +197,7 @@ __all__ = [
     "join_waitlist",
     "keep_within",
     "last_bookable_day",
+    "leave_ticket_phone",
     "leave_waitlist",
     "list_releases",
     "list_services",
@@ -202,10 +224,15 @@ __all__ = [
     "set_capacity",
     "set_quota",
     "set_status",
+    "set_ticket_language",
     "slots_of_day",
     "stranded",
     "take_tally",
     "take_waitlist_offer",
+    "ticket",
+    "ticket_of_number",
+    "ticket_of_walk_in",
+    "tickets_with_phones",
     "today_figures",
     "venue_or_404",
     "venue_queue",
