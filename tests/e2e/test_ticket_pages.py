@@ -54,7 +54,10 @@ def test_a_ticket_is_printed_and_its_resident_follows_the_queue_without_javascri
     # A page that reloads itself is what axe's meta-refresh rule flags (WCAG 2.2.1): the
     # resident can turn it off, and the page without it passes every check.
     assert [v["id"] for v in accessibility(resident)] == ["meta-refresh"]
+    monkeypatch.setattr(queue, "REFRESH_SECONDS", 30)  # as residents see it, for the picture
+    resident.goto(live_server.url(f"/queue/{token}"))
     screenshot(resident, "queue-status")
+    monkeypatch.setattr(queue, "REFRESH_SECONDS", 600)
     resident.get_by_role("link", name="自動更新を止める").click()
     assert resident.locator('meta[http-equiv="refresh"]').count() == 0
     assert_accessible(resident)
