@@ -7,6 +7,7 @@ checked in (a keyed token of the booking, no column needed).
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -21,6 +22,9 @@ from booking.personal import LANGUAGES, parse_phone
 # Alerts go by SMS only: a number must be a mobile's.
 SMS_LINES = ("mobile", "fixed_line_or_mobile")
 DEFAULT_ALERT_AHEAD = 3
+# A booked resident's status token: "b", the booking's id, "-", 24 hex digits (27 characters or
+# more: never a ticket's token, which has 24).
+BOOKING_TOKEN = re.compile(r"b(\d{1,12})-([0-9a-f]{24})")
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,11 @@ def erase_ticket_phones(db: DbSession, *, before: date) -> int:
 # --- a booked resident's status page ------------------------------------------------------
 
 
+def is_booking_token(token: str) -> bool:
+    """Whether a status page's token is a booking's (else it is a ticket's)."""
+    return BOOKING_TOKEN.fullmatch(token) is not None
+
+
 def booking_queue_token(db: DbSession, *, booking_id: int) -> str:
     """The status page's token of a booking: its id and a keyed digest of it (unguessable,
     nothing personal; no column to keep)."""
@@ -177,11 +186,11 @@ class BookedInQueue:
 
 def booking_in_queue(db: DbSession, *, token: str) -> BookedInQueue:
     """The booking behind a booked resident's status-page token."""
-    head, _, mac = token[1:].partition("-")
-    if not token.startswith("b") or not head.isdigit() or len(head) > 12:
+    found = BOOKING_TOKEN.fullmatch(token)
+    if found is None:
         raise BookingError("ticket_not_found")
-    booking_id = int(head)
-    if not hmac.compare_digest(mac, _booking_mac(db, booking_id)):
+    booking_id = int(found.group(1))
+    if not hmac.compare_digest(found.group(2), _booking_mac(db, booking_id)):
         raise BookingError("ticket_not_found")
     row = db.execute(
         select(

@@ -50,7 +50,7 @@ class Place:
 
 def _place(request: Request, token: str) -> Place:
     with unit_of_work(request) as db:
-        if token.startswith("b"):
+        if service.is_booking_token(token):
             found = service.booking_in_queue(db, token=token)
             queue = service.venue_queue(db, venue_id=found.venue_id)
             ahead = queue.ahead_of_booking(found.booking_id)

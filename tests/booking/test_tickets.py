@@ -79,6 +79,10 @@ def test_a_call_says_the_desk_and_a_booking_has_a_status_token(
     assert service.ticket(db, token=str(ticket.token)).called_desk == "3"
     service.call_to_counter(db, booking_id=made.id, desk="5")
     token = service.booking_queue_token(db, booking_id=made.id)
+    assert service.is_booking_token(token)
+    # A ticket's token may begin with "b" too: it is still a ticket's.
+    assert not service.is_booking_token("b12345-" + "0" * 17)
+    assert not service.is_booking_token(str(ticket.token))
     found = service.booking_in_queue(db, token=token)
     assert (found.booking_id, found.called_desk, found.status) == (made.id, "5", "checked_in")
     for wrong in (
