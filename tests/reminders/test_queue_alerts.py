@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from booking import schedule
 from booking import service as booking
 from booking.context import TOKYO
-from booking.models import Venue
+from booking.models import Venue, WalkIn
+from config.housekeeping import housekeep
 from reminders import jobs
 from reminders import service as reminders
 from reminders.models import Message
@@ -165,3 +166,31 @@ def test_the_numbers_are_erased_once_the_day_is_over(desk: Desk) -> None:
         assert ticket.phone is None
         [message] = alerts(db, ticket.walk_in_id)
         assert (message.to_enc, message.to_hmac, message.status) == ("", "", "sent")
+
+
+def test_housekeeping_erases_the_numbers_of_past_days(desk: Desk) -> None:
+    venue = open_today(desk)
+    first, second = issue(desk, venue, 2)
+    phone = new_mobile()
+    with desk.sessions() as db:
+        booking.leave_ticket_phone(db, token=str(second.token), phone=phone)
+        db.commit()
+    [near] = call(desk, venue, first.number)
+    housekeep(desk.sessions)
+    with desk.sessions() as db:  # today's: kept for the day's texts
+        assert booking.ticket(db, token=str(second.token)).phone == phone
+        walk_in_id = booking.ticket(db, token=str(second.token)).walk_in_id
+        # The day is over (as if it were tomorrow): the ticket and its text are a day old.
+        yesterday = desk.clock() - timedelta(days=1)
+        db.execute(
+            update(WalkIn)
+            .where(WalkIn.id == walk_in_id)
+            .values(day=yesterday.astimezone(TOKYO).date())
+        )
+        db.execute(update(Message).where(Message.id == near).values(send_after=yesterday))
+        db.commit()
+    housekeep(desk.sessions)
+    with desk.sessions() as db:
+        assert booking.ticket(db, token=str(second.token)).phone is None
+        [message] = alerts(db, walk_in_id)
+        assert (message.to_enc, message.to_hmac) == ("", "")
