@@ -52,4 +52,4 @@ def test_the_booking_page_links_to_the_queue_once_checked_in(
         service.set_status(db, booking_id=made.id, status="completed")
         db.commit()
     assert "/queue/" not in browser.get("/manage/booking").text
-    assert "受付は終わりました" in browser.get(link.group(1)).text
+    assert "お手続きは終わりました" in browser.get(link.group(1)).text
