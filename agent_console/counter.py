@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +31,7 @@ from booking.errors import BookingError
 from booking.schemas import RowId
 from booking.web import unit_of_work, whole_number
 from calendar_sync import roster
+from reminders import service as reminders
 
 router = APIRouter(
     prefix="/console/manage", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
@@ -43,7 +45,13 @@ COUNTER = ("counter_manager", "supervisor")
 
 @router.get("/counter", response_class=HTMLResponse)
 def counter_day(
-    request: Request, venue: str = "main", done: str = "", error: str = "", warn: str = ""
+    request: Request,
+    venue: str = "main",
+    done: str = "",
+    error: str = "",
+    warn: str = "",
+    ticket: int = 0,
+    desk: str = "",
 ) -> Response:
     """Today's bookings at a venue, check-in by code (typed, or read by a QR scanner), done,
     and walk-ins with their queue numbers. Audited (it lists residents' bookings)."""
@@ -73,12 +81,18 @@ def counter_day(
         done=done,
         error=error,
         warn=warn,
+        ticket=ticket,
+        desk=desk[:20],
         figures=figures[0] if figures else booking.CounterDay(venue, today),
     )
 
 
-def _to_counter(venue: str, **said: str) -> Response:
-    return RedirectResponse("/console/manage/counter?" + urlencode({"venue": venue, **said}), 303)
+def _to_counter(venue: str, desk: str = "", **said: str) -> Response:
+    """Back to the counter's list, keeping the desk this screen calls to."""
+    kept = {"desk": desk[:20]} if desk else {}
+    return RedirectResponse(
+        "/console/manage/counter?" + urlencode({"venue": venue, **kept, **said}), 303
+    )
 
 
 class CounterRefused(Exception):
@@ -101,7 +115,7 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
     """One button on the counter's list: checked, done in one transaction with its audit
     event, and back to the list saying what happened (or why not)."""
     form = await request.form()
-    venue = str(form.get("venue", ""))
+    venue, desk = str(form.get("venue", "")), str(form.get("desk", ""))
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
@@ -113,13 +127,18 @@ async def _counter_action(request: Request, act: Callable[[DbSession, str], Done
                 done = act(db, str(form.get("code", "")))
             except BookingError as refused:
                 db.rollback()
-                return _to_counter(venue, error=refused.message("ja"))
+                return _to_counter(venue, desk, error=refused.message("ja"))
             except CounterRefused as refused:
                 db.rollback()
-                return _to_counter(venue, error=str(refused))
+                return _to_counter(venue, desk, error=str(refused))
             audit_event(db, seat, request, done.action, done.kind, done.subject)
+            # The residents' alerts (a few ahead now, called) are born with the call, in its
+            # transaction: committed together or not at all.
+            reminders.plan_queue_alerts(db, venue_id=venue)
             db.commit()
-        return _to_counter(venue, done=done.said, **({"warn": done.warn} if done.warn else {}))
+        return _to_counter(
+            venue, desk, done=done.said, **({"warn": done.warn} if done.warn else {})
+        )
 
     return await run_in_threadpool(work)
 
@@ -193,8 +212,10 @@ async def counter_done(request: Request, booking_id: RowId) -> Response:
 async def counter_call(request: Request, booking_id: RowId) -> Response:
     """Call a checked-in resident to the counter (呼出): their wait ends here."""
 
+    desk = str((await request.form()).get("desk", ""))
+
     def act(db: DbSession, _code: str) -> Done:
-        called = booking.call_to_counter(db, booking_id=booking_id)
+        called = booking.call_to_counter(db, booking_id=booking_id, desk=desk or None)
         return Done(
             "counter.call", "booking", booking_id, f"予約番号 {called.code} の方をお呼びしました。"
         )
@@ -205,10 +226,11 @@ async def counter_call(request: Request, booking_id: RowId) -> Response:
 @router.post("/counter/walk-ins/{number}/call")
 async def counter_call_walk_in(request: Request, number: RowId) -> Response:
     """Call today's queue number to the counter."""
-    venue = str((await request.form()).get("venue", ""))
+    form = await request.form()
+    venue, desk = str(form.get("venue", "")), str(form.get("desk", ""))
 
     def act(db: DbSession, _code: str) -> Done:
-        booking.call_walk_in(db, venue_id=venue, number=number)
+        booking.call_walk_in(db, venue_id=venue, number=number, desk=desk or None)
         return Done("counter.call_walk_in", "walk_in", number, f"{number}番の方をお呼びしました。")
 
     return await _counter_action(request, act)
@@ -232,6 +254,8 @@ async def counter_walk_in(request: Request) -> Response:
     form = await request.form()
     venue, service = str(form.get("venue", "")), str(form.get("service", ""))
     party_text = str(form.get("party", "1"))
+    phone, language = str(form.get("phone", "")).strip(), str(form.get("language", "ja"))
+    desk = str(form.get("desk", ""))
 
     def work() -> Response:
         # The database and what follows: on a worker thread, never the event loop.
@@ -242,19 +266,60 @@ async def counter_walk_in(request: Request) -> Response:
             try:
                 party = whole_number(party_text, 100)
                 made = booking.walk_in(db, venue_id=venue, service_id=service, party=party)
+                booking.set_ticket_language(db, token=str(made.token), language=language)
+                if phone:  # for the alerts: a few ahead, called (a mobile's only)
+                    booking.leave_ticket_phone(db, token=str(made.token), phone=phone)
             except (BookingError, ValueError) as refused:
                 db.rollback()
                 message = (
                     refused.message("ja") if isinstance(refused, BookingError) else "人数は数字で。"
                 )
-                return _to_counter(venue, error=message)
+                return _to_counter(venue, desk, error=message)
             audit_event(
                 db, seat, request, "counter.walk_in", "walk_in", made.number, f"slot {made.slot_id}"
             )
             db.commit()
-        return _to_counter(venue, done=f"当日受付の番号は {made.number} 番です。")
+        said = f"当日受付の番号は {made.number} 番です。"
+        return _to_counter(venue, desk, done=said, ticket=str(made.number))
 
     return await run_in_threadpool(work)
+
+
+@router.get("/counter/walk-ins/{number}/ticket", response_class=HTMLResponse)
+def counter_ticket(request: Request, number: RowId, venue: str, width: int = 80) -> Response:
+    """Today's ticket (整理券) of a queue number, to print on the receipt printer (58 or 80 mm)
+    and show on screen: the number, venue, service, time issued and the QR code of the
+    resident's status page. Nothing personal on it."""
+    with unit_of_work(request) as db:
+        seat = signed_in(request, db, *COUNTER)
+        venues, services = catalogue(db)
+        if venue not in venues:
+            raise NotAllowed
+        try:
+            found = booking.ticket_of_number(db, venue_id=venue, number=number)
+        except BookingError as refused:
+            db.rollback()
+            return _to_counter(venue, error=refused.message("ja"))
+        queue = booking.venue_queue(db, venue_id=venue)
+        audit_event(db, seat, request, "counter.ticket", "walk_in", number)
+        db.commit()
+    base = request.app.state.settings.public_base_url.rstrip("/")
+    link = f"{base}/queue/{found.token}"
+    qr = segno.make_qr(link, error="m").svg_inline(omitsize=True, title=f"{found.number}")
+    ahead = queue.ahead_of_walk_in(found.walk_in_id)
+    return render(
+        request,
+        "ticket.html",
+        seat,
+        ticket=found,
+        venue=venues[venue],
+        service=services[found.service_id],
+        link=link,
+        qr=qr,
+        ahead=ahead,
+        wait=None if ahead is None else queue.wait_for(ahead),
+        width=58 if width == 58 else 80,
+    )
 
 
 # --- the signed offline roster ----------------------------------------------------------------

@@ -5,6 +5,7 @@ free now and a queue number, and residents called to the counter.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -105,6 +106,8 @@ class WalkInView:
     called_at: datetime | None = None
     completed_at: datetime | None = None
     service_id: str = ""
+    token: str | None = None  # its ticket's link to the resident's status page
+    called_desk: str | None = None
 
 
 def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> WalkInView:
@@ -131,15 +134,15 @@ def walk_in(db: DbSession, *, venue_id: str, service_id: str, party: int) -> Wal
     for slot_id, starts_at in candidates:
         if not seats.try_claim_booked(db, slot_id, party, "walk_in"):
             continue  # taken meanwhile: the next one
-        number = _next_number(db, venue_id, service_id, slot_id, party, now)
-        return WalkInView(number, slot_id, starts_at, party, service_id=service_id)
+        number, token = _next_number(db, venue_id, service_id, slot_id, party, now)
+        return WalkInView(number, slot_id, starts_at, party, service_id=service_id, token=token)
     raise BookingError("slot_full", field="service")
 
 
 def _next_number(
     db: DbSession, venue_id: str, service_id: str, slot_id: int, party: int, now: datetime
-) -> int:
-    """The walk-in's row with the venue's next queue number today."""
+) -> tuple[int, str]:
+    """The walk-in's row with the venue's next queue number today, and its ticket's token."""
     ctx = context(db)
     for _ in range(5):  # a number drawn at the same moment elsewhere: the next number
         number = 1 + int(
@@ -149,10 +152,12 @@ def _next_number(
                 )
             ).scalar_one()
         )
+        token = secrets.token_urlsafe(18)  # 24 characters, nothing personal
         try:
             with db.begin_nested():
                 db.add(
                     WalkIn(
+                        token=token,
                         venue_id=venue_id,
                         service_id=service_id,
                         day=ctx.today(),
@@ -164,7 +169,7 @@ def _next_number(
                 )
         except IntegrityError:
             continue
-        return number
+        return number, token
     raise RuntimeError("could not draw a queue number in 5 tries")
 
 
@@ -178,6 +183,8 @@ def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInVi
             WalkIn.called_at,
             WalkIn.completed_at,
             WalkIn.service_id,
+            WalkIn.token,
+            WalkIn.called_desk,
         )
         .join(Slot, Slot.id == WalkIn.slot_id)
         .where(WalkIn.venue_id == venue_id, WalkIn.day == day)
@@ -186,14 +193,17 @@ def walk_ins_of_day(db: DbSession, *, venue_id: str, day: date) -> list[WalkInVi
     return [WalkInView(*row) for row in rows]
 
 
-def call_to_counter(db: DbSession, *, booking_id: int) -> BookingView:
-    """The counter calls a checked-in resident: their wait ends now. Calling again (nobody
-    came) keeps the first call's time."""
+def call_to_counter(db: DbSession, *, booking_id: int, desk: str | None = None) -> BookingView:
+    """The counter calls a checked-in resident (to ``desk``, when said): their wait ends now.
+    Calling again (nobody came) keeps the first call's time; a desk said again replaces it."""
     now = context(db).now()
+    values: dict[str, Any] = {"called_at": func.coalesce(Booking.called_at, now), "updated_at": now}
+    if desk:
+        values["called_desk"] = desk[:20]
     result = db.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == "checked_in")
-        .values(called_at=func.coalesce(Booking.called_at, now), updated_at=now)
+        .values(**values)
     )
     if rowcount(result) != 1:
         current = db.execute(
@@ -205,9 +215,24 @@ def call_to_counter(db: DbSession, *, booking_id: int) -> BookingView:
     return booking_view(db, booking_id)
 
 
-def call_walk_in(db: DbSession, *, venue_id: str, number: int) -> WalkInView:
-    """The counter calls today's queue number ``number``: that walk-in's wait ends now."""
+def call_walk_in(
+    db: DbSession, *, venue_id: str, number: int, desk: str | None = None
+) -> WalkInView:
+    """The counter calls today's queue number ``number`` (to ``desk``, when said): that
+    walk-in's wait ends now. Calling again keeps the first time; a desk said again replaces it."""
     now = context(db).now()
+    if desk:
+        today = context(db).today()
+        db.execute(
+            update(WalkIn)
+            .where(
+                WalkIn.venue_id == venue_id,
+                WalkIn.day == today,
+                WalkIn.number == number,
+                WalkIn.completed_at.is_(None),
+            )
+            .values(called_desk=desk[:20])
+        )
     return _mark_walk_in(db, venue_id, number, WalkIn.called_at.is_(None), {"called_at": now})
 
 

@@ -39,6 +39,8 @@ class Venue(Base):
     cutoff_time: Mapped[time | None] = mapped_column(Time, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    # A walk-in who left a mobile number hears by SMS when this many are ahead of them.
+    alert_ahead: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     # The ward's words for the venue, by language: {"ko": {"name": ..., "address": ...},
     # "ja": {"access": ..., "barrier_free": ..., "parking": ...}, ...} (see booking/localized.py).
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(
@@ -250,6 +252,8 @@ class Booking(Base):
     # The counter's times, for the wait figures: checked in, and called to the counter.
     checked_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The desk (窓口) the call sent them to, as the counter said it ("3").
+    called_desk: Mapped[str | None] = mapped_column(String(20), nullable=True)
     # When the retention rule erased the resident's personal data (what statistics need stays).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -325,8 +329,10 @@ class ClientAttempt(Base):
 
 class WalkIn(Base):
     """A resident who came to the counter without a booking: a queue number for the day, and
-    the seats they took in the slot being served (a no-show's, or unsold ones). No personal
-    data: the counter calls the number."""
+    the seats they took in the slot being served (a no-show's, or unsold ones). The counter
+    calls the number. Its ticket (整理券) links to the resident's status page by ``token``
+    (unguessable, nothing personal in it); a mobile number left for the alerts is sealed as a
+    booking's and erased once the day is over."""
 
     __tablename__ = "walk_in"
 
@@ -340,6 +346,11 @@ class WalkIn(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    token: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    language: Mapped[str] = mapped_column(String(5), default="ja", server_default="ja")
+    phone_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    phone_hmac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    called_desk: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("venue_id", "day", "number", name="one_number_a_day"),

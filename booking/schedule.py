@@ -304,6 +304,7 @@ def _install_venues(db: DbSession, venues: list[dict[str, Any]]) -> None:
                 cutoff_time=_time(item.get("cutoff_time")),
                 active=bool(item.get("active", True)),
                 sort_order=int(item.get("sort_order", 0)),
+                alert_ahead=int(item.get("alert_ahead", 3)),
                 texts=checked_texts(item.get("texts"), VENUE_FIELDS, f"venue {item['id']}"),
             )
         )

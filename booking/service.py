@@ -10,7 +10,8 @@ with one role each:
 - ``changes``: cancel, move, the counter's status changes;
 - ``capacity``: capacity, quotas, closures, stranded bookings and their relocation;
 - ``counter_day``: check-in, no-shows, walk-ins, calls to the counter; ``counter_queue``
-  the day's queue at a venue (who waits, who is called, the pace and the waits);
+  the day's queue at a venue (who waits, who is called, the pace and the waits); ``tickets``
+  walk-ins' tickets, their status pages' tokens and the numbers left for alerts;
 - ``application_help``: help visits completed with what was sent and printed, the day's
   handover sheets of the ward's copies, their monthly figures;
 - ``reads``: bookings as the channels see them; ``outbox``: the events others react to;
@@ -140,6 +141,21 @@ from booking.reads import (
 from booking.release import ReleaseView, add_release, list_releases, remove_release
 from booking.retention import erase_personal_data
 from booking.seats import create_hold, get_hold, reclaim_expired_holds, release_hold
+from booking.tickets import (
+    BookedInQueue,
+    TicketView,
+    alert_ahead,
+    booking_in_queue,
+    booking_queue_token,
+    erase_ticket_phones,
+    is_booking_token,
+    leave_ticket_phone,
+    set_ticket_language,
+    ticket,
+    ticket_of_number,
+    ticket_of_walk_in,
+    tickets_with_phones,
+)
 from booking.views import (
     BookingView,
     HeldTime,
@@ -156,6 +172,7 @@ __all__ = [
     "CHANNELS",
     "OUTBOX_WRITTEN",
     "RELOCATE_SEARCH_DAYS",
+    "BookedInQueue",
     "BookingPeriod",
     "BookingView",
     "CapacityDay",
@@ -179,11 +196,13 @@ __all__ = [
     "SheetView",
     "SlotDay",
     "SlotView",
+    "TicketView",
     "Today",
     "VenueQueue",
     "WaitlistView",
     "WalkInView",
     "add_release",
+    "alert_ahead",
     "application_help_period",
     "audit_detail",
     "availability",
@@ -191,8 +210,10 @@ __all__ = [
     "book_drawn",
     "booking_by_code",
     "booking_contacts",
+    "booking_in_queue",
     "booking_not_ready",
     "booking_period",
+    "booking_queue_token",
     "bookings_between",
     "bookings_for_line_user",
     "bookings_for_phone",
@@ -214,6 +235,7 @@ __all__ = [
     "create_hold",
     "erase_personal_data",
     "erase_ready_cards",
+    "erase_ticket_phones",
     "erase_waitlist_personal_data",
     "estimated_wait",
     "extend_waitlist_offer",
@@ -225,9 +247,11 @@ __all__ = [
     "handover_sheets",
     "import_cards_file",
     "import_ready_cards",
+    "is_booking_token",
     "join_waitlist",
     "keep_within",
     "last_bookable_day",
+    "leave_ticket_phone",
     "leave_waitlist",
     "line_links_of",
     "line_user_of",
@@ -260,10 +284,15 @@ __all__ = [
     "set_capacity",
     "set_quota",
     "set_status",
+    "set_ticket_language",
     "slots_of_day",
     "stranded",
     "take_tally",
     "take_waitlist_offer",
+    "ticket",
+    "ticket_of_number",
+    "ticket_of_walk_in",
+    "tickets_with_phones",
     "today_figures",
     "venue_or_404",
     "venue_queue",

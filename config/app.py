@@ -25,6 +25,7 @@ from booking.pages.flow import router as flow_router
 from booking.pages.i18n import Languages
 from booking.pages.lottery import router as lottery_pages_router
 from booking.pages.manage import router as manage_router
+from booking.pages.queue import router as queue_pages_router
 from booking.pages.render import problem_page
 from booking.pages.routes import router as pages_router
 from booking.pages.waiting import Door, WaitingRoomDoor
@@ -363,6 +364,7 @@ def _routes(app: FastAPI) -> None:
     app.include_router(booking_router)
     app.include_router(pages_router)
     app.include_router(waitlist_pages_router)
+    app.include_router(queue_pages_router)
     app.include_router(flow_router)
     app.include_router(manage_router)
     app.include_router(about_router)

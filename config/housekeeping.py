@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from booking import lottery_jobs, schedule, service
 from config.retention import erase_expired_daily
 from config.settings import Settings
+from reminders import service as reminders
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 300
@@ -27,12 +28,16 @@ def housekeep(
 ) -> None:
     """Keep the schedule at the booking horizon, give lapsed holds back to sale, mark the
     day's no-shows (their seats go to walk-ins), forget attempts older than any rate limit
-    looks at, and once a day erase the personal data past its retention (with a record)."""
+    looks at, erase the numbers walk-ins left on past days' tickets, and once a day erase the
+    personal data past its retention (with a record)."""
     with sessions() as db:
         schedule.extend_schedule(db)
         service.reclaim_expired_holds(db)
         service.mark_no_shows(db, late_after=no_show_after)
         service.forget_old_attempts(db)
+        # A walk-in's number was left for the day's alerts only: gone once the day is over.
+        service.erase_ticket_phones(db, before=db.info["booking"].today())
+        reminders.erase_queue_alert_numbers(db)
         db.commit()
     lottery_jobs.draw_due(sessions)  # a draw whose job was lost (Redis restarted empty)
     if settings is not None:

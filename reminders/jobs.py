@@ -156,9 +156,11 @@ def pump() -> str:
         # offers are planned in this same run (within a pump's minute of the deadline).
         service.pass_on_lapsed_offers(db)
         planned = service.plan_from_outbox(db, rt.rules)
+        # Walk-in tickets' alerts, born with the counter's call: armed at once.
+        alerts = service.fresh_queue_alerts(db, since=_now() - rt.claim_timeout)
         db.commit()
-    arm_all(rt, [Later(message_id, at) for message_id, at in planned.due])
-    armed = {message_id for message_id, _ in planned.due}
+    arm_all(rt, [Later(message_id, at) for message_id, at in [*planned.due, *alerts]])
+    armed = {message_id for message_id, _ in [*planned.due, *alerts]}
     with rt.sessions() as db:
         # Due for longer than a send takes: a message due just now is likely waiting in its
         # batch's job, and the pump runs after every booking (each would be armed again).

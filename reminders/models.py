@@ -23,6 +23,9 @@ KINDS = (
     "lottery_lost",
     # A lottery's winner: booked by the draw, told so (a confirmation in its own words).
     "drawn",
+    # A walk-in's ticket (about the walk-in): few are ahead now; called to the counter.
+    "queue_near",
+    "queue_called",
 )
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
@@ -50,6 +53,10 @@ class Message(Base):
     )
     waitlist_entry_id: Mapped[int | None] = mapped_column(
         ForeignKey("waitlist_entry.id", ondelete="CASCADE"), nullable=True
+    )
+    # (kinds ``queue_near``, ``queue_called``) about a walk-in's ticket.
+    walk_in_id: Mapped[int | None] = mapped_column(
+        ForeignKey("walk_in.id", ondelete="CASCADE"), nullable=True
     )
     booking_version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
@@ -82,8 +89,14 @@ class Message(Base):
         UniqueConstraint(
             "waitlist_entry_id", "booking_version", "kind", "channel", "copy", name="once_per_offer"
         ),
+        # One message per ticket, kind and channel: the alerts go once.
+        UniqueConstraint(
+            "walk_in_id", "booking_version", "kind", "channel", "copy", name="once_per_ticket"
+        ),
         CheckConstraint(
-            "(booking_id IS NULL) <> (waitlist_entry_id IS NULL)", name="booking_or_offer"
+            "CASE WHEN walk_in_id IS NULL THEN (booking_id IS NULL) <> (waitlist_entry_id IS NULL) "
+            "ELSE booking_id IS NULL AND waitlist_entry_id IS NULL END",
+            name="one_subject",
         ),
         CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")", name="kind_known"),
         CheckConstraint(

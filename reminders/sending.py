@@ -33,6 +33,7 @@ from reminders.planning import (
     call_instead,
     fall_back_from_line,
 )
+from reminders.queue_alerts import claim_queue_alert, queue_alert_text
 from reminders.texts import Visit, compose, compose_lost, compose_offer
 
 MAX_ATTEMPTS = 5
@@ -145,6 +146,10 @@ def claim_batch(
         elif quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
             _set(db, message.id, "scheduled", send_after=quiet_end)
             got.append(Later(message.id, quiet_end))
+        elif message.walk_in_id is not None:
+            if (sending := claim_queue_alert(db, message, rules)) is not None:
+                to, body = sending
+                got.append(Outgoing(message.id, message.kind, message.channel, to, body, now))
         elif message.waitlist_entry_id is not None:
             claim_entry = _claim_loss if message.kind == "lottery_lost" else _claim_offer
             if (out := claim_entry(db, message, message.waitlist_entry_id, rules)) is not None:
@@ -318,6 +323,9 @@ def outgoing(
     if message is None or message.status != "claimed" or message.claimed_at is None:
         return None
     to = context(db).vault.decrypt(message.to_enc)
+    if message.walk_in_id is not None:
+        body = queue_alert_text(db, message, rules.site_url if rules else "")
+        return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)
     if message.waitlist_entry_id is not None:
         entry = booking.waitlist_entry(db, entry_id=message.waitlist_entry_id)
         site_url = rules.site_url if rules else ""

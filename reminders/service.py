@@ -7,6 +7,7 @@ Redis here (``reminders.jobs`` sends). The work lives by role:
   settling unfinished claims by asking Twilio;
 - ``reminders.opt_outs``: residents who want no more messages;
 - ``reminders.ledger``: a booking's messages, counts by state, what a placed call is about;
+- ``reminders.queue_alerts``: a walk-in ticket's alerts (a few ahead, called);
 - ``reminders.texts``: the texts' catalogue and measures.
 """
 
@@ -35,6 +36,12 @@ from reminders.planning import (
     pass_on_lapsed_offers,
     plan_from_outbox,
     resend_confirmation,
+)
+from reminders.queue_alerts import (
+    erase_queue_alert_numbers,
+    fresh_queue_alerts,
+    plan_queue_alerts,
+    status_link,
 )
 from reminders.sending import (
     BACKOFF,
@@ -86,6 +93,8 @@ __all__ = [
     "count_by_status",
     "due_message_ids",
     "erase_personal_data",
+    "erase_queue_alert_numbers",
+    "fresh_queue_alerts",
     "give_back",
     "messages_for",
     "offer_link",
@@ -95,6 +104,7 @@ __all__ = [
     "outgoing",
     "pass_on_lapsed_offers",
     "plan_from_outbox",
+    "plan_queue_alerts",
     "record_failure",
     "record_sent",
     "record_sent_many",
@@ -103,6 +113,7 @@ __all__ = [
     "settle",
     "sms_body",
     "sms_segments",
+    "status_link",
     "texts",
     "when_text",
 ]

@@ -35,6 +35,7 @@ PARTS = (
     "place_address",
     "call",
     "lottery_place",
+    "queue_desk",
 )
 # The waitlist's offer: a text about seats, not about a booking (no code), so not one of
 # ``texts()``, the booking's texts (compose_offer makes it).
@@ -43,6 +44,8 @@ OFFER_BUDGET = 3
 # A lottery's loser: told they were not drawn and where they stand on the waitlist (about the
 # waitlist entry, like an offer; compose_lost makes it). Three segments, like an offer.
 LOST = "lottery_lost"
+# A walk-in's ticket alerts: about the ticket (no booking, no code); compose_queue_alert.
+QUEUE_ALERTS = ("queue_near", "queue_called")
 # Segments a text may take: a confirmation carries what to bring and where; the others are a
 # line or two.
 BUDGET = {"confirmation": 4, "drawn": 4}
@@ -63,7 +66,7 @@ def texts() -> dict[str, dict[str, str]]:
     return {
         k: {lang: str(t) for lang, t in v.items()}
         for k, v in _catalogue().items()
-        if k not in PARTS and k not in (OFFER, LOST)
+        if k not in PARTS and k not in (OFFER, LOST, *QUEUE_ALERTS)
     }
 
 
@@ -284,6 +287,18 @@ def compose_offer(
             if sms_segments(trial) <= OFFER_BUDGET:
                 return trial
     return sentence
+
+
+def compose_queue_alert(
+    kind: str, language: str, *, number: int, venue: str, ahead: int, desk: str | None, link: str
+) -> str:
+    """A walk-in's alert: their turn is near (``ahead`` before them, the status page's link),
+    or they are called now (to ``desk`` when the counter said one)."""
+    desk_part = _part("queue_desk", language).format(desk=desk) if desk else ""
+    text = str(_part(kind, language)).format(
+        number=number, venue=venue, ahead=ahead, desk=desk_part, link=link
+    )
+    return gsm_folded(text) if language == "en" else text
 
 
 def day_text(day: date, language: str) -> str:

@@ -95,7 +95,21 @@ def _show(request: Request, booking_id: int, **extra: Any) -> Response:
         booking = service.get_booking(db, booking_id=booking_id)
         chosen = service.service_or_404(db, booking.service_id)
         venue = service.venue_or_404(db, booking.venue_id)
-    return form_page(request, "managed.html", booking=booking, service=chosen, venue=venue, **extra)
+        # Checked in: their place in the counter's queue, on the same page a ticket links to.
+        queue = (
+            service.booking_queue_token(db, booking_id=booking_id)
+            if booking.status == "checked_in"
+            else None
+        )
+    return form_page(
+        request,
+        "managed.html",
+        booking=booking,
+        service=chosen,
+        venue=venue,
+        queue_token=queue,
+        **extra,
+    )
 
 
 @router.get("/manage/booking")
