@@ -4,8 +4,8 @@ on. Which of them one ward offers is configuration (``MADOGUCHI_LANGUAGES``, def
 Japanese is always offered, the fallback of every text.
 
 Codes are at most five letters (the ``language`` columns are String(5)). "easy" is やさしい日本語:
-Japanese in short sentences and common words, a choice of its own on the web, in texts and on
-the phone line; its dates and numbers are written as Japanese ones are.
+Japanese in short sentences and common words, a choice of its own on the web, in texts, in the
+LINE chat and on the phone line; its dates and numbers are written as Japanese ones are.
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ ALL: tuple[LanguageInfo, ...] = (
     # Twilio offers no Nepali voice, and the ward's phone line has no Vietnamese one yet.
     LanguageInfo("vi", "Tiếng Việt", "vi", "vi", "", frozenset({"web", "sms", "line", "console"})),
     LanguageInfo("ne", "नेपाली", "ne", "ne", "", frozenset({"web", "sms", "line", "console"})),
-    LanguageInfo(
-        "easy", "やさしい日本語", "ja", "ja", "ja-JP", frozenset({"web", "sms", "phone", "console"})
-    ),
+    # やさしい日本語 on LINE too: the chat writes it as the pages do.
+    LanguageInfo("easy", "やさしい日本語", "ja", "ja", "ja-JP", _EVERYWHERE),
 )
 BY_CODE: dict[str, LanguageInfo] = {language.code: language for language in ALL}
 # Each language by its own name, in the list's order.

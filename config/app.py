@@ -330,6 +330,7 @@ def line_channel(settings: Settings) -> LineChannel | None:
         config=ChatConfig(
             lookups_per_15_minutes=settings.ivr_lookups_per_15_minutes,
             bookings_per_hour=settings.web_bookings_per_hour,
+            languages=settings.offered_languages.on("line"),
         ),
     )
 

@@ -29,7 +29,6 @@ from booking.personal import (
 )
 from booking.service import MemberInput, ResidentInput
 from ivr.line_turn import (
-    LANGUAGES,
     MAX_QUICK_REPLIES,
     MAX_TIME_BUTTONS,
     ChatTurn,
@@ -49,7 +48,8 @@ DAYS_LOOKED_AT = 400
 
 
 def show_menu(turn: ChatTurn, key: str = "menu", **params: Any) -> None:
-    """The four things the chat does, and the other languages, each by its own name."""
+    """The four things the chat does, and the ward's other languages on LINE, each by its own
+    name."""
     choices = [
         (turn.t("menu_book"), postback("book")),
         (turn.t("menu_check"), postback("check")),
@@ -58,7 +58,7 @@ def show_menu(turn: ChatTurn, key: str = "menu", **params: Any) -> None:
     ]
     choices += [
         (LANGUAGE_NAMES[other], postback("lang", other))
-        for other in LANGUAGES
+        for other in turn.config.languages
         if other != turn.language
     ]
     turn.ask(key, choices, **params)

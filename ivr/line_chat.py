@@ -294,7 +294,7 @@ def _postback(turn: ChatTurn, action: str, value: str | None) -> None:
     if action == "faq":
         manage.faq(turn, value)
     elif action == "lang":
-        turn.state.language = value if value in LANGUAGES else "ja"
+        turn.state.language = value if value in turn.config.languages else "ja"
         show_menu(turn)
     elif action in plain:
         plain[action](turn)

@@ -14,6 +14,7 @@ from booking import codes
 from booking import service as booking
 from booking.context import context
 from booking.errors import BookingError
+from booking.languages import is_japanese
 from booking.personal import contains_my_number
 from booking.views import BookingView
 from ivr.faq import faq_entries
@@ -211,11 +212,12 @@ def faq(turn: ChatTurn, value: str | None) -> None:
         turn.say("faq_none")
         show_menu(turn)
         return
+    # The ward writes its answers in Japanese and English: やさしい日本語 reads the Japanese.
+    written = "ja" if is_japanese(turn.language) else turn.language
     if value is not None and value.isdigit() and int(value) < len(entries):
         entry = entries[int(value)]
-        answer = entry.answer_ja if turn.language == "ja" else entry.answer_en
-        turn.add({"type": "text", "text": f"{entry.title(turn.language)}\n{answer}"})
-    turn.ask("faq", [(e.title(turn.language), postback("faq", i)) for i, e in enumerate(entries)])
+        turn.add({"type": "text", "text": f"{entry.title(written)}\n{entry.answer(written)}"})
+    turn.ask("faq", [(e.title(written), postback("faq", i)) for i, e in enumerate(entries)])
 
 
 def crowd(turn: ChatTurn) -> None:

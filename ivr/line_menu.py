@@ -21,6 +21,8 @@ TILES = (
     ("menu_faq", "faq"),
     ("menu_crowd", "crowd"),
 )
+# The words on the bar that opens the menu, by language (English's elsewhere).
+CHAT_BAR = {"ja": "メニュー", "ko": "메뉴", "zh": "菜单", "ne": "मेनु", "easy": "メニュー"}
 # The tiles' colours: the booking pages' blue first, then calmer ones.
 COLOURS = ((0x1D, 0x4E, 0x89), (0x2E, 0x7D, 0x32), (0x6D, 0x4C, 0x41), (0x45, 0x5A, 0x64))
 
@@ -32,7 +34,7 @@ def rich_menu(language: str = "ja") -> dict[str, Any]:
         "size": {"width": WIDTH, "height": HEIGHT},
         "selected": True,
         "name": "madoguchi",
-        "chatBarText": {"ja": "メニュー", "ko": "메뉴"}.get(language, "Menu"),
+        "chatBarText": CHAT_BAR.get(language, "Menu"),
         "areas": [
             {
                 "bounds": {"x": i * tile, "y": 0, "width": tile, "height": HEIGHT},

@@ -17,15 +17,20 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
+from babel.dates import format_skeleton
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service as booking
 from booking.context import TOKYO, context
+from booking.languages import ALL as ALL_LANGUAGES
+from booking.languages import EVERY, info, is_japanese
 from booking.localized import name_of
 from booking.views import BookingView
 from ivr.line_api import MAX_MESSAGES, Message
 
-LANGUAGES = ("ja", "en", "ko")
+# The languages the chat has texts in (booking/languages.py: those offered on LINE); which of
+# them a ward's chat offers is configuration (ChatConfig.languages, from MADOGUCHI_LANGUAGES).
+LANGUAGES: tuple[str, ...] = tuple(lang.code for lang in ALL_LANGUAGES if lang.offered_on("line"))
 MAX_QUICK_REPLIES = 13  # LINE's limit
 MAX_TIME_BUTTONS = 12  # a bubble stays readable on a phone
 _WEEKDAYS = {
@@ -54,6 +59,8 @@ class ChatConfig:
     lookups_per_15_minutes: int = 10
     # Bookings one LINE user may attempt an hour (the web's limit per address).
     bookings_per_hour: int = 30
+    # The ward's languages on LINE, Japanese first: the menu offers each by its own name.
+    languages: tuple[str, ...] = EVERY.on("line")
 
 
 @dataclass
@@ -192,6 +199,10 @@ def bubble(alt_text: str, lines: Sequence[str], buttons: Sequence[dict[str, Any]
 
 
 def day_text(day: date, language: str) -> str:
+    """A day as a button says it: 12月16日（水）, Wed 16 Dec, 12월 16일(수); the other languages
+    as Babel writes a month, day and weekday for their locale (やさしい日本語 as Japanese)."""
+    if language not in _WEEKDAYS and language in LANGUAGES and not is_japanese(language):
+        return format_skeleton("MMMEd", day, locale=info(language).babel)
     weekday = _WEEKDAYS.get(language, _WEEKDAYS["ja"])[day.weekday()]
     if language == "en":
         return f"{weekday} {day.day} {day.strftime('%b')}"

@@ -317,8 +317,8 @@ def venue_page(request: Request, venue_id: str) -> HTMLResponse:
 
 @router.get("/signage/{venue_id}", response_class=HTMLResponse)
 def signage(request: Request, venue_id: str) -> HTMLResponse:
-    """The numbers being called at a venue, for a screen across the room: every language at
-    once, the page's (Japanese by default) first."""
+    """The numbers being called at a venue, for a screen across the room: every language the
+    ward offers on its pages at once, the page's (Japanese by default) first and largest."""
     try:
         venue = venue_named(request, venue_id)
     except BookingError as error:
@@ -335,6 +335,13 @@ def signage(request: Request, venue_id: str) -> HTMLResponse:
         }
         for code in codes
     }
+    # The venue's name in the other languages, each name once (Chinese and やさしい日本語 may
+    # write it as Japanese does).
+    other_names: list[tuple[str, str]] = []
+    for code in codes[1:]:
+        name = words[code]["name"]
+        if name != words[first]["name"] and name not in (n for _, n in other_names):
+            other_names.append((code, name))
     found = figures(request, venue_id)
     html = languages.render(
         first,
@@ -343,6 +350,7 @@ def signage(request: Request, venue_id: str) -> HTMLResponse:
         figures=found,
         words=words,
         codes=codes,
+        other_names=other_names,
         poll=f"/crowding/{venue_id}.json",
         poll_seconds=SIGNAGE_POLL_SECONDS,
         refresh=PAGE_REFRESH_SECONDS,

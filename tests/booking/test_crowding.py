@@ -32,6 +32,16 @@ from tests.conftest import FakeClock, app_for, make_context
 
 VENUE = "yotsuya"  # pickup 2 seats, PIN reset 1, certificate 1 every 30 minutes: 22.5 min each
 DAY = date(2026, 12, 16)  # a Wednesday, the day after the tests' clock starts
+# "Numbers being called" in each language of the list, as the call screen shows it.
+CALLING = {
+    "ja": "お呼び出し中の番号",
+    "en": "Numbers being called",
+    "ko": "호출 중인 번호",
+    "zh": "正在叫号",
+    "vi": "Số đang được gọi",
+    "ne": "बोलाइँदै गरेका नम्बर",
+    "easy": "今(いま) よんでいる 番号(ばんごう)",
+}
 RESIDENTS = [
     ResidentInput("ヨツヤ ハナコ", "090-1212-3434", date(1975, 5, 5)),
     ResidentInput("ヨツヤ タロウ", "080-5656-7878", date(1988, 8, 8)),
@@ -199,7 +209,15 @@ def test_the_venues_json_gives_the_days_figures(day: Day) -> None:
     # 22.5 minutes a resident as planned (too few calls yet for a pace): 3 ahead, 68 minutes.
     assert found["estimated_wait_minutes"] == queue.estimated_wait_minutes == 68
     assert found["band"] == "red"
-    assert found["band_label"] == {"ja": "混雑しています", "en": "Crowded", "ko": "혼잡"}
+    assert found["band_label"] == {
+        "ja": "混雑しています",
+        "en": "Crowded",
+        "ko": "혼잡",
+        "zh": "拥挤",
+        "vi": "Đông",
+        "ne": "भीड छ",
+        "easy": "こんでいます",
+    }
     assert found["remaining_walk_in_seats"] == queue.remaining_walk_in_seats
     assert found["name"]["ja"] == "四谷特別出張所"
     assert found["updated_at"] == "2026-12-16T10:10:00+09:00"
@@ -280,12 +298,38 @@ def test_the_call_screen_shows_the_numbers_in_every_language(day: Day) -> None:
     assert '<li class="latest">3</li>' in screen.text  # the latest first, largest
     assert "<li>1</li>" in screen.text
     shown = text_of(screen.text)
-    for words in ("お呼び出し中の番号", "Numbers being called", "호출 중인 번호"):
+    for words in CALLING.values():
         assert words in shown
     for name in ("四谷特別出張所", "Yotsuya Branch Office", "요쓰야 특별출장소"):
         assert name in shown
+    # Japanese first and large; each other language beneath it, marked as its language.
+    title = re.search(r'<h2 id="calling-title">(.*?)</h2>', screen.text, re.S)
+    assert title is not None
+    assert re.search(r'class="signage-first" lang="ja">お呼び出し中の番号<', title[1])
+    others = title[1].split('class="signage-others"')[1]
+    for code, lang in (("en", "en"), ("ko", "ko"), ("zh", "zh-Hans"), ("vi", "vi"), ("ne", "ne")):
+        assert f'<span lang="{lang}">{CALLING[code]}</span>' in others
+    assert f'<span lang="ja">{CALLING["easy"]}</span>' in others  # やさしい日本語 is ja
     assert 'http-equiv="refresh"' in screen.text
     assert day.http.get("/signage/nowhere").status_code == 404
+
+
+def test_the_call_screen_in_chinese_puts_chinese_first(day: Day) -> None:
+    screen = day.http.get(f"/signage/{VENUE}?lang=zh").text
+    assert '<html lang="zh-Hans">' in screen
+    assert 'class="signage-first" lang="zh-Hans">正在叫号<' in screen
+    assert '<span lang="ja">お呼び出し中の番号</span>' in screen
+
+
+def test_the_call_screen_speaks_the_wards_languages_only(day: Day, tmp_path: Path) -> None:
+    """A ward offering Japanese, English and Chinese (MADOGUCHI_LANGUAGES) shows those three."""
+    app = app_for(day.engine, day.clock, tmp_path, languages="en,zh")
+    with TestClient(app) as http:
+        shown = text_of(http.get(f"/signage/{VENUE}").text)
+    for code in ("ja", "en", "zh"):
+        assert CALLING[code] in shown
+    for code in ("ko", "vi", "ne", "easy"):
+        assert CALLING[code] not in shown
 
 
 def test_the_call_screen_and_the_json_never_name_a_resident(day: Day) -> None:

@@ -29,7 +29,7 @@ def test_simplified_chinese_and_easy_japanese() -> None:
     )
     assert info("zh").offered_on("phone") and info("easy").offered_on("phone")
     assert not info("ne").offered_on("phone")
-    assert not info("easy").offered_on("line")
+    assert info("easy").offered_on("line")  # the chat writes it as the pages do
 
 
 def test_all_is_the_default() -> None:
@@ -42,7 +42,7 @@ def test_a_ward_chooses_some_and_japanese_stays() -> None:
     offered = Offered.from_setting("easy,ne")
     assert offered.on("web") == ("ja", "ne", "easy")
     assert offered.on("phone") == ("ja", "easy")
-    assert offered.names("line") == {"ja": "日本語", "ne": "नेपाली"}
+    assert offered.names("line") == {"ja": "日本語", "ne": "नेपाली", "easy": "やさしい日本語"}
     assert not offered.offers("en", "web")
 
 

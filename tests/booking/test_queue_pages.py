@@ -53,3 +53,26 @@ def test_the_booking_page_links_to_the_queue_once_checked_in(
         db.commit()
     assert "/queue/" not in browser.get("/manage/booking").text
     assert "お手続きは終わりました" in browser.get(link.group(1)).text
+
+
+def test_the_queue_page_in_chinese_and_easy_japanese(
+    browser: TestClient,  # noqa: F811 (the fixture imported above)
+    engine: Engine,
+    clock: FakeClock,
+) -> None:
+    code = book_through_pages(
+        browser, "/book/cert_renewal/kashiwagi/2027-01-21?party=1", "07011114444"
+    )
+    sessions = make_sessionmaker(engine, make_context(clock))
+    with sessions() as db:
+        made = service.booking_by_code(db, code=code)
+        clock.set(made.starts_at.astimezone(TOKYO) - timedelta(minutes=5))
+        service.check_in(db, code=code, venue_id=made.venue_id)
+        place = service.booking_queue_token(db, booking_id=made.id)
+        db.commit()
+    chinese = browser.get(f"/queue/{place}?lang=zh")
+    assert chinese.status_code == 200
+    assert '<html lang="zh-Hans">' in chinese.text
+    assert "窗口排队顺序" in chinese.text and "在您前面等候的人" in chinese.text
+    easy = browser.get(f"/queue/{place}?lang=easy").text
+    assert "まどぐちの じゅんばん" in easy and "あなたの 前に 待っている 人" in easy

@@ -22,6 +22,16 @@ SCREEN = {
     "locale": "ja-JP",
     "timezone_id": "Asia/Tokyo",
 }
+# "Numbers being called" in every language the ward offers on its pages (all, by default).
+CALLING = (
+    "お呼び出し中の番号",
+    "Numbers being called",
+    "호출 중인 번호",
+    "正在叫号",
+    "Số đang được gọi",
+    "बोलाइँदै गरेका नम्बर",
+    "今(いま) よんでいる 番号(ばんごう)",
+)
 # The call screen fetches every 3 seconds; the figures are kept up to 5 seconds per process.
 LIVE_MS = 15_000
 
@@ -119,8 +129,17 @@ def test_the_call_screen_shows_the_numbers_large_and_changes_by_itself(
     latest = screen.locator(".signage-numbers li.latest")
     expect(latest).to_have_text(str(queue[0]))
     expect(screen.locator(".signage-none")).to_be_hidden()
-    for words in ("お呼び出し中の番号", "Numbers being called", "호출 중인 번호"):
+    for words in CALLING:
         expect(screen.locator("#calling-title")).to_contain_text(words)
+    # The screen's own language large, the ward's others smaller beneath it.
+    first = screen.locator("#calling-title .signage-first")
+    expect(first).to_have_text("お呼び出し中の番号")
+    others = screen.locator("#calling-title .signage-others")
+    expect(others.locator('[lang="zh-Hans"]')).to_have_text("正在叫号")
+    big = first.evaluate("el => el.getBoundingClientRect()")
+    small = others.evaluate("el => el.getBoundingClientRect()")
+    assert small["top"] >= big["bottom"] - 1
+    assert small["bottom"] <= 0.4 * 720  # the headings leave the numbers most of the screen
     # Readable from across a room: the latest number fills a good part of the screen's height.
     size = latest.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     assert size >= 0.25 * 720

@@ -191,3 +191,100 @@ def test_a_value_read_back_wrong_is_typed_again(line_app: LineApp) -> None:
         booking_id = db.execute(select(Booking.id).where(Booking.code == code)).scalar_one()
         made = booking.get_booking(db, booking_id=booking_id)
     assert [m.notice_number for m in made.members] == [f"LN2-{tail + 1}"]
+
+
+def _language_of(line_app: LineApp, said: str, marker: str) -> str:
+    """The language of the booking whose code follows ``marker`` in what the chat said."""
+    code = said.split(marker)[1].strip()[:8]
+    with line_app.sessions() as db:
+        return db.execute(select(Booking.language).where(Booking.code == code)).scalar_one()
+
+
+def test_the_menu_offers_the_wards_languages_each_by_its_own_name(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    offered = resident.choices()[4:]
+    assert offered == ["English", "한국어", "简体中文", "Tiếng Việt", "नेपाली", "やさしい日本語"]
+    resident.taps("简体中文")
+    assert "请问您要办理什么？" in resident.said()
+    assert resident.choices()[4:] == [
+        "日本語",
+        "English",
+        "한국어",
+        "Tiếng Việt",
+        "नेपाली",
+        "やさしい日本語",
+    ]
+
+
+def book_in_chinese(resident: Resident, phone: str) -> str:
+    """Walk the chat in Chinese to a booking of the third service for one; its code."""
+    resident.follow()
+    resident.taps("简体中文")
+    resident.says("预约")
+    resident.taps(resident.choices()[2])  # the third service, by its Chinese name
+    resident.taps("1人")
+    resident.taps("任何地点")
+    first_day = resident.choices()[0]
+    assert "月" in first_day and "周" in first_day  # 12月16日周三, as Babel writes zh
+    resident.taps(first_day)
+    resident.taps(resident.buttons()[0])
+    assert "已为您保留" in resident.said()
+    resident.says("1980-04-01")
+    assert "“1980-04-01”，对吗？" in resident.said()
+    resident.taps("是")
+    resident.says(phone)
+    resident.taps("是")
+    assert "将按以下内容预约" in resident.said()
+    resident.taps("预约")
+    said = resident.said()
+    assert "预约成功。您的预约编号是" in said, said
+    assert "前一天的提醒将通过此LINE发送。" in said
+    return said.split("您的预约编号是")[1].strip()[:8]
+
+
+def test_a_chinese_resident_books_in_chinese(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    code = book_in_chinese(resident, new_mobile())
+    with line_app.sessions() as db:
+        made = db.execute(select(Booking).where(Booking.code == code)).scalar_one()
+        assert (made.channel, made.language) == ("line", "zh")  # its texts are Chinese
+
+
+def test_a_resident_books_in_easy_japanese(line_app: LineApp) -> None:
+    resident = line_app.resident()
+    resident.follow()
+    resident.taps("やさしい日本語")
+    assert "何(なに)を しますか。" in resident.said()
+    resident.taps("予約(よやく)する")
+    resident.taps(resident.choices()[2])
+    resident.taps("1人")
+    resident.taps("どこでも いい")
+    resident.taps(resident.choices()[0])
+    resident.taps(resident.buttons()[0])
+    assert "とっておきます" in resident.said()
+    resident.says("1980-04-01")
+    assert "「1980-04-01」で いいですか。" in resident.said()
+    resident.taps("はい")
+    resident.says(new_mobile())
+    resident.taps("はい")
+    assert "この 予約(よやく)で いいですか。" in resident.said()
+    resident.taps("予約(よやく)する")
+    said = resident.said()
+    assert "予約(よやく)しました。予約番号(よやくばんごう)は" in said, said
+    assert _language_of(line_app, said, "予約番号(よやくばんごう)は") == "easy"
+
+
+def test_a_ward_offers_only_its_languages_on_line(line_app: LineApp) -> None:
+    state = line_app.http.app.state  # type: ignore[attr-defined]
+    state.line_channel = replace(
+        state.line_channel, config=replace(state.line_channel.config, languages=("ja", "zh"))
+    )
+    resident = line_app.resident()
+    resident.follow()
+    assert resident.choices()[4:] == ["简体中文"]
+    resident.taps("简体中文")
+    assert resident.choices()[4:] == ["日本語"]
+    # A button for a language the ward does not offer (an older menu) answers in Japanese.
+    resident.send(resident.event("postback", postback={"data": "a=lang&v=ko"}))
+    assert "ご用件をお選びください。" in resident.said()

@@ -23,7 +23,7 @@ from reminders.sending import MAX_ATTEMPTS
 from reminders.service import MessageView, ReminderRules
 from tests.ivr.conftest import new_mobile
 from tests.ivr.line_resident import TOKEN, LineApp, Resident, line_app
-from tests.ivr.test_line_booking import book_pickup_for_two
+from tests.ivr.test_line_booking import book_in_chinese, book_pickup_for_two
 from tests.reminders.conftest import ArmedJobs
 
 __all__ = ["line_app"]
@@ -178,3 +178,18 @@ def test_a_line_that_never_comes_back_falls_back_to_sms(
     assert _one(line_app, booking_id, "confirmation", "line").status == "failed"
     jobs.send(_one(line_app, booking_id, "confirmation", "sms").id)
     assert any(code in (m.body or "") for m in twilio.messages() if m.to == phone)
+
+
+def test_a_booking_made_in_chinese_is_confirmed_in_chinese(
+    line_app: LineApp, twilio: FakeTwilio, runtime: Runtime
+) -> None:
+    resident = line_app.resident()
+    code = book_in_chinese(resident, new_mobile())
+    with line_app.sessions() as db:
+        booking_id = db.execute(select(Booking.id).where(Booking.code == code)).scalar_one()
+        reminders.plan_from_outbox(db, RULES, limit=100_000)
+        db.commit()
+    confirmation = _one(line_app, booking_id, "confirmation", "line")
+    assert jobs.send(confirmation.id) == "sent"
+    (push,) = line_app.fake.pushes(resident.user_id)
+    assert "【个人编号卡预约】" in push.texts[0] and code in push.texts[0]

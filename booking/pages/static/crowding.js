@@ -5,9 +5,11 @@
   var root = document.querySelector("[data-poll]"); if (!root || !window.fetch) return;
   var url = root.dataset.poll;
   var every = Math.max(parseInt(root.dataset.seconds, 10) || 15, 2) * 1000;
+  // The page's language code (the JSON's keys: "easy" is one) and its BCP 47 tag for the clock
+  // ("zh-Hans"; やさしい日本語 writes times as Japanese does).
   var language = root.dataset.language || document.documentElement.lang || "ja";
-  var clock = new Intl.DateTimeFormat(language, { hour: "numeric", minute: "2-digit",
-    timeZone: "Asia/Tokyo" });
+  var clock = new Intl.DateTimeFormat(document.documentElement.lang || "ja", { hour: "numeric",
+    minute: "2-digit", timeZone: "Asia/Tokyo" });
   function field(scope, name) { return scope.querySelector('[data-field="' + name + '"]'); }
   function put(scope, name, text) { var el = field(scope, name); if (el) el.textContent = text; }
   function venue(scope, v) {
