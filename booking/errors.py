@@ -31,8 +31,8 @@ class BookingError(Exception):
         return int(catalogue()[self.code]["status"])
 
     def message(self, language: str) -> str:
-        """The message in ``language``; in English where the catalogue has no such language
-        (the phone line speaks Korean, the engine's messages are Japanese and English)."""
+        """The message in ``language``; where the catalogue has no such language, in Japanese
+        for やさしい日本語 and in English for any other."""
         texts = catalogue()[self.code]
         # やさしい日本語 falls back to Japanese, every other language to English.
         fallback = texts["ja"] if language == "easy" else texts["en"]

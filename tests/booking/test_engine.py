@@ -504,6 +504,7 @@ def test_attempts_are_counted_per_client_and_forgotten_after_a_day(
 
 
 def test_an_error_in_a_language_the_catalogue_lacks_is_said_in_english() -> None:
-    """The phone line speaks Korean; the engine's messages are Japanese and English."""
+    """Every entry has the ward's languages; a language it lacks is said in English."""
     refused = BookingError("slot_full")
-    assert refused.message("ko") == refused.message("en")
+    assert refused.message("fr") == refused.message("en")
+    assert refused.message("ko") != refused.message("en")  # Korean has its own
