@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlencode
 
 import segno
+from annotated_types import Interval
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +31,7 @@ from agent_console.web import (
 from booking import service as booking
 from booking.errors import BookingError
 from booking.schemas import RowId
-from booking.web import unit_of_work, whole_number
+from booking.web import ROW_ID_MAX, unit_of_work, whole_number
 from calendar_sync import roster
 from reminders import service as reminders
 
@@ -50,7 +52,7 @@ def counter_day(
     done: str = "",
     error: str = "",
     warn: str = "",
-    ticket: int = 0,
+    ticket: Annotated[int, Interval(ge=0, le=ROW_ID_MAX)] = 0,
     desk: str = "",
 ) -> Response:
     """Today's bookings at a venue, check-in by code (typed, or read by a QR scanner), done,
@@ -286,7 +288,9 @@ async def counter_walk_in(request: Request) -> Response:
 
 
 @router.get("/counter/walk-ins/{number}/ticket", response_class=HTMLResponse)
-def counter_ticket(request: Request, number: RowId, venue: str, width: int = 80) -> Response:
+def counter_ticket(
+    request: Request, number: RowId, venue: str, width: Annotated[int, Interval(ge=58, le=80)] = 80
+) -> Response:
     """Today's ticket (整理券) of a queue number, to print on the receipt printer (58 or 80 mm)
     and show on screen: the number, venue, service, time issued and the QR code of the
     resident's status page. Nothing personal on it."""

@@ -4,20 +4,31 @@ once they checked in, and opens the same status page a walk-in's ticket links to
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from booking import service
 from booking.context import TOKYO
 from config.db import make_sessionmaker
-from tests.booking.test_pages import book_through_pages, browser, field  # noqa: F401 (fixture)
-from tests.conftest import FakeClock, make_context
+from tests.booking.test_pages import book_through_pages, field
+from tests.conftest import FakeClock, app_for, make_context
+
+
+@pytest.fixture
+def browser(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
+    """A resident's browser at an address of its own: the lookups other tests made from the
+    test client's address count towards the same attempt limit in the shared database."""
+    with TestClient(app_for(engine, clock, tmp_path), client=("192.0.2.47", 50000)) as http:
+        yield http
 
 
 def test_the_booking_page_links_to_the_queue_once_checked_in(
-    browser: TestClient,  # noqa: F811 (the fixture imported above)
+    browser: TestClient,
     engine: Engine,
     clock: FakeClock,
 ) -> None:
@@ -25,7 +36,7 @@ def test_the_booking_page_links_to_the_queue_once_checked_in(
         browser, "/book/cert_renewal/kashiwagi/2027-01-21?party=1", "07011113333"
     )
     start = browser.get("/manage")
-    browser.post(
+    found = browser.post(
         "/manage",
         data={
             "csrf": field(start.text, "csrf"),
@@ -34,7 +45,9 @@ def test_the_booking_page_links_to_the_queue_once_checked_in(
             "birth_month": "4",
             "birth_day": "1",
         },
+        follow_redirects=False,
     )
+    assert found.headers.get("location") == "/manage/booking", found.text[-1500:]
     assert "/queue/" not in browser.get("/manage/booking").text  # not checked in yet
     sessions = make_sessionmaker(engine, make_context(clock))
     with sessions() as db:
@@ -56,7 +69,7 @@ def test_the_booking_page_links_to_the_queue_once_checked_in(
 
 
 def test_the_queue_page_in_chinese_and_easy_japanese(
-    browser: TestClient,  # noqa: F811 (the fixture imported above)
+    browser: TestClient,
     engine: Engine,
     clock: FakeClock,
 ) -> None:
