@@ -103,6 +103,7 @@ def test_no_js_page_loads_healthz(live_server: LiveServer, page_no_js: Page) -> 
             "ja": "keys only (no vosk model)",
             "en": "keys only (no vosk model)",
             "ko": "keys only (no vosk model)",
+            "zh": "keys only (no vosk model)",
         },
     }
     page_no_js.set_content(
