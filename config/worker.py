@@ -243,6 +243,9 @@ def _schedule(redis: Redis, stop: threading.Event) -> None:
         scheduler.release_locks()  # type: ignore[no-untyped-call]
 
 
+PUBSUB_WAKE_SECONDS = 1.0
+
+
 class _Worker(SimpleWorker):
     """RQ's SimpleWorker that tells ``run_worker`` it was asked to stop: RQ's own flag stays
     unset when the signal comes while idle, and its check of the worker's state fails while
@@ -254,6 +257,19 @@ class _Worker(SimpleWorker):
         # RQ's own lines about the job (done, failed, its traceback) are written in here too.
         with running_job(job.id, _function_of(job)):
             super().execute_job(job, queue)
+
+    def subscribe(self) -> None:
+        """RQ's command channel (kill a job, stop the worker), its thread waking every second:
+        RQ's own wakes every 60 s, and a worker's stop waits for that thread, so a stopped
+        worker could take up to a minute to exit (a deploy's restart, systemd's stop)."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_WAKE_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
 
     def request_stop(self, signum: int, frame: Any) -> None:
         self.stopping.set()
