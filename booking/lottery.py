@@ -218,7 +218,7 @@ def apply(
     sealed = seal(ctx.vault, ctx.today(), True, party, resident, {"lottery": lottery_id})
     if ctx.ready_cards == "refuse":  # a winner is booked at the draw: each time's venue now
         for slot_id in wanted:
-            cards.check_slot(db, slot_id=slot_id, digests=[m[2] for m in sealed.members])
+            cards.check_slot(db, slot_id=slot_id, digests=sealed.notice_digests())
     try:
         # A savepoint: the unique (lottery, notice number) constraint is the arbiter between
         # two applications racing with the same number; the loser's rows go, nothing else.

@@ -395,7 +395,7 @@ def _book_in_one_statement(
     # A string compared and nothing read when the ward does not hold pickups to its list.
     if ctx.ready_cards == "refuse":
         try:
-            cards.check_slot(db, slot_id=slot_id, digests=[m[2] for m in sealed.members])
+            cards.check_slot(db, slot_id=slot_id, digests=sealed.notice_digests())
         except BookingError:
             # What the step-by-step path checks before the list, in its order.
             _refuse_as_step_by_step(db, slot_id, party, resident)
@@ -494,7 +494,7 @@ def _book_step_by_step(
     if earlier is not None:
         return earlier
     if ctx.ready_cards == "refuse":  # before any seat, as on the one-statement path
-        cards.check_slot(db, slot_id=slot.id, digests=[m[2] for m in sealed.members])
+        cards.check_slot(db, slot_id=slot.id, digests=sealed.notice_digests())
     if hold_id is not None:
         earlier = _take_hold(db, hold_id, party, sealed, key)
         if earlier is not None:
