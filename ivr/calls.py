@@ -334,6 +334,13 @@ def set_outcome(call: Call, outcome: str) -> None:
         call.outcome = outcome
 
 
+def end_talk(db: DbSession, *, call: Call) -> None:
+    """The talk with the agent is over (either side hung up): the wrap-up time starts now.
+    Only the first word counts (Twilio tells it twice: the dial's end and the call's end)."""
+    if call.answered_at is not None and call.talk_ended_at is None:
+        call.talk_ended_at = context(db).now()
+
+
 def end_call(db: DbSession, *, call_sid: str, status: str, duration: int | None) -> Call | None:
     """Twilio's status callback: the call is over. An unfinished call counts as abandoned;
     seats the caller was being offered go back on sale now rather than when the hold lapses;
@@ -353,6 +360,7 @@ def end_call(db: DbSession, *, call_sid: str, status: str, duration: int | None)
         note_event(db, call, "abandoned")  # hung up while waiting for a person
     if call.outcome == "in_progress":
         call.outcome = "abandoned"
+    end_talk(db, call=call)
     note_event(db, call, "completed")
     call.twilio_status = status[:20]
     call.duration_seconds = duration

@@ -55,6 +55,8 @@ class Call(Base):
     # depend on the console), when they answered, and when they finished the wrap-up.
     agent_staff_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the talk with the agent ended (the caller or the agent hung up): the wrap-up's start.
+    talk_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     wrapped_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     disposition: Mapped[str | None] = mapped_column(String(20), nullable=True)
     twilio_status: Mapped[str | None] = mapped_column(String(20), nullable=True)

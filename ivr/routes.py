@@ -354,10 +354,19 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
     if form is None:
         return forbidden()
     call_sid = form.get("CallSid", "")
-    if form.get("DialCallStatus") == "completed":
+
+    def talk_over() -> str:
+        with unit_of_work(request) as db:
+            call = calls.lock_call(db, call_sid)
+            if call is not None:
+                calls.end_talk(db, call=call)  # the agent's wrap-up starts here
+                db.commit()
         reply = VoiceResponse()
         reply.hangup()
-        return _twiml(reply)
+        return str(reply)
+
+    if form.get("DialCallStatus") == "completed":
+        return await _run(request, call_sid, talk_over)
 
     def work() -> str:
         with unit_of_work(request) as db:
