@@ -22,6 +22,7 @@ BENCHES = {
     "bench_redis.py": "aim: with Redis frozen or stopped",
     "bench_reminders.py": "confirmation lag",
     "bench_speech.py": "answers heard, 0 missed",
+    "bench_wait_estimate.py": "estimate error measured",
 }
 
 
