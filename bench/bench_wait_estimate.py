@@ -146,7 +146,7 @@ def main() -> None:
     agents = args.agents
 
     def known_rate(position: int, _answers: Sequence[Answer], _now: float) -> float:
-        return position * talk / agents
+        return float(position * talk / agents)
 
     estimators: dict[str, Estimator] = {
         "line (k answers at the rate since the hour's first)": lambda k, a, t: estimate_wait(

@@ -150,6 +150,7 @@ def phone_line(settings: Settings) -> PhoneLine:
             ward_number=settings.twilio_from_number,
             speech=speech,
             retention_days=settings.retention_days,
+            callback_offer_minutes=settings.callback_offer_minutes,
         ),
     )
 

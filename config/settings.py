@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     ivr_voice_en: str = "Polly.Joanna"
     # Lookups (code + second factor) one calling number may try per 15 minutes.
     ivr_lookups_per_15_minutes: int = Field(default=10, ge=1)
+    # A caller in the agents' queue is offered a callback that keeps their place once the
+    # wait estimate passes this (or, with no estimate, once they have waited this long).
+    callback_offer_minutes: int = Field(default=5, ge=0, le=240)
     ivr_voice_ko: str = "Polly.Seoyeon"
     # Mandarin (Twilio's <Say> language cmn-CN); やさしい日本語 speaks with ivr_voice_ja, slower.
     ivr_voice_zh: str = "Polly.Zhiyu"

@@ -44,6 +44,7 @@ from ivr.placed import PlacedCall
 from ivr.recognition import grammar_for
 from ivr.service import Caller, CallState
 from ivr.speech import say_clock, say_date, say_digits, say_notice, say_phone, say_when
+from ivr.wait_estimate import LONGEST_MINUTES, spoken_minutes
 
 # The languages the line can speak (booking/languages.py: those with a Twilio <Say> language);
 # which of them a call is offered is the ward's configuration (LineConfig.languages).
@@ -123,6 +124,9 @@ class LineConfig:
     retention_days: int = 30
     # The ward's languages on the phone (MADOGUCHI_LANGUAGES): the greeting offers these.
     languages: tuple[str, ...] = EVERY.on("phone")
+    # The wait estimate past which the queue offers a callback that keeps the caller's place
+    # (MADOGUCHI_CALLBACK_OFFER_MINUTES).
+    callback_offer_minutes: int = 5
 
     def voice(self, language: str) -> str:
         """The <Say> voice for a language: the setting's, else the line's default for it
@@ -1558,16 +1562,48 @@ def answer_queue_failed(turn: Turn, digits: str) -> None:
         raise Miss
 
 
-def wait_music(language: str, position: int, config: LineConfig, action: str) -> VoiceResponse:
-    """What a caller in the queue hears, again and again: the place in line, and 1 for a
-    callback instead."""
+def wait_music(
+    language: str,
+    position: int,
+    config: LineConfig,
+    action: str,
+    *,
+    estimate: float | None = None,
+    offer: bool = True,
+) -> VoiceResponse:
+    """What a caller in the queue hears, again and again: the place in line, the wait
+    estimate (seconds, if there is one), and, when ``offer``, a callback that keeps their
+    place (key 1 takes it at any time)."""
     reply = VoiceResponse()
     gathering = Gather(input="dtmf", action=action, method="POST", num_digits=1, timeout=15)
     say_in(gathering, language, prompt(language, "queue_position", position=position), config)
-    say_in(gathering, language, prompt(language, "queue_keys"), config)
+    if estimate is not None:
+        say_in(gathering, language, wait_estimate_words(language, estimate), config)
+    if offer:
+        say_in(gathering, language, prompt(language, "queue_offer_callback"), config)
     reply.append(gathering)
     say_in(reply, language, prompt(language, "queue_hold"), config)
     return reply
+
+
+def wait_estimate_words(language: str, seconds: float) -> str:
+    """The wait estimate as the queue says it: "very soon" under a minute, whole minutes, in
+    5-minute steps past 15, "more than an hour" past 60."""
+    minutes = spoken_minutes(seconds)
+    if minutes == 0:
+        return prompt(language, "queue_estimate_soon")
+    if minutes > LONGEST_MINUTES:
+        return prompt(language, "queue_estimate_long")
+    return prompt(language, "queue_estimate", count=minutes)
+
+
+def offers_callback(config: LineConfig, estimate: float | None, waited_seconds: int) -> bool:
+    """The queue offers a callback that keeps the place once the estimate passes the ward's
+    threshold; with no estimate, once the caller has waited that long."""
+    threshold = config.callback_offer_minutes * 60
+    if estimate is not None:
+        return estimate > threshold
+    return waited_seconds >= threshold
 
 
 # the lottery (抽選): a service with sessions kept for a lottery taking applications

@@ -245,6 +245,12 @@ async def queue_wait(request: Request) -> Response:
     line = _line(request)
 
     def work() -> str:
+        try:
+            position = max(1, whole_number(form.get("QueuePosition", "1")))
+        except ValueError:
+            position = 1
+        estimate: float | None = None
+        waited = 0
         with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             language = call.language if call is not None else "ja"
@@ -253,13 +259,15 @@ async def queue_wait(request: Request) -> Response:
                     call.wait_seconds = whole_number(form.get("QueueTime", "0"))
                 except ValueError:
                     pass
+                waited = call.wait_seconds or 0
+                if call.queue is not None:  # from the queue's last hour of answers
+                    estimate = calls.queue_wait_estimate(db, queue=call.queue, position=position)
                 db.commit()
-        try:
-            position = max(1, whole_number(form.get("QueuePosition", "1")))
-        except ValueError:
-            position = 1
+        offer = flow.offers_callback(line.config, estimate, waited)
         action = line.config.public_base_url.rstrip("/") + "/ivr/wait/key"
-        return str(flow.wait_music(language, position, line.config, action))
+        return str(
+            flow.wait_music(language, position, line.config, action, estimate=estimate, offer=offer)
+        )
 
     return await _run(request, call_sid, work)
 

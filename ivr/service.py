@@ -75,6 +75,7 @@ from ivr.figures import (
     wallboard,
 )
 from ivr.line_chat import erase_line_users, following_users
+from ivr.wait_estimate import queue_wait_estimate
 
 __all__ = [
     "CALLBACK_OUTCOMES",
@@ -121,6 +122,7 @@ __all__ = [
     "open_callbacks",
     "put_through_number",
     "put_through_to",
+    "queue_wait_estimate",
     "read_caller",
     "readable_path",
     "release_call",
