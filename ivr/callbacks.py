@@ -14,10 +14,17 @@ from booking.personal import mask_phone, parse_phone
 from ivr.calls import set_outcome
 from ivr.models import Call, CallbackRequest
 
+# Callbacks asked for by a caller who was in the agents' queue: they keep their place in line.
+FROM_THE_QUEUE = ("queue_wait", "queue_failed")
+
 
 def request_callback(db: DbSession, *, call: Call, phone: str, language: str, reason: str) -> int:
-    """A caller asks to be called back: a row in the agents' callback list."""
-    callback_id = _callback(db, call_id=call.id, phone=phone, language=language, reason=reason)
+    """A caller asks to be called back: a row in the agents' callback list. One who asked from
+    the queue keeps their place: the list is ordered by when they entered it."""
+    kept = call.enqueued_at if reason in FROM_THE_QUEUE else None
+    callback_id = _callback(
+        db, call_id=call.id, phone=phone, language=language, reason=reason, place_at=kept
+    )
     set_outcome(call, "callback_requested")
     return callback_id
 
@@ -28,9 +35,18 @@ def ask_agents_to_call(db: DbSession, *, phone: str, language: str, reason: str)
     return _callback(db, call_id=None, phone=phone, language=language, reason=reason)
 
 
-def _callback(db: DbSession, *, call_id: int | None, phone: str, language: str, reason: str) -> int:
+def _callback(
+    db: DbSession,
+    *,
+    call_id: int | None,
+    phone: str,
+    language: str,
+    reason: str,
+    place_at: datetime | None = None,
+) -> int:
     ctx = context(db)
     e164 = parse_phone(phone).e164
+    now = ctx.now()
     row = CallbackRequest(
         call_id=call_id,
         phone_enc=ctx.vault.encrypt(e164),
@@ -38,7 +54,8 @@ def _callback(db: DbSession, *, call_id: int | None, phone: str, language: str, 
         language=language,
         reason=reason,
         status="open",
-        requested_at=ctx.now(),
+        requested_at=now,
+        place_at=place_at or now,
     )
     db.add(row)
     db.flush()
@@ -56,18 +73,25 @@ class CallbackView:
     requested_at: datetime
     claimed_by: int | None = None
     outcome: str | None = None
+    # When the caller's place in line was taken (see CallbackRequest.place_at).
+    place_at: datetime | None = None
+
+    @property
+    def kept_place(self) -> bool:
+        """Asked for from the agents' queue: the callback keeps the caller's place in line."""
+        return self.reason in FROM_THE_QUEUE
 
 
 CALLBACK_OUTCOMES = ("reached", "no_answer", "wrong_number", "not_needed")
 
 
 def open_callbacks(db: DbSession) -> list[CallbackView]:
-    """The agents' callback list, oldest first."""
+    """The agents' callback list, in the callers' places in line (when each first called)."""
     vault = context(db).vault
     rows = db.execute(
         select(CallbackRequest)
         .where(CallbackRequest.status == "open")
-        .order_by(CallbackRequest.requested_at, CallbackRequest.id)
+        .order_by(CallbackRequest.place_at, CallbackRequest.id)
     ).scalars()
     views = []
     for row in rows:
@@ -87,6 +111,7 @@ def _callback_view(row: CallbackRequest, phone: str) -> CallbackView:
         row.requested_at,
         row.claimed_by,
         row.outcome,
+        row.place_at,
     )
 
 

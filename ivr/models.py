@@ -90,6 +90,9 @@ class CallbackRequest(Base):
     reason: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(12), default="open")  # open | done
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The caller's place in line, kept: when they entered the agents' queue (a callback asked
+    # for from the queue), else when it was asked for. The agents' list is in this order.
+    place_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The agent who took it on (a staff account id) and what came of the call back.
     claimed_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -99,6 +102,7 @@ class CallbackRequest(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'done')", name="status_known"),
         Index("ix_callback_request_open", "status", "requested_at"),
+        Index("ix_callback_request_place", "status", "place_at"),
     )
 
 
