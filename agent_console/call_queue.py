@@ -4,8 +4,9 @@ date by server-sent events; the phone an agent takes calls on this shift; the wa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -25,6 +26,7 @@ from agent_console.web import (
     staff_form,
     templates,
 )
+from booking.context import TOKYO
 from booking.web import unit_of_work
 from ivr import service as calls
 
@@ -33,11 +35,44 @@ router = APIRouter(
 )
 
 
+@dataclass(frozen=True)
+class InTurn:
+    """One place in the agents' single order: a caller waiting on the line, or a callback that
+    kept its caller's place; by when each first called (entered the queue)."""
+
+    first_called: datetime
+    call: calls.WaitingCall | None = None
+    callback: calls.CallbackView | None = None
+
+
+def in_turn(waiting: list[calls.WaitingCall], callbacks: list[calls.CallbackView]) -> list[InTurn]:
+    """Waiting callers and callbacks in one order, by when each first called (a tie: the
+    caller on the line first, who is still paying for the call)."""
+    places = [InTurn(w.enqueued_at, call=w) for w in waiting]
+    places += [InTurn(c.place_at or c.requested_at, callback=c) for c in callbacks]
+    return sorted(places, key=lambda p: (p.first_called, p.call is None))
+
+
+def _clock_time(now: datetime) -> Callable[[datetime], str]:
+    """HH:MM in Tokyo; with the date when it is not today's."""
+    today = now.astimezone(TOKYO).date()
+
+    def shown(at: datetime) -> str:
+        local = at.astimezone(TOKYO)
+        return local.strftime("%H:%M" if local.date() == today else "%m/%d %H:%M")
+
+    return shown
+
+
 def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
     now = db.info["booking"].now()
+    waiting = calls.waiting_calls(db)
+    callbacks = calls.open_callbacks(db)
     return {
-        "waiting": calls.waiting_calls(db),
-        "callbacks": calls.open_callbacks(db),
+        "waiting": waiting,
+        "callbacks": callbacks,
+        "in_turn": in_turn(waiting, callbacks),
+        "clock": _clock_time(now),
         "on_duty": staff.on_duty(db, busy_ids=calls.agents_on_calls(db)),
         "waited": lambda at: _minutes(now - at),
         "csrf": seat.csrf,
