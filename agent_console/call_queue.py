@@ -195,12 +195,23 @@ def wallboard(request: Request) -> Response:
     with unit_of_work(request) as db:
         seat = signed_in(request, db, "supervisor", "counter_manager")
         board = calls.wallboard(db)
+        callback_ages = calls.callbacks_by_age(db)
     return render(
         request,
         "wallboard.html",
         seat,
         board=board,
+        callback_ages=callback_ages,
+        age=_age,
         target=calls.SERVICE_LEVEL_SECONDS,
         pct=lambda v: "－" if v is None else f"{v * 100:.0f}%",
         secs=lambda v: "－" if v is None else f"{v:.0f}秒",
     )
+
+
+def _age(seconds: float | None) -> str:
+    """An age as the wallboard shows it: minutes, or hours and minutes."""
+    if seconds is None:
+        return "－"
+    minutes = int(seconds // 60)
+    return f"{minutes}分" if minutes < 60 else f"{minutes // 60}時間{minutes % 60:02d}分"

@@ -20,6 +20,7 @@ from agent_console import service as staff
 from booking import service as booking
 from booking.context import TOKYO
 from ivr import service as calls
+from ivr.service import CallbacksKept
 
 CHANNEL_NAMES = {
     "web": "Web",
@@ -64,6 +65,8 @@ class MonthlyReport:
     venue_names: dict[str, str]
     # Application help (申請補助) by venue: visits, completed, the ward's copies handed over.
     help: list[booking.HelpMonth] = field(default_factory=list)
+    # Callbacks asked for from the queue, keeping the caller's place: what came of them.
+    callbacks_kept: CallbacksKept | None = None
 
     @property
     def title(self) -> str:
@@ -150,6 +153,7 @@ def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
         service_names=service_names,
         venue_names=venue_names,
         help=booking.application_help_period(db, first=first, last=last),
+        callbacks_kept=calls.callbacks_kept(db, start=start, end=end),
     )
 
 
@@ -199,6 +203,15 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
             ("application help " + h.venue_id, "copies given to applicants", str(h.copies_given)),
             ("application help " + h.venue_id, "copies handed over", str(h.copies_handed_over)),
             ("application help " + h.venue_id, "copies not yet handed over", str(h.copies_waiting)),
+        ]
+    kept = report.callbacks_kept
+    if kept is not None:
+        rows += [
+            ("callbacks kept", "asked for from the queue", str(kept.asked)),
+            ("callbacks kept", "reached", str(kept.reached)),
+            ("callbacks kept", "not reached", str(kept.not_reached)),
+            ("callbacks kept", "still waiting", str(kept.waiting)),
+            ("callbacks kept", "median time to call back (s)", _rate(kept.median_to_call_back)),
         ]
     rows += [
         (f"capacity {d.venue_id}", d.day.isoformat(), f"{d.taken}/{d.capacity}")
@@ -269,12 +282,16 @@ def render_html(report: MonthlyReport, *, console: bool = False) -> str:
     def secs(value: float | None) -> str:
         return "—" if value is None else f"{value:.0f}秒"
 
+    def minutes(value: float | None) -> str:
+        return "—" if value is None else f"{value / 60:.0f}分"
+
     return _TEMPLATES.get_template("report.html").render(
         report=report,
         charts=charts(report),
         last=last,
         pct=pct,
         secs=secs,
+        minutes=minutes,
         level_seconds=calls.SERVICE_LEVEL_SECONDS,
         channel_names=CHANNEL_NAMES,
         console=console,

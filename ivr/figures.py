@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from booking.context import TOKYO, context
 from ivr.agents import waiting_calls
+from ivr.callbacks import FROM_THE_QUEUE
 from ivr.models import Call, CallbackRequest, CallEvent
 
 SERVICE_LEVEL_SECONDS = 20
@@ -189,4 +190,92 @@ def calls_between(db: DbSession, *, start: datetime, end: datetime) -> CallPerio
             {c for c in by_kind.get("abandoned", {}) if c in entered},
         ),
         by_hour=dict(sorted(hours.items())),
+    )
+
+
+# Open callbacks by how long they have waited since they were asked for: the wallboard's bands
+# (upper bounds in seconds; the last band has none).
+CALLBACK_AGE_BANDS: tuple[tuple[str, float | None], ...] = (
+    ("15分未満", 15 * 60),
+    ("15〜60分", 60 * 60),
+    ("1〜4時間", 4 * 60 * 60),
+    ("4時間以上", None),
+)
+
+
+@dataclass(frozen=True)
+class CallbackAges:
+    """The callbacks still owed, by age (since asked for), and the oldest's age."""
+
+    bands: list[tuple[str, int]]
+    oldest_seconds: float | None
+
+    @property
+    def waiting(self) -> int:
+        return sum(n for _label, n in self.bands)
+
+
+def callbacks_by_age(db: DbSession) -> CallbackAges:
+    """Open callbacks counted in age bands (since each was asked for), for the wallboard."""
+    now = context(db).now()
+    asked = db.execute(
+        select(CallbackRequest.requested_at).where(CallbackRequest.status == "open")
+    ).scalars()
+    ages = [max(0.0, (now - at).total_seconds()) for at in asked]
+    counts = dict.fromkeys((label for label, _upper in CALLBACK_AGE_BANDS), 0)
+    for age in ages:
+        label = next(label for label, upper in CALLBACK_AGE_BANDS if upper is None or age < upper)
+        counts[label] += 1
+    return CallbackAges(list(counts.items()), max(ages, default=None))
+
+
+@dataclass(frozen=True)
+class CallbacksKept:
+    """A period's callbacks asked for from the queue (keeping the caller's place): reached,
+    not reached (wrong number, not needed, or tried without an answer), still waiting, and
+    the median time from the request to the call back that reached the caller."""
+
+    asked: int
+    reached: int
+    not_reached: int
+    waiting: int
+    to_call_back_seconds: list[float]
+
+    @property
+    def median_to_call_back(self) -> float | None:
+        times = sorted(self.to_call_back_seconds)
+        if not times:
+            return None
+        middle = len(times) // 2
+        return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+
+
+def callbacks_kept(db: DbSession, *, start: datetime, end: datetime) -> CallbacksKept:
+    """Callbacks asked for from the queue from ``start`` to before ``end``, and what came of
+    them (the time to call back: from the request to the agent taking on the call that
+    reached the caller)."""
+    rows = db.execute(
+        select(
+            CallbackRequest.status,
+            CallbackRequest.outcome,
+            CallbackRequest.requested_at,
+            CallbackRequest.claimed_at,
+        ).where(
+            CallbackRequest.requested_at >= start,
+            CallbackRequest.requested_at < end,
+            CallbackRequest.reason.in_(FROM_THE_QUEUE),
+        )
+    ).all()
+    reached = [r for r in rows if r.outcome == "reached"]
+    waiting = [r for r in rows if r.status == "open" and r.outcome is None]
+    return CallbacksKept(
+        asked=len(rows),
+        reached=len(reached),
+        not_reached=len(rows) - len(reached) - len(waiting),
+        waiting=len(waiting),
+        to_call_back_seconds=[
+            max(0.0, (r.claimed_at - r.requested_at).total_seconds())
+            for r in reached
+            if r.claimed_at is not None
+        ],
     )

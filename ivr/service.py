@@ -67,10 +67,15 @@ from ivr.faq import (
     update_faq,
 )
 from ivr.figures import (
+    CALLBACK_AGE_BANDS,
     SERVICE_LEVEL_SECONDS,
+    CallbackAges,
+    CallbacksKept,
     CallPeriod,
     QueueFigures,
     Wallboard,
+    callbacks_by_age,
+    callbacks_kept,
     calls_between,
     wallboard,
 )
@@ -78,6 +83,7 @@ from ivr.line_chat import erase_line_users, following_users
 from ivr.wait_estimate import queue_wait_estimate
 
 __all__ = [
+    "CALLBACK_AGE_BANDS",
     "CALLBACK_OUTCOMES",
     "CHOICES",
     "MAX_FAQ_ON_THE_LINE",
@@ -89,7 +95,9 @@ __all__ = [
     "CallPeriod",
     "CallState",
     "CallView",
+    "CallbackAges",
     "CallbackView",
+    "CallbacksKept",
     "Caller",
     "CallsErased",
     "Faq",
@@ -99,6 +107,8 @@ __all__ = [
     "agents_on_calls",
     "ask_agents_to_call",
     "callback_number",
+    "callbacks_by_age",
+    "callbacks_kept",
     "caller_of",
     "calls_between",
     "claim_call",
