@@ -71,6 +71,8 @@ class Call(Base):
             "outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome_known"
         ),
         Index("ix_call_started_at", "started_at"),
+        # The wait estimate reads a queue's last hour of answers at every turn of the wait loop.
+        Index("ix_call_queue_answered_at", "queue", "answered_at"),
     )
 
 

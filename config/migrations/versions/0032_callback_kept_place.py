@@ -1,4 +1,5 @@
-"""a callback keeps the caller's place in line (when they entered the queue)
+"""a callback keeps the caller's place in line (when they entered the queue); a queue's
+answers by time, for the wait estimate
 
 Revision ID: 0032
 Revises: 0031
@@ -26,9 +27,13 @@ def upgrade() -> None:
     with op.batch_alter_table("callback_request") as batch_op:
         batch_op.alter_column("place_at", existing_type=sa.DateTime(timezone=True), nullable=False)
         batch_op.create_index("ix_callback_request_place", ["status", "place_at"], unique=False)
+    with op.batch_alter_table("call") as batch_op:
+        batch_op.create_index("ix_call_queue_answered_at", ["queue", "answered_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("call") as batch_op:
+        batch_op.drop_index("ix_call_queue_answered_at")
     with op.batch_alter_table("callback_request") as batch_op:
         batch_op.drop_index("ix_callback_request_place")
         batch_op.drop_column("place_at")
