@@ -116,7 +116,7 @@ def test_twilios_errors_for_wrong_requests(fake: FakeTwilio, client: Client) -> 
     assert no_to.value.status == 400
     ended = client.conferences(room.sid).update(status="completed")
     assert ended.status == "completed"
-    assert fake.conference(ROOM) is not None and fake.conference(ROOM).participants == {}
+    assert fake.conference(ROOM) is room and room.participants == {}
     with pytest.raises(TwilioRestException) as over:
         client.conferences(room.sid).participants.create(from_=WARD, to=DESK)
     assert (over.value.status, over.value.code) == (404, 20404)
