@@ -71,7 +71,16 @@ async def answer_call(request: Request, call_sid: str) -> Response:
         return claimed
     seat, language = claimed
     audio = await run_in_threadpool(_put_through, request, call_sid, seat, language)
+    if audio == "failed" and not await run_in_threadpool(_still_theirs, request, call_sid, seat):
+        # The agent's phone could not be called: the caller went back in the queue.
+        return RedirectResponse("/console/?requeued=1", status_code=303)
     return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
+
+
+def _still_theirs(request: Request, call_sid: str, seat: Seat) -> bool:
+    with unit_of_work(request) as db:
+        call = calls.get_call(db, call_sid=call_sid)
+        return call is not None and call.agent_staff_id == seat.staff.id
 
 
 def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
@@ -91,11 +100,7 @@ def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> 
             db.commit()
         if conference is None:
             raise TwilioFailure("rejected", f"call {call_sid} is no longer this agent's")
-        try:
-            api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?lang={language}")
-        except TwilioFailure:
-            release()  # still in Twilio's queue: the next agent may answer
-            raise
+        api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?lang={language}")
         agent = Joining(
             label="agent",
             start_on_enter=True,
@@ -152,6 +157,7 @@ def call_screen(
         db.commit()
         venues, services = catalogue(db)
         categories = staff.categories(db)
+        talk = calls.talk_state(db, call_sid=call_sid)
     return render(
         request,
         "call.html",
@@ -167,6 +173,7 @@ def call_screen(
         error=error,
         audio=AUDIO.get(audio),
         audio_ok=audio == "connected",
+        talk=talk,
     )
 
 

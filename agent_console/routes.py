@@ -29,6 +29,7 @@ from agent_console import (
     day_view,
     faq,
     handover,
+    live,
     lottery,
     manage_calendar,
     ready_cards,
@@ -82,6 +83,7 @@ router = _gather(
     waitlist,
     waiting,
     ready_cards,
+    live,
 )
 
 

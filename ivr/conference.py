@@ -209,3 +209,27 @@ def drop_monitor(db: DbSession, *, call_sid: str, staff_id: int) -> bool:
         delete(CallMonitor).where(CallMonitor.call_id == call_id, CallMonitor.staff_id == staff_id)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class TalkState:
+    """What the agent's call screen shows of the talk: whether it is in a conference (hold
+    works there), the caller held, a hand raised, and whether the talk is still going."""
+
+    conference: str | None
+    held: bool
+    hand_raised: bool
+    talking: bool
+
+
+def talk_state(db: DbSession, *, call_sid: str) -> TalkState | None:
+    call = db.execute(select(Call).where(Call.call_sid == call_sid)).scalar_one_or_none()
+    if call is None:
+        return None
+    talking = call.answered_at is not None and call.talk_ended_at is None and call.ended_at is None
+    return TalkState(
+        call.conference,
+        talking and call.held_at is not None,
+        talking and call.hand_raised_at is not None,
+        talking,
+    )

@@ -64,6 +64,7 @@ from ivr.conference import (
     LIVE_HORIZON,
     LiveCall,
     Monitor,
+    TalkState,
     agent_leg_missed,
     conference_name,
     conference_of,
@@ -76,6 +77,7 @@ from ivr.conference import (
     raised_hands,
     set_hand,
     set_hold,
+    talk_state,
 )
 from ivr.faq import (
     MAX_FAQ_ON_THE_LINE,
@@ -113,6 +115,7 @@ __all__ = [
     "LiveCall",
     "Monitor",
     "QueueFigures",
+    "TalkState",
     "WaitingCall",
     "Wallboard",
     "agent_leg_missed",
@@ -160,6 +163,7 @@ __all__ = [
     "set_hold",
     "set_outcome",
     "start_call",
+    "talk_state",
     "update_faq",
     "waiting_calls",
     "wallboard",
