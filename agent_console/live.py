@@ -101,6 +101,7 @@ def _live(
         error=error,
         talked=lambda at: _minutes(int((now - at).total_seconds())),
         has_phone=seat.staff.desk_phone is not None,
+        now=now,
     )
 
 
