@@ -28,12 +28,14 @@ def conference_name(call_sid: str) -> str:
 
 def open_conference(db: DbSession, *, call_sid: str) -> str | None:
     """The answering agent is about to be called in: the call's conference, kept on it (a new
-    agent leg is expected, so the last one is forgotten)."""
+    agent leg is expected, so what belonged to the last one is forgotten)."""
     call = lock_call(db, call_sid)
     if call is None or call.agent_staff_id is None:
         return None
+    # A caller back from the queue starts afresh: no hold, no hand, no one listening in.
     call.conference = conference_name(call_sid)
-    call.agent_leg_sid = None
+    call.agent_leg_sid, call.held_at, call.hand_raised_at = None, None, None
+    db.execute(delete(CallMonitor).where(CallMonitor.call_id == call.id))
     return call.conference
 
 

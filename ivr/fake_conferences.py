@@ -139,6 +139,15 @@ class Conferences:
             conference, leg = self._leg_anywhere(call_sid)
             self._leave(conference, leg, "participant-with-end-conference-on-exit-left")
 
+    def redirected(self, call_sid: str) -> None:
+        """A call given new TwiML leaves its conference, as if it hung up there (Twilio lists
+        no participant whose call was modified). The caller holds the lock."""
+        for conference in reversed(self.all):
+            leg = conference.participants.get(call_sid)
+            if leg is not None:  # the call itself goes on, elsewhere
+                reason = "participant-with-end-conference-on-exit-left"
+                self._leave(conference, leg, reason, call_ends=False)
+
     # --- the REST API (runs on handler threads) ---
 
     def route(
@@ -295,10 +304,13 @@ class Conferences:
             conference.status = "in-progress"
         conference.updated_at = datetime.now(UTC)
 
-    def _leave(self, conference: Conference, leg: Participant, reason: str) -> None:
+    def _leave(
+        self, conference: Conference, leg: Participant, reason: str, call_ends: bool = True
+    ) -> None:
         conference.participants.pop(leg.call_sid, None)
         leg.status = "complete"
-        self._call_over(leg.call_sid, "completed")
+        if call_ends:
+            self._call_over(leg.call_sid, "completed")
         if leg.end_conference_on_exit:
             self._end(conference, reason, leg.call_sid)
         elif not conference.participants:

@@ -320,6 +320,8 @@ class FakeTwilio:
             self.redirects.append((call.sid, url))
         if twiml := _one(form, "Twiml"):
             call.twiml = twiml
+        if url or twiml:
+            self.rooms.redirected(call.sid)
         if (status := _one(form, "Status")) in ("completed", "canceled"):
             call.status = status
 

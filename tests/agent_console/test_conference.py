@@ -142,6 +142,8 @@ def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
         twiml = twilio_fetches(http, url, {"CallSid": call.call_sid})
         room = twilio.join(call.call_sid, ET.tostring(twiml, encoding="unicode"))
         [leg] = [p for p in room.participants.values() if p.label == "agent"]
+        screen = f"/console/calls/{call.call_sid}"
+        press(agent, screen, f"{screen}/hand", **{"raise": "1"})  # while it rings
         twilio.no_answer(leg.call_sid)
         callback = str(leg.status_callback)
         ringing = {"CallSid": leg.call_sid, "CallStatus": "ringing"}
@@ -162,6 +164,16 @@ def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
         with console.app_sessions() as db:
             assert call.call_sid in [c.call_sid for c in calls.waiting_calls(db)]
         assert agent.get(f"/console/calls/{call.call_sid}").status_code == 403
+        # The next agent answers afresh: their own leg, no hand raised from before.
+        other, _ = agent_with_desk_phone(console)
+        assert answer(other, call).headers["location"].endswith("?audio=connected")
+        with console.app_sessions() as db:
+            [live] = [c for c in calls.live_calls(db) if c.call_sid == call.call_sid]
+        assert live.hand_raised_at is None and live.agent_leg_sid not in (None, leg.call_sid)
+        assert room.status == "completed"  # the caller left the first conference, ending it
+        fresh = twilio.conference(f"madoguchi-{call.call_sid}")
+        assert fresh is not None and fresh is not room
+        assert [p.call_sid for p in fresh.everyone] == [live.agent_leg_sid]
 
 
 def test_twilio_refusing_to_call_the_agent_puts_the_caller_back_and_says_so(

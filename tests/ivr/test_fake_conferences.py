@@ -185,3 +185,16 @@ def test_fail_next_answers_conference_requests_with_the_error(
     with pytest.raises(TwilioRestException):
         client.conferences(room.sid).participants(CALLER).delete()
     assert list(room.participants) == [CALLER]
+
+
+def test_a_call_given_new_twiml_leaves_its_conference(fake: FakeTwilio, client: Client) -> None:
+    fake.inbound(CALLER, "+819011112222", WARD)
+    room = fake.join(CALLER, TWIML)
+    agent = client.conferences(ROOM).participants.create(from_=WARD, to=DESK, label="agent")
+    client.calls(CALLER).update(url="https://x/ivr/connect/done?missed=1", method="POST")
+    assert CALLER not in room.participants
+    assert room.status == "completed"  # the caller ended it on leaving (endConferenceOnExit)
+    assert client.calls(CALLER).fetch().status != "completed"  # the call itself goes on
+    assert [p.status for p in room.everyone if p.call_sid == agent.call_sid] == ["complete"]
+    again = fake.join(CALLER, TWIML)  # back later: a new conference of the same name
+    assert again.sid != room.sid and fake.conference(ROOM) is again
