@@ -47,14 +47,21 @@ class Talk:
 
 
 def put_through(console: Console, http: TestClient, twilio: FakeTwilio) -> Talk:
+    talk = ringing(console, http, twilio)
+    twilio.answer(talk.agent_leg.call_sid)
+    return talk
+
+
+def ringing(console: Console, http: TestClient, twilio: FakeTwilio) -> Talk:
+    """An agent answers a waiting caller: the caller is in the conference, the agent's phone
+    rings."""
     agent, _ = agent_with_desk_phone(console)
     call = a_caller_waiting(console, http, twilio)
     assert answer(agent, call).headers["location"].endswith("?audio=connected")
-    [(sid, url)] = twilio.redirects
+    [(sid, url)] = [(s, u) for s, u in twilio.redirects if s == call.call_sid]
     twiml = twilio_fetches(http, url, {"CallSid": call.call_sid})
     room = twilio.join(sid, ET.tostring(twiml, encoding="unicode"))
     [leg] = [p for p in room.participants.values() if p.label == "agent"]
-    twilio.answer(leg.call_sid)
     return Talk(http, call, agent, room, leg)
 
 
@@ -134,19 +141,14 @@ def test_answering_joins_the_caller_to_a_conference_the_agent_is_called_into(
 def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
     console: Console, twilio: FakeTwilio
 ) -> None:
-    agent, _ = agent_with_desk_phone(console)
     with TestClient(console.app) as http:
-        call = a_caller_waiting(console, http, twilio)
-        answer(agent, call)
-        [(_, url)] = twilio.redirects
-        twiml = twilio_fetches(http, url, {"CallSid": call.call_sid})
-        room = twilio.join(call.call_sid, ET.tostring(twiml, encoding="unicode"))
-        [leg] = [p for p in room.participants.values() if p.label == "agent"]
+        talk = ringing(console, http, twilio)
+        agent, call, room, leg = talk.agent, talk.call, talk.room, talk.agent_leg
         screen = f"/console/calls/{call.call_sid}"
         press(agent, screen, f"{screen}/hand", **{"raise": "1"})  # while it rings
         twilio.no_answer(leg.call_sid)
         callback = str(leg.status_callback)
-        ringing = {"CallSid": leg.call_sid, "CallStatus": "ringing"}
+        still_ringing = {"CallSid": leg.call_sid, "CallStatus": "ringing"}
         path = callback.removeprefix(PUBLIC)
 
         def post(form: dict[str, str]) -> int:
@@ -154,7 +156,7 @@ def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
             sent = http.post(path, data=form, headers={"X-Twilio-Signature": signature})
             return int(sent.status_code)
 
-        assert post(ringing) == 204
+        assert post(still_ringing) == 204
         assert len(twilio.redirects) == 1  # ringing changes nothing
         assert post({"CallSid": leg.call_sid, "CallStatus": "no-answer"}) == 204
         (sid, back) = twilio.redirects[-1]
@@ -300,7 +302,6 @@ def test_a_raised_hand_comes_first_until_the_agent_lowers_it(
 ) -> None:
     with TestClient(console.app) as http:
         first = put_through(console, http, twilio)
-        twilio.redirects.clear()
         second = put_through(console, http, twilio)
         supervisor, _ = supervisor_with_desk_phone(console)
         hands_before = hands(supervisor)
