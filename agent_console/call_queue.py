@@ -77,6 +77,7 @@ def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
         "waited": lambda at: _minutes(now - at),
         "csrf": seat.csrf,
         "can_answer": seat.staff.can("agent", "supervisor"),
+        "raised_hands": calls.raised_hands(db) if seat.staff.can("supervisor") else 0,
     }
 
 
@@ -93,6 +94,7 @@ def home(request: Request) -> Response:
         "home.html",
         seat,
         taken=request.query_params.get("taken"),
+        requeued=request.query_params.get("requeued"),
         phone_error=None,
         mine=mine,
         **context,

@@ -3,6 +3,8 @@ pop, the inquiry notes and the wrap-up."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,8 +29,9 @@ from booking import service as booking
 from booking.personal import mask_phone
 from booking.web import row_id_or_none, unit_of_work
 from ivr import service as calls
-from ivr.telephony import PhoneApi
+from ivr.telephony import Joining, PhoneApi, TwilioFailure
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
@@ -68,18 +71,56 @@ async def answer_call(request: Request, call_sid: str) -> Response:
         return claimed
     seat, language = claimed
     audio = await run_in_threadpool(_put_through, request, call_sid, seat, language)
+    if audio == "failed" and not await run_in_threadpool(_still_theirs, request, call_sid, seat):
+        # The agent's phone could not be called: the caller went back in the queue.
+        return RedirectResponse("/console/?requeued=1", status_code=303)
     return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
 
 
+def _still_theirs(request: Request, call_sid: str, seat: Seat) -> bool:
+    with unit_of_work(request) as db:
+        call = calls.get_call(db, call_sid=call_sid)
+        return call is not None and call.agent_staff_id == seat.staff.id
+
+
 def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
-    """Take the caller out of the queue to this agent's desk phone: Twilio redirects the live
-    call to TwiML that dials it."""
+    """Take the caller out of the queue into the call's conference (Twilio redirects the live
+    call to TwiML that joins it, with music), then call this agent's desk phone into it. If
+    Twilio will not call the agent, the caller goes back in the queue (nothing half done)."""
+
+    def release() -> None:
+        with unit_of_work(request) as db:
+            calls.release_call(db, call_sid=call_sid)
+            db.commit()
 
     def redirect(api: PhoneApi, desk: str, base: str) -> None:
         with unit_of_work(request) as db:  # the number waits on the call, not in the URL
             calls.put_through_to(db, call_sid=call_sid, number=desk)
+            conference = calls.open_conference(db, call_sid=call_sid)
             db.commit()
+        if conference is None:
+            raise TwilioFailure("rejected", f"call {call_sid} is no longer this agent's")
         api.redirect_call(sid=call_sid, url=f"{base}/ivr/connect?lang={language}")
+        agent = Joining(
+            label="agent",
+            start_on_enter=True,
+            end_on_exit=True,
+            status_callback=f"{base}/ivr/connect/agent?call={call_sid}&lang={language}",
+        )
+        try:
+            leg = api.add_participant(conference=conference, to=desk, join=agent)
+        except TwilioFailure:
+            # The caller waits in a conference no agent will join: back in the queue.
+            back = f"{base}/ivr/connect/done?lang={language}&missed=1"
+            try:
+                api.redirect_call(sid=call_sid, url=back)
+            except TwilioFailure as lost:
+                log.warning("call %s not put back in the queue: %s", call_sid, lost.detail)
+            release()
+            raise
+        with unit_of_work(request) as db:
+            calls.note_agent_leg(db, call_sid=call_sid, leg_sid=leg.sid)
+            db.commit()
 
     return via_desk_phone(request, seat, f"putting call {call_sid} through", redirect)
 
@@ -116,6 +157,7 @@ def call_screen(
         db.commit()
         venues, services = catalogue(db)
         categories = staff.categories(db)
+        talk = calls.talk_state(db, call_sid=call_sid)
     return render(
         request,
         "call.html",
@@ -131,6 +173,7 @@ def call_screen(
         error=error,
         audio=AUDIO.get(audio),
         audio_ok=audio == "connected",
+        talk=talk,
     )
 
 

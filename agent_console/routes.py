@@ -3,7 +3,8 @@ its refusals lead (the login page, a page refused, a step first, a form given ba
 My Number it held). The pages live in ``signin``, ``call_queue``, ``bookings``, ``calls``,
 ``call_booking``, ``callbacks``, ``faq``, ``accounts`` and ``audit``; the counter managers' in
 ``day_view``, ``manage_calendar``, ``counter``, ``releases``, ``lottery`` and ``waiting``; the
-agents' waitlist in ``waitlist``.
+agents' waitlist in ``waitlist``; calls in progress (the supervisors' live page, the
+caller's hold, a raised hand) in ``live``.
 What they share (the seat, CSRF, rendering, the audit event) is in ``agent_console.web``.
 """
 
@@ -29,6 +30,7 @@ from agent_console import (
     day_view,
     faq,
     handover,
+    live,
     lottery,
     manage_calendar,
     ready_cards,
@@ -82,6 +84,7 @@ router = _gather(
     waitlist,
     waiting,
     ready_cards,
+    live,
 )
 
 

@@ -1,5 +1,5 @@
-"""A local fake of Twilio's REST API (2010-04-01 Messages and Calls) for tests and benchmarks
-(like ``ivr.caller``, the fake of Twilio's voice side).
+"""A local fake of Twilio's REST API (2010-04-01 Messages, Calls, Conferences and their
+Participants) for tests and benchmarks (like ``ivr.caller``, the fake of Twilio's voice side).
 
 It is a real HTTP server on 127.0.0.1, so the official ``twilio`` client can be pointed at it
 by rewriting ``https://api.twilio.com`` to ``FakeTwilio.base_url`` in its HTTP client. Kept free
@@ -20,15 +20,15 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-Json = dict[str, Any]
-Form = dict[str, list[str]]
-Error = tuple[int, int, str]  # (HTTP status, Twilio error code, message)
+from ivr.fake_conferences import CONFERENCE_PATH, Conference, Conferences, Participant
+from ivr.fake_rest import ApiError as _ApiError
+from ivr.fake_rest import Error, Form, Json, page_of
+from ivr.fake_rest import one as _one
 
 _PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/(Messages|Calls)(?:/([^/]+))?\.json$")
 _FAKE_AUTH = "fake-token"
-_PAGING = {"Page", "PageSize", "PageToken"}
 _MESSAGE_NULLS = "date_sent error_code error_message messaging_service_sid".split()
 _CALL_NULLS = (
     "start_time end_time duration parent_call_sid answered_by caller_name forwarded_from"
@@ -51,20 +51,6 @@ class Sent:
     status: str = "queued"
     twiml: str | None = None
     status_callback_event: list[str] = field(default_factory=list)
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        # Legacy Twilio error shape; without "type"/"title" the client raises TwilioRestException.
-        info = f"https://www.twilio.com/docs/errors/{code}"
-        self.status = status
-        self.payload: Json = {"code": code, "message": message, "more_info": info, "status": status}
-
-
-def _one(form: Form, name: str) -> str | None:
-    values = form.get(name)
-    return values[-1] if values else None
 
 
 def _dates_match(created: datetime, query: Form, name: str) -> bool:
@@ -136,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, hang = e.status, e.payload, 0.0
         if hang > 0:
             time.sleep(hang)  # already recorded: the client sees a timeout for a sent message
-        data = json.dumps(payload).encode()
+        data = json.dumps(payload).encode() if status != 204 else b""
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -144,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_POST = do_GET
+    do_DELETE = do_GET
 
 
 class FakeTwilio:
@@ -165,6 +152,7 @@ class FakeTwilio:
         self._rejected: dict[str, Error] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.rooms = Conferences(self)
 
     def start(self) -> FakeTwilio:
         """Serve on a free port in a daemon thread; sets base_url."""
@@ -230,6 +218,33 @@ class FakeTwilio:
         with self.lock:
             self._rejected[to] = (status, code, message)
 
+    # --- conferences: Twilio's voice side, played by tests (see ivr.fake_conferences) ---
+
+    def conference(self, name: str) -> Conference | None:
+        """The newest conference of this friendly name (or SID), ended or not."""
+        return self.rooms.named(name)
+
+    def join(self, call_sid: str, twiml: str) -> Conference:
+        """The call runs this ``<Dial><Conference>`` TwiML: it is in the conference."""
+        return self.rooms.join(call_sid, twiml)
+
+    def answer(self, call_sid: str) -> Participant:
+        """A participant we called out to picks up."""
+        return self.rooms.answer(call_sid)
+
+    def no_answer(self, call_sid: str) -> Participant:
+        """A participant we called out to never picks up."""
+        return self.rooms.no_answer(call_sid)
+
+    def hang_up(self, call_sid: str) -> None:
+        """A participant leaves the conference (hangs up)."""
+        self.rooms.hang_up(call_sid)
+
+    def calls_out(self, sid: str, *, to: str, from_: str, status_callback: str | None) -> None:
+        """A call Twilio places for a conference participant (the caller holds the lock)."""
+        now = datetime.now(UTC)
+        self.sent.append(Sent(sid, "call", to, from_, None, None, status_callback, now))
+
     # --- request handling (runs on handler threads) ---
 
     def _route(
@@ -238,6 +253,10 @@ class FakeTwilio:
         credentials = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if auth != f"Basic {credentials}":
             raise _ApiError(401, 20003, "Authenticate")
+        if (room := CONFERENCE_PATH.match(path)) is not None:
+            if room[1] != self.account_sid:
+                raise _ApiError(404, 20404, f"The requested resource {path} was not found")
+            return self.rooms.route(method, path, room, query, form)
         match = _PATH.match(path)
         if match is None or match[1] != self.account_sid:
             raise _ApiError(404, 20404, f"The requested resource {path} was not found")
@@ -301,6 +320,8 @@ class FakeTwilio:
             self.redirects.append((call.sid, url))
         if twiml := _one(form, "Twiml"):
             call.twiml = twiml
+        if url or twiml:
+            self.rooms.redirected(call.sid)
         if (status := _one(form, "Status")) in ("completed", "canceled"):
             call.status = status
 
@@ -317,31 +338,7 @@ class FakeTwilio:
                 and status in (None, s.status)
                 and _dates_match(s.created_at, query, "DateSent" if sms else "StartTime")
             ]
-        try:
-            size = int(_one(query, "PageSize") or 50)
-            page = int(_one(query, "Page") or 0)
-        except ValueError:
-            raise _ApiError(400, 20001, "Invalid paging parameter") from None
-        start = page * size
-        chunk = items[start : start + size]
-        filters = [(k, v) for k, vs in query.items() if k not in _PAGING for v in vs]
-
-        def page_uri(n: int) -> str:
-            return f"{path}?{urlencode([*filters, ('PageSize', size), ('Page', n)])}"
-
-        # Real paging (not just next_page_uri null), so list() never silently truncates at 50.
-        more = start + size < len(items)
-        return {
-            "messages" if sms else "calls": chunk,
-            "end": max(start + len(chunk) - 1, 0),
-            "first_page_uri": page_uri(0),
-            "next_page_uri": page_uri(page + 1) + f"&PageToken=PA{start + size}" if more else None,
-            "page": page,
-            "page_size": size,
-            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-            "start": start,
-            "uri": page_uri(page),
-        }
+        return page_of("messages" if sms else "calls", items, path, query)
 
     def _resource(self, s: Sent) -> Json:
         created = format_datetime(s.created_at)  # RFC 2822, "+0000" like Twilio

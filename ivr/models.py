@@ -65,6 +65,13 @@ class Call(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Put through by a Twilio conference: its name, the agent's leg in it (the participant a
+    # whispering supervisor coaches), since when the caller is on hold, and since when the
+    # agent has a hand raised for help.
+    conference: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    agent_leg_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    hand_raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         CheckConstraint(
@@ -174,3 +181,28 @@ class LineUser(Base):
     state_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     state_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+MONITOR_MODES = ("listen", "whisper", "join")
+
+
+class CallMonitor(Base):
+    """A supervisor in a call's conference: their desk phone's leg, and how they are in it
+    (listen: muted; whisper: coaching the agent, the caller does not hear; join: a full
+    participant). One row per supervisor and call: a change of mode updates it."""
+
+    __tablename__ = "call_monitor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    staff_id: Mapped[int] = mapped_column(Integer)
+    leg_sid: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(10))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "mode IN (" + ", ".join(f"'{m}'" for m in MONITOR_MODES) + ")", name="mode_known"
+        ),
+        Index("uq_call_monitor_staff", "call_id", "staff_id", unique=True),
+    )

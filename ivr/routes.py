@@ -330,28 +330,84 @@ async def call_status(request: Request) -> Response:
 
 @router.post("/connect")
 async def connect_to_agent(request: Request, lang: str = "ja") -> Response:
-    """A queued caller, taken out of the queue by the console (the agent pressed answer): ring
-    the agent's desk phone, which the console kept on the call."""
+    """A queued caller, taken out of the queue by the console (the agent pressed answer): into
+    the call's conference, with music until the agent's phone (called in by the console)
+    joins and starts it; the agent leaving ends it."""
     form = await signed_form(request)
     if form is None:
         return forbidden()
     call_sid = form.get("CallSid", "")
 
-    def number() -> str | None:
+    def room() -> tuple[str | None, str | None]:
         with unit_of_work(request) as db:
-            return calls.put_through_number(db, call_sid=call_sid)
+            return (
+                calls.put_through_number(db, call_sid=call_sid),
+                calls.conference_of(db, call_sid=call_sid),
+            )
 
-    to = await in_thread(request, number)
+    to, conference = await in_thread(request, room)
     language = lang if lang in flow.LANGUAGES else "ja"
     reply = VoiceResponse()
-    done = _line(request).config.public_base_url.rstrip("/") + f"/ivr/connect/done?lang={language}"
-    if to is None:  # nobody to ring after all: back in the queue
+    base = _line(request).config.public_base_url.rstrip("/")
+    done = f"{base}/ivr/connect/done?lang={language}"
+    if to is None or conference is None:  # nobody to put through to after all: back in the queue
         reply.redirect(done, method="POST")
         return _twiml(reply)
     flow.say_in(reply, language, flow.prompt(language, "connecting"), _line(request).config)
-    dial = reply.dial(action=done, method="POST", timeout=20)
-    dial.number(to)
+    dial = reply.dial(action=done, method="POST")
+    dial.conference(
+        conference,
+        start_conference_on_enter=False,
+        end_conference_on_exit=True,
+        beep=False,
+        wait_url=f"{base}/ivr/hold?lang={language}",
+        wait_method="POST",
+    )
     return _twiml(reply)
+
+
+@router.api_route("/hold", methods=["GET", "POST"])
+async def hold_music(request: Request, lang: str = "ja") -> Response:
+    """What a caller hears waiting for the agent in the conference, or held by the agent
+    (Twilio's waitUrl and HoldUrl): a word in their language, a pause, again."""
+    form = await signed_form(request)
+    if form is None:
+        return forbidden()
+    language = lang if lang in flow.LANGUAGES else "ja"
+    reply = VoiceResponse()
+    flow.say_in(reply, language, flow.prompt(language, "on_hold"), _line(request).config)
+    reply.pause(length=15)
+    return _twiml(reply)
+
+
+@router.post("/connect/agent")
+async def agent_leg_status(request: Request, call: str = "", lang: str = "ja") -> Response:
+    """How the agent's phone, called into the conference, did (its participant's status
+    callback): one that did not answer puts the caller (``call``) back in the queue for the
+    next agent, as a failed dial did, by redirecting the caller's live call."""
+    form = await signed_form(request)
+    if form is None:
+        return forbidden()
+    leg = form.get("CallSid", "")
+    if form.get("CallStatus") not in ("busy", "no-answer", "failed", "canceled"):
+        return Response(status_code=204)
+    language = lang if lang in flow.LANGUAGES else "ja"
+
+    def requeue() -> None:
+        with unit_of_work(request) as db:
+            missed = calls.agent_leg_missed(db, call_sid=call, leg_sid=leg)
+            db.commit()
+        if not missed:
+            return
+        api: telephony.PhoneApi = request.app.state.phone_api
+        base = _line(request).config.public_base_url.rstrip("/")
+        try:
+            api.redirect_call(sid=call, url=f"{base}/ivr/connect/done?lang={language}&missed=1")
+        except telephony.TwilioFailure as failure:
+            log.warning("call %s not put back in the queue: %s", call, failure.detail)
+
+    await in_thread(request, requeue)
+    return Response(status_code=204)
 
 
 @router.post("/connect/done")
@@ -373,7 +429,10 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
         reply.hangup()
         return str(reply)
 
-    if form.get("DialCallStatus") == "completed":
+    # A conference's Dial ends when the conference does (the talk is over); a caller whose
+    # agent's phone did not answer comes back here with missed=1, by the console's redirect.
+    missed = request.query_params.get("missed") == "1"
+    if form.get("DialCallStatus") in ("completed", "answered") and not missed:
         return await _run(request, call_sid, talk_over)
 
     def work() -> str:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import requests
 import urllib3
@@ -99,6 +100,33 @@ class TwilioFailure(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class Joining:
+    """How a phone called into a conference joins it: its label there, whether it starts the
+    conference (and ends it on leaving), muted (listening) or coaching one participant
+    (whispering to them: no one else hears), and where Twilio reports how the call went."""
+
+    label: str
+    start_on_enter: bool = True
+    end_on_exit: bool = False
+    muted: bool = False
+    coach: str | None = None  # the CallSid of the participant coached
+    status_callback: str | None = None
+    timeout: int = 20
+
+
+@dataclass(frozen=True)
+class ParticipantChange:
+    """What to change of a participant (None: leave as it is). ``coach`` set coaches that
+    participant; ``coaching=False`` stops coaching."""
+
+    muted: bool | None = None
+    hold: bool | None = None
+    hold_url: str | None = None
+    coaching: bool | None = None
+    coach: str | None = None
+
+
 class PhoneApi(Protocol):
     """What the rest of the service asks of Twilio's REST API."""
 
@@ -111,6 +139,14 @@ class PhoneApi(Protocol):
     def find_call(self, *, to: str, since: datetime) -> Accepted | None: ...
 
     def redirect_call(self, *, sid: str, url: str) -> None: ...
+
+    def add_participant(self, *, conference: str, to: str, join: Joining) -> Accepted: ...
+
+    def update_participant(
+        self, *, conference: str, participant: str, change: ParticipantChange
+    ) -> None: ...
+
+    def remove_participant(self, *, conference: str, participant: str) -> None: ...
 
     @property
     def live(self) -> bool: ...
@@ -245,6 +281,93 @@ class TwilioApi:
         except (TwilioException, requests.exceptions.RequestException) as exc:
             raise _failure(exc) from exc
 
+    def add_participant(self, *, conference: str, to: str, join: Joining) -> Accepted:
+        """Call ``to`` into the conference (by its friendly name): Twilio's CallSid of the new
+        leg. Not idempotent (a second request rings a second phone): retried only when Twilio
+        certainly did not take the first."""
+        return _once_more_if(
+            ("retry",),
+            lambda: self._add_participant(conference=conference, to=to, join=join),
+        )
+
+    def _add_participant(self, *, conference: str, to: str, join: Joining) -> Accepted:
+        extra: dict[str, Any] = {}
+        if join.coach is not None:
+            extra = {"coaching": True, "call_sid_to_coach": join.coach}
+        if join.status_callback is not None:
+            extra["status_callback"] = join.status_callback
+            extra["status_callback_event"] = ["initiated", "answered", "completed"]
+        try:
+            p = self.client.conferences(conference).participants.create(
+                from_=self.from_number,
+                to=to,
+                label=join.label,
+                start_conference_on_enter=join.start_on_enter,
+                end_conference_on_exit=join.end_on_exit,
+                muted=join.muted,
+                beep="false",
+                early_media=False,
+                timeout=join.timeout,
+                **extra,
+            )
+        except (TwilioException, requests.exceptions.RequestException) as exc:
+            raise _failure(exc) from exc
+        return Accepted(str(p.call_sid), str(p.status))
+
+    def update_participant(
+        self, *, conference: str, participant: str, change: ParticipantChange
+    ) -> None:
+        """Mute, hold or coach a participant (by CallSid or label). Setting values is
+        idempotent, so an uncertain request is sent again once."""
+        fields: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "muted": change.muted,
+                "hold": change.hold,
+                "hold_url": change.hold_url,
+                "coaching": change.coaching,
+                "call_sid_to_coach": change.coach,
+            }.items()
+            if v is not None
+        }
+
+        def update() -> None:
+            try:
+                self.client.conferences(conference).participants(participant).update(**fields)
+            except (TwilioException, requests.exceptions.RequestException) as exc:
+                raise _failure(exc) from exc
+
+        _once_more_if(("retry", "uncertain"), update)
+
+    def remove_participant(self, *, conference: str, participant: str) -> None:
+        """Take a participant out of the conference (their call ends). One already gone
+        (Twilio's 404) is not a failure."""
+
+        def remove() -> None:
+            try:
+                self.client.conferences(conference).participants(participant).delete()
+            except TwilioRestException as exc:
+                if exc.status != 404:
+                    raise _failure(exc) from exc
+            except (TwilioException, requests.exceptions.RequestException) as exc:
+                raise _failure(exc) from exc
+
+        _once_more_if(("retry", "uncertain"), remove)
+
+
+T = TypeVar("T")
+
+
+def _once_more_if(outcomes: tuple[Outcome, ...], request: Callable[[], T]) -> T:
+    """The request, sent a second time at once if the first failed in one of these ways
+    (a peer that dropped one connection usually takes the next)."""
+    try:
+        return request()
+    except TwilioFailure as failure:
+        if failure.outcome not in outcomes or failure.code in (20003, 401, 403):
+            raise
+    return request()
+
 
 def _minute(at: datetime) -> datetime:
     # Twilio's dates have whole seconds; allow for clocks a little apart.
@@ -275,3 +398,14 @@ class LogOnly:
 
     def redirect_call(self, *, sid: str, url: str) -> None:
         log.info("no Twilio account configured: call %s not redirected", sid)
+
+    def add_participant(self, *, conference: str, to: str, join: Joining) -> Accepted:
+        return self._accepted("CALOG", f"conference participant ({join.label})")
+
+    def update_participant(
+        self, *, conference: str, participant: str, change: ParticipantChange
+    ) -> None:
+        log.info("no Twilio account configured: participant %s not changed", participant)
+
+    def remove_participant(self, *, conference: str, participant: str) -> None:
+        log.info("no Twilio account configured: participant %s not removed", participant)

@@ -1,5 +1,6 @@
 """Agents' phones: a queued caller put through to the answering agent's desk phone (Twilio's
-REST API redirects the live call to TwiML that dials it), a callback dialled from the console,
+REST API redirects the live call to TwiML that joins a conference the desk phone is called
+into), a callback dialled from the console,
 who is on duty; with a local fake of Twilio's REST API that can fail."""
 
 from __future__ import annotations
@@ -87,10 +88,12 @@ def test_answering_puts_the_caller_through_to_the_agents_desk_phone(
         assert sid == call.call_sid
         assert parse_qs(urlsplit(url).query) == {"lang": ["ja"]}  # no number in the URL
         twiml = twilio_fetches(http, url, {"CallSid": call.call_sid})
-        [number] = twiml.iter("Number")
-        assert number.text == DESK
+        [conference] = twiml.iter("Conference")  # the call's conference (test_conference.py)
+        assert conference.text == f"madoguchi-{call.call_sid}"
+        [agent_leg] = twilio.calls()  # the desk phone, called into it
+        assert agent_leg.to == DESK
         assert "担当者におつなぎします" in "".join(s.text or "" for s in twiml.iter("Say"))
-        # The agent's phone rang out: the caller goes back in the queue for the next agent.
+        # The conference never took place: the caller goes back in the queue for the next agent.
         dial = next(twiml.iter("Dial"))
         again = twilio_fetches(
             http, dial.attrib["action"], {"CallSid": call.call_sid, "DialCallStatus": "no-answer"}
