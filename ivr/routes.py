@@ -444,7 +444,10 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
                 return str(hang_up)
             turn = _turn(request, db, call)
             turn.say("agent_missed")
+            first_in_line = call.enqueued_at
             turn.enqueue()
+            # Back where they were: the agents' list orders callers by when they entered it.
+            call.enqueued_at = first_in_line or call.enqueued_at
             return _finish(db, turn)
 
     return await _run(request, call_sid, work)

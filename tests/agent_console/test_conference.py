@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from agent_console import service as staff
@@ -19,6 +21,7 @@ from ivr import service as calls
 from ivr.caller import PhoneCall
 from ivr.fake_conferences import Conference, Participant
 from ivr.fake_twilio import FakeTwilio
+from ivr.models import Call
 from tests.agent_console.test_console import Console, csrf_of
 from tests.agent_console.test_phones import (
     DESK,
@@ -50,6 +53,14 @@ def put_through(console: Console, http: TestClient, twilio: FakeTwilio) -> Talk:
     talk = ringing(console, http, twilio)
     twilio.answer(talk.agent_leg.call_sid)
     return talk
+
+
+def enqueued_at(console: Console, call_sid: str) -> datetime | None:
+    with console.app_sessions() as db:
+        at: datetime | None = db.execute(
+            select(Call.enqueued_at).where(Call.call_sid == call_sid)
+        ).scalar_one()
+        return at
 
 
 def ringing(console: Console, http: TestClient, twilio: FakeTwilio) -> Talk:
@@ -144,6 +155,7 @@ def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
     with TestClient(console.app) as http:
         talk = ringing(console, http, twilio)
         agent, call, room, leg = talk.agent, talk.call, talk.room, talk.agent_leg
+        entered = enqueued_at(console, call.call_sid)
         screen = f"/console/calls/{call.call_sid}"
         press(agent, screen, f"{screen}/hand", **{"raise": "1"})  # while it rings
         twilio.no_answer(leg.call_sid)
@@ -164,7 +176,9 @@ def test_an_agent_phone_that_does_not_answer_puts_the_caller_back_in_the_queue(
         again = twilio_fetches(http, back, {"CallSid": call.call_sid})
         assert next(again.iter("Enqueue")).text == "madoguchi-ja"
         with console.app_sessions() as db:
-            assert call.call_sid in [c.call_sid for c in calls.waiting_calls(db)]
+            [waiting] = [c for c in calls.waiting_calls(db) if c.call_sid == call.call_sid]
+        # The caller keeps their place: the time they first entered the queue.
+        assert waiting.enqueued_at == enqueued_at(console, call.call_sid) == entered
         assert agent.get(f"/console/calls/{call.call_sid}").status_code == 403
         # The next agent answers afresh: their own leg, no hand raised from before.
         other, _ = agent_with_desk_phone(console)
