@@ -9,11 +9,13 @@ from __future__ import annotations
 import itertools
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from ivr import service as calls
 from ivr.caller import PhoneCall
 from ivr.flow import prompt
 from ivr.models import Call, CallSurvey
+from tests.conftest import FakeClock
 from tests.ivr.conftest import PUBLIC, Line
 from tests.ivr.test_line import book_pickup_for_two, heard
 
@@ -28,7 +30,9 @@ def survey_of(line: Line, call: PhoneCall) -> CallSurvey | None:
         ).scalar_one_or_none()
 
 
-def talk_with_an_agent(line: Line, call: PhoneCall, lang: str = "ja") -> list[str]:
+def talk_with_an_agent(
+    sessions: sessionmaker[Session], clock: FakeClock, call: PhoneCall, lang: str = "ja"
+) -> list[str]:
     """The caller waits in the queue, an agent answers and, after the talk, hangs up: the
     agent's press of answer claims the call (as the console does), Twilio takes the caller out
     of the queue to /ivr/connect's <Dial>, and when the agent hangs up asks the dial's action
@@ -39,10 +43,10 @@ def talk_with_an_agent(line: Line, call: PhoneCall, lang: str = "ja") -> list[st
         call.press("9")
     call.press("0")
     assert call.queue == f"madoguchi-{lang}"
-    with line.sessions() as db:
+    with sessions() as db:
         assert calls.claim_call(db, call_sid=call.call_sid, staff_id=next(_staff))
         db.commit()
-    line.clock.advance(minutes=3)
+    clock.advance(minutes=3)
     call._queueing = None  # the REST redirect took the caller out of the queue
     done = f"{PUBLIC}/ivr/connect/done?lang={lang}"
     talk = {"DialCallStatus": "completed", "DialCallDuration": "180"}
@@ -51,9 +55,9 @@ def talk_with_an_agent(line: Line, call: PhoneCall, lang: str = "ja") -> list[st
 
 def test_after_an_agents_call_the_caller_answers_the_survey(line: Line) -> None:
     call = line.call()
-    talk_with_an_agent(line, call)
+    talk_with_an_agent(line.sessions, line.clock, call)
     assert heard(call, prompt("ja", "survey_intro"))
-    assert call.state == "gathering"
+    assert call.prompt is not None  # a question waits for keys
     call.press("4")
     assert heard(call, prompt("ja", "survey_settled"))
     call.press("1")
@@ -80,7 +84,7 @@ def test_after_an_agents_call_the_caller_answers_the_survey(line: Line) -> None:
 
 def test_a_caller_who_says_the_matter_is_not_settled_in_english(line: Line) -> None:
     call = line.call()
-    talk_with_an_agent(line, call, "en")
+    talk_with_an_agent(line.sessions, line.clock, call, "en")
     assert heard(call, prompt("en", "survey_intro"))
     call.press("2")
     call.press("2")
@@ -92,7 +96,7 @@ def test_a_caller_who_says_the_matter_is_not_settled_in_english(line: Line) -> N
 
 def test_a_caller_who_hangs_up_midway_keeps_the_score(line: Line) -> None:
     call = line.call()
-    talk_with_an_agent(line, call)
+    talk_with_an_agent(line.sessions, line.clock, call)
     call.press("5")
     assert heard(call, prompt("ja", "survey_settled"))
     call.hang_up()
@@ -104,7 +108,7 @@ def test_a_caller_who_hangs_up_midway_keeps_the_score(line: Line) -> None:
 
 def test_a_silent_caller_hears_goodbye_and_nothing_is_kept(line: Line) -> None:
     call = line.call()
-    talk_with_an_agent(line, call)
+    talk_with_an_agent(line.sessions, line.clock, call)
     call.silence()
     assert heard(call, prompt("ja", "goodbye"))
     assert call.state == "ended"  # no "we did not hear a key", no second asking
@@ -115,7 +119,7 @@ def test_a_silent_caller_hears_goodbye_and_nothing_is_kept(line: Line) -> None:
 
 def test_any_other_key_ends_the_survey_politely(line: Line) -> None:
     call = line.call()
-    talk_with_an_agent(line, call)
+    talk_with_an_agent(line.sessions, line.clock, call)
     call.press("0")  # not a person here: the survey is over
     assert heard(call, prompt("ja", "goodbye"))
     assert call.state == "ended"
