@@ -63,14 +63,16 @@ class Phones:
         with self.sessions() as db:
             return list(db.execute(select(Message).where(Message.call_id == record)).scalars())
 
-    def send_due_links(self) -> list[str]:
-        """The worker's way: plan the link requests (the pump's step for them), then each new
-        message's send job (claim, Twilio, record). The rest of the pump is left alone: other
-        tests' messages share the database, and this clock is not theirs."""
+    def send_due_links(self, call: PhoneCall) -> list[str]:
+        """The worker's way: plan the link requests (the pump's step for them), then the send
+        job of each new message of this call (claim, Twilio, record). The rest of the pump is
+        left alone, and other tests' messages are not sent here: they share the database, and
+        this clock is not theirs."""
         with self.sessions() as db:
-            planned = reminders.plan_link_texts(db)
+            reminders.plan_link_texts(db)
             db.commit()
-        return [jobs.send(message_id) for message_id, _ in planned]
+        due = [m.id for m in self.links_of(call) if m.status == "scheduled"]
+        return [jobs.send(message_id) for message_id in due]
 
 
 def calls_record(phones: Phones, call: PhoneCall) -> int:
@@ -132,7 +134,7 @@ def test_a_mobile_caller_presses_4_at_the_menu_and_gets_the_link(phones: Phones)
     assert events(phones, call).count("deflected") == 1
     # Nothing sent by the webhook itself: the outbox row waits for the pump.
     assert phones.sms_to(number) == []
-    assert phones.send_due_links() == ["sent"]
+    assert phones.send_due_links(call) == ["sent"]
     [body] = phones.sms_to(number)
     assert f"{PUBLIC}/" in body and "?lang=" not in body  # the Japanese pages
     assert body.startswith("【マイナンバーカード予約】")
@@ -140,7 +142,7 @@ def test_a_mobile_caller_presses_4_at_the_menu_and_gets_the_link(phones: Phones)
     assert (message.kind, message.channel, message.status) == ("booking_link", "sms", "sent")
     assert message.attempts == 1
     # Never twice: the pump again plans nothing, a second send job finds nothing to send.
-    assert phones.send_due_links() == []
+    assert phones.send_due_links(call) == []
     assert jobs.send(message.id) == "nothing to send"
     assert len(phones.sms_to(number)) == 1
     assert len(phones.links_of(call)) == 1
@@ -180,7 +182,7 @@ def test_key_2_in_the_queue_leaves_it_for_the_link_in_english(phones: Phones) ->
     assert record is not None
     assert (record.outcome, record.queue_result) == ("deflected", "leave")
     assert "deflected" in events(phones, call)
-    assert phones.send_due_links() == ["sent"]
+    assert phones.send_due_links(call) == ["sent"]
     [body] = phones.sms_to(number)
     assert f"{PUBLIC}/?lang=en" in body and body.startswith("My Number Card bookings")
 
@@ -217,7 +219,8 @@ def test_one_link_per_number_an_hour(phones: Phones) -> None:
     assert record is not None and record.outcome != "deflected"
     assert "deflected" not in events(phones, again)
     again.hang_up()
-    assert phones.send_due_links() == ["sent"]
+    assert phones.send_due_links(again) == []  # nothing for the refused call
+    assert phones.send_due_links(first) == ["sent"]
     assert len(phones.sms_to(number)) == 1
     # An hour later it may go again.
     phones.clock.advance(minutes=61)
@@ -225,7 +228,7 @@ def test_one_link_per_number_an_hour(phones: Phones) -> None:
     later.dial()
     later.press("4")
     assert said(later, "link_sent")
-    assert phones.send_due_links() == ["sent"]
+    assert phones.send_due_links(later) == ["sent"]
     assert len(phones.sms_to(number)) == 2
     phones.clock.advance(minutes=-61)
 
