@@ -144,7 +144,9 @@ def claim_batch(
     for message in messages:
         if message.send_after > now:  # armed early (a re-arm, a clock apart)
             got.append(Later(message.id, message.send_after))
-        elif quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
+        elif quiet_end > now and message.call_id is None:
+            # A retry or a late job ran into the night: wait for the morning (not a link the
+            # caller asked for on the phone just now: they are waiting for it).
             _set(db, message.id, "scheduled", send_after=quiet_end)
             got.append(Later(message.id, quiet_end))
         elif message.call_id is not None:

@@ -8,8 +8,8 @@ webhooks, on SQLite and PostgreSQL, at 10:00 on a weekday (the call center is op
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from booking.context import TOKYO
 from config.db import make_sessionmaker
 from ivr import service as calls
 from ivr.caller import PhoneCall
@@ -39,7 +40,7 @@ from tests.reminders.conftest import (
     new_mobile,
 )
 
-RULES_WITH_SITE = RULES.__class__(**{**vars(RULES), "site_url": PUBLIC})
+RULES_WITH_SITE = replace(RULES, site_url=PUBLIC)
 
 
 @dataclass
@@ -252,3 +253,19 @@ def test_the_pump_plans_the_link_and_arms_its_send(
     assert len(phones.sms_to(number)) == 1
     jobs.pump()  # planned once: no second message
     assert len(phones.links_of(call)) == 1
+
+
+def test_a_link_asked_for_at_night_goes_at_once(phones: Phones) -> None:
+    """Quiet hours hold back the ward's own messages until morning, not a link the caller
+    asked for just now (self-service answers at any hour)."""
+    night = datetime(2026, 12, 15, 23, 30, tzinfo=TOKYO)
+    phones.clock.set(night)
+    quiet = replace(RULES_WITH_SITE, quiet_from=time(21, 0), quiet_until=time(8, 0))
+    jobs.use(replace(jobs.runtime(), rules=quiet))
+    number = new_mobile()
+    call = phones.call(number)
+    call.dial()
+    call.press("4")
+    assert said(call, "link_sent")
+    assert phones.send_due_links(call) == ["sent"]
+    assert len(phones.sms_to(number)) == 1
