@@ -29,6 +29,7 @@ from reminders import jobs
 from reminders import service as reminders
 from reminders.jobs import Runtime
 from reminders.models import Message
+from reminders.texts import compose_booking_link
 from tests.conftest import FakeClock, app_for, make_context
 from tests.reminders.conftest import (
     PUBLIC,
@@ -269,3 +270,13 @@ def test_a_link_asked_for_at_night_goes_at_once(phones: Phones) -> None:
     assert said(call, "link_sent")
     assert phones.send_due_links(call) == ["sent"]
     assert len(phones.sms_to(number)) == 1
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "ko", "zh", "vi", "ne", "easy"])
+def test_the_link_text_fits_two_segments_in_every_language(language: str) -> None:
+    site = "https://madoguchi.city.shinjuku.example.lg.jp"  # a long address of the ward's
+    page = reminders.booking_page(site, language)
+    text = compose_booking_link(language, link=page)
+    assert page in text
+    assert page.endswith("/") if language == "ja" else page.endswith(f"/?lang={language}")
+    assert reminders.sms_segments(text) <= 2, (len(text), text)
