@@ -385,10 +385,13 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
             call = calls.lock_call(db, call_sid)
             if call is not None:
                 calls.end_talk(db, call=call)  # the agent's wrap-up starts here
-                # The caller's leg goes on: the optional survey, then goodbye.
+            if call is not None and call.ended_at is None:
+                # The caller's leg goes on (unless it was they who hung up): the optional
+                # survey, then goodbye.
                 turn = _turn(request, db, call)
                 flow.offer_survey(turn, "agent")
                 return _finish(db, turn)
+            db.commit()
         reply = VoiceResponse()
         reply.hangup()
         return str(reply)

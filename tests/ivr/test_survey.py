@@ -149,3 +149,23 @@ def test_the_menus_without_a_booking_end_without_a_survey(line: Line) -> None:
     call.press("99999999")  # no such code (its check digit fails)
     call.hang_up()
     assert survey_of(line, call) is None
+
+
+def test_no_survey_when_it_was_the_caller_who_hung_up(line: Line) -> None:
+    """Twilio told the call's end first (the caller hung up on the agent), then asks the dial's
+    action: nobody is there to answer a survey, and the call's working state stays erased."""
+    call = line.call()
+    call.dial()
+    call.press("0")
+    with line.sessions() as db:
+        assert calls.claim_call(db, call_sid=call.call_sid, staff_id=next(_staff))
+        db.commit()
+    call._queueing = None  # put through to the agent (the REST redirect)
+    call.hang_up()
+    talk = {"DialCallStatus": "completed", "DialCallDuration": "60"}
+    answer = call._post(f"{PUBLIC}/ivr/connect/done?lang=ja", call._params() | talk)
+    assert "<Hangup" in answer.text and "Gather" not in answer.text
+    assert survey_of(line, call) is None
+    with line.sessions() as db:
+        row = db.execute(select(Call).where(Call.call_sid == call.call_sid)).scalar_one()
+        assert (row.state_enc, row.talk_ended_at is not None) == (None, True)
