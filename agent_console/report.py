@@ -217,6 +217,7 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
         (f"capacity {d.venue_id}", d.day.isoformat(), f"{d.taken}/{d.capacity}")
         for d in report.capacity_days
     ]
+    rows += feedback_figures(c.feedback)
     rows += [("inquiries by category", k, str(n)) for k, n in o.inquiries_by_category.items()]
     rows += [("erased", k, str(n)) for k, n in o.erased.items()]
     rows += [
@@ -224,6 +225,28 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
         ("staff", "accounts added", str(len(o.staff_added))),
         ("staff", "accounts deactivated", str(len(o.staff_removed))),
     ]
+    return rows
+
+
+SURVEY_NAMES = {"agent": "オペレーター対応後", "self_service": "自動応答での予約後"}
+
+
+def feedback_figures(feedback: calls.CallerFeedback | None) -> list[tuple[str, str, str]]:
+    """Calls deflected to the web booking (text-a-link) and the surveys by kind: answers, mean
+    score, the 1-5 distribution, share settled."""
+    if feedback is None:
+        return []
+    rows = [("deflections", "calls sent the web booking's link", str(feedback.deflected))]
+    for kind, survey in feedback.surveys.items():
+        section = f"survey {kind}"
+        rows += [
+            (section, "answers", str(survey.answers)),
+            (section, "mean score", _rate(survey.mean_score)),
+            *[(section, f"score {n}", str(k)) for n, k in survey.distribution.items()],
+            (section, "settled", str(survey.settled_yes)),
+            (section, "not settled", str(survey.settled_no)),
+            (section, "share settled", _rate(survey.settled_share)),
+        ]
     return rows
 
 
@@ -294,6 +317,7 @@ def render_html(report: MonthlyReport, *, console: bool = False) -> str:
         minutes=minutes,
         level_seconds=calls.SERVICE_LEVEL_SECONDS,
         channel_names=CHANNEL_NAMES,
+        survey_names=SURVEY_NAMES,
         console=console,
         made_at=datetime.now(TOKYO).strftime("%Y-%m-%d %H:%M"),
     )

@@ -77,6 +77,10 @@ class CallState:
     # A card not on the list of cards that have arrived (MADOGUCHI_READY_CARDS=refuse): the
     # caller keys the numbers again once; a second refusal ends the booking.
     card_retried: bool = False
+    # Text-a-link: the caller pressed for the web booking's link while queued (sent once the
+    # queue lets them go); the survey being answered, and of what (agent | self_service).
+    link: bool = False
+    survey: str | None = None
 
     def forget_booking(self) -> None:
         """Start a new booking: what was chosen and keyed for the last one goes."""
@@ -268,6 +272,8 @@ STEP_NAMES = {
     "answered": "担当者が応答",
     "agent_missed": "担当者が出られず",
     "error": "システムの不具合",
+    "survey_score": "アンケート（満足度）",
+    "survey_settled": "アンケート（解決したか）",
 }
 CHOICES = {
     "menu": {
@@ -277,10 +283,11 @@ CHOICES = {
         "0": "担当者",
         "9": "English",
         "8": "한국어",
+        "4": "ウェブ予約のリンクをSMSで",
     },
     "offer": {"1": "この日時に", "2": "次の時間", "3": "次の日", "4": "1週間後", "5": "日付指定"},
     "confirm": {"1": "予約する", "9": "やめる"},
-    "queue_wait": {"1": "折り返しを希望"},
+    "queue_wait": {"1": "折り返しを希望", "2": "ウェブ予約のリンクをSMSで"},
 }
 QUEUE_RESULTS = {
     "bridged": "担当者につながった",
@@ -329,6 +336,7 @@ def set_outcome(call: Call, outcome: str) -> None:
         "callback_requested": 3,
         "handed_to_agent": 4,
         "booked": 5,
+        "deflected": 2,
     }
     if rank[outcome] > rank[call.outcome] or call.outcome == "in_progress":
         call.outcome = outcome

@@ -13,6 +13,7 @@ from booking.context import TOKYO, context
 from ivr.agents import waiting_calls
 from ivr.callbacks import FROM_THE_QUEUE
 from ivr.models import Call, CallbackRequest, CallEvent
+from ivr.surveys import CallerFeedback, caller_feedback
 
 SERVICE_LEVEL_SECONDS = 20
 
@@ -53,6 +54,8 @@ class Wallboard:
     average_handling_seconds: float | None
     calls: int
     self_served: int
+    # Calls deflected to the web booking by text-a-link, and the callers' surveys, today.
+    feedback: CallerFeedback | None = None
 
     @property
     def self_service_rate(self) -> float | None:
@@ -133,6 +136,7 @@ def wallboard(db: DbSession, *, day: date | None = None) -> Wallboard:
         average_handling_seconds=sum(handling) / len(handling) if handling else None,
         calls=len(started),
         self_served=served,
+        feedback=caller_feedback(db, start=start, end=end),
     )
 
 
@@ -146,6 +150,8 @@ class CallPeriod:
     callbacks_requested: int
     queue: QueueFigures
     by_hour: dict[int, int]
+    # Calls deflected to the web booking by text-a-link, and the callers' surveys.
+    feedback: CallerFeedback | None = None
 
     @property
     def self_service_rate(self) -> float | None:
@@ -190,6 +196,7 @@ def calls_between(db: DbSession, *, start: datetime, end: datetime) -> CallPerio
             {c for c in by_kind.get("abandoned", {}) if c in entered},
         ),
         by_hour=dict(sorted(hours.items())),
+        feedback=caller_feedback(db, start=start, end=end),
     )
 
 

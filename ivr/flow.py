@@ -362,6 +362,10 @@ class Step:
 def answer(turn: Turn, step_name: str, digits: str) -> None:
     """The caller's keys for ``step_name``: repeat, miss, or the step's own answer."""
     step = STEPS[step_name]
+    if step_name in SURVEY_STEPS:  # optional: silence or any other key ends it, no miss loop
+        calls.note_step(turn.call, step_name)
+        step.answer(turn, digits)
+        return
     if digits == "":
         turn.miss(step_name, "no_input")
         return
@@ -525,6 +529,8 @@ def answer_relocated(turn: Turn, digits: str) -> None:
 
 def ask_menu(turn: Turn) -> None:
     turn.say("menu")
+    if calls.may_text(turn.caller):  # only to a mobile: the link goes by SMS
+        turn.say("menu_link")
     turn.gather("menu", num_digits=1)
 
 
@@ -542,8 +548,21 @@ def answer_menu(turn: Turn, digits: str) -> None:
         turn.call.language = turn.state.language
         hint_speech(turn)
         turn.ask("menu")
+    elif digits == "4" and calls.may_text(turn.caller):
+        text_link(turn)
     else:
         raise Miss
+
+
+def text_link(turn: Turn) -> None:
+    """Text-a-link from the menu: the web booking's link by SMS, and goodbye. One link per
+    number an hour (a spoofed caller ID must not bomb someone with texts): said kindly."""
+    if not calls.note_link_attempt(turn.db, call=turn.call):
+        turn.say("link_refused")
+        turn.ask("menu")
+        return
+    calls.request_link(turn.db, call=turn.call)
+    turn.hang_up("link_sent")
 
 
 def back_to_menu(turn: Turn) -> None:
@@ -1219,7 +1238,7 @@ def answer_after_booking(turn: Turn, digits: str) -> None:
     elif digits == "2":
         turn.ask("menu")
     elif digits == "9":
-        turn.hang_up()
+        offer_survey(turn, "self_service")
     else:
         raise Miss
 
@@ -1398,6 +1417,8 @@ def ask_after_manage(turn: Turn) -> None:
 def answer_after_manage(turn: Turn, digits: str) -> None:
     if digits == "2":
         turn.ask("menu")
+    elif digits == "9" and turn.call.outcome == "booked":  # a booking made in this call
+        offer_survey(turn, "self_service")
     elif digits == "9":
         turn.hang_up()
     else:
@@ -1540,6 +1561,10 @@ def queue_done(turn: Turn, result: str) -> None:
         turn.hang_up("agent_done")
     elif result == "leave" and turn.state.callback:
         ask_callback(turn, "queue_wait")
+    elif result == "leave" and turn.state.link:  # key 2 in the queue (counted there)
+        turn.state.link = False
+        calls.request_link(turn.db, call=turn.call)
+        turn.hang_up("link_sent")
     elif result == "hangup":
         calls.note_event(turn.db, turn.call, "abandoned")
         turn.hang_up(farewell=None)  # nobody is listening
@@ -1570,10 +1595,11 @@ def wait_music(
     *,
     estimate: float | None = None,
     offer: bool = True,
+    mobile: bool = False,
 ) -> VoiceResponse:
     """What a caller in the queue hears, again and again: the place in line, the wait
-    estimate (seconds, if there is one), and, when ``offer``, a callback that keeps their
-    place (key 1 takes it at any time)."""
+    estimate (seconds, if there is one), when ``offer`` a callback that keeps their place (key
+    1 takes it at any time), and, to a mobile, 2 for the web booking's link by SMS."""
     reply = VoiceResponse()
     gathering = Gather(input="dtmf", action=action, method="POST", num_digits=1, timeout=15)
     say_in(gathering, language, prompt(language, "queue_position", position=position), config)
@@ -1581,6 +1607,8 @@ def wait_music(
         say_in(gathering, language, wait_estimate_words(language, estimate), config)
     if offer:
         say_in(gathering, language, prompt(language, "queue_offer_callback"), config)
+    if mobile:
+        say_in(gathering, language, prompt(language, "queue_link_keys"), config)
     reply.append(gathering)
     say_in(reply, language, prompt(language, "queue_hold"), config)
     return reply
@@ -1876,6 +1904,50 @@ def answer_waitlist_confirm(turn: Turn, digits: str) -> None:
     turn.ask("after_manage")
 
 
+# the survey: optional and short, before the goodbye (after an agent's call, or a booking the
+# line made by itself)
+
+SURVEY_STEPS = frozenset({"survey_score", "survey_settled"})
+
+
+def offer_survey(turn: Turn, kind: str) -> None:
+    """Before the goodbye: satisfaction 1-5, then whether the matter was settled."""
+    turn.state.survey = kind
+    turn.ask("survey_score")
+
+
+def ask_survey_score(turn: Turn) -> None:
+    turn.say("survey_intro")
+    turn.gather("survey_score", num_digits=1)
+
+
+def answer_survey_score(turn: Turn, digits: str) -> None:
+    kind = turn.state.survey
+    if kind is None or digits not in ("1", "2", "3", "4", "5"):
+        end_survey(turn, "goodbye")
+        return
+    calls.record_score(turn.db, call=turn.call, kind=kind, score=int(digits))
+    turn.ask("survey_settled")
+
+
+def ask_survey_settled(turn: Turn) -> None:
+    turn.say("survey_settled")
+    turn.gather("survey_settled", num_digits=1)
+
+
+def answer_survey_settled(turn: Turn, digits: str) -> None:
+    if digits not in ("1", "2"):
+        end_survey(turn, "survey_thanks")  # the score stands
+        return
+    calls.record_settled(turn.db, call=turn.call, settled=digits == "1")
+    end_survey(turn, "survey_thanks")
+
+
+def end_survey(turn: Turn, farewell: str) -> None:
+    turn.state.survey = None
+    turn.hang_up(farewell)
+
+
 STEPS: dict[str, Step] = {
     "menu": Step(ask_menu, answer_menu, choice=True),
     "book_service": Step(ask_service, answer_service, choice=True),
@@ -1910,4 +1982,8 @@ STEPS: dict[str, Step] = {
     "lottery_confirm": Step(ask_lottery_confirm, answer_lottery_confirm, choice=True),
     "waitlist_offer": Step(ask_waitlist_offer, answer_waitlist_offer, choice=True),
     "waitlist_confirm": Step(ask_waitlist_confirm, answer_waitlist_confirm, choice=True),
+    "survey_score": Step(ask_survey_score, answer_survey_score, choice=False, agent_key=False),
+    "survey_settled": Step(
+        ask_survey_settled, answer_survey_settled, choice=False, agent_key=False
+    ),
 }

@@ -16,6 +16,7 @@ OUTCOMES = (
     "handed_to_agent",  # put through to the agents' queue and answered
     "callback_requested",  # asked to be called back instead of waiting
     "abandoned",  # hung up before finishing (in the menus or in the queue)
+    "deflected",  # took the web booking's link by SMS and hung up (text-a-link)
 )
 
 
@@ -115,7 +116,7 @@ class CallbackRequest(Base):
     )
 
 
-CALL_EVENTS = ("started", "entered_queue", "connected", "abandoned", "completed")
+CALL_EVENTS = ("started", "entered_queue", "connected", "abandoned", "completed", "deflected")
 
 
 class CallEvent(Base):
@@ -205,4 +206,47 @@ class CallMonitor(Base):
             "mode IN (" + ", ".join(f"'{m}'" for m in MONITOR_MODES) + ")", name="mode_known"
         ),
         Index("uq_call_monitor_staff", "call_id", "staff_id", unique=True),
+    )
+
+
+class LinkRequest(Base):
+    """A caller who pressed for the web booking's link by SMS (text-a-link): the phone line's
+    outbox row, written in the call's own transaction. The reminders' pump turns it into a
+    message (kind ``booking_link``) to the call's number and marks it planned; one per call."""
+
+    __tablename__ = "link_request"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"), unique=True)
+    language: Mapped[str] = mapped_column(String(5))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_link_request_pending", "planned_at", "id"),)
+
+
+SURVEY_KINDS = ("agent", "self_service")
+
+
+class CallSurvey(Base):
+    """A caller's answers to the short survey by keys, after an agent's call or a booking made
+    by the line itself: satisfaction 1-5 and whether the matter was settled (either missing
+    when the caller hung up midway). Nothing else: no recording, no number. One per call."""
+
+    __tablename__ = "call_survey"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"), unique=True)
+    kind: Mapped[str] = mapped_column(String(12))
+    language: Mapped[str] = mapped_column(String(5))
+    score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    settled: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in SURVEY_KINDS) + ")", name="kind_known"
+        ),
+        CheckConstraint("score IS NULL OR score BETWEEN 1 AND 5", name="score_range"),
+        Index("ix_call_survey_answered_at", "answered_at"),
     )

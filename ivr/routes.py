@@ -254,6 +254,7 @@ async def queue_wait(request: Request) -> Response:
         with unit_of_work(request) as db:
             call = calls.lock_call(db, call_sid)
             language = call.language if call is not None else "ja"
+            mobile = call is not None and calls.may_text(calls.caller_of(db, call))
             if call is not None:
                 try:
                     call.wait_seconds = whole_number(form.get("QueueTime", "0"))
@@ -266,7 +267,15 @@ async def queue_wait(request: Request) -> Response:
         offer = flow.offers_callback(line.config, estimate, waited)
         action = line.config.public_base_url.rstrip("/") + "/ivr/wait/key"
         return str(
-            flow.wait_music(language, position, line.config, action, estimate=estimate, offer=offer)
+            flow.wait_music(
+                language,
+                position,
+                line.config,
+                action,
+                estimate=estimate,
+                offer=offer,
+                mobile=mobile,
+            )
         )
 
     return await _run(request, call_sid, work)
@@ -282,6 +291,8 @@ async def queue_key(request: Request) -> Response:
 
     def work() -> str:
         reply = VoiceResponse()
+        if form.get("Digits", "") == "2":
+            return _link_from_queue(request, call_sid)
         if form.get("Digits", "") != "1":
             return str(reply)  # back to the wait loop
         with unit_of_work(request) as db:
@@ -296,6 +307,28 @@ async def queue_key(request: Request) -> Response:
         return str(reply)
 
     return await _run(request, call_sid, work)
+
+
+def _link_from_queue(request: Request, call_sid: str) -> str:
+    """Key 2 while waiting: a mobile caller leaves the queue for the web booking's link by SMS
+    (sent by queue_done). One link per number an hour: refused, said kindly, and the caller
+    keeps their place in the queue."""
+    reply = VoiceResponse()
+    with unit_of_work(request) as db:
+        call = calls.lock_call(db, call_sid)
+        if call is None or not calls.may_text(calls.caller_of(db, call)):
+            return str(reply)  # back to the wait loop
+        if not calls.note_link_attempt(db, call=call):
+            refused = flow.prompt(call.language, "link_refused")
+            flow.say_in(reply, call.language, refused, _line(request).config)
+            return str(reply)
+        state = calls.load_state(db, call)
+        state.link = True
+        calls.note_step(call, "queue_wait=2")
+        calls.save_state(db, call, state)
+        db.commit()
+    reply.leave()
+    return str(reply)
 
 
 @router.post("/status")
@@ -424,7 +457,13 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
             call = calls.lock_call(db, call_sid)
             if call is not None:
                 calls.end_talk(db, call=call)  # the agent's wrap-up starts here
-                db.commit()
+            if call is not None and call.ended_at is None:
+                # The caller's leg goes on (unless it was they who hung up): the optional
+                # survey, then goodbye.
+                turn = _turn(request, db, call)
+                flow.offer_survey(turn, "agent")
+                return _finish(db, turn)
+            db.commit()
         reply = VoiceResponse()
         reply.hangup()
         return str(reply)

@@ -158,6 +158,8 @@ def pump() -> str:
         planned = service.plan_from_outbox(db, rt.rules)
         # Walk-in tickets' alerts, born with the counter's call: armed at once.
         alerts = service.fresh_queue_alerts(db, since=_now() - rt.claim_timeout)
+        # The web booking's link, asked for on the phone line: due at once.
+        alerts += service.plan_link_texts(db)
         db.commit()
     arm_all(rt, [Later(message_id, at) for message_id, at in [*planned.due, *alerts]])
     armed = {message_id for message_id, _ in [*planned.due, *alerts]}

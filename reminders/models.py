@@ -26,6 +26,8 @@ KINDS = (
     # A walk-in's ticket (about the walk-in): few are ahead now; called to the counter.
     "queue_near",
     "queue_called",
+    # The web booking's link, to a caller who asked for it on the phone line (about the call).
+    "booking_link",
 )
 # Where an opt-out came from: the resident's page, an agent on the phone, Twilio (the resident
 # replied STOP: error 21610), or the resident's keypad in a reminder call.
@@ -43,6 +45,15 @@ STATUSES = (
 )
 
 
+# About exactly one of a booking, a waitlist entry, a walk-in's ticket, a call.
+ONE_SUBJECT = (
+    "CASE WHEN call_id IS NOT NULL "
+    "THEN booking_id IS NULL AND waitlist_entry_id IS NULL AND walk_in_id IS NULL "
+    "WHEN walk_in_id IS NULL THEN (booking_id IS NULL) <> (waitlist_entry_id IS NULL) "
+    "ELSE booking_id IS NULL AND waitlist_entry_id IS NULL END"
+)
+
+
 class Message(Base):
     __tablename__ = "message"
 
@@ -57,6 +68,10 @@ class Message(Base):
     # (kinds ``queue_near``, ``queue_called``) about a walk-in's ticket.
     walk_in_id: Mapped[int | None] = mapped_column(
         ForeignKey("walk_in.id", ondelete="CASCADE"), nullable=True
+    )
+    # (kind ``booking_link``) about a call on the phone line: the caller asked for the link.
+    call_id: Mapped[int | None] = mapped_column(
+        ForeignKey("call.id", ondelete="CASCADE"), nullable=True
     )
     booking_version: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(20))
@@ -93,11 +108,11 @@ class Message(Base):
         UniqueConstraint(
             "walk_in_id", "booking_version", "kind", "channel", "copy", name="once_per_ticket"
         ),
-        CheckConstraint(
-            "CASE WHEN walk_in_id IS NULL THEN (booking_id IS NULL) <> (waitlist_entry_id IS NULL) "
-            "ELSE booking_id IS NULL AND waitlist_entry_id IS NULL END",
-            name="one_subject",
+        # One link per call: the pump may see a request twice, the second insert fails.
+        UniqueConstraint(
+            "call_id", "booking_version", "kind", "channel", "copy", name="once_per_call"
         ),
+        CheckConstraint(ONE_SUBJECT, name="one_subject"),
         CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in KINDS) + ")", name="kind_known"),
         CheckConstraint(
             "channel IN (" + ", ".join(f"'{c}'" for c in CHANNELS) + ")", name="channel_known"

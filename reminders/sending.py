@@ -21,6 +21,7 @@ from booking.localized import Described, name_of, text_of
 from booking.personal import Vault
 from ivr import service as calls
 from ivr.telephony import UNSUBSCRIBED, Accepted, TwilioFailure
+from reminders.links import claim_link_text, link_text
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out, opt_out_number, opted_out_of
 from reminders.planning import (
@@ -143,9 +144,15 @@ def claim_batch(
     for message in messages:
         if message.send_after > now:  # armed early (a re-arm, a clock apart)
             got.append(Later(message.id, message.send_after))
-        elif quiet_end > now:  # a retry or a late job ran into the night: wait for the morning
+        elif quiet_end > now and message.call_id is None:
+            # A retry or a late job ran into the night: wait for the morning (not a link the
+            # caller asked for on the phone just now: they are waiting for it).
             _set(db, message.id, "scheduled", send_after=quiet_end)
             got.append(Later(message.id, quiet_end))
+        elif message.call_id is not None:
+            if (sending := claim_link_text(db, message, rules)) is not None:
+                to, body = sending
+                got.append(Outgoing(message.id, message.kind, message.channel, to, body, now))
         elif message.walk_in_id is not None:
             if (sending := claim_queue_alert(db, message, rules)) is not None:
                 to, body = sending
@@ -323,6 +330,9 @@ def outgoing(
     if message is None or message.status != "claimed" or message.claimed_at is None:
         return None
     to = context(db).vault.decrypt(message.to_enc)
+    if message.call_id is not None:
+        body = link_text(message, rules.site_url if rules else "")
+        return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)
     if message.walk_in_id is not None:
         body = queue_alert_text(db, message, rules.site_url if rules else "")
         return Outgoing(message.id, message.kind, message.channel, to, body, message.claimed_at)

@@ -8,6 +8,7 @@ Redis here (``reminders.jobs`` sends). The work lives by role:
 - ``reminders.opt_outs``: residents who want no more messages;
 - ``reminders.ledger``: a booking's messages, counts by state, what a placed call is about;
 - ``reminders.queue_alerts``: a walk-in ticket's alerts (a few ahead, called);
+- ``reminders.links``: the web booking's link to a caller who asked on the phone line;
 - ``reminders.texts``: the texts' catalogue and measures.
 """
 
@@ -21,6 +22,7 @@ from reminders.ledger import (
     erase_personal_data,
     messages_for,
 )
+from reminders.links import booking_page, plan_link_texts
 from reminders.opt_outs import opt_out, opted_out, opted_out_of
 from reminders.planning import (
     FIRST_MESSAGE,
@@ -84,6 +86,7 @@ __all__ = [
     "ReminderRules",
     "after_quiet_hours",
     "apply_status",
+    "booking_page",
     "call_about",
     "call_instead",
     "channel_for",
@@ -104,6 +107,7 @@ __all__ = [
     "outgoing",
     "pass_on_lapsed_offers",
     "plan_from_outbox",
+    "plan_link_texts",
     "plan_queue_alerts",
     "record_failure",
     "record_sent",

@@ -46,6 +46,8 @@ OFFER_BUDGET = 3
 LOST = "lottery_lost"
 # A walk-in's ticket alerts: about the ticket (no booking, no code); compose_queue_alert.
 QUEUE_ALERTS = ("queue_near", "queue_called")
+# The web booking's link, to a caller on the phone line (about the call); compose_booking_link.
+BOOKING_LINK = "booking_link"
 # Segments a text may take: a confirmation carries what to bring and where; the others are a
 # line or two.
 BUDGET = {"confirmation": 4, "drawn": 4}
@@ -66,7 +68,7 @@ def texts() -> dict[str, dict[str, str]]:
     return {
         k: {lang: str(t) for lang, t in v.items()}
         for k, v in _catalogue().items()
-        if k not in PARTS and k not in (OFFER, LOST, *QUEUE_ALERTS)
+        if k not in PARTS and k not in (OFFER, LOST, *QUEUE_ALERTS, BOOKING_LINK)
     }
 
 
@@ -298,6 +300,12 @@ def compose_queue_alert(
     text = str(_part(kind, language)).format(
         number=number, venue=venue, ahead=ahead, desk=desk_part, link=link
     )
+    return gsm_folded(text) if language == "en" else text
+
+
+def compose_booking_link(language: str, *, link: str) -> str:
+    """The web booking's link, to a caller who asked for it on the phone line."""
+    text = str(_part(BOOKING_LINK, language)).format(link=link)
     return gsm_folded(text) if language == "en" else text
 
 

@@ -142,7 +142,9 @@ def test_answering_joins_the_caller_to_a_conference_the_agent_is_called_into(
         over = twilio_fetches(
             http, dial.attrib["action"], {"CallSid": call.call_sid, "DialCallStatus": "completed"}
         )
-        assert [e.tag for e in over] == ["Hangup"]
+        # The caller's leg goes on: the optional survey asks for a score (1-5).
+        [survey] = [e for e in over if e.tag == "Gather"]
+        assert survey.attrib["action"].startswith(f"{PUBLIC}/ivr/step/survey_score")
         with console.app_sessions() as db:
             assert call.call_sid not in [c.call_sid for c in calls.live_calls(db)]
             row = calls.lock_call(db, call.call_sid)

@@ -125,6 +125,8 @@ def test_a_caller_books_a_card_pickup_for_two_by_itself(line: Line) -> None:
     assert found.json()["status"] == "booked"
 
     call.press("9")
+    assert heard(call, prompt("ja", "survey_intro"))  # the optional survey, before goodbye
+    call.silence()
     assert call.state == "ended"
     record = line.record(call)
     assert record.outcome == "booked"
@@ -432,7 +434,8 @@ def test_wrong_keys_and_silence_reprompt_then_reach_a_person(line: Line, lang: s
     assert heard(call, prompt(lang, "wrong_key"))
     assert heard(call, prompt(lang, "menu"))
     call.press("*")  # repeat: not a miss
-    assert call.last_said == prompt(lang, "menu")
+    # (a mobile caller: the menu ends with the web booking's link by SMS)
+    assert call.last_said == f"{prompt(lang, 'menu')} {prompt(lang, 'menu_link')}"
     call.silence()
     assert heard(call, prompt(lang, "no_input"))
     said = call.silence()  # the third miss in a row
