@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console import service as staff
+from agent_console.agent_state_pages import refusal_code, wrap_countdown, wrap_limit
 from agent_console.service import Seat, StaffError
 from agent_console.web import (
     audit_event,
@@ -55,6 +56,9 @@ async def answer_call(request: Request, call_sid: str) -> Response:
             seat = signed_in(request, db, "agent", "supervisor")
             if not csrf_ok(seat, form):
                 return render(request, "expired.html", seat, status_code=403)
+            refused = _not_ready(db, request, seat)
+            if refused is not None:
+                return refused
             if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
                 db.rollback()
                 return RedirectResponse("/console/?taken=1", status_code=303)
@@ -69,6 +73,20 @@ async def answer_call(request: Request, call_sid: str) -> Response:
     seat, language = claimed
     audio = await run_in_threadpool(_put_through, request, call_sid, seat, language)
     return RedirectResponse(f"/console/calls/{call_sid}?audio={audio}", status_code=303)
+
+
+def _not_ready(db: DbSession, request: Request, seat: Seat) -> Response | None:
+    """Calls go only to ready agents: checked with the agent's state row locked, in the
+    claim's transaction (two tabs of one agent cannot both take a call)."""
+    limit = wrap_limit(request)
+    try:
+        staff.make_sure_ready(db, staff_id=seat.staff.id, limit=limit)
+    except staff.NotReady as refused:
+        agent = staff.state_now(db, staff_id=seat.staff.id, limit=limit)
+        db.rollback()
+        code = refusal_code(refused, agent)
+        return RedirectResponse(f"/console/?refused={code}", status_code=303)
+    return None
 
 
 def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:
@@ -116,6 +134,7 @@ def call_screen(
         db.commit()
         venues, services = catalogue(db)
         categories = staff.categories(db)
+        countdown = wrap_countdown(db, request, call_sid)
     return render(
         request,
         "call.html",
@@ -131,6 +150,7 @@ def call_screen(
         error=error,
         audio=AUDIO.get(audio),
         audio_ok=audio == "connected",
+        **countdown,
     )
 
 

@@ -11,6 +11,13 @@ follow the ward's account.
 
 from __future__ import annotations
 
+from ivr.agent_calls import (
+    TIMED_OUT,
+    AgentCall,
+    agent_call,
+    agent_calls,
+    close_lapsed_wrap_ups,
+)
 from ivr.agents import (
     WAITING_HORIZON,
     CallView,
@@ -83,8 +90,10 @@ __all__ = [
     "QUEUE_RESULTS",
     "SERVICE_LEVEL_SECONDS",
     "STEP_NAMES",
+    "TIMED_OUT",
     "WAITING_HORIZON",
     "WITHHELD",
+    "AgentCall",
     "CallPeriod",
     "CallState",
     "CallView",
@@ -95,6 +104,8 @@ __all__ = [
     "QueueFigures",
     "WaitingCall",
     "Wallboard",
+    "agent_call",
+    "agent_calls",
     "agents_on_calls",
     "ask_agents_to_call",
     "callback_number",
@@ -103,6 +114,7 @@ __all__ = [
     "claim_call",
     "claim_callback",
     "close_callback",
+    "close_lapsed_wrap_ups",
     "end_call",
     "end_talk",
     "erase_line_users",
