@@ -267,7 +267,7 @@ def states_now(
         for r in db.execute(select(AgentState).where(AgentState.staff_id.in_(ids))).scalars()
     }
     by_agent: dict[int, list[calls.AgentCall]] = {}
-    for call in calls.agent_calls(db, since=now - timedelta(days=1), until=now):
+    for call in calls.agent_calls(db, since=now - timedelta(days=1), until=now + timedelta(days=1)):
         by_agent.setdefault(call.staff_id, []).append(call)
     people = [
         _now_from(rows.get(u.id), u, u.id in signed, by_agent.get(u.id, []), limit, now)

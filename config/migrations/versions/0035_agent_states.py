@@ -50,9 +50,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agent_state_span")),
     )
-    op.create_index(
-        "ix_agent_state_span_started", "agent_state_span", ["started_at", "staff_id"]
-    )
+    op.create_index("ix_agent_state_span_started", "agent_state_span", ["started_at", "staff_id"])
     op.create_index("ix_agent_state_span_open", "agent_state_span", ["staff_id", "ended_at"])
 
 
