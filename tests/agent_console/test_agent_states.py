@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import agent_states
 from agent_console import service as staff
-from agent_console.models import AgentStateSpan
+from agent_console.models import AgentState, AgentStateSpan
 from booking.context import TOKYO
 from ivr import service as calls
 from ivr.models import Call
@@ -318,7 +318,7 @@ def test_the_two_tabs_test_catches_a_check_without_the_lock(
 
     def unlocked(db: Session, staff_id: int) -> object:
         found = db.execute(
-            select(agent_states.AgentState).where(agent_states.AgentState.staff_id == staff_id)
+            select(AgentState).where(AgentState.staff_id == staff_id)
         ).scalar_one_or_none()
         return found
 
