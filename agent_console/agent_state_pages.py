@@ -117,13 +117,16 @@ def wallboard_states(db: DbSession, request: Request) -> dict[str, Any]:
 
 def wrap_countdown(db: DbSession, request: Request, call_sid: str) -> dict[str, Any]:
     """For the call screen once the talk has ended: when the wrap-up will be closed for the
-    agent (Tokyo time) and the seconds left (None while still talking, or once done)."""
+    agent (Tokyo time) and the seconds left (None while still talking, or once done); whether
+    the talk goes on."""
     call = calls.agent_call(db, call_sid=call_sid)
+    talking = call is not None and call.talk_ended_at is None and call.wrapped_at is None
     if call is None or call.talk_ended_at is None or call.wrapped_at is not None:
-        return {"wrap_deadline": None, "wrap_left": None}
+        return {"wrap_deadline": None, "wrap_left": None, "talking": talking}
     deadline = call.talk_ended_at + wrap_limit(request)
     left = int((deadline - db.info["booking"].now()).total_seconds())
     return {
         "wrap_deadline": deadline.astimezone(TOKYO).strftime("%H:%M:%S"),
         "wrap_left": max(0, left),
+        "talking": False,
     }
