@@ -83,11 +83,12 @@ def queue_states(db: DbSession, request: Request, seat: Seat) -> dict[str, Any]:
     me = next((a for a in agents if a.staff_id == seat.staff.id), None)
     if me is None and seat.staff.can("agent", "supervisor"):
         me = staff.state_now(db, staff_id=seat.staff.id, limit=limit)
+    # Names of their own: these meet other blocks' in the queue's template.
     return {
-        "me": me,
-        "agents": agents,
-        "in_state": lambda a: duration(a.seconds_in_state(now)),
-        "reason_names": staff.REASON_NAMES,
+        "my_state": me,
+        "agents_by_state": agents,
+        "time_in_state": lambda a: duration(a.seconds_in_state(now)),
+        "not_ready_reasons": staff.REASON_NAMES,
     }
 
 
@@ -103,15 +104,16 @@ def wallboard_states(db: DbSession, request: Request) -> dict[str, Any]:
     start = datetime.combine(now.astimezone(TOKYO).date(), time(0), TOKYO)
     times = staff.time_in_states(db, start=start, end=start + timedelta(days=1), limit=limit)
     counts = {state: sum(1 for a in agents if a.state == state) for state in staff.STATE_NAMES}
+    # Names of their own: these meet other blocks' in the wallboard's template.
     return {
-        "agents": agents,
-        "agent_counts": counts,
-        "state_names": staff.STATE_NAMES,
+        "agents_by_state": agents,
+        "agents_counted": counts,
+        "agent_state_names": staff.STATE_NAMES,
         "agent_times": times,
         "occupancy_today": staff.occupancy(times),
-        "in_state": lambda a: duration(a.seconds_in_state(now)),
-        "duration": duration,
-        "reason_names": staff.REASON_NAMES,
+        "time_in_state": lambda a: duration(a.seconds_in_state(now)),
+        "state_duration": duration,
+        "not_ready_reasons": staff.REASON_NAMES,
     }
 
 
