@@ -2,8 +2,8 @@
 会議), on a call (通話中) and wrap-up (後処理) with a time limit; calls are offered only to ready
 agents; time in each state per agent, and occupancy.
 
-The agent chooses ready or not ready (signing in makes them ready; signing out, or the session
-lapsing, makes them offline). On a call and wrap-up follow from the agent's calls, read through
+The agent chooses ready or not ready (signing in makes an agent ready, a supervisor only once
+they choose it; signing out, or the session lapsing, makes them offline). On a call and wrap-up follow from the agent's calls, read through
 ivr's service: on a call from the claim until the talk ends, wrap-up from there until the agent
 wraps up or the limit passes (the call is then wrapped up for them), after which the agent is
 in the state they chose (ready again, unless they chose not ready meanwhile).
@@ -42,7 +42,7 @@ STATE_NAMES = {
     "not_ready": "離席",
     "on_call": "通話中",
     "wrap_up": "後処理",
-    "offline": "ログアウト",
+    "offline": "受付停止",  # signed out, or a supervisor not taking calls
 }
 REASON_NAMES = {"break": "休憩", "training": "研修", "meeting": "会議"}
 
@@ -132,8 +132,9 @@ def choose_state(db: DbSession, *, staff_id: int, state: str, reason: str | None
 
 def signed_in(db: DbSession, *, staff_id: int, role: str) -> None:
     """An agent signed in: ready, unless another of their consoles is already signed in (then
-    they keep the state they chose there)."""
-    if role not in CALL_ROLES:
+    they keep the state they chose there). A supervisor takes calls only once they choose
+    ready: watching the wallboard is not waiting for calls."""
+    if role != "agent":
         return
     row = _lock(db, staff_id)
     if row is None or row.state == "offline":
@@ -243,8 +244,8 @@ def _busy_end(call: calls.AgentCall, limit: timedelta, now: datetime) -> datetim
 def states_now(
     db: DbSession, *, limit: timedelta, staff_ids: Iterable[int] | None = None
 ) -> list[AgentNow]:
-    """Every agent with a console signed in now (or those asked for), with their state and
-    since when; ready ones first, then by name."""
+    """Every agent with a console signed in now and taking calls (or those asked for, in any
+    state), with their state and since when; ready ones first, then by name."""
     now = context(db).now()
     if staff_ids is None:
         signed = _live_sessions(
@@ -273,6 +274,8 @@ def states_now(
         _now_from(rows.get(u.id), u, u.id in signed, by_agent.get(u.id, []), limit, now)
         for u in users
     ]
+    if staff_ids is None:  # supervisors who have not chosen to take calls are not counted
+        people = [p for p in people if p.state != "offline"]
     order = {"ready": 0, "wrap_up": 1, "on_call": 2, "not_ready": 3, "offline": 4}
     return sorted(people, key=lambda p: (order[p.state], p.display_name, p.staff_id))
 
@@ -292,7 +295,7 @@ def make_sure_ready(db: DbSession, *, staff_id: int, limit: timedelta) -> None:
         raise NotReady("受付可になっていないため、電話に応答できません。")
     agent = state_now(db, staff_id=staff_id, limit=limit)
     if agent is None or agent.state == "offline":
-        raise NotReady("ログインし直してから、受付可にしてください。")
+        raise NotReady("「受付可」にしてから応答してください。")
     if agent.state == "on_call":
         raise NotReady("通話中のため、次の電話には応答できません。")
     if agent.state == "wrap_up":

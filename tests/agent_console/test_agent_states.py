@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent_console import agent_states
 from agent_console import service as staff
-from agent_console.models import AgentState, AgentStateSpan
+from agent_console.models import AgentState, AgentStateSpan, StaffSession
 from booking.context import TOKYO
 from ivr import service as calls
 from ivr.models import Call
@@ -330,3 +330,27 @@ def test_the_two_tabs_test_catches_a_check_without_the_lock(
 
     _staff_id, taken, refused = _two_tabs(committed, check_then_wait)
     assert (len(taken), refused) == (2, [])
+
+
+def test_a_supervisor_takes_calls_only_once_they_choose_ready(
+    db: Session, clock: FakeClock
+) -> None:
+    at(clock, 16, 0)
+    login = f"boss{next(_ids)}-{id(db)}"
+    made = staff.create_staff(
+        db, login_id=login, display_name="監督 " + login, role="supervisor", password=PASSWORD
+    )
+    signed = staff.sign_in(db, login_id=login, password=PASSWORD)
+    db.execute(
+        update(StaffSession).where(StaffSession.staff_id == made.id).values(pending=None)
+    )  # the second factor given
+    assert staff.session_for(db, signed.token) is not None
+    # Watching the wallboard is not waiting for calls: not counted, and refused a call.
+    boss = now_of(db, made.id)
+    assert (boss.state, boss.label) == ("offline", "受付停止")
+    assert made.id not in {a.staff_id for a in staff.states_now(db, limit=LIMIT)}
+    with pytest.raises(staff.NotReady, match="受付可"):
+        staff.make_sure_ready(db, staff_id=made.id, limit=LIMIT)
+    staff.choose_state(db, staff_id=made.id, state="ready")
+    assert made.id in {a.staff_id for a in staff.states_now(db, limit=LIMIT) if a.ready}
+    staff.make_sure_ready(db, staff_id=made.id, limit=LIMIT)
