@@ -3,10 +3,11 @@
 agents; time in each state per agent, and occupancy.
 
 The agent chooses ready or not ready (signing in makes an agent ready, a supervisor only once
-they choose it; signing out, or the session lapsing, makes them offline). On a call and wrap-up follow from the agent's calls, read through
-ivr's service: on a call from the claim until the talk ends, wrap-up from there until the agent
-wraps up or the limit passes (the call is then wrapped up for them), after which the agent is
-in the state they chose (ready again, unless they chose not ready meanwhile).
+they choose it; signing out, or the session lapsing, makes them offline). On a call and wrap-up
+follow from the agent's calls, read through ivr's service: on a call from the claim until the
+talk ends, wrap-up from there until the agent wraps up or the limit passes (the call is then
+wrapped up for them), after which the agent is in the state they chose (ready again, unless
+they chose not ready meanwhile).
 
 Every chosen state is logged as a span (``AgentStateSpan``); time per state is the spans'
 time less the time on calls and in wrap-up within them, which comes from the calls.
@@ -91,8 +92,12 @@ class AgentNow:
 def _lock(db: DbSession, staff_id: int) -> AgentState | None:
     # The agent's state row, locked to the end of the transaction: choosing a state and taking
     # a call both hold it, so two tabs of one agent act one after the other.
+    # populate_existing: the row as it is once locked, not as this session first read it.
     return db.execute(
-        select(AgentState).where(AgentState.staff_id == staff_id).with_for_update()
+        select(AgentState)
+        .where(AgentState.staff_id == staff_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
 
 
@@ -180,7 +185,8 @@ def settle_lapsed(db: DbSession) -> int:
         if row.staff_id in live:
             continue
         locked = _lock(db, row.staff_id)
-        if locked is None or locked.state == "offline":
+        # Looked at again under the lock: they may have signed in again meanwhile.
+        if locked is None or locked.state == "offline" or _live_sessions(db, [row.staff_id]):
             continue
         last_seen = db.execute(
             select(func.max(StaffSession.last_seen_at)).where(StaffSession.staff_id == row.staff_id)
