@@ -220,7 +220,8 @@ def _now_from(
     reason = row.reason if row is not None and chosen == "not_ready" else None
     since = row.since if row is not None else now
     base = (user.id, user.display_name, user.role, user.desk_phone is not None)
-    for call in reversed(mine):  # the latest call decides
+    if mine:  # the latest call decides
+        call = mine[-1]
         if call.talk_ended_at is None and call.wrapped_at is None:
             return AgentNow(
                 *base, "on_call", None, call.answered_at, chosen, call_sid=call.call_sid
@@ -231,9 +232,7 @@ def _now_from(
                 return AgentNow(
                     *base, "wrap_up", None, call.talk_ended_at, chosen, deadline, call.call_sid
                 )
-        busy_end = _busy_end(call, limit, now)
-        since = max(since, busy_end)
-        break
+        since = max(since, _busy_end(call, limit, now))
     return AgentNow(*base, chosen, reason, since, chosen)
 
 
@@ -274,7 +273,9 @@ def states_now(
         for r in db.execute(select(AgentState).where(AgentState.staff_id.in_(ids))).scalars()
     }
     by_agent: dict[int, list[calls.AgentCall]] = {}
-    for call in calls.agent_calls(db, since=now - timedelta(days=1), until=now + timedelta(days=1)):
+    for call in calls.agent_calls(
+        db, since=now - timedelta(days=1), until=now + timedelta(days=1), staff_ids=ids
+    ):
         by_agent.setdefault(call.staff_id, []).append(call)
     people = [
         _now_from(rows.get(u.id), u, u.id in signed, by_agent.get(u.id, []), limit, now)

@@ -5,6 +5,7 @@ of the console's states)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,10 +33,10 @@ class AgentCall:
 
 
 def agent_calls(
-    db: DbSession, *, since: datetime, until: datetime, staff_id: int | None = None
+    db: DbSession, *, since: datetime, until: datetime, staff_ids: Collection[int] | None = None
 ) -> list[AgentCall]:
-    """Calls agents took that overlap ``since``..``until``: answered before ``until`` and not
-    wrapped up before ``since`` (open ones included), oldest first."""
+    """Calls agents (all, or those given) took that overlap ``since``..``until``: answered
+    before ``until`` and not wrapped up before ``since`` (open ones included), oldest first."""
     query = select(
         Call.agent_staff_id,
         Call.call_sid,
@@ -49,8 +50,8 @@ def agent_calls(
         Call.answered_at < until,
         or_(Call.wrapped_at.is_(None), Call.wrapped_at > since),
     )
-    if staff_id is not None:
-        query = query.where(Call.agent_staff_id == staff_id)
+    if staff_ids is not None:
+        query = query.where(Call.agent_staff_id.in_(list(staff_ids)))
     return [
         AgentCall(int(staff), sid, answered, talk_ended, wrapped, disposition)
         for staff, sid, answered, talk_ended, wrapped, disposition in db.execute(

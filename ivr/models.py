@@ -71,6 +71,8 @@ class Call(Base):
             "outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOMES) + ")", name="outcome_known"
         ),
         Index("ix_call_started_at", "started_at"),
+        # An agent's calls not yet wrapped up (their state, polled by every console).
+        Index("ix_call_agent_open", "agent_staff_id", "wrapped_at"),
     )
 
 

@@ -1,5 +1,5 @@
-"""agents' states: the state each agent chose (ready, not ready with a reason, offline) and the
-log of spans time per state is summed from
+"""agents' states: the state each agent chose (ready, not ready with a reason, offline), the
+log of spans time per state is summed from, and an index on agents' open calls
 
 Revision ID: 0035
 Revises: 0031
@@ -52,9 +52,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_agent_state_span_started", "agent_state_span", ["started_at", "staff_id"])
     op.create_index("ix_agent_state_span_open", "agent_state_span", ["staff_id", "ended_at"])
+    op.create_index("ix_call_agent_open", "call", ["agent_staff_id", "wrapped_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_call_agent_open", table_name="call")
     op.drop_index("ix_agent_state_span_open", table_name="agent_state_span")
     op.drop_index("ix_agent_state_span_started", table_name="agent_state_span")
     op.drop_table("agent_state_span")
