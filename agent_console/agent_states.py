@@ -212,27 +212,34 @@ def _now_from(
     row: AgentState | None,
     user: StaffUser,
     live: bool,
-    mine: list[calls.AgentCall],
+    open_call: calls.AgentCall | None,
+    last_wrapped: datetime | None,
     limit: timedelta,
     now: datetime,
 ) -> AgentNow:
     chosen = row.state if row is not None and live else "offline"
     reason = row.reason if row is not None and chosen == "not_ready" else None
     since = row.since if row is not None else now
+    if last_wrapped is not None:  # in the chosen state again since the last wrap-up
+        since = max(since, last_wrapped)
     base = (user.id, user.display_name, user.role, user.desk_phone is not None)
-    if mine:  # the latest call decides
-        call = mine[-1]
-        if call.talk_ended_at is None and call.wrapped_at is None:
+    if open_call is not None:
+        if open_call.talk_ended_at is None:
             return AgentNow(
-                *base, "on_call", None, call.answered_at, chosen, call_sid=call.call_sid
+                *base, "on_call", None, open_call.answered_at, chosen, call_sid=open_call.call_sid
             )
-        if call.wrapped_at is None and call.talk_ended_at is not None:
-            deadline = call.talk_ended_at + limit
-            if now < deadline:
-                return AgentNow(
-                    *base, "wrap_up", None, call.talk_ended_at, chosen, deadline, call.call_sid
-                )
-        since = max(since, _busy_end(call, limit, now))
+        deadline = open_call.talk_ended_at + limit
+        if now < deadline:
+            return AgentNow(
+                *base,
+                "wrap_up",
+                None,
+                open_call.talk_ended_at,
+                chosen,
+                deadline,
+                open_call.call_sid,
+            )
+        since = max(since, deadline)  # the limit passed: free since then
     return AgentNow(*base, chosen, reason, since, chosen)
 
 
@@ -272,13 +279,12 @@ def states_now(
         r.staff_id: r
         for r in db.execute(select(AgentState).where(AgentState.staff_id.in_(ids))).scalars()
     }
-    by_agent: dict[int, list[calls.AgentCall]] = {}
-    for call in calls.agent_calls(
-        db, since=now - timedelta(days=1), until=now + timedelta(days=1), staff_ids=ids
-    ):
-        by_agent.setdefault(call.staff_id, []).append(call)
+    open_calls = {c.staff_id: c for c in calls.open_agent_calls(db, staff_ids=ids)}  # latest
+    wrapped = calls.last_wrap_ups(db, staff_ids=ids, since=now - timedelta(days=1))
     people = [
-        _now_from(rows.get(u.id), u, u.id in signed, by_agent.get(u.id, []), limit, now)
+        _now_from(
+            rows.get(u.id), u, u.id in signed, open_calls.get(u.id), wrapped.get(u.id), limit, now
+        )
         for u in users
     ]
     if staff_ids is None:  # supervisors who have not chosen to take calls are not counted

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
@@ -59,6 +59,41 @@ def agent_calls(
         )
         if staff is not None and answered is not None
     ]
+
+
+def open_agent_calls(db: DbSession, *, staff_ids: Collection[int]) -> list[AgentCall]:
+    """The calls these agents have taken and not yet wrapped up, oldest first (on the index of
+    agents' open calls: every console polls this)."""
+    return [
+        AgentCall(int(staff), sid, answered, talk_ended, None, disposition)
+        for staff, sid, answered, talk_ended, disposition in db.execute(
+            select(
+                Call.agent_staff_id,
+                Call.call_sid,
+                Call.answered_at,
+                Call.talk_ended_at,
+                Call.disposition,
+            )
+            .where(Call.agent_staff_id.in_(list(staff_ids)), Call.wrapped_at.is_(None))
+            .order_by(Call.answered_at, Call.id)
+        )
+        if staff is not None and answered is not None
+    ]
+
+
+def last_wrap_ups(
+    db: DbSession, *, staff_ids: Collection[int], since: datetime
+) -> dict[int, datetime]:
+    """When each of these agents last finished a wrap-up (since ``since``)."""
+    return {
+        int(staff): wrapped
+        for staff, wrapped in db.execute(
+            select(Call.agent_staff_id, func.max(Call.wrapped_at))
+            .where(Call.agent_staff_id.in_(list(staff_ids)), Call.wrapped_at > since)
+            .group_by(Call.agent_staff_id)
+        )
+        if staff is not None and wrapped is not None
+    }
 
 
 def agent_call(db: DbSession, *, call_sid: str) -> AgentCall | None:

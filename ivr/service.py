@@ -17,6 +17,8 @@ from ivr.agent_calls import (
     agent_call,
     agent_calls,
     close_lapsed_wrap_ups,
+    last_wrap_ups,
+    open_agent_calls,
 )
 from ivr.agents import (
     WAITING_HORIZON,
@@ -124,12 +126,14 @@ __all__ = [
     "following_users",
     "get_call",
     "keep_voice_answer",
+    "last_wrap_ups",
     "load_state",
     "lock_call",
     "my_open_call",
     "note_event",
     "note_lookup",
     "note_step",
+    "open_agent_calls",
     "open_callbacks",
     "put_through_number",
     "put_through_to",
