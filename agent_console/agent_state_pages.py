@@ -21,11 +21,12 @@ router = APIRouter(
     prefix="/console", include_in_schema=False, dependencies=[Depends(refuse_my_numbers)]
 )
 
-# Why an agent may not answer, for the queue page (?refused=...): set by answer_call.
+# Why the queue page refused something (?refused=...): an answer (answer_call), a state.
 REFUSALS = {
     "not_ready": "離席中のため応答できません。「受付可」にしてから応答してください。",
     "busy": "対応中の電話の後処理を終えてから、次の電話に応答してください。",
     "offline": "受付停止中のため応答できません。「受付可」にしてから応答してください。",
+    "reason": "離席の理由（休憩・研修・会議）を選んでください。",
 }
 
 
@@ -64,7 +65,7 @@ async def my_state(request: Request) -> Response:
     return await staff_form(request, "agent", "supervisor", act=act)
 
 
-def refusal_code(refused: staff.NotReady, agent: staff.AgentNow | None) -> str:
+def refusal_code(agent: staff.AgentNow | None) -> str:
     """Which of REFUSALS an agent refused a call is shown (the message stays out of the URL)."""
     if agent is None or agent.state == "offline":
         return "offline"

@@ -81,10 +81,10 @@ def _not_ready(db: DbSession, request: Request, seat: Seat) -> Response | None:
     limit = wrap_limit(request)
     try:
         staff.make_sure_ready(db, staff_id=seat.staff.id, limit=limit)
-    except staff.NotReady as refused:
+    except staff.NotReady:
         agent = staff.state_now(db, staff_id=seat.staff.id, limit=limit)
         db.rollback()
-        code = refusal_code(refused, agent)
+        code = refusal_code(agent)
         return RedirectResponse(f"/console/?refused={code}", status_code=303)
     return None
 

@@ -126,6 +126,8 @@ def test_a_reason_that_is_not_on_the_list_is_refused(console: Console) -> None:
         follow_redirects=False,
     )
     assert refused.headers["location"] == "/console/?refused=reason"
+    said = agent.get(refused.headers["location"])
+    assert "離席の理由（休憩・研修・会議）を選んでください。" in said.text
     assert badge(agent.get("/console/").text) == "受付可"
     expired = agent.post("/console/me/state", data={"csrf": "x", "state": "not_ready"})
     assert expired.status_code == 403
