@@ -135,14 +135,20 @@ def choose_state(db: DbSession, *, staff_id: int, state: str, reason: str | None
     _switch(db, _lock(db, staff_id), staff_id, state, reason)
 
 
-def signed_in(db: DbSession, *, staff_id: int, role: str) -> None:
+def signed_in(db: DbSession, *, staff_id: int, role: str, session_id: int) -> None:
     """An agent signed in: ready, unless another of their consoles is already signed in (then
     they keep the state they chose there). A supervisor takes calls only once they choose
     ready: watching the wallboard is not waiting for calls."""
-    if role != "agent":
-        return
     row = _lock(db, staff_id)
-    if row is None or row.state == "offline":
+    if (
+        row is not None
+        and row.state != "offline"
+        and not _live_sessions(db, [staff_id], besides=session_id)
+    ):
+        _go_offline(
+            db, row, besides=session_id
+        )  # their last console lapsed unnoticed: that time is not counted
+    if role == "agent" and (row is None or row.state == "offline"):
         _switch(db, row, staff_id, "ready", None)
 
 
@@ -154,9 +160,11 @@ def signed_out(db: DbSession, *, staff_id: int) -> None:
     _switch(db, row, staff_id, "offline", None)
 
 
-def _live_sessions(db: DbSession, staff_ids: Iterable[int]) -> dict[int, datetime]:
-    """Agents with a live, usable console session (the second factor given), and when it was
-    last seen."""
+def _live_sessions(
+    db: DbSession, staff_ids: Iterable[int], *, besides: int | None = None
+) -> dict[int, datetime]:
+    """Agents with a live, usable console session (the second factor given; other than the
+    session ``besides``), and when it was last seen."""
     since = context(db).now() - IDLE
     rows = db.execute(
         select(StaffSession.staff_id, func.max(StaffSession.last_seen_at))
@@ -165,6 +173,7 @@ def _live_sessions(db: DbSession, staff_ids: Iterable[int]) -> dict[int, datetim
             StaffSession.ended_at.is_(None),
             StaffSession.pending.is_(None),
             StaffSession.last_seen_at >= since,
+            StaffSession.id != (besides or 0),
         )
         .group_by(StaffSession.staff_id)
     ).all()
@@ -188,21 +197,31 @@ def settle_lapsed(db: DbSession) -> int:
         # Looked at again under the lock: they may have signed in again meanwhile.
         if locked is None or locked.state == "offline" or _live_sessions(db, [row.staff_id]):
             continue
-        last_seen = db.execute(
-            select(func.max(StaffSession.last_seen_at)).where(StaffSession.staff_id == row.staff_id)
-        ).scalar_one_or_none()
-        # Offline from when the console was last seen, not from when this was noticed.
-        end = min(max(last_seen or locked.since, locked.since), context(db).now())
-        for span in db.execute(
-            select(AgentStateSpan).where(
-                AgentStateSpan.staff_id == row.staff_id, AgentStateSpan.ended_at.is_(None)
-            )
-        ).scalars():
-            span.ended_at = max(span.started_at, end)
-        locked.state, locked.reason, locked.since = "offline", None, end
+        _go_offline(db, locked)
         settled += 1
     db.flush()
     return settled
+
+
+def _go_offline(db: DbSession, locked: AgentState, *, besides: int | None = None) -> None:
+    """Offline from when the agent's console (other than the session ``besides``) was last
+    seen, not from when this was noticed."""
+    last_seen = db.execute(
+        select(func.max(StaffSession.last_seen_at)).where(
+            StaffSession.staff_id == locked.staff_id,
+            StaffSession.pending.is_(None),
+            StaffSession.id != (besides or 0),
+        )
+    ).scalar_one_or_none()
+    end = min(max(last_seen or locked.since, locked.since), context(db).now())
+    for span in db.execute(
+        select(AgentStateSpan).where(
+            AgentStateSpan.staff_id == locked.staff_id, AgentStateSpan.ended_at.is_(None)
+        )
+    ).scalars():
+        span.ended_at = max(span.started_at, end)
+    locked.state, locked.reason, locked.since = "offline", None, end
+    db.flush()
 
 
 # --- the state now ----------------------------------------------------------------------------

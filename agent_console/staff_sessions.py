@@ -104,7 +104,7 @@ def sign_in(
     )
     db.add(session)
     db.flush()
-    agent_states.signed_in(db, staff_id=user.id, role=user.role)
+    agent_states.signed_in(db, staff_id=user.id, role=user.role, session_id=session.id)
     return SignedIn(_view(user), token, csrf, _step(user, session, second_factor_roles))
 
 

@@ -354,3 +354,27 @@ def test_a_supervisor_takes_calls_only_once_they_choose_ready(
     staff.choose_state(db, staff_id=made.id, state="ready")
     assert made.id in {a.staff_id for a in staff.states_now(db, limit=LIMIT) if a.ready}
     staff.make_sure_ready(db, staff_id=made.id, limit=LIMIT)
+
+
+def test_signing_in_again_after_a_lapse_nobody_noticed_counts_no_time_in_between(
+    db: Session, clock: FakeClock
+) -> None:
+    at(clock, 17, 0)
+    login = f"again{next(_ids)}-{id(db)}"
+    made = staff.create_staff(
+        db, login_id=login, display_name="再 " + login, role="agent", password=PASSWORD
+    )
+    staff.sign_in(db, login_id=login, password=PASSWORD)
+    # The browser closed at 17:00; nothing settled the lapse before the next sign-in.
+    at(clock, 19, 0)
+    staff.sign_in(db, login_id=login, password=PASSWORD)
+    assert now_of(db, made.id).state == "ready"
+    spans = db.execute(
+        select(AgentStateSpan)
+        .where(AgentStateSpan.staff_id == made.id)
+        .order_by(AgentStateSpan.started_at)
+    ).scalars()
+    assert [(s.started_at, s.ended_at) for s in spans] == [
+        (datetime(2026, 12, 16, 17, 0, tzinfo=TOKYO), datetime(2026, 12, 16, 17, 0, tzinfo=TOKYO)),
+        (datetime(2026, 12, 16, 19, 0, tzinfo=TOKYO), None),
+    ]
