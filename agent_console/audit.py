@@ -79,7 +79,9 @@ def _monthly(request: Request, month: str, action: str) -> report.MonthlyReport:
     with unit_of_work(request) as db:
         seat = signed_in(request, db, "auditor", "supervisor")
         chosen = _month(month, db)
-        made = report.monthly_report(db, month=chosen)
+        made = report.monthly_report(
+            db, month=chosen, wrap_up_seconds=request.app.state.settings.wrap_up_seconds
+        )
         audit_event(db, seat, request, action, "report", chosen.strftime("%Y-%m"))
         db.commit()
     return made

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console import service as staff
+from agent_console.agent_state_pages import REFUSALS, queue_states, wallboard_states
 from agent_console.service import Seat, StaffError
 from agent_console.web import (
     SESSION_COOKIE,
@@ -64,11 +65,13 @@ def _clock_time(now: datetime) -> Callable[[datetime], str]:
     return shown
 
 
-def _queue_context(db: DbSession, seat: Seat) -> dict[str, Any]:
+def _queue_context(db: DbSession, seat: Seat, request: Request) -> dict[str, Any]:
+    states = queue_states(db, request, seat)  # first: it closes wrap-ups past their limit
     now = db.info["booking"].now()
     waiting = calls.waiting_calls(db)
     callbacks = calls.open_callbacks(db)
     return {
+        **states,
         "waiting": waiting,
         "callbacks": callbacks,
         "in_turn": in_turn(waiting, callbacks),
@@ -87,7 +90,7 @@ def home(request: Request) -> Response:
     stream below, without reloading."""
     with unit_of_work(request) as db:
         seat = signed_in(request, db)
-        context = _queue_context(db, seat)
+        context = _queue_context(db, seat, request)
         mine = calls.my_open_call(db, staff_id=seat.staff.id)
     return render(
         request,
@@ -95,6 +98,7 @@ def home(request: Request) -> Response:
         seat,
         taken=request.query_params.get("taken"),
         requeued=request.query_params.get("requeued"),
+        refused=REFUSALS.get(request.query_params.get("refused", "")),
         phone_error=None,
         mine=mine,
         **context,
@@ -124,12 +128,11 @@ async def queue_stream(request: Request) -> Response:
             db.commit()
             if seat is None or seat.step:
                 return None
+            context = _queue_context(db, seat, request)  # closes wrap-ups past their limit
             mine = calls.my_open_call(db, staff_id=seat.staff.id)
             if mine is not None:  # a call was put through to this agent: pop its screen
                 return f"pop:/console/calls/{mine}"
-            fragment = templates.get_template("_queue.html").render(
-                local=local_time, **_queue_context(db, seat)
-            )
+            fragment = templates.get_template("_queue.html").render(local=local_time, **context)
             return fragment
 
     async def events() -> AsyncIterator[str]:
@@ -169,7 +172,7 @@ async def my_phone(request: Request) -> Response:
             staff.set_desk_phone(db, staff_id=seat.staff.id, phone=form.get("phone", ""))
         except StaffError as refused:
             db.rollback()  # the queue again, saying why (not in the URL: it is a phone form)
-            context = _queue_context(db, seat)
+            context = _queue_context(db, seat, request)
             mine = calls.my_open_call(db, staff_id=seat.staff.id)
             return render(
                 request,
@@ -177,6 +180,7 @@ async def my_phone(request: Request) -> Response:
                 seat,
                 status_code=422,
                 taken=None,
+                refused=None,
                 phone_error=str(refused),
                 mine=mine,
                 **context,
@@ -198,6 +202,7 @@ def wallboard(request: Request) -> Response:
         seat = signed_in(request, db, "supervisor", "counter_manager")
         board = calls.wallboard(db)
         callback_ages = calls.callbacks_by_age(db)
+        states = wallboard_states(db, request)
     return render(
         request,
         "wallboard.html",
@@ -205,6 +210,7 @@ def wallboard(request: Request) -> Response:
         board=board,
         callback_ages=callback_ages,
         age=_age,
+        **states,
         target=calls.SERVICE_LEVEL_SECONDS,
         pct=lambda v: "－" if v is None else f"{v * 100:.0f}%",
         secs=lambda v: "－" if v is None else f"{v:.0f}秒",

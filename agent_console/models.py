@@ -186,3 +186,47 @@ class Inquiry(Base):
         ),
         Index("ix_inquiry_phone", "phone_hmac", "created_at"),
     )
+
+
+AGENT_STATES = ("ready", "not_ready", "offline")
+NOT_READY_REASONS = ("break", "training", "meeting")
+
+
+class AgentState(Base):
+    """The state an agent chose (ready, or not ready with a reason), or offline once signed out
+    or their session lapsed. One row per agent: taking a call locks it, so two tabs of one
+    agent cannot take two calls. On a call and wrap-up are not stored: they follow from the
+    agent's calls (ivr's call rows)."""
+
+    __tablename__ = "agent_state"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(
+            "state IN (" + ", ".join(f"'{s}'" for s in AGENT_STATES) + ")", name="state_known"
+        ),
+    )
+
+
+class AgentStateSpan(Base):
+    """One stretch of a chosen state (ready, or not ready with its reason), from when it was
+    chosen to when the next was (open while it lasts): what time per state is summed from."""
+
+    __tablename__ = "agent_state_span"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id"))
+    state: Mapped[str] = mapped_column(String(12))
+    reason: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        CheckConstraint("state IN ('ready', 'not_ready')", name="span_state_known"),
+        Index("ix_agent_state_span_started", "started_at", "staff_id"),
+        Index("ix_agent_state_span_open", "staff_id", "ended_at"),
+    )

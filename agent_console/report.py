@@ -67,6 +67,13 @@ class MonthlyReport:
     help: list[booking.HelpMonth] = field(default_factory=list)
     # Callbacks asked for from the queue, keeping the caller's place: what came of them.
     callbacks_kept: CallbacksKept | None = None
+    # Agents' time per state (ready, not ready by reason, on a call, wrap-up), each agent.
+    agents: list[staff.AgentTime] = field(default_factory=list)
+
+    @property
+    def occupancy(self) -> float | None:
+        """(on a call + wrap-up) / (ready + on a call + wrap-up), every agent together."""
+        return staff.occupancy(self.agents)
 
     @property
     def title(self) -> str:
@@ -105,7 +112,9 @@ def month_bounds(month: date) -> tuple[date, date]:
     return first, last
 
 
-def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
+def monthly_report(
+    db: DbSession, *, month: date, wrap_up_seconds: int = staff.WRAP_UP_SECONDS
+) -> MonthlyReport:
     first, last = month_bounds(month)
     start = datetime.combine(first, time(0), TOKYO)
     end = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
@@ -154,6 +163,9 @@ def monthly_report(db: DbSession, *, month: date) -> MonthlyReport:
         venue_names=venue_names,
         help=booking.application_help_period(db, first=first, last=last),
         callbacks_kept=calls.callbacks_kept(db, start=start, end=end),
+        agents=staff.time_in_states(
+            db, start=start, end=end, limit=timedelta(seconds=wrap_up_seconds)
+        ),
     )
 
 
@@ -225,6 +237,26 @@ def figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
         ("staff", "accounts added", str(len(o.staff_added))),
         ("staff", "accounts deactivated", str(len(o.staff_removed))),
     ]
+    rows += agent_figures(report)
+    return rows
+
+
+def agent_figures(report: MonthlyReport) -> list[tuple[str, str, str]]:
+    """Occupancy, and each agent's time per state (seconds), for the CSV."""
+    rows = [("agents", "occupancy", _rate(report.occupancy))]
+    for t in report.agents:
+        section = f"agent {t.staff_id} {t.display_name}"
+        rows += [
+            (section, "ready (s)", f"{t.ready:.0f}"),
+            (section, "on a call (s)", f"{t.on_call:.0f}"),
+            (section, "wrap-up (s)", f"{t.wrap_up:.0f}"),
+            *[
+                (section, f"not ready: {reason} (s)", f"{t.not_ready.get(reason, 0.0):.0f}")
+                for reason in staff.REASON_NAMES
+            ],
+            (section, "calls answered", str(t.calls)),
+            (section, "occupancy", _rate(t.occupancy)),
+        ]
     return rows
 
 
@@ -308,8 +340,13 @@ def render_html(report: MonthlyReport, *, console: bool = False) -> str:
     def minutes(value: float | None) -> str:
         return "—" if value is None else f"{value / 60:.0f}分"
 
+    def hours(seconds: float) -> str:
+        return f"{seconds / 3600:.1f}時間"
+
     return _TEMPLATES.get_template("report.html").render(
         report=report,
+        hours=hours,
+        reason_names=staff.REASON_NAMES,
         charts=charts(report),
         last=last,
         pct=pct,

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 from agent_console import (
     accounts,
+    agent_state_pages,
     audit,
     bookings,
     call_booking,
@@ -68,6 +69,7 @@ def _gather(*pages: ModuleType) -> APIRouter:
 router = _gather(
     signin,
     call_queue,
+    agent_state_pages,
     bookings,
     calls,
     faq,

@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console import agent_states
 from agent_console.models import (
     StaffSession,
     StaffUser,
@@ -103,6 +104,7 @@ def sign_in(
     )
     db.add(session)
     db.flush()
+    agent_states.signed_in(db, staff_id=user.id, role=user.role, session_id=session.id)
     return SignedIn(_view(user), token, csrf, _step(user, session, second_factor_roles))
 
 
@@ -167,11 +169,17 @@ def _step(user: StaffUser, session: StaffSession, second_factor_roles: Collectio
 
 
 def sign_out(db: DbSession, *, session_id: int) -> None:
+    """The session ends; an agent with no other console signed in goes offline."""
     db.execute(
         update(StaffSession)
         .where(StaffSession.id == session_id, StaffSession.ended_at.is_(None))
         .values(ended_at=context(db).now(), end_reason="logout")
     )
+    staff_id = db.execute(
+        select(StaffSession.staff_id).where(StaffSession.id == session_id)
+    ).scalar_one_or_none()
+    if staff_id is not None:
+        agent_states.signed_out(db, staff_id=staff_id)
 
 
 # --- who is on duty -------------------------------------------------------------------------------

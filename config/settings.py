@@ -347,6 +347,10 @@ class Settings(BaseSettings):
         """The ward's languages, asked by channel."""
         return Offered.from_setting(self.languages)
 
+    # Agents' after-call work (後処理): the seconds an agent has, from the end of the talk, before
+    # the call is wrapped up for them (disposition "timed_out") and they are ready again.
+    wrap_up_seconds: int = Field(default=120, ge=10, le=3600)
+
 
 def normalise_database_url(url: str) -> str:
     """Accept ``postgresql://user@host/db`` as given and pick the psycopg 3 driver."""

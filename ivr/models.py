@@ -81,6 +81,8 @@ class Call(Base):
         Index("ix_call_started_at", "started_at"),
         # The wait estimate reads a queue's last hour of answers at every turn of the wait loop.
         Index("ix_call_queue_answered_at", "queue", "answered_at"),
+        # An agent's calls not yet wrapped up (their state, polled by every console).
+        Index("ix_call_agent_open", "agent_staff_id", "wrapped_at"),
     )
 
 

@@ -11,6 +11,15 @@ follow the ward's account.
 
 from __future__ import annotations
 
+from ivr.agent_calls import (
+    TIMED_OUT,
+    AgentCall,
+    agent_call,
+    agent_calls,
+    close_lapsed_wrap_ups,
+    last_wrap_ups,
+    open_agent_calls,
+)
 from ivr.agents import (
     WAITING_HORIZON,
     CallView,
@@ -126,8 +135,10 @@ __all__ = [
     "QUEUE_RESULTS",
     "SERVICE_LEVEL_SECONDS",
     "STEP_NAMES",
+    "TIMED_OUT",
     "WAITING_HORIZON",
     "WITHHELD",
+    "AgentCall",
     "CallPeriod",
     "CallState",
     "CallView",
@@ -146,6 +157,8 @@ __all__ = [
     "TalkState",
     "WaitingCall",
     "Wallboard",
+    "agent_call",
+    "agent_calls",
     "agent_leg_missed",
     "agents_on_calls",
     "ask_agents_to_call",
@@ -158,6 +171,7 @@ __all__ = [
     "claim_call",
     "claim_callback",
     "close_callback",
+    "close_lapsed_wrap_ups",
     "conference_name",
     "conference_of",
     "drop_monitor",
@@ -172,6 +186,7 @@ __all__ = [
     "get_call",
     "keep_monitor",
     "keep_voice_answer",
+    "last_wrap_ups",
     "live_calls",
     "load_state",
     "lock_call",
@@ -184,6 +199,7 @@ __all__ = [
     "note_link_attempt",
     "note_lookup",
     "note_step",
+    "open_agent_calls",
     "open_callbacks",
     "open_conference",
     "pending_link_requests",

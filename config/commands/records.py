@@ -131,7 +131,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"report: --month {args.month!r} is not a month like 2026-10", file=sys.stderr)
         return 2
     with sessions_for(settings)() as db:
-        made = report.monthly_report(db, month=month)
+        made = report.monthly_report(db, month=month, wrap_up_seconds=settings.wrap_up_seconds)
     html = Path(args.html or f"report-{month:%Y-%m}.html")
     html.write_text(report.render_html(made), encoding="utf-8")
     table = Path(args.csv or f"report-{month:%Y-%m}.csv")

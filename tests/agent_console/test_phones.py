@@ -171,6 +171,7 @@ def test_the_queue_shows_who_is_on_duty_and_who_is_busy(
         call = a_caller_waiting(console, http, twilio)
         answer(agent, call)
     after = watcher.get("/console/").text
-    rows = re.findall(r'<li class="agent">(.*?)</li>', after)
-    assert any("通話・後処理中" in r for r in rows)
-    assert any("対応可" in r and "電話未設定" in r for r in rows)  # the watcher itself
+    busy = re.findall(r'<li class="agent agent-on_call">(.*?)</li>', after)
+    ready = re.findall(r'<li class="agent agent-ready">(.*?)</li>', after)
+    assert any("：通話中（" in r for r in busy)  # the state, and the time in it
+    assert any("：受付可（" in r and "電話未設定" in r for r in ready)  # the watcher itself
