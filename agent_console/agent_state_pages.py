@@ -72,6 +72,21 @@ def refusal_code(agent: staff.AgentNow | None) -> str:
     return "busy" if agent.busy else "not_ready"
 
 
+def refuse_unless_ready(db: DbSession, request: Request, seat: Seat) -> Response | None:
+    """Calls and callbacks go only to ready agents: checked with the agent's state row locked,
+    in the claim's transaction (two tabs of one agent cannot both take one); None when ready,
+    else the way back to the queue saying why (the caller keeps waiting)."""
+    limit = wrap_limit(request)
+    try:
+        staff.make_sure_ready(db, staff_id=seat.staff.id, limit=limit)
+    except staff.NotReady:
+        agent = staff.state_now(db, staff_id=seat.staff.id, limit=limit)
+        db.rollback()
+        code = refusal_code(agent)
+        return RedirectResponse(f"/console/?refused={code}", status_code=303)
+    return None
+
+
 def queue_states(db: DbSession, request: Request, seat: Seat) -> dict[str, Any]:
     """For the queue (home and its live fragment): this agent's state, and everyone's on
     duty. Wrap-ups past their limit are closed first."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
+from agent_console.agent_state_pages import refuse_unless_ready
 from agent_console.service import Seat
 from agent_console.web import (
     NotAllowed,
@@ -42,6 +43,9 @@ CALLBACK_OUTCOMES = {
 @router.post("/callbacks/{callback_id}/claim")
 async def claim_callback(request: Request, callback_id: RowId) -> Response:
     def act(db: DbSession, seat: Seat, form: dict[str, str]) -> Response:
+        refused = refuse_unless_ready(db, request, seat)
+        if refused is not None:
+            return refused
         claimed = calls.claim_callback(db, callback_id=callback_id, staff_id=seat.staff.id)
         if claimed is None:
             db.rollback()

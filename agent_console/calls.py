@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session as DbSession
 
 from agent_console import service as staff
-from agent_console.agent_state_pages import refusal_code, wrap_countdown, wrap_limit
+from agent_console.agent_state_pages import refuse_unless_ready, wrap_countdown
 from agent_console.service import Seat, StaffError
 from agent_console.web import (
     audit_event,
@@ -59,7 +59,7 @@ async def answer_call(request: Request, call_sid: str) -> Response:
             seat = signed_in(request, db, "agent", "supervisor")
             if not csrf_ok(seat, form):
                 return render(request, "expired.html", seat, status_code=403)
-            refused = _not_ready(db, request, seat)
+            refused = refuse_unless_ready(db, request, seat)
             if refused is not None:
                 return refused
             if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
@@ -85,20 +85,6 @@ def _still_theirs(request: Request, call_sid: str, seat: Seat) -> bool:
     with unit_of_work(request) as db:
         call = calls.get_call(db, call_sid=call_sid)
         return call is not None and call.agent_staff_id == seat.staff.id
-
-
-def _not_ready(db: DbSession, request: Request, seat: Seat) -> Response | None:
-    """Calls go only to ready agents: checked with the agent's state row locked, in the
-    claim's transaction (two tabs of one agent cannot both take a call)."""
-    limit = wrap_limit(request)
-    try:
-        staff.make_sure_ready(db, staff_id=seat.staff.id, limit=limit)
-    except staff.NotReady:
-        agent = staff.state_now(db, staff_id=seat.staff.id, limit=limit)
-        db.rollback()
-        code = refusal_code(agent)
-        return RedirectResponse(f"/console/?refused={code}", status_code=303)
-    return None
 
 
 def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:

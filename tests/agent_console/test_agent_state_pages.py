@@ -16,7 +16,7 @@ from agent_console.models import StaffUser
 from booking.context import TOKYO
 from ivr import service as calls
 from ivr.caller import PhoneCall
-from tests.agent_console.test_console import Console, csrf_of, events
+from tests.agent_console.test_console import Console, ask_for_a_callback, csrf_of, events
 from tests.ivr.conftest import PUBLIC, TOKEN, new_mobile
 
 
@@ -115,6 +115,28 @@ def test_only_a_ready_agent_sees_the_answer_button_and_may_answer(console: Conso
     )
     assert taken.headers["location"] == f"/console/calls/{call.call_sid}?audio=no_phone"
     call.hang_up()
+
+
+def test_a_callback_is_taken_on_only_by_a_ready_agent(console: Console) -> None:
+    agent, _ = console.signed_in("agent")
+    ask_for_a_callback(console)
+    with console.app_sessions() as db:
+        [callback] = [c for c in calls.open_callbacks(db) if c.claimed_by is None][-1:]
+    claim = f"/console/callbacks/{callback.id}/claim"
+    choose(agent, "not_ready", "meeting")
+    away = agent.get("/console/")
+    assert f'action="{claim}"' not in away.text  # no 担当する while away
+    refused = agent.post(claim, data={"csrf": csrf_of(away.text)}, follow_redirects=False)
+    assert refused.headers["location"] == "/console/?refused=not_ready"
+    with console.app_sessions() as db:
+        [still] = [c for c in calls.open_callbacks(db) if c.id == callback.id]
+    assert still.claimed_by is None  # left on the list for a ready agent
+
+    choose(agent, "ready")
+    back = agent.get("/console/")
+    assert f'action="{claim}"' in back.text
+    taken = agent.post(claim, data={"csrf": csrf_of(back.text)}, follow_redirects=False)
+    assert taken.headers["location"] == f"/console/callbacks/{callback.id}"
 
 
 def test_a_reason_that_is_not_on_the_list_is_refused(console: Console) -> None:
