@@ -87,3 +87,29 @@ def erase_personal_data(db: DbSession, *, before: datetime, everything: bool = F
     if not everything:
         due = due.where(Message.send_after < before)
     return int(db.execute(due.values(to_enc="", to_hmac="")).rowcount)  # type: ignore[attr-defined]
+
+
+def move_message(db: DbSession, message_id: int, status_now: str, **values: object) -> bool:
+    """Move a message on from ``status_now`` (only from it): True when it moved."""
+    result = db.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == status_now)
+        .values(updated_at=context(db).now(), **values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def drop_or_claim(db: DbSession, message_id: int, reason: str | None, now: datetime) -> bool:
+    """Drop a scheduled message no longer wanted (``reason``), or claim it for this attempt;
+    False when dropped, or when another worker took it between our read and our claim."""
+    if reason is not None:
+        move_message(db, message_id, "scheduled", status="dropped", last_error=reason)
+        return False
+    return move_message(
+        db,
+        message_id,
+        "scheduled",
+        status="claimed",
+        attempts=Message.attempts + 1,
+        claimed_at=now,
+    )

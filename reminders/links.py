@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
 from ivr import service as calls
+from reminders.ledger import drop_or_claim
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out
 from reminders.planning import ReminderRules
@@ -70,21 +70,8 @@ def claim_link_text(
         reason = "no number"
     elif number_opted_out(db, message.to_hmac):
         reason = "opted out"
-    if reason is not None:
-        db.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.status == "scheduled")
-            .values(status="dropped", last_error=reason, updated_at=now)
-        )
-        return None
-    claimed = db.execute(
-        update(Message)
-        .where(Message.id == message.id, Message.status == "scheduled")
-        .values(status="claimed", attempts=Message.attempts + 1, claimed_at=now, updated_at=now)
-        .returning(Message.id)
-    ).first()
-    if claimed is None:
-        return None  # another worker took it
+    if not drop_or_claim(db, message.id, reason, now):
+        return None  # dropped, or another worker took it
     return context(db).vault.decrypt(message.to_enc), link_text(message, rules.site_url)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session as DbSession
 from booking import service as booking
 from booking.context import TOKYO, context
 from booking.localized import name_of
+from reminders.ledger import drop_or_claim
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out
 from reminders.planning import ReminderRules
@@ -118,21 +119,8 @@ def claim_queue_alert(
         reason = "stale: the day is over"
     elif number_opted_out(db, message.to_hmac):
         reason = "opted out"
-    if reason is not None:
-        db.execute(
-            update(Message)
-            .where(Message.id == message.id, Message.status == "scheduled")
-            .values(status="dropped", last_error=reason, updated_at=now)
-        )
-        return None
-    claimed = db.execute(
-        update(Message)
-        .where(Message.id == message.id, Message.status == "scheduled")
-        .values(status="claimed", attempts=Message.attempts + 1, claimed_at=now, updated_at=now)
-        .returning(Message.id)
-    ).first()
-    if claimed is None:
-        return None  # another worker took it
+    if not drop_or_claim(db, message.id, reason, now):
+        return None  # dropped, or another worker took it
     return str(found.phone), queue_alert_text(db, message, rules.site_url)
 
 

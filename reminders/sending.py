@@ -21,6 +21,7 @@ from booking.localized import Described, name_of, text_of
 from booking.personal import Vault
 from ivr import service as calls
 from ivr.telephony import UNSUBSCRIBED, Accepted, TwilioFailure
+from reminders.ledger import drop_or_claim, move_message
 from reminders.links import claim_link_text, link_text
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out, opt_out_number, opted_out_of
@@ -92,32 +93,6 @@ def _unwanted(
     return None
 
 
-def _set(db: DbSession, message_id: int, status_now: str, **values: object) -> bool:
-    """Move a message on from ``status_now`` (only from it): True when it moved."""
-    result = db.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == status_now)
-        .values(updated_at=context(db).now(), **values)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-def _drop_or_claim(db: DbSession, message_id: int, reason: str | None, now: datetime) -> bool:
-    """Drop a scheduled message no longer wanted (``reason``), or claim it for this attempt;
-    False when dropped, or when another worker took it between our read and our claim."""
-    if reason is not None:
-        _set(db, message_id, "scheduled", status="dropped", last_error=reason)
-        return False
-    return _set(
-        db,
-        message_id,
-        "scheduled",
-        status="claimed",
-        attempts=Message.attempts + 1,
-        claimed_at=now,
-    )
-
-
 def claim(db: DbSession, *, message_id: int, rules: ReminderRules) -> Outgoing | Later | None:
     """Take a due message for one attempt. The caller commits before calling Twilio, so a
     worker that dies mid-send leaves a claim to reconcile, never a silent resend. None when it
@@ -147,7 +122,7 @@ def claim_batch(
         elif quiet_end > now and message.call_id is None:
             # A retry or a late job ran into the night: wait for the morning (not a link the
             # caller asked for on the phone just now: they are waiting for it).
-            _set(db, message.id, "scheduled", send_after=quiet_end)
+            move_message(db, message.id, "scheduled", send_after=quiet_end)
             got.append(Later(message.id, quiet_end))
         elif message.call_id is not None:
             if (sending := claim_link_text(db, message, rules)) is not None:
@@ -182,7 +157,7 @@ def _unfollowed(
         if message.to_hmac in following:
             continue
         reason = "LINE: the resident unfollowed the account"
-        if _set(db, message.id, "scheduled", status="failed", last_error=reason):
+        if move_message(db, message.id, "scheduled", status="failed", last_error=reason):
             failed.add(message.id)
             found = fall_back_from_line(db, message, rules)
             later += [found] if found is not None else []
@@ -353,7 +328,9 @@ def outgoing(
 
 def record_sent(db: DbSession, *, message_id: int, accepted: Accepted) -> None:
     """Twilio took it: keep its SID (status callbacks and reconciliation find it by that)."""
-    _set(db, message_id, "claimed", status="sent", provider_sid=accepted.sid, last_error=None)
+    move_message(
+        db, message_id, "claimed", status="sent", provider_sid=accepted.sid, last_error=None
+    )
 
 
 _table = cast(Table, Message.__table__)
@@ -401,11 +378,15 @@ def _retry_or_give_up(
     db: DbSession, message: Message, detail: str, rules: ReminderRules, *, back_off: bool = True
 ) -> Later | None:
     if message.attempts >= MAX_ATTEMPTS:
-        _set(db, message.id, "claimed", status="failed", last_error=f"gave up: {detail}"[:200])
+        move_message(
+            db, message.id, "claimed", status="failed", last_error=f"gave up: {detail}"[:200]
+        )
         return fall_back_from_line(db, message, rules)  # LINE never took it: by SMS or a call
     wait = BACKOFF[min(message.attempts, len(BACKOFF)) - 1] if back_off else 0
     at = after_quiet_hours(context(db).now() + timedelta(seconds=wait), rules)
-    _set(db, message.id, "claimed", status="scheduled", send_after=at, last_error=detail[:200])
+    move_message(
+        db, message.id, "claimed", status="scheduled", send_after=at, last_error=detail[:200]
+    )
     return Later(message.id, at)
 
 
@@ -421,9 +402,9 @@ def record_failure(
     if failure.outcome == "retry":
         return _retry_or_give_up(db, message, failure.detail, rules)
     if failure.outcome == "uncertain":
-        _set(db, message.id, "claimed", last_error=failure.detail[:200])
+        move_message(db, message.id, "claimed", last_error=failure.detail[:200])
         return None
-    _set(db, message.id, "claimed", status="failed", last_error=failure.detail[:200])
+    move_message(db, message.id, "claimed", status="failed", last_error=failure.detail[:200])
     if message.channel == "line":  # refused (blocked): the same message by SMS or a call
         return fall_back_from_line(db, message, rules)
     if message.kind == "relocated":
@@ -509,7 +490,7 @@ def _claim_offer(
         reason = "no number"
     elif number_opted_out(db, message.to_hmac):
         reason = "opted out"
-    if not _drop_or_claim(db, message.id, reason, now):
+    if not drop_or_claim(db, message.id, reason, now):
         return None
     body = _offer_text(db, message, entry, rules.site_url)
     return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
@@ -550,7 +531,7 @@ def _claim_loss(
     elif number_opted_out(db, message.to_hmac):
         reason = "opted out"
     now = context(db).now()
-    if not _drop_or_claim(db, message.id, reason, now):
+    if not drop_or_claim(db, message.id, reason, now):
         return None
     body = _lost_text(db, message, entry, rules.site_url)
     return Outgoing(message.id, message.kind, message.channel, str(entry.phone), body, now)
