@@ -5,9 +5,10 @@ of the console's states)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session as DbSession
@@ -32,19 +33,32 @@ class AgentCall:
     disposition: str | None
 
 
+# What an agent's call is read as: who took it, and its times.
+_TIMES = (
+    Call.agent_staff_id,
+    Call.call_sid,
+    Call.answered_at,
+    Call.talk_ended_at,
+    Call.wrapped_at,
+    Call.disposition,
+)
+
+
+def _taken(rows: Iterable[Any]) -> list[AgentCall]:
+    """Rows of _TIMES as agents' calls (a call no agent has taken is none of them)."""
+    return [
+        AgentCall(int(staff), sid, answered, talk_ended, wrapped, disposition)
+        for staff, sid, answered, talk_ended, wrapped, disposition in rows
+        if staff is not None and answered is not None
+    ]
+
+
 def agent_calls(
     db: DbSession, *, since: datetime, until: datetime, staff_ids: Collection[int] | None = None
 ) -> list[AgentCall]:
     """Calls agents (all, or those given) took that overlap ``since``..``until``: answered
     before ``until`` and not wrapped up before ``since`` (open ones included), oldest first."""
-    query = select(
-        Call.agent_staff_id,
-        Call.call_sid,
-        Call.answered_at,
-        Call.talk_ended_at,
-        Call.wrapped_at,
-        Call.disposition,
-    ).where(
+    query = select(*_TIMES).where(
         Call.agent_staff_id.is_not(None),
         Call.answered_at.is_not(None),
         Call.answered_at < until,
@@ -52,33 +66,19 @@ def agent_calls(
     )
     if staff_ids is not None:
         query = query.where(Call.agent_staff_id.in_(list(staff_ids)))
-    return [
-        AgentCall(int(staff), sid, answered, talk_ended, wrapped, disposition)
-        for staff, sid, answered, talk_ended, wrapped, disposition in db.execute(
-            query.order_by(Call.answered_at, Call.id)
-        )
-        if staff is not None and answered is not None
-    ]
+    return _taken(db.execute(query.order_by(Call.answered_at, Call.id)))
 
 
 def open_agent_calls(db: DbSession, *, staff_ids: Collection[int]) -> list[AgentCall]:
     """The calls these agents have taken and not yet wrapped up, oldest first (on the index of
     agents' open calls: every console polls this)."""
-    return [
-        AgentCall(int(staff), sid, answered, talk_ended, None, disposition)
-        for staff, sid, answered, talk_ended, disposition in db.execute(
-            select(
-                Call.agent_staff_id,
-                Call.call_sid,
-                Call.answered_at,
-                Call.talk_ended_at,
-                Call.disposition,
-            )
+    return _taken(
+        db.execute(
+            select(*_TIMES)
             .where(Call.agent_staff_id.in_(list(staff_ids)), Call.wrapped_at.is_(None))
             .order_by(Call.answered_at, Call.id)
         )
-        if staff is not None and answered is not None
-    ]
+    )
 
 
 def last_wrap_ups(
@@ -98,19 +98,8 @@ def last_wrap_ups(
 
 def agent_call(db: DbSession, *, call_sid: str) -> AgentCall | None:
     """One taken call's times (None if no agent has it)."""
-    row = db.execute(
-        select(
-            Call.agent_staff_id,
-            Call.call_sid,
-            Call.answered_at,
-            Call.talk_ended_at,
-            Call.wrapped_at,
-            Call.disposition,
-        ).where(Call.call_sid == call_sid)
-    ).first()
-    if row is None or row[0] is None or row[2] is None:
-        return None
-    return AgentCall(int(row[0]), row[1], row[2], row[3], row[4], row[5])
+    found = _taken(db.execute(select(*_TIMES).where(Call.call_sid == call_sid)))
+    return found[0] if found else None
 
 
 def close_lapsed_wrap_ups(
