@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
@@ -113,3 +114,15 @@ def drop_or_claim(db: DbSession, message_id: int, reason: str | None, now: datet
         attempts=Message.attempts + 1,
         claimed_at=now,
     )
+
+
+def add_once(db: DbSession, message: Message) -> bool:
+    """Add a message its unique keys allow once (a ticket's alert, a call's link): False when
+    another worker or desk made the same one at the same moment (theirs stands)."""
+    try:
+        with db.begin_nested():
+            db.add(message)
+            db.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
 from ivr import service as calls
-from reminders.ledger import drop_or_claim
+from reminders.ledger import add_once, drop_or_claim
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out
 from reminders.planning import ReminderRules
@@ -47,13 +46,8 @@ def plan_link_texts(db: DbSession) -> list[tuple[int, datetime]]:
             created_at=now,
             updated_at=now,
         )
-        try:
-            # Another pump planned it at the same moment: theirs stands.
-            with db.begin_nested():
-                db.add(message)
-                db.flush()
-        except IntegrityError:
-            continue
+        if not add_once(db, message):
+            continue  # another made it at the same moment
         made.append((message.id, now))
     calls.mark_links_planned(db, request_ids=[r.request_id for r in requests])
     return made

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from booking import service as booking
 from booking.context import TOKYO, context
 from booking.localized import name_of
-from reminders.ledger import drop_or_claim
+from reminders.ledger import add_once, drop_or_claim
 from reminders.models import Message
 from reminders.opt_outs import number_opted_out
 from reminders.planning import ReminderRules
@@ -76,13 +75,8 @@ def plan_queue_alerts(db: DbSession, *, venue_id: str) -> list[int]:
             created_at=now,
             updated_at=now,
         )
-        try:
-            # Another desk's action at the same moment may have made it: theirs stands.
-            with db.begin_nested():
-                db.add(message)
-                db.flush()
-        except IntegrityError:
-            continue
+        if not add_once(db, message):
+            continue  # another made it at the same moment
         made.append(message.id)
     if made:
         db.info[booking.OUTBOX_WRITTEN] = True  # wake the pump after commit: it arms them
