@@ -443,6 +443,10 @@ async def agent_leg_status(request: Request, call: str = "", lang: str = "ja") -
     return Response(status_code=204)
 
 
+# What a <Dial> that reached nobody ends with (Twilio's DialCallStatus).
+DIAL_FAILED = frozenset({"busy", "failed", "no-answer", "canceled"})
+
+
 @router.post("/connect/done")
 async def connect_done(request: Request, lang: str = "ja") -> Response:
     """The agent's phone was answered and the talk is over (hang up), or it was not answered:
@@ -470,8 +474,10 @@ async def connect_done(request: Request, lang: str = "ja") -> Response:
 
     # A conference's Dial ends when the conference does (the talk is over); a caller whose
     # agent's phone did not answer comes back here with missed=1, by the console's redirect.
+    # Anything but a failure is the end of a talk: Twilio says "completed" or "answered" for a
+    # conference's end, and an unknown word must never put a caller who talked back in line.
     missed = request.query_params.get("missed") == "1"
-    if form.get("DialCallStatus") in ("completed", "answered") and not missed:
+    if form.get("DialCallStatus") not in DIAL_FAILED and not missed:
         return await _run(request, call_sid, talk_over)
 
     def work() -> str:

@@ -358,3 +358,22 @@ def test_the_talk_ending_lowers_the_hand(console: Console, twilio: FakeTwilio) -
         twilio_fetches(http, done, {"CallSid": talk.call.call_sid, "DialCallStatus": "completed"})
         assert talk.call.call_sid not in supervisor.get("/console/live").text
         assert hands(supervisor) == hands_before
+
+
+def test_a_conference_end_in_words_we_do_not_know_never_puts_a_caller_who_talked_back_in_line(
+    console: Console, twilio: FakeTwilio
+) -> None:
+    with TestClient(console.app) as http:
+        talk = put_through(console, http, twilio)
+        twilio.hang_up(talk.agent_leg.call_sid)  # the agent hangs up: the conference ends
+        done = f"{PUBLIC}/ivr/connect/done?lang=ja"
+        # No DialCallStatus at all (or a word Twilio adds one day): the talk is over.
+        over = twilio_fetches(http, done, {"CallSid": talk.call.call_sid})
+        assert not list(over.iter("Enqueue"))
+        assert next(g.attrib["action"] for g in over.iter("Gather")).startswith(
+            f"{PUBLIC}/ivr/step/survey_score"
+        )
+        with console.app_sessions() as db:
+            assert talk.call.call_sid not in [c.call_sid for c in calls.waiting_calls(db)]
+            row = calls.lock_call(db, talk.call.call_sid)
+            assert row is not None and row.talk_ended_at is not None
