@@ -79,7 +79,8 @@ status callback ends the call and gives back any seats it held). What a caller d
   booking  70  a new booking: a service (mostly card pickup), 1-3 people for a pickup, a venue
                or 0# for the earliest time anywhere, sometimes "next time" once or twice (with no
                free time at that venue: 1, then 0# anywhere); notice numbers, birth date
-               (sometimes in the Japanese era form), the caller's own number, book; 9 to end
+               (sometimes in the Japanese era form), the caller's own number, book; 9 to end,
+               then the short survey (a score 1-5, settled 1 or 2)
   check    15  menu 2: the code of a booking made earlier in the run, the birth date, hear the
                booking (sometimes start to cancel and keep it), back to the menu, hang up
   faq      10  menu 3: one to three answers, hang up
@@ -544,6 +545,9 @@ def booking_call(caller: Caller) -> str:
         "birth_check": lambda: "1",
         "phone_caller": lambda: "1",
         "confirm": lambda: "1",
+        # The short survey offered when the caller ends the call after booking.
+        "survey_score": lambda: str(rng.randint(1, 5)),
+        "survey_settled": lambda: rng.choice("12"),
     }
     caller.dial()
     booked = False
@@ -577,7 +581,7 @@ def booking_call(caller: Caller) -> str:
         elif step == "after_booking":
             booked = caller.booked = True
             remember_code(caller, birth)
-            caller.press("9")  # the IVR says goodbye and hangs up
+            caller.press("9")  # the survey (answered below), then goodbye
         elif step in answers:
             caller.press(answers[step]())
         else:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session as DbSession
 
 from booking.context import context
 from booking.personal import mask_phone, parse_phone
+from ivr.agents import WAITING_HORIZON
 from ivr.calls import set_outcome
 from ivr.models import Call, CallbackRequest
 
@@ -98,6 +99,26 @@ def open_callbacks(db: DbSession) -> list[CallbackView]:
         phone = vault.decrypt(row.phone_enc)
         views.append(_callback_view(row, phone))
     return views
+
+
+def callbacks_ahead(db: DbSession, *, language: str, before: datetime) -> int:
+    """Callbacks in this language that kept a place ahead of a caller who entered the queue at
+    ``before`` and that no agent has taken on yet: the agents' list serves them first, so the
+    caller's place counts them (Twilio's own position does not know them). As far back as a
+    caller is ever shown waiting: an older request is owed, but it was not in this line."""
+    return int(
+        db.execute(
+            select(func.count())
+            .select_from(CallbackRequest)
+            .where(
+                CallbackRequest.status == "open",
+                CallbackRequest.claimed_by.is_(None),
+                CallbackRequest.language == language,
+                CallbackRequest.place_at < before,
+                CallbackRequest.place_at >= before - WAITING_HORIZON,
+            )
+        ).scalar_one()
+    )
 
 
 def _callback_view(row: CallbackRequest, phone: str) -> CallbackView:

@@ -261,6 +261,10 @@ async def queue_wait(request: Request) -> Response:
                 except ValueError:
                     pass
                 waited = call.wait_seconds or 0
+                if call.enqueued_at is not None:  # callbacks that kept a place ahead of theirs
+                    position += calls.callbacks_ahead(
+                        db, language=call.language, before=call.enqueued_at
+                    )
                 if call.queue is not None:  # from the queue's last hour of answers
                     estimate = calls.queue_wait_estimate(db, queue=call.queue, position=position)
                 db.commit()

@@ -175,3 +175,31 @@ def test_the_english_queue_says_its_estimate_in_english(line: Line) -> None:
     # 3 answers in 3 minutes: one every 90 s.
     assert "We expect to answer in about 2 minutes." in said(call)
     assert prompt("en", "queue_offer_callback") not in said(call)
+
+
+def test_callbacks_that_kept_a_place_ahead_count_in_the_place_said(line: Line) -> None:
+    first = on(10)
+    line.clock.set(first)
+    ahead = queued(line)
+    line.clock.advance(minutes=1)
+    behind = queued(line)
+    behind.queue_position = 2  # Twilio's place for them: second in its queue
+    behind.keep_waiting()
+    assert "ただいま、2番目にお待ちいただいています。" in said(behind)
+    # The caller ahead leaves the line for a callback that keeps their place: the agents serve
+    # it before the caller behind, so the caller behind still hears 2nd (Twilio now says 1st).
+    line.clock.advance(minutes=5)
+    ahead.keep_waiting()
+    ahead.press("1")
+    ahead.press("1")
+    assert ahead.state == "ended"
+    behind.queue_position = 1
+    behind.keep_waiting()
+    assert "ただいま、2番目にお待ちいただいています。" in said(behind)
+    # Once an agent takes the callback on, it is no longer ahead.
+    with line.sessions() as db:
+        [kept] = [c for c in calls.open_callbacks(db) if c.phone == ahead.from_number]
+        assert calls.claim_callback(db, callback_id=kept.id, staff_id=AGENT) is not None
+        db.commit()
+    behind.keep_waiting()
+    assert "ただいま、1番目にお待ちいただいています。" in said(behind)
