@@ -62,6 +62,11 @@ async def answer_call(request: Request, call_sid: str) -> Response:
             refused = refuse_unless_ready(db, request, seat)
             if refused is not None:
                 return refused
+            if seat.staff.desk_phone is None and _phone_api(request).live:
+                # Twilio would have no phone to put the caller through to: taken, the caller
+                # would wait unseen by the other agents. They stay in line instead.
+                db.rollback()
+                return RedirectResponse("/console/?refused=no_phone", status_code=303)
             if not calls.claim_call(db, call_sid=call_sid, staff_id=seat.staff.id):
                 db.rollback()
                 return RedirectResponse("/console/?taken=1", status_code=303)
@@ -85,6 +90,11 @@ def _still_theirs(request: Request, call_sid: str, seat: Seat) -> bool:
     with unit_of_work(request) as db:
         call = calls.get_call(db, call_sid=call_sid)
         return call is not None and call.agent_staff_id == seat.staff.id
+
+
+def _phone_api(request: Request) -> PhoneApi:
+    api: PhoneApi = request.app.state.phone_api
+    return api
 
 
 def _put_through(request: Request, call_sid: str, seat: Seat, language: str) -> str:

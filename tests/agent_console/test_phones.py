@@ -120,14 +120,20 @@ def test_twilio_failing_leaves_the_caller_waiting_and_says_so(
         assert twilio.redirects == []
 
 
-def test_an_agent_without_a_desk_phone_gets_the_screen_only(
+def test_an_agent_without_a_desk_phone_cannot_take_a_caller_out_of_line(
     console: Console, twilio: FakeTwilio
 ) -> None:
     agent, _ = console.signed_in("agent")
     with TestClient(console.app) as http:
         call = a_caller_waiting(console, http, twilio)
-        assert answer(agent, call).headers["location"].endswith("?audio=no_phone")
+        refused = answer(agent, call)
+        assert refused.headers["location"] == "/console/?refused=no_phone"
+        said = agent.get(refused.headers["location"])
+        assert "応答する電話（デスク電話・内線の番号）を設定してから応答してください。" in said.text
         assert twilio.redirects == []
+        # Still in line, for every agent to see and answer.
+        with console.app_sessions() as db:
+            assert call.call_sid in [c.call_sid for c in calls.waiting_calls(db)]
 
 
 def test_a_wrong_desk_number_is_explained(console: Console) -> None:
