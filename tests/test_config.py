@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect
 
 from config import migrate
-from config.cli import main
+from config.cli import build_parser, main
 from config.keys import load_vault
 from config.settings import Settings, normalise_database_url
 from config.tables import metadata
@@ -471,3 +471,12 @@ def test_worker_without_redis_explains_itself(
     monkeypatch.delenv("MADOGUCHI_REDIS_URL", raising=False)
     with pytest.raises(SystemExit, match="MADOGUCHI_REDIS_URL is not set"):
         main(["worker", "--burst"])
+
+
+def test_the_terminal_phone_takes_the_services_address_as_typed() -> None:
+    parse = build_parser().parse_args
+    assert parse(["call", "--url", "127.0.0.1:8765"]).url == "http://127.0.0.1:8765"
+    assert parse(["call", "--url", "https://madoguchi.example.jp/"]).url == (
+        "https://madoguchi.example.jp"
+    )
+    assert parse(["call"]).url == "http://127.0.0.1:8000"

@@ -74,6 +74,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def service_url(value: str) -> str:
+    """The service's address as typed: ``127.0.0.1:8765`` means ``http://127.0.0.1:8765``."""
+    text = value.strip().rstrip("/")
+    if not text:
+        raise argparse.ArgumentTypeError("give the service's address, e.g. 127.0.0.1:8000")
+    return text if "://" in text else f"http://{text}"
+
+
 def cmd_call(args: argparse.Namespace, settings: Settings) -> int:
     from config.keys import load_twilio_token
     from ivr import terminal
@@ -132,5 +140,8 @@ def add_call(add: AddCommand) -> None:
         help="ja (default), en (presses 9 for you), ko (8), zh (7) or easy (6: やさしい日本語)",
     )
     call.add_argument(
-        "--url", default="http://127.0.0.1:8000", help="where the service runs (127.0.0.1:8000)"
+        "--url",
+        type=service_url,
+        default="http://127.0.0.1:8000",
+        help="where the service runs (http://127.0.0.1:8000; host:port is enough)",
     )
