@@ -23,7 +23,7 @@ from booking import service as booking
 from booking.context import TOKYO
 from ivr.caller import PhoneCall
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot, _new_page
-from tests.e2e.test_console_pages import HOMES
+from tests.e2e.test_console_pages import DESK_PHONE, HOMES
 
 PASSWORD = "console day password"  # noqa: S105 (a test password)
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "is_mobile": False, "has_touch": False}
@@ -41,7 +41,11 @@ def desk(browser: Browser, external_requests: list[str]) -> Iterator[Page]:
 def signed_in(page: Page, server: LiveServer, role: str) -> None:
     login = f"e2e-day-{role}-{next(_people)}"
     with server.sessions() as db:
-        staff.create_staff(db, login_id=login, display_name=login, role=role, password=PASSWORD)
+        made = staff.create_staff(
+            db, login_id=login, display_name=login, role=role, password=PASSWORD
+        )
+        if role == "agent":  # with Twilio connected, an agent answers through a phone
+            staff.set_desk_phone(db, staff_id=made.id, phone=DESK_PHONE)
         db.commit()
     page.goto(server.url("/console/login"))
     page.get_by_label("ログインID").fill(login)

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from ivr.caller import PhoneCall
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot
-from tests.e2e.test_console_pages import desk, make_person, sign_in
+from tests.e2e.test_console_pages import desk, give_desk_phone, make_person, sign_in
 
 __all__ = ["desk"]  # the desktop browser fixture, shared with the console's other pages
 
@@ -22,7 +22,9 @@ def test_an_agent_goes_not_ready_and_ready_answers_and_wraps_up(
     live_server: LiveServer, desk: Page, screenshot: Shot, assert_accessible: AssertAccessible
 ) -> None:
     page = desk
-    sign_in(page, live_server, make_person(live_server, "agent"))
+    agent = make_person(live_server, "agent")
+    give_desk_phone(live_server, agent)
+    sign_in(page, live_server, agent)
     badge = page.locator("#my-state")
     expect(badge).to_have_text("受付可")  # signing in makes the agent ready
 
@@ -35,6 +37,7 @@ def test_an_agent_goes_not_ready_and_ready_answers_and_wraps_up(
             from_number=number,
         )
         call.dial()
+        live_server.twilio.inbound(call.call_sid, number, call.to_number)
         call.press("0")
         row = page.locator(".waiting-call").filter(has_text=number[-4:])
         expect(row.get_by_role("button", name="応答")).to_have_count(1)
