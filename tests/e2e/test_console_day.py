@@ -21,9 +21,8 @@ from playwright.sync_api import Browser, Page, expect
 from agent_console import service as staff
 from booking import service as booking
 from booking.context import TOKYO
-from ivr.caller import PhoneCall
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot, _new_page
-from tests.e2e.test_console_pages import DESK_PHONE, HOMES
+from tests.e2e.test_console_pages import DESK_PHONE, HOMES, caller_asks_for_a_person
 
 PASSWORD = "console day password"  # noqa: S105 (a test password)
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "is_mobile": False, "has_touch": False}
@@ -238,15 +237,7 @@ def test_a_note_with_a_my_number_comes_back_without_it_and_is_sent_on(
     signed_in(page, live_server, "agent")
     number = f"+81901{next(_numbers):07d}"
     with httpx.Client(base_url=live_server.base_url, timeout=10) as http:
-        call = PhoneCall(
-            http,
-            public_base_url=live_server.public_base_url,
-            auth_token=live_server.twilio_token,
-            from_number=number,
-        )
-        call.dial()
-        live_server.twilio.inbound(call.call_sid, number, call.to_number)
-        call.press("0")
+        call = caller_asks_for_a_person(live_server, http, number)
         page.locator(".waiting-call").filter(has_text=number[-4:]).get_by_role(
             "button", name="応答"
         ).click()

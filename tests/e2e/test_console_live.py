@@ -13,10 +13,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from twilio.request_validator import RequestValidator
 
-from ivr.caller import PhoneCall
 from ivr.fake_conferences import Conference, Participant
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot, _new_page
-from tests.e2e.test_console_pages import DESKTOP, make_person, sign_in
+from tests.e2e.test_console_pages import DESKTOP, caller_asks_for_a_person, make_person, sign_in
 
 SUPERVISOR_DESK = "+81352734888"
 
@@ -77,15 +76,7 @@ def test_a_supervisor_listens_whispers_joins_and_leaves_a_raised_hand(
     set_desk_phone(agent, "03-5273-4999")
     number = "+819055501234"
     with httpx.Client(base_url=live_server.base_url, timeout=10) as http:
-        call = PhoneCall(
-            http,
-            public_base_url=live_server.public_base_url,
-            auth_token=live_server.twilio_token,
-            from_number=number,
-        )
-        call.dial()
-        live_server.twilio.inbound(call.call_sid, number, call.to_number)
-        call.press("0")
+        call = caller_asks_for_a_person(live_server, http, number)
         agent.locator(".waiting-call").filter(has_text=number[-4:]).get_by_role(
             "button", name="応答"
         ).click()

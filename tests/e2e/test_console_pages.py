@@ -42,6 +42,24 @@ def give_desk_phone(server: LiveServer, login: str) -> None:
         db.commit()
 
 
+def caller_asks_for_a_person(
+    server: LiveServer, http: httpx.Client, number: str, *keys: str
+) -> PhoneCall:
+    """A resident dials in from ``number`` (known to the fake Twilio, so the console can move
+    the call) and presses ``keys`` (0 by default: a person)."""
+    call = PhoneCall(
+        http,
+        public_base_url=server.public_base_url,
+        auth_token=server.twilio_token,
+        from_number=number,
+    )
+    call.dial()
+    server.twilio.inbound(call.call_sid, number, call.to_number)
+    for key in keys or ("0",):
+        call.press(key)
+    return call
+
+
 def make_person(server: LiveServer, role: str) -> str:
     login = f"e2e-{role}-{next(_people)}"
     with server.sessions() as db:

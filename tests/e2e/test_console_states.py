@@ -9,9 +9,14 @@ import itertools
 import httpx
 from playwright.sync_api import Page, expect
 
-from ivr.caller import PhoneCall
 from tests.e2e.conftest import AssertAccessible, LiveServer, Shot
-from tests.e2e.test_console_pages import desk, give_desk_phone, make_person, sign_in
+from tests.e2e.test_console_pages import (
+    caller_asks_for_a_person,
+    desk,
+    give_desk_phone,
+    make_person,
+    sign_in,
+)
 
 __all__ = ["desk"]  # the desktop browser fixture, shared with the console's other pages
 
@@ -30,15 +35,7 @@ def test_an_agent_goes_not_ready_and_ready_answers_and_wraps_up(
 
     number = f"+81901{next(_numbers):07d}"
     with httpx.Client(base_url=live_server.base_url, timeout=10) as http:
-        call = PhoneCall(
-            http,
-            public_base_url=live_server.public_base_url,
-            auth_token=live_server.twilio_token,
-            from_number=number,
-        )
-        call.dial()
-        live_server.twilio.inbound(call.call_sid, number, call.to_number)
-        call.press("0")
+        call = caller_asks_for_a_person(live_server, http, number)
         row = page.locator(".waiting-call").filter(has_text=number[-4:])
         expect(row.get_by_role("button", name="応答")).to_have_count(1)
 
